@@ -1,0 +1,45 @@
+# kc-agent — the targets the README names.
+GO ?= go
+PKGS := ./...
+
+.PHONY: build deps test test-short demo keycloak keycloak-stop bench lint fuzz snapshot clean
+
+build:
+	$(GO) build -o bin/kc-agent ./cmd/kc-agent
+
+# The whole suite: unit tests, real Keycloak, real Secret Service, real
+# Chromium/curl/python. CI runs exactly this.
+test: deps
+	KC_AGENT_REQUIRE_SECRET_SERVICE=1 KC_AGENT_REQUIRE_CHROMIUM=1 \
+		scripts/with-secret-service.sh $(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+deps:
+	@scripts/install-test-deps.sh
+
+# Unit tests only (no Keycloak, no Secret Service).
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+lint:
+	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt needed"; exit 1)
+	$(GO) vet $(PKGS)
+
+# Each fuzz target for a short while.
+fuzz:
+	scripts/fuzz.sh 20s
+
+# A local Keycloak with the demo realm, then a walk through login.
+demo: deps
+	scripts/demo.sh
+
+keycloak:
+	$(GO) run ./internal/testenv/cmd/kctest start
+
+keycloak-stop:
+	$(GO) run ./internal/testenv/cmd/kctest stop
+
+bench:
+	bench/run.sh
+
+clean:
+	rm -rf bin dist

@@ -1,0 +1,397 @@
+// Package config reads, validates and writes kc-agent's YAML configuration:
+// profiles (who to log in as, where) and routes (where the proxy may send
+// tokens).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultClientID is the Keycloak client kc-agent uses unless told otherwise.
+const DefaultClientID = "kc-agent"
+
+// DefaultProfile is the profile used when neither --profile nor
+// KC_AGENT_PROFILE names one.
+const DefaultProfile = "default"
+
+// Store kinds.
+const (
+	StoreKeychain = "keychain"
+	StoreFile     = "file"
+)
+
+// Profile is one login: an issuer, a client and the scopes asked for.
+type Profile struct {
+	Issuer   string   `yaml:"issuer"`
+	ClientID string   `yaml:"client_id,omitempty"`
+	Scopes   []string `yaml:"scopes,omitempty"`
+	Store    string   `yaml:"store,omitempty"`
+}
+
+// Route sends requests to an upstream API with a token injected.
+type Route struct {
+	Name      string   `yaml:"name"`
+	Upstream  string   `yaml:"upstream"`
+	Profile   string   `yaml:"profile,omitempty"`
+	Scopes    []string `yaml:"scopes,omitempty"`
+	Listen    string   `yaml:"listen,omitempty"`
+	Intercept bool     `yaml:"intercept,omitempty"`
+}
+
+// Proxy holds the settings of the localhost proxy.
+type Proxy struct {
+	Listen string `yaml:"listen,omitempty"`
+	CAFile string `yaml:"ca_file,omitempty"`
+}
+
+// Config is the whole file.
+type Config struct {
+	Profiles map[string]Profile `yaml:"profiles,omitempty"`
+	Routes   []Route            `yaml:"routes,omitempty"`
+	Proxy    Proxy              `yaml:"proxy,omitempty"`
+
+	path string
+	root *yaml.Node
+}
+
+// Path is the file this config was read from (or will be written to).
+func (c *Config) Path() string { return c.path }
+
+// Error is a validation error that points at a place in the file.
+type Error struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", e.File, e.Line)
+	}
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", loc, e.Msg)
+}
+
+// Profile returns the named profile with defaults applied.
+func (c *Config) Profile(name string) (Profile, bool) {
+	p, ok := c.Profiles[name]
+	if !ok {
+		return Profile{}, false
+	}
+	return p.withDefaults(), true
+}
+
+// ProfileNames lists the profiles, sorted.
+func (c *Config) ProfileNames() []string {
+	names := make([]string, 0, len(c.Profiles))
+	for n := range c.Profiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (p Profile) withDefaults() Profile {
+	if p.ClientID == "" {
+		p.ClientID = DefaultClientID
+	}
+	if p.Store == "" {
+		p.Store = StoreKeychain
+	}
+	return p
+}
+
+// Load reads the config file at path. A missing file is an empty config,
+// so that `kc-agent login` can create it.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return &Config{path: path, Profiles: map[string]Profile{}}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: (?:unmarshal errors:\n\s*)?line (\d+): (.*)$`)
+
+// Parse parses and validates config data; path is used in messages.
+func Parse(path string, data []byte) (*Config, error) {
+	c := &Config{path: path}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlError(path, err)
+	}
+	if root.Kind != 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+			return nil, yamlError(path, err)
+		}
+		c.root = &root
+	}
+	if c.Profiles == nil {
+		c.Profiles = map[string]Profile{}
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func yamlError(path string, err error) error {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		var line int
+		fmt.Sscan(m[1], &line)
+		return &Error{File: path, Line: line, Msg: strings.TrimSpace(m[2])}
+	}
+	return &Error{File: path, Msg: strings.TrimPrefix(msg, "yaml: ")}
+}
+
+var profileName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+func (c *Config) validate() error {
+	for _, name := range c.ProfileNames() {
+		p := c.Profiles[name]
+		fail := func(field, msg string) error {
+			return &Error{File: c.path, Line: c.line("profiles", name, field), Field: "profiles." + name + "." + field, Msg: msg}
+		}
+		if !profileName.MatchString(name) {
+			return &Error{File: c.path, Line: c.line("profiles", name), Field: "profiles." + name, Msg: "profile names are 1-64 letters, digits, '.', '_' or '-'"}
+		}
+		if p.Issuer == "" {
+			return &Error{File: c.path, Line: c.line("profiles", name), Field: "profiles." + name + ".issuer", Msg: "missing; set it to the realm URL, e.g. https://sso.example.com/realms/myrealm"}
+		}
+		if err := CheckIssuer(p.Issuer); err != nil {
+			return fail("issuer", err.Error())
+		}
+		switch p.Store {
+		case "", StoreKeychain, StoreFile:
+		default:
+			return fail("store", fmt.Sprintf("unknown store %q; use %q or %q", p.Store, StoreKeychain, StoreFile))
+		}
+		for _, s := range p.Scopes {
+			if s == "" || strings.ContainsAny(s, " \t\"\\") {
+				return fail("scopes", fmt.Sprintf("invalid scope %q", s))
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Routes {
+		fail := func(field, msg string) error {
+			return &Error{File: c.path, Line: c.routeLine(i, field), Field: fmt.Sprintf("routes[%d].%s", i, field), Msg: msg}
+		}
+		if !profileName.MatchString(r.Name) {
+			return fail("name", "route names are 1-64 letters, digits, '.', '_' or '-'")
+		}
+		if seen[r.Name] {
+			return fail("name", fmt.Sprintf("duplicate route %q", r.Name))
+		}
+		seen[r.Name] = true
+		u, err := url.Parse(r.Upstream)
+		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return fail("upstream", "must be an absolute URL like https://api.example.com[:port][/base]")
+		}
+		if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return fail("upstream", "must not carry a query, fragment or user info")
+		}
+		prof := r.Profile
+		if prof == "" {
+			prof = DefaultProfile
+		}
+		if _, ok := c.Profiles[prof]; !ok {
+			return fail("profile", fmt.Sprintf("no profile %q; run `kc-agent login --profile %s <issuer-url>` first", prof, prof))
+		}
+	}
+	return nil
+}
+
+// CheckIssuer validates an issuer URL as typed by a user.
+func CheckIssuer(issuer string) error {
+	u, err := url.Parse(issuer)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL; expected e.g. https://sso.example.com/realms/myrealm", issuer)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return fmt.Errorf("%q: scheme must be https (or http for a local test server)", issuer)
+	}
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		return fmt.Errorf("%q: plain http is only allowed for a loopback issuer; use https", issuer)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q: an issuer URL has no query, fragment or user info", issuer)
+	}
+	return nil
+}
+
+func isLoopbackHost(h string) bool {
+	return h == "localhost" || h == "::1" || strings.HasPrefix(h, "127.")
+}
+
+// line finds the line of a key path in the document (0 if unknown).
+func (c *Config) line(path ...string) int {
+	if c.root == nil || len(c.root.Content) == 0 {
+		return 0
+	}
+	n := c.root.Content[0]
+	line := 0
+	for _, key := range path {
+		if n.Kind != yaml.MappingNode {
+			return line
+		}
+		found := false
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				line = n.Content[i].Line
+				n = n.Content[i+1]
+				found = true
+				break
+			}
+		}
+		if !found {
+			return line
+		}
+	}
+	return line
+}
+
+func (c *Config) routeLine(i int, field string) int {
+	if c.root == nil || len(c.root.Content) == 0 {
+		return 0
+	}
+	doc := c.root.Content[0]
+	for k := 0; k+1 < len(doc.Content); k += 2 {
+		if doc.Content[k].Value != "routes" || doc.Content[k+1].Kind != yaml.SequenceNode {
+			continue
+		}
+		seq := doc.Content[k+1]
+		if i >= len(seq.Content) {
+			return seq.Line
+		}
+		item := seq.Content[i]
+		for j := 0; j+1 < len(item.Content); j += 2 {
+			if item.Content[j].Value == field {
+				return item.Content[j].Line
+			}
+		}
+		return item.Line
+	}
+	return 0
+}
+
+// SetProfile adds or replaces a profile, keeping the rest of the document
+// (comments included) as it was.
+func (c *Config) SetProfile(name string, p Profile) error {
+	if !profileName.MatchString(name) {
+		return fmt.Errorf("invalid profile name %q: use 1-64 letters, digits, '.', '_' or '-'", name)
+	}
+	if p.ClientID == DefaultClientID {
+		p.ClientID = ""
+	}
+	if p.Store == StoreKeychain {
+		p.Store = ""
+	}
+	if c.Profiles == nil {
+		c.Profiles = map[string]Profile{}
+	}
+	c.Profiles[name] = p
+	if c.root == nil || len(c.root.Content) == 0 || c.root.Content[0].Kind != yaml.MappingNode {
+		c.root = nil
+		return nil
+	}
+	var value yaml.Node
+	if err := value.Encode(p); err != nil {
+		return err
+	}
+	doc := c.root.Content[0]
+	profiles := mapValue(doc, "profiles")
+	if profiles == nil || profiles.Kind != yaml.MappingNode {
+		profiles = &yaml.Node{Kind: yaml.MappingNode}
+		setMapValue(doc, "profiles", profiles)
+	}
+	setMapValue(profiles, name, &value)
+	return nil
+}
+
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func setMapValue(m *yaml.Node, key string, v *yaml.Node) {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			m.Content[i+1] = v
+			return
+		}
+	}
+	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, v)
+}
+
+// Save writes the config atomically (temp file + rename), mode 0600.
+func (c *Config) Save() error {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	var err error
+	if c.root != nil {
+		err = enc.Encode(c.root)
+	} else {
+		err = enc.Encode(c)
+	}
+	if err != nil {
+		return fmt.Errorf("encoding config: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
+		return fmt.Errorf("creating config directory: %w", err)
+	}
+	return WriteFileAtomic(c.path, buf.Bytes(), 0o600)
+}
+
+// WriteFileAtomic writes data to a temporary file next to path, syncs it and
+// renames it over path, so a crash never leaves a half-written file.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,119 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseErrorsNameLineAndField(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"unknown store", "profiles:\n  a:\n    issuer: https://x/realms/a\n    store: vault\n", "c.yaml:4: profiles.a.store: unknown store"},
+		{"missing issuer", "profiles:\n  a:\n    client_id: x\n", "c.yaml:2: profiles.a.issuer: missing"},
+		{"bad issuer", "profiles:\n  a:\n    issuer: not a url\n", "c.yaml:3: profiles.a.issuer:"},
+		{"http issuer", "profiles:\n  a:\n    issuer: http://sso.example.com/realms/a\n", "plain http is only allowed for a loopback"},
+		{"unknown field", "profiles:\n  a:\n    issuer: https://x/realms/a\n    scope: [x]\n", "c.yaml:4: field scope not found"},
+		{"syntax", "profiles:\n  a: [\n", "c.yaml:"},
+		{"bad profile name", "profiles:\n  'a b':\n    issuer: https://x/realms/a\n", "profiles.a b"},
+		{"route without profile", "routes:\n  - name: w\n    upstream: https://api.example.com\n", `c.yaml:2: routes[0].profile: no profile "default"`},
+		{"route bad upstream", "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: api.example.com\n", "c.yaml:6: routes[0].upstream"},
+		{"duplicate route", "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: https://a\n  - name: w\n    upstream: https://b\n", "duplicate route"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("c.yaml", []byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error is not a *config.Error: %T", err)
+			}
+		})
+	}
+}
+
+func TestParseValidAndDefaults(t *testing.T) {
+	c, err := Parse("c.yaml", []byte("profiles:\n  work:\n    issuer: https://sso.example.com/realms/w\n    scopes: [warehouse]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := c.Profile("work")
+	if !ok || p.ClientID != DefaultClientID || p.Store != StoreKeychain || p.Scopes[0] != "warehouse" {
+		t.Fatalf("profile: %+v", p)
+	}
+	if _, err := Parse("c.yaml", nil); err != nil {
+		t.Fatalf("empty file: %v", err)
+	}
+}
+
+func TestSetProfileKeepsComments(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	orig := "# my settings\nprofiles:\n  # the work realm\n  work:\n    issuer: https://sso.example.com/realms/w\n"
+	os.WriteFile(path, []byte(orig), 0o600)
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetProfile("home", Profile{Issuer: "https://sso.example.com/realms/h", ClientID: DefaultClientID, Store: StoreKeychain}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	for _, want := range []string{"# my settings", "# the work realm", "realms/w", "home:", "realms/h"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("saved file lacks %q:\n%s", want, data)
+		}
+	}
+	if strings.Contains(string(data), "client_id") {
+		t.Errorf("defaults were written out:\n%s", data)
+	}
+	c2, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c2.Profiles) != 2 {
+		t.Fatalf("profiles after reload: %v", c2.ProfileNames())
+	}
+}
+
+func TestLoadMissingCreatesFresh(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "config.yaml")
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetProfile("default", Profile{Issuer: "https://sso.example.com/realms/a"})
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v err %v", fi.Mode().Perm(), err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("profiles:\n  a:\n    issuer: https://x/realms/a\n"))
+	f.Add([]byte("routes:\n  - name: w\n    upstream: https://a\n"))
+	f.Add([]byte("profiles: [1, 2]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("f.yaml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "f.yaml") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		for _, name := range c.ProfileNames() {
+			if _, ok := c.Profile(name); !ok {
+				t.Fatal("listed profile missing")
+			}
+		}
+	})
+}

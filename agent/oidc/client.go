@@ -1,0 +1,338 @@
+// Package oidc talks to the identity provider: discovery, the browser
+// (PKCE) and device logins, refresh, logout and revocation, with errors
+// classified the way kc-agent needs (login required, configuration,
+// transient).
+package oidc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// RequestTimeout bounds every single request to the provider.
+const RequestTimeout = 20 * time.Second
+
+// Client is a public OIDC client of one issuer.
+type Client struct {
+	Issuer   string
+	ClientID string
+	HTTP     *http.Client
+
+	provider *gooidc.Provider
+	meta     metadata
+}
+
+type metadata struct {
+	Issuer      string   `json:"issuer"`
+	AuthURL     string   `json:"authorization_endpoint"`
+	TokenURL    string   `json:"token_endpoint"`
+	DeviceURL   string   `json:"device_authorization_endpoint"`
+	EndSession  string   `json:"end_session_endpoint"`
+	RevokeURL   string   `json:"revocation_endpoint"`
+	CodeMethods []string `json:"code_challenge_methods_supported"`
+}
+
+// NewHTTPClient is the client used for the provider: HTTPS_PROXY/NO_PROXY
+// honoured, every step under a timeout.
+func NewHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = http.ProxyFromEnvironment
+	t.TLSHandshakeTimeout = 10 * time.Second
+	t.ResponseHeaderTimeout = RequestTimeout
+	t.MaxIdleConnsPerHost = 4
+	return &http.Client{
+		Transport: t,
+		Timeout:   RequestTimeout,
+		// The provider never needs a redirect followed for these calls, and
+		// following one could send a refresh token elsewhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+type discoveryEntry struct {
+	client *Client
+	at     time.Time
+}
+
+var (
+	discoveryMu    sync.Mutex
+	discoveryCache = map[string]discoveryEntry{}
+)
+
+// DiscoveryTTL is how long discovery results are reused.
+const DiscoveryTTL = time.Hour
+
+// New discovers the issuer (cached for DiscoveryTTL per issuer and client).
+func New(ctx context.Context, issuer, clientID string) (*Client, error) {
+	key := issuer + "\x00" + clientID
+	discoveryMu.Lock()
+	e, ok := discoveryCache[key]
+	discoveryMu.Unlock()
+	if ok && time.Since(e.at) < DiscoveryTTL {
+		return e.client, nil
+	}
+	c, err := discover(ctx, issuer, clientID, NewHTTPClient())
+	if err != nil {
+		return nil, err
+	}
+	discoveryMu.Lock()
+	discoveryCache[key] = discoveryEntry{client: c, at: time.Now()}
+	discoveryMu.Unlock()
+	return c, nil
+}
+
+// ForgetDiscovery drops cached discovery results (tests, reloads).
+func ForgetDiscovery() {
+	discoveryMu.Lock()
+	discoveryCache = map[string]discoveryEntry{}
+	discoveryMu.Unlock()
+}
+
+func discover(ctx context.Context, issuer, clientID string, hc *http.Client) (*Client, error) {
+	issuer = strings.TrimRight(issuer, "/")
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	defer cancel()
+	ctx = gooidc.ClientContext(ctx, hc)
+	p, err := gooidc.NewProvider(ctx, issuer)
+	if err != nil {
+		return nil, classifyDiscovery(issuer, err)
+	}
+	c := &Client{Issuer: issuer, ClientID: clientID, HTTP: hc, provider: p}
+	if err := p.Claims(&c.meta); err != nil {
+		return nil, &Error{Kind: KindConfig, Msg: "the issuer's discovery document is not valid JSON", Err: err}
+	}
+	if c.meta.TokenURL == "" {
+		return nil, &Error{Kind: KindConfig, Msg: "the issuer's discovery document names no token endpoint"}
+	}
+	return c, nil
+}
+
+func classifyDiscovery(issuer string, err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "issuer did not match"):
+		return &Error{Kind: KindConfig, Msg: fmt.Sprintf("the server at %s calls itself by another issuer URL", issuer),
+			Hint: "use exactly the issuer URL the server announces (same scheme, host, port and path)", Err: err}
+	case strings.HasPrefix(msg, "404") || strings.Contains(msg, ": 404"):
+		return &Error{Kind: KindConfig, Msg: fmt.Sprintf("no OIDC discovery document at %s/.well-known/openid-configuration", issuer),
+			Hint: "check the realm name in the issuer URL (e.g. https://sso.example.com/realms/myrealm)", Err: err}
+	case isNetErr(err) || strings.HasPrefix(msg, "5"):
+		return &Error{Kind: KindTransient, Msg: fmt.Sprintf("can not reach the issuer %s", issuer),
+			Hint: "check the network (and HTTPS_PROXY/NO_PROXY) and that the server is up", Err: err}
+	}
+	return &Error{Kind: KindConfig, Msg: fmt.Sprintf("discovery of %s failed", issuer), Err: err}
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	var ue *url.Error
+	return errors.As(err, &ne) || errors.As(err, &oe) || errors.As(err, &ue) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// Endpoints, for doctor and tests.
+func (c *Client) TokenURL() string  { return c.meta.TokenURL }
+func (c *Client) DeviceURL() string { return c.meta.DeviceURL }
+
+func (c *Client) oauth2Config(scopes []string, redirect string) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID: c.ClientID,
+		Endpoint: oauth2.Endpoint{
+			AuthURL:       c.meta.AuthURL,
+			TokenURL:      c.meta.TokenURL,
+			DeviceAuthURL: c.meta.DeviceURL,
+			AuthStyle:     oauth2.AuthStyleInParams,
+		},
+		RedirectURL: redirect,
+		Scopes:      scopes,
+	}
+}
+
+func (c *Client) ctx(ctx context.Context) context.Context {
+	return context.WithValue(ctx, oauth2.HTTPClient, c.HTTP)
+}
+
+// Token is the useful part of a token response.
+type Token struct {
+	AccessToken      string
+	RefreshToken     string
+	IDToken          string
+	TokenType        string
+	ExpiresIn        time.Duration
+	Expiry           time.Time // wall clock, monotonic reading stripped
+	RefreshExpiresIn time.Duration
+	Scope            string
+}
+
+// String never shows a token.
+func (t *Token) String() string {
+	return fmt.Sprintf("Token{type=%s expires_in=%s scope=%q}", t.TokenType, t.ExpiresIn, t.Scope)
+}
+
+type tokenResponse struct {
+	AccessToken      string          `json:"access_token"`
+	RefreshToken     string          `json:"refresh_token"`
+	IDToken          string          `json:"id_token"`
+	TokenType        string          `json:"token_type"`
+	ExpiresIn        json.Number     `json:"expires_in"`
+	RefreshExpiresIn json.Number     `json:"refresh_expires_in"`
+	Scope            string          `json:"scope"`
+	Error            string          `json:"error"`
+	ErrorDescription string          `json:"error_description"`
+	_                json.RawMessage `json:"-"`
+}
+
+func fromOAuth2(t *oauth2.Token, received time.Time) *Token {
+	tok := &Token{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, TokenType: t.TokenType}
+	if s, ok := t.Extra("id_token").(string); ok {
+		tok.IDToken = s
+	}
+	if s, ok := t.Extra("scope").(string); ok {
+		tok.Scope = s
+	}
+	if n, ok := t.Extra("refresh_expires_in").(float64); ok {
+		tok.RefreshExpiresIn = time.Duration(n) * time.Second
+	}
+	if t.ExpiresIn > 0 {
+		tok.ExpiresIn = time.Duration(t.ExpiresIn) * time.Second
+	} else if !t.Expiry.IsZero() {
+		tok.ExpiresIn = t.Expiry.Sub(received)
+	}
+	tok.Expiry = received.Add(tok.ExpiresIn).Round(0)
+	return tok
+}
+
+// Refresh trades a refresh (offline) token for new tokens. scopes, when
+// given, narrow the access token (they must be a subset of the login's).
+func (c *Client) Refresh(ctx context.Context, refreshToken string, scopes []string) (*Token, error) {
+	form := url.Values{
+		"grant_type":    {"refresh_token"},
+		"client_id":     {c.ClientID},
+		"refresh_token": {refreshToken},
+	}
+	if len(scopes) > 0 {
+		form.Set("scope", strings.Join(scopes, " "))
+	}
+	received := time.Now()
+	status, body, err := c.post(ctx, c.meta.TokenURL, form)
+	if err != nil {
+		return nil, &Error{Kind: KindTransient, Msg: "can not reach the token endpoint", Hint: "kc-agent retries by itself; check the network if this persists", Err: err}
+	}
+	var tr tokenResponse
+	jsonErr := json.Unmarshal(body, &tr)
+	if status != http.StatusOK || tr.Error != "" {
+		return nil, classifyTokenError(status, tr.Error, tr.ErrorDescription)
+	}
+	if jsonErr != nil || tr.AccessToken == "" {
+		return nil, &Error{Kind: KindTransient, Msg: "the token endpoint answered 200 without a usable token response"}
+	}
+	tok := &Token{
+		AccessToken:  tr.AccessToken,
+		RefreshToken: tr.RefreshToken,
+		IDToken:      tr.IDToken,
+		TokenType:    tr.TokenType,
+		Scope:        tr.Scope,
+	}
+	if n, err := tr.ExpiresIn.Int64(); err == nil {
+		tok.ExpiresIn = time.Duration(n) * time.Second
+	}
+	if n, err := tr.RefreshExpiresIn.Int64(); err == nil {
+		tok.RefreshExpiresIn = time.Duration(n) * time.Second
+	}
+	tok.Expiry = received.Add(tok.ExpiresIn).Round(0)
+	return tok, nil
+}
+
+// maxResponse bounds what is read from the provider.
+const maxResponse = 1 << 20
+
+func (c *Client) post(ctx context.Context, endpoint string, form url.Values) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, nil, scrubURLError(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return 0, nil, err
+	}
+	return resp.StatusCode, body, nil
+}
+
+// scrubURLError drops the request from a *url.Error: its text is harmless
+// today (POST bodies are not in it), but keep it that way on purpose.
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s %s: %w", ue.Op, redactURL(ue.URL), ue.Err)
+	}
+	return err
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(url)"
+	}
+	u.RawQuery = ""
+	u.User = nil
+	return u.String()
+}
+
+// Logout ends the one offline session the token belongs to.
+func (c *Client) Logout(ctx context.Context, refreshToken string) error {
+	if c.meta.EndSession == "" {
+		return &Error{Kind: KindConfig, Msg: "the issuer announces no end_session_endpoint; the session can not be ended remotely"}
+	}
+	form := url.Values{"client_id": {c.ClientID}, "refresh_token": {refreshToken}}
+	status, body, err := c.post(ctx, c.meta.EndSession, form)
+	if err != nil {
+		return &Error{Kind: KindTransient, Msg: "can not reach the logout endpoint", Err: err}
+	}
+	if status == http.StatusNoContent || status == http.StatusOK {
+		return nil
+	}
+	var tr tokenResponse
+	_ = json.Unmarshal(body, &tr)
+	return classifyTokenError(status, tr.Error, tr.ErrorDescription)
+}
+
+// Revoke revokes the token (RFC 7009). For a Keycloak offline token this
+// ends all offline sessions of the user for this client, everywhere.
+func (c *Client) Revoke(ctx context.Context, refreshToken string) error {
+	if c.meta.RevokeURL == "" {
+		return &Error{Kind: KindConfig, Msg: "the issuer announces no revocation_endpoint"}
+	}
+	form := url.Values{"client_id": {c.ClientID}, "token": {refreshToken}, "token_type_hint": {"refresh_token"}}
+	status, body, err := c.post(ctx, c.meta.RevokeURL, form)
+	if err != nil {
+		return &Error{Kind: KindTransient, Msg: "can not reach the revocation endpoint", Err: err}
+	}
+	if status == http.StatusOK || status == http.StatusNoContent {
+		return nil
+	}
+	var tr tokenResponse
+	_ = json.Unmarshal(body, &tr)
+	return classifyTokenError(status, tr.Error, tr.ErrorDescription)
+}

@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+)
+
+// File keeps records in 0600 files under a 0700 directory. It exists for
+// headless hosts without a keychain; the user opts in per profile and is
+// warned on every use.
+type File struct {
+	Dir  string
+	Warn io.Writer // every use prints a warning here when set
+}
+
+// NewFile returns a file store under the state directory.
+func NewFile(warn io.Writer) (*File, error) {
+	dir, err := config.StateDir()
+	if err != nil {
+		return nil, err
+	}
+	return &File{Dir: filepath.Join(dir, "tokens"), Warn: warn}, nil
+}
+
+func (f *File) Describe() string { return "file " + f.Dir + " (0600, opted in)" }
+
+func (f *File) path(profile string) string { return filepath.Join(f.Dir, profile+".json") }
+
+func (f *File) warn(profile string) {
+	if f.Warn != nil {
+		fmt.Fprintf(f.Warn, "kc-agent: warning: the offline token of profile %q is kept in a plain file (%s), not in a keychain\n", profile, f.path(profile))
+	}
+}
+
+func (f *File) Get(ctx context.Context, profile string) (Record, error) {
+	f.warn(profile)
+	data, err := os.ReadFile(f.path(profile))
+	if errors.Is(err, os.ErrNotExist) {
+		return Record{}, ErrNotFound
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("reading token file: %w", err)
+	}
+	if fi, err := os.Stat(f.path(profile)); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return Record{}, fmt.Errorf("token file %s is readable by others (mode %v); fix it with `chmod 600 %s` and log in again", f.path(profile), fi.Mode().Perm(), f.path(profile))
+	}
+	return decode(data)
+}
+
+func (f *File) Put(ctx context.Context, profile string, r Record) error {
+	f.warn(profile)
+	data, err := encode(r)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
+		return fmt.Errorf("creating token directory: %w", err)
+	}
+	if err := os.Chmod(f.Dir, 0o700); err != nil {
+		return fmt.Errorf("securing token directory: %w", err)
+	}
+	if err := config.WriteFileAtomic(f.path(profile), data, 0o600); err != nil {
+		return fmt.Errorf("writing token file: %w", err)
+	}
+	return nil
+}
+
+func (f *File) Delete(ctx context.Context, profile string) error {
+	err := os.Remove(f.path(profile))
+	if errors.Is(err, os.ErrNotExist) {
+		return ErrNotFound
+	}
+	return err
+}
+
+// ForProfile returns the store a profile is configured to use.
+func ForProfile(p config.Profile, warn io.Writer) (Store, error) {
+	switch p.Store {
+	case config.StoreFile:
+		return NewFile(warn)
+	case config.StoreKeychain, "":
+		return NewKeychain(), nil
+	}
+	return nil, fmt.Errorf("unknown store %q", p.Store)
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/agent/oidc"
+	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/ipc"
+)
+
+// Exit codes, one place for all of them.
+const (
+	exitOK            = 0
+	exitError         = 1
+	exitUsage         = 2
+	exitUnreachable   = 3
+	exitLoginRequired = 4
+)
+
+// IOStreams are the command's stdin/stdout/stderr; tests swap them.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	Err    io.Writer
+	InTTY  bool
+	ErrTTY bool
+}
+
+func systemIO() *IOStreams {
+	return &IOStreams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr,
+		InTTY: isTerminal(os.Stdin), ErrTTY: isTerminal(os.Stderr)}
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// cliError carries an exit code and a hint to the one place that prints.
+type cliError struct {
+	code int
+	err  error
+	hint string
+}
+
+func (e *cliError) Error() string { return e.err.Error() }
+func (e *cliError) Unwrap() error { return e.err }
+
+func usageErr(format string, a ...any) error {
+	return &cliError{code: exitUsage, err: fmt.Errorf(format, a...)}
+}
+
+func withHint(err error, hint string) error {
+	return &cliError{code: exitError, err: err, hint: hint}
+}
+
+// run is the whole CLI: main calls it, tests call it in-process.
+func run(args []string, streams *IOStreams) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd(streams)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	return report(streams.Err, err)
+}
+
+// report prints an error the one way kc-agent prints errors and picks the
+// exit code.
+func report(w io.Writer, err error) int {
+	code, hint := exitError, ""
+	var ce *cliError
+	if errors.As(err, &ce) {
+		code, hint = ce.code, ce.hint
+	}
+	var ue *store.UnavailableError
+	if hint == "" && errors.As(err, &ue) {
+		hint = ue.Hint()
+	}
+	var ae *ipc.Error
+	if errors.As(err, &ae) {
+		if hint == "" {
+			hint = ae.Hint
+		}
+		if code == exitError {
+			code = exitCodeForIPC(ae)
+		}
+	}
+	if errors.Is(err, ipc.ErrUnreachable) && code == exitError {
+		code = exitUnreachable
+	}
+	if hint == "" {
+		hint = oidc.HintOf(err)
+	}
+	if oidc.KindOf(err) == oidc.KindLoginRequired && code == exitError {
+		code = exitLoginRequired
+	}
+	if isUsage(err) {
+		code = exitUsage
+	}
+	fmt.Fprintf(w, "kc-agent: error: %s\n", err)
+	if hint != "" {
+		fmt.Fprintf(w, "kc-agent: hint: %s\n", hint)
+	}
+	return code
+}
+
+func exitCodeForIPC(e *ipc.Error) int {
+	switch e.Code {
+	case ipc.CodeLoginRequired:
+		return exitLoginRequired
+	case ipc.CodeBadRequest:
+		return exitUsage
+	}
+	return exitError
+}
+
+// isUsage recognises cobra's own flag and argument errors.
+func isUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown flag", "unknown shorthand flag", "unknown command", "flag needs an argument",
+		"invalid argument", "accepts ", "requires at least", "requires at most", "if any flags in the group"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func newRootCmd(streams *IOStreams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "kc-agent",
+		Short: "Keycloak tokens for scripts and notebooks, without secrets in code",
+		Long: `kc-agent logs you in to Keycloak once, keeps an offline token in the OS
+keychain, and hands out fresh access tokens to your scripts (kc-agent token)
+and notebooks (a localhost proxy that adds Authorization: Bearer).`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.Err)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &cliError{code: exitUsage, err: err, hint: fmt.Sprintf("see `%s --help`", c.CommandPath())}
+	})
+	root.AddCommand(
+		newLoginCmd(streams, nil),
+		newLogoutCmd(streams),
+		newDoctorCmd(streams),
+		newVersionCmd(streams),
+	)
+	addAgentCommands(root, streams)
+	return root
+}
+
+// loadConfig reads the config file, turning validation errors into a
+// message that says how to fix them.
+func loadConfig() (*config.Config, error) {
+	path, err := config.FilePath()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, withHint(err, "fix the file (or move it away to start over), then try again")
+	}
+	return cfg, nil
+}
+
+func profileFlag(cmd *cobra.Command, p *string) {
+	cmd.Flags().StringVarP(p, "profile", "p", "", "profile to use (default $KC_AGENT_PROFILE or \"default\")")
+}
+
+func requireProfile(cfg *config.Config, name string) (config.Profile, error) {
+	p, ok := cfg.Profile(name)
+	if !ok {
+		return p, &cliError{code: exitLoginRequired, err: fmt.Errorf("no profile %q in %s", name, cfg.Path()),
+			hint: fmt.Sprintf("run `kc-agent login --profile %s <issuer-url>` first", name)}
+	}
+	return p, nil
+}

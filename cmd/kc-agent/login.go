@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/agent/oidc"
+	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/ipc"
+)
+
+type loginOptions struct {
+	io        *IOStreams
+	issuer    string
+	profile   string
+	clientID  string
+	scopes    []string
+	device    bool
+	noBrowser bool
+	storeKind string
+	timeout   time.Duration
+}
+
+// openURLHook, when set (by tests), replaces opening a real browser.
+var openURLHook func(string) error
+
+func newLoginCmd(streams *IOStreams, runF func(context.Context, *loginOptions) error) *cobra.Command {
+	opts := &loginOptions{io: streams}
+	cmd := &cobra.Command{
+		Use:   "login [issuer-url]",
+		Short: "Sign in once and keep an offline token in the keychain",
+		Long: `Sign in to a Keycloak realm (or any OIDC provider) and keep the offline token
+in the OS keychain. The issuer URL is the realm URL, for example
+https://sso.example.com/realms/analytics. It is saved in the profile, so later
+logins need no argument.
+
+A browser opens for the sign-in (authorization code with PKCE). Without a
+display, over SSH without $BROWSER, or with --device, kc-agent shows a code
+and a QR code to approve on another device instead.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.issuer = strings.TrimRight(args[0], "/")
+			}
+			if opts.device && opts.noBrowser {
+				return usageErr("--device and --no-browser do not go together: --device already needs no local browser")
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return loginRun(cmd.Context(), opts)
+		},
+	}
+	profileFlag(cmd, &opts.profile)
+	cmd.Flags().StringVar(&opts.clientID, "client-id", "", "OIDC client id (default \"kc-agent\", or the profile's)")
+	cmd.Flags().StringArrayVar(&opts.scopes, "scope", nil, "extra scope to ask for (repeatable); openid and offline_access are always asked for")
+	cmd.Flags().BoolVar(&opts.device, "device", false, "use the device flow: approve the login on another device")
+	cmd.Flags().BoolVar(&opts.noBrowser, "no-browser", false, "print the login URL instead of opening a browser")
+	cmd.Flags().StringVar(&opts.storeKind, "store", "", "where to keep the offline token: keychain (default) or file (0600 file, for hosts without a keychain)")
+	cmd.Flags().DurationVar(&opts.timeout, "timeout", 5*time.Minute, "give up when the login is not finished in this time")
+	return cmd
+}
+
+func loginRun(ctx context.Context, opts *loginOptions) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	name := config.ProfileName(opts.profile)
+	prof, existed := cfg.Profiles[name]
+	if opts.issuer != "" {
+		if err := config.CheckIssuer(opts.issuer); err != nil {
+			return usageErr("%v", err)
+		}
+		if existed && prof.Issuer != opts.issuer {
+			fmt.Fprintf(opts.io.Err, "kc-agent: profile %q now points at %s (was %s)\n", name, opts.issuer, prof.Issuer)
+		}
+		prof.Issuer = opts.issuer
+	}
+	if prof.Issuer == "" {
+		return usageErr("no issuer URL for profile %q: run `kc-agent login <issuer-url>`, e.g. kc-agent login https://sso.example.com/realms/myrealm", name)
+	}
+	if opts.clientID != "" {
+		prof.ClientID = opts.clientID
+	}
+	if len(opts.scopes) > 0 {
+		prof.Scopes = opts.scopes
+	}
+	switch opts.storeKind {
+	case "":
+	case config.StoreKeychain, config.StoreFile:
+		prof.Store = opts.storeKind
+	default:
+		return usageErr("--store must be %q or %q, not %q", config.StoreKeychain, config.StoreFile, opts.storeKind)
+	}
+	full := withDefaults(prof)
+
+	st, err := store.ForProfile(full, opts.io.Err)
+	if err != nil {
+		return err
+	}
+	// Find out before the user signs in whether the token can be kept.
+	previous, err := st.Get(ctx, name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		var ue *store.UnavailableError
+		if errors.As(err, &ue) {
+			return withHint(fmt.Errorf("no keychain to keep the login in: %w", err), ue.Hint())
+		}
+		previous = store.Record{}
+	}
+
+	client, err := oidc.New(ctx, full.Issuer, full.ClientID)
+	if err != nil {
+		return err
+	}
+
+	lo := oidc.LoginOptions{Scopes: full.Scopes, Status: opts.io.Err, Timeout: opts.timeout}
+	openURL := openURLHook
+	if openURL == nil {
+		openURL = openBrowser
+	}
+	useDevice := opts.device
+	if !useDevice && !opts.noBrowser && !browserAvailable() {
+		fmt.Fprintln(opts.io.Err, "kc-agent: no browser available here (no display, or SSH without $BROWSER): using the device flow")
+		useDevice = true
+	}
+	var res *oidc.LoginResult
+	if useDevice {
+		lo.ShowDeviceCode = func(uri, code, complete string) { showDeviceCode(opts.io.Err, uri, code, complete) }
+		if browserAvailable() || openURLHook != nil {
+			lo.OpenURL = openURL
+		}
+		res, err = client.LoginDevice(ctx, lo)
+	} else {
+		if !opts.noBrowser {
+			lo.OpenURL = openURL
+		}
+		res, err = client.LoginBrowser(ctx, lo)
+	}
+	if err != nil {
+		return err
+	}
+
+	rec := store.Record{
+		RefreshToken: res.Token.RefreshToken,
+		Issuer:       full.Issuer,
+		ClientID:     full.ClientID,
+		Scopes:       full.Scopes,
+		Subject:      res.Identity.Subject,
+		Username:     res.Identity.Username,
+		SavedAt:      time.Now().UTC().Round(time.Second),
+	}
+	if err := st.Put(ctx, name, rec); err != nil {
+		// End the new session rather than leave it orphaned at Keycloak.
+		_ = client.Logout(context.WithoutCancel(ctx), rec.RefreshToken)
+		return fmt.Errorf("signed in, but could not store the offline token: %w", err)
+	}
+	if err := cfg.SetProfile(name, prof); err != nil {
+		return err
+	}
+	if err := cfg.Save(); err != nil {
+		return withHint(fmt.Errorf("the login is stored, but the profile could not be saved to %s: %w", cfg.Path(), err),
+			"check the permissions of the config directory, or set KC_AGENT_CONFIG")
+	}
+	// The old login (if any) is replaced; end its session so it does not
+	// linger at Keycloak. Best effort: the new login already works.
+	if previous.RefreshToken != "" && previous.Issuer == full.Issuer {
+		_ = client.Logout(ctx, previous.RefreshToken)
+	}
+	notifyAgent(ctx, name)
+
+	fmt.Fprintf(opts.io.Err, "kc-agent: logged in as %s to %s (profile %q)\n", describeUser(res.Identity), realmOf(full.Issuer), name)
+	fmt.Fprintf(opts.io.Err, "kc-agent: offline token kept in the %s; %s\n", st.Describe(), expiryPolicy(res.Token.RefreshExpiresIn))
+	return nil
+}
+
+func withDefaults(p config.Profile) config.Profile {
+	if p.ClientID == "" {
+		p.ClientID = config.DefaultClientID
+	}
+	if p.Store == "" {
+		p.Store = config.StoreKeychain
+	}
+	return p
+}
+
+func describeUser(id oidc.Identity) string {
+	s := id.Username
+	if id.Email != "" && id.Email != id.Username {
+		s += " <" + id.Email + ">"
+	}
+	return s
+}
+
+// realmOf names the realm of a Keycloak issuer, or the issuer itself.
+func realmOf(issuer string) string {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return issuer
+	}
+	if i := strings.Index(u.Path, "/realms/"); i >= 0 {
+		return fmt.Sprintf("realm %q at %s", strings.Trim(u.Path[i+len("/realms/"):], "/"), u.Host)
+	}
+	return issuer
+}
+
+func expiryPolicy(refreshExpiresIn time.Duration) string {
+	if refreshExpiresIn <= 0 {
+		return "the offline session has no fixed end; it ends if unused for the realm's offline idle time (kc-agent keeps it alive) or when revoked"
+	}
+	return fmt.Sprintf("the offline session ends in %s (the realm's maximum); log in again then", refreshExpiresIn.Round(time.Minute))
+}
+
+// notifyAgent tells a running agent to pick up the new state of a profile.
+// No agent is fine: it reads the store when it starts.
+func notifyAgent(ctx context.Context, profile string) {
+	c, err := ipc.NewClient()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_ = c.Reload(ctx, profile)
+}

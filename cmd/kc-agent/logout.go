@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/agent/oidc"
+	"github.com/kc-agent/kc-agent/agent/store"
+)
+
+type logoutOptions struct {
+	io      *IOStreams
+	profile string
+	all     bool
+	yes     bool
+}
+
+func newLogoutCmd(streams *IOStreams) *cobra.Command {
+	opts := &logoutOptions{io: streams}
+	cmd := &cobra.Command{
+		Use:   "logout",
+		Short: "End this login at Keycloak and forget the offline token",
+		Long: `End this machine's offline session at Keycloak and delete the stored token.
+With --all, revoke every offline session of the user for this client, on every
+machine (asks for confirmation unless --yes). If Keycloak can not be reached,
+the token is still deleted here and you are warned.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return logoutRun(cmd.Context(), opts) },
+	}
+	profileFlag(cmd, &opts.profile)
+	cmd.Flags().BoolVar(&opts.all, "all", false, "revoke all of the user's offline sessions for this client, on every machine")
+	cmd.Flags().BoolVarP(&opts.yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
+}
+
+func logoutRun(ctx context.Context, opts *logoutOptions) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	name := config.ProfileName(opts.profile)
+	prof, err := requireProfile(cfg, name)
+	if err != nil {
+		return err
+	}
+	st, err := store.ForProfile(prof, opts.io.Err)
+	if err != nil {
+		return err
+	}
+	rec, err := st.Get(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		fmt.Fprintf(opts.io.Err, "kc-agent: profile %q is not logged in; nothing to do\n", name)
+		notifyAgent(ctx, name)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if opts.all && !opts.yes {
+		if !opts.io.InTTY {
+			return usageErr("--all ends the user's offline sessions on every machine; confirm with --yes when not at a terminal")
+		}
+		fmt.Fprintf(opts.io.Err, "This signs %s out of every kc-agent on every machine (all offline sessions of client %s). Continue? [y/N] ", rec.Username, rec.ClientID)
+		line, _ := bufio.NewReader(opts.io.In).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+			return errors.New("cancelled; nothing was changed")
+		}
+	}
+
+	remoteErr := endRemote(ctx, rec, opts.all)
+	if err := st.Delete(ctx, name); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("could not delete the stored token: %w", err)
+	}
+	notifyAgent(ctx, name)
+	switch {
+	case remoteErr == nil && opts.all:
+		fmt.Fprintf(opts.io.Err, "kc-agent: revoked all offline sessions of %s for client %s and deleted the local token\n", rec.Username, rec.ClientID)
+	case remoteErr == nil:
+		fmt.Fprintf(opts.io.Err, "kc-agent: logged out %s (profile %q): session ended at the server, local token deleted\n", rec.Username, name)
+	case oidc.KindOf(remoteErr) == oidc.KindLoginRequired:
+		fmt.Fprintf(opts.io.Err, "kc-agent: the session had already ended at the server; local token deleted\n")
+	default:
+		fmt.Fprintf(opts.io.Err, "kc-agent: warning: could not end the session at the server (%v); the local token is deleted, and the server-side session ends on its own after the realm's offline idle time\n", remoteErr)
+	}
+	return nil
+}
+
+func endRemote(ctx context.Context, rec store.Record, all bool) error {
+	client, err := oidc.New(ctx, rec.Issuer, rec.ClientID)
+	if err != nil {
+		return err
+	}
+	if all {
+		return client.Revoke(ctx, rec.RefreshToken)
+	}
+	return client.Logout(ctx, rec.RefreshToken)
+}

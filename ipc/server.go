@@ -1,0 +1,159 @@
+package ipc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// ErrAgentRunning means another agent already serves the socket.
+var ErrAgentRunning = errors.New("another kc-agent already serves this socket")
+
+// Listen opens the agent's socket at path: the directory is created 0700
+// and verified, a live agent is detected by dialling first, a stale socket
+// file is removed, and the socket is made 0600. Every accepted connection
+// is checked to come from this same uid.
+func Listen(path string, log *slog.Logger) (net.Listener, error) {
+	dir := filepath.Dir(path)
+	if err := PrepareSocketDir(dir); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is %w; move it away", path, errNotSocket)
+		}
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%w (%s)", ErrAgentRunning, path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("removing stale socket: %w", err)
+		}
+		log.Info("removed stale socket", "path", path)
+	}
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(true)
+	return &peerListener{Listener: ln, uid: os.Getuid(), log: log}, nil
+}
+
+// peerListener drops connections from other uids before any byte is read.
+type peerListener struct {
+	net.Listener
+	uid int
+	log *slog.Logger
+}
+
+func (l *peerListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		uc, ok := c.(*net.UnixConn)
+		if !ok {
+			c.Close()
+			continue
+		}
+		uid, err := peerUID(uc)
+		if err != nil || uid != l.uid {
+			l.log.Warn("refused a socket connection from another user", "peer_uid", uid, "agent_uid", l.uid, "err", err)
+			c.Close()
+			continue
+		}
+		return c, nil
+	}
+}
+
+// NewServer wraps a handler with the socket API's limits: bounded headers
+// and bodies, deadlines, and the Host and browser checks.
+func NewServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           guard(h),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		// A token request may wait for one refresh (bounded by the
+		// provider timeout); leave room for it.
+		WriteTimeout:   45 * time.Second,
+		IdleTimeout:    60 * time.Second,
+		MaxHeaderBytes: 16 << 10,
+	}
+}
+
+func guard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Browsers can not dial Unix sockets, but a forwarding tool might;
+		// anything that looks browser-made is refused.
+		if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "" || r.Header.Get("Referer") != "" {
+			WriteError(w, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "browser-originated requests are refused"})
+			return
+		}
+		if r.Host != Host && r.Host != "localhost" {
+			WriteError(w, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: fmt.Sprintf("unexpected Host %q; use http://%s/", r.Host, Host)})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBody)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// WriteJSON writes v as a JSON answer.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// WriteError writes a typed error body.
+func WriteError(w http.ResponseWriter, e *Error) {
+	status := e.Status
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	WriteJSON(w, status, e)
+}
+
+// DecodeJSON reads a bounded JSON request body into v, rejecting unknown
+// fields and trailing data.
+func DecodeJSON(r *http.Request, v any) *Error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBadRequest, Message: "request body too large"}
+		}
+		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "malformed JSON request: " + err.Error()}
+	}
+	if dec.More() {
+		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "malformed JSON request: trailing data"}
+	}
+	return nil
+}
+
+// Shutdown stops the server, giving in-flight requests a moment.
+func Shutdown(srv *http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+}

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Installs what the test suite and the demo need, when missing:
+# Debian packages (Secret Service, D-Bus, Chromium, curl), Python requests.
+# Java 17, Maven and Go must already be there. Idempotent and quiet when
+# everything is present.
+set -e
+need=""
+command -v gnome-keyring-daemon >/dev/null 2>&1 || need="$need gnome-keyring"
+command -v dbus-run-session >/dev/null 2>&1 || need="$need dbus dbus-daemon"
+command -v secret-tool >/dev/null 2>&1 || need="$need libsecret-tools"
+command -v chromium >/dev/null 2>&1 || need="$need chromium"
+command -v curl >/dev/null 2>&1 || need="$need curl"
+command -v setpriv >/dev/null 2>&1 || need="$need util-linux"
+if [ -n "$need" ]; then
+	echo "install-test-deps: installing Debian packages:$need" >&2
+	SUDO=""
+	[ "$(id -u)" = 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq >/dev/null
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need dbus-x11 >/dev/null
+fi
+if ! python3 -c 'import requests' >/dev/null 2>&1; then
+	echo "install-test-deps: installing Python requests" >&2
+	python3 -m pip install -q requests
+fi
+for tool in go java mvn; do
+	command -v $tool >/dev/null 2>&1 || { echo "install-test-deps: $tool is required but missing" >&2; exit 1; }
+done
