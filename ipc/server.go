@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 )
 
@@ -40,9 +39,7 @@ func Listen(path string, log *slog.Logger) (net.Listener, error) {
 		}
 		log.Info("removed stale socket", "path", path)
 	}
-	old := syscall.Umask(0o177)
-	ln, err := net.Listen("unix", path)
-	syscall.Umask(old)
+	ln, err := listenPrivate(path)
 	if err != nil {
 		return nil, err
 	}

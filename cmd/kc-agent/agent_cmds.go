@@ -1,5 +1,312 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
 
-func addAgentCommands(root *cobra.Command, streams *IOStreams) {}
+	"github.com/spf13/cobra"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/agent/daemon"
+	"github.com/kc-agent/kc-agent/ipc"
+)
+
+func addAgentCommands(root *cobra.Command, streams *IOStreams) {
+	root.AddCommand(newRunCmd(streams), newTokenCmd(streams), newStatusCmd(streams))
+}
+
+func newRunCmd(streams *IOStreams) *cobra.Command {
+	var logFormat, logLevel string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the agent in the foreground (what the service manager runs)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := newLogger(streams.Err, logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			cfgPath, err := config.FilePath()
+			if err != nil {
+				return err
+			}
+			sock, err := ipc.SocketPath()
+			if err != nil {
+				return err
+			}
+			err = daemon.Run(cmd.Context(), daemon.Options{
+				Version: version, ConfigPath: cfgPath, SocketPath: sock, Log: log,
+			})
+			if errors.Is(err, ipc.ErrAgentRunning) {
+				return withHint(err, "use the running agent (`kc-agent status`), or stop it first")
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageErr("--log-level must be debug, info, warn or error, not %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageErr("--log-format must be text or json, not %q", format)
+}
+
+type tokenOptions struct {
+	profile     string
+	scopes      []string
+	minValid    time.Duration
+	format      string
+	noAutostart bool
+}
+
+func newTokenCmd(streams *IOStreams) *cobra.Command {
+	opts := &tokenOptions{}
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Print a fresh access token (for scripts)",
+		Long: `Print an access token and a newline, nothing else. Starts the agent in the
+background when none runs (unless --no-autostart or KC_AGENT_NO_AUTOSTART=1).
+Never opens a browser: when the login is gone it exits 4.
+
+  curl -H "Authorization: Bearer $(kc-agent token)" https://api.example.com/`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return tokenRun(cmd.Context(), streams, opts) },
+	}
+	profileFlag(cmd, &opts.profile)
+	cmd.Flags().StringArrayVar(&opts.scopes, "scope", nil, "ask for a token narrowed to these scopes (repeatable)")
+	cmd.Flags().DurationVar(&opts.minValid, "min-valid", 0, "least remaining validity, e.g. 2m; a shorter-lived token is refreshed first")
+	cmd.Flags().StringVar(&opts.format, "format", "raw", "output: raw, json, header or env")
+	cmd.Flags().BoolVar(&opts.noAutostart, "no-autostart", false, "fail (exit 3) instead of starting an agent")
+	return cmd
+}
+
+func tokenRun(ctx context.Context, streams *IOStreams, opts *tokenOptions) error {
+	switch opts.format {
+	case "raw", "json", "header", "env":
+	default:
+		return usageErr("--format must be raw, json, header or env, not %q", opts.format)
+	}
+	if opts.minValid < 0 || opts.minValid > daemon.MaxMinValid {
+		return usageErr("--min-valid must be between 0 and %s", daemon.MaxMinValid)
+	}
+	c, err := ipc.NewClient()
+	if err != nil {
+		return err
+	}
+	req := ipc.TokenRequest{Profile: config.ProfileName(opts.profile), Scopes: opts.scopes, MinValid: opts.minValid.Seconds()}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	tok, err := c.Token(ctx, req)
+	if errors.Is(err, ipc.ErrUnreachable) && autostartAllowed(opts.noAutostart) {
+		if serr := startAgent(ctx, c, streams.Err); serr != nil {
+			return serr
+		}
+		tok, err = c.Token(ctx, req)
+	}
+	if err != nil {
+		var ue *ipc.UnreachableError
+		if errors.As(err, &ue) {
+			return &cliError{code: exitUnreachable, err: err, hint: ue.Hint()}
+		}
+		return err
+	}
+	switch opts.format {
+	case "raw":
+		fmt.Fprintln(streams.Out, tok.AccessToken)
+	case "header":
+		fmt.Fprintf(streams.Out, "Authorization: %s %s\n", tok.TokenType, tok.AccessToken)
+	case "env":
+		fmt.Fprintf(streams.Out, "export KC_AGENT_ACCESS_TOKEN='%s'\n", tok.AccessToken)
+	case "json":
+		enc := json.NewEncoder(streams.Out)
+		return enc.Encode(struct {
+			AccessToken string `json:"access_token"`
+			TokenType   string `json:"token_type"`
+			ExpiresAt   string `json:"expires_at"`
+			ExpiresIn   int64  `json:"expires_in"`
+		}{tok.AccessToken, tok.TokenType, tok.ExpiresAt.UTC().Format(time.RFC3339), tok.ExpiresIn})
+	}
+	return nil
+}
+
+func autostartAllowed(flag bool) bool {
+	if flag {
+		return false
+	}
+	switch strings.ToLower(os.Getenv("KC_AGENT_NO_AUTOSTART")) {
+	case "1", "true", "yes":
+		return false
+	}
+	return true
+}
+
+// startAgent starts `kc-agent run` in the background, detached from this
+// process (like gpg-agent), logging to the state directory, and waits for
+// its socket.
+func startAgent(ctx context.Context, c *ipc.Client, stderr io.Writer) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	state, err := config.StateDir()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		return err
+	}
+	logPath := filepath.Join(state, "agent.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(exe, "run")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Dir = "/"
+	detach(cmd)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the agent: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		hctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		err := c.Health(hctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case werr := <-exited:
+			// Lost a race with another autostart? Then its agent answers.
+			if c.Health(ctx) == nil {
+				return nil
+			}
+			return &cliError{code: exitUnreachable, err: fmt.Errorf("the agent exited at once (%v)", werr),
+				hint: "see " + logPath}
+		case <-time.After(25 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return &cliError{code: exitUnreachable, err: errors.New("started an agent, but its socket did not answer within 5s"), hint: "see " + logPath}
+}
+
+func newStatusCmd(streams *IOStreams) *cobra.Command {
+	var profile, format string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the agent and each profile's state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "text" && format != "json" {
+				return usageErr("--format must be text or json, not %q", format)
+			}
+			c, err := ipc.NewClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			st, err := c.Status(ctx)
+			if err != nil {
+				var ue *ipc.UnreachableError
+				if errors.As(err, &ue) {
+					return &cliError{code: exitUnreachable, err: err, hint: ue.Hint()}
+				}
+				return err
+			}
+			if format == "json" {
+				enc := json.NewEncoder(streams.Out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(st); err != nil {
+					return err
+				}
+			} else {
+				printStatus(streams.Out, st)
+			}
+			name := config.ProfileName(profile)
+			for _, p := range st.Profiles {
+				if p.Name == name && (p.State == ipc.StateLoginRequired || p.State == ipc.StateLoggedOut) {
+					return &cliError{code: exitLoginRequired, err: fmt.Errorf("profile %q needs a login (%s)", name, p.State), hint: p.Hint}
+				}
+			}
+			return nil
+		},
+	}
+	profileFlag(cmd, &profile)
+	cmd.Flags().StringVar(&format, "format", "text", "output: text or json")
+	return cmd
+}
+
+func printStatus(w io.Writer, st *ipc.StatusResponse) {
+	fmt.Fprintf(w, "agent:   kc-agent %s, pid %d, up %s\n", st.Version, st.PID, st.Uptime)
+	fmt.Fprintf(w, "socket:  %s\n", st.Socket)
+	fmt.Fprintf(w, "config:  %s\n", st.ConfigPath)
+	if st.ConfigError != "" {
+		fmt.Fprintf(w, "         INVALID (last good config still live): %s\n", st.ConfigError)
+	}
+	if len(st.Profiles) == 0 {
+		fmt.Fprintln(w, "\nno profiles; run `kc-agent login <issuer-url>`")
+		return
+	}
+	for _, p := range st.Profiles {
+		fmt.Fprintf(w, "\nprofile %s: %s\n", p.Name, p.State)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		row := func(k, v string) {
+			if v != "" {
+				fmt.Fprintf(tw, "  %s\t%s\n", k, v)
+			}
+		}
+		row("user", p.User)
+		row("issuer", p.Issuer)
+		row("client", p.ClientID)
+		row("store", p.Store)
+		row("token expires", fmtTime(p.AccessExpiresAt))
+		row("last refresh", fmtTime(p.LastRefresh))
+		row("next refresh", fmtTime(p.NextRefresh))
+		row("refreshes", fmt.Sprint(p.Refreshes))
+		if p.PersistPending {
+			row("warning", "the latest offline token is not saved yet (retrying)")
+		}
+		row("last error", p.LastError)
+		row("hint", p.Hint)
+		tw.Flush()
+	}
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	d := time.Until(*t).Round(time.Second)
+	rel := "in " + d.String()
+	if d < 0 {
+		rel = (-d).String() + " ago"
+	}
+	return fmt.Sprintf("%s (%s)", t.Local().Format("2006-01-02 15:04:05"), rel)
+}

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package testenv gives tests the real peers they need: the shared
 // Keycloak and the Secret Service session the test command runs in.
 package testenv

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package keycloak runs a real Keycloak for tests and the demo: it fetches
 // org.keycloak:keycloak-quarkus-dist through Maven once per machine, starts
 // it on a free loopback port with the realms in realms/ imported, and shares

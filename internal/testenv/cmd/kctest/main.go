@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command kctest starts, shows and stops the shared test Keycloak, for the
 // Makefile, the demo and CI.
 package main

@@ -1,0 +1,299 @@
+// Package daemon is `kc-agent run`: the socket API, the token manager and
+// the config watcher, wired together.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/agent/tokens"
+	"github.com/kc-agent/kc-agent/ipc"
+)
+
+// Options configure a daemon.
+type Options struct {
+	Version    string
+	ConfigPath string
+	SocketPath string
+	Log        *slog.Logger
+	// Ready, when set, is closed once the socket accepts connections.
+	Ready chan<- struct{}
+	// Manager, when set, replaces the real token manager (tests).
+	Manager *tokens.Manager
+}
+
+// Daemon is a running agent.
+type Daemon struct {
+	opts    Options
+	log     *slog.Logger
+	mgr     *tokens.Manager
+	started time.Time
+
+	mu        sync.Mutex
+	cfg       *config.Config
+	configErr string
+}
+
+// Run serves until ctx ends.
+func Run(ctx context.Context, opts Options) error {
+	harden()
+	log := opts.Log
+	d := &Daemon{opts: opts, log: log, started: time.Now()}
+	d.mgr = opts.Manager
+	if d.mgr == nil {
+		d.mgr = tokens.NewManager(log)
+	}
+	defer d.mgr.Close()
+
+	if err := d.loadConfig(); err != nil {
+		log.Error("config is invalid; serving no profiles until it is fixed", "err", err.Error())
+	}
+
+	ln, err := ipc.Listen(opts.SocketPath, log)
+	if err != nil {
+		return err
+	}
+	srv := ipc.NewServer(d.routes())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("kc-agent started", "version", opts.Version, "socket", opts.SocketPath, "config", opts.ConfigPath, "pid", os.Getpid())
+	if opts.Ready != nil {
+		close(opts.Ready)
+	}
+
+	stopWatch, err := d.watchConfig()
+	if err != nil {
+		log.Warn("not watching the config for changes", "err", err.Error())
+	} else {
+		defer stopWatch()
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		ipc.Shutdown(srv)
+		return nil
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+}
+
+func (d *Daemon) loadConfig() error {
+	cfg, err := config.Load(d.opts.ConfigPath)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		d.configErr = err.Error()
+		if d.cfg == nil {
+			d.cfg = &config.Config{Profiles: map[string]config.Profile{}}
+			d.mgr.SetConfig(d.cfg)
+		}
+		return err
+	}
+	d.configErr = ""
+	d.cfg = cfg
+	d.mgr.SetConfig(cfg)
+	return nil
+}
+
+// watchConfig reloads the config when its directory changes. Editors
+// replace files rather than write them, so the directory is watched, and
+// bursts of events are debounced.
+func (d *Daemon) watchConfig() (func(), error) {
+	dir := filepath.Dir(d.opts.ConfigPath)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Add(dir); err != nil {
+		w.Close()
+		return nil, err
+	}
+	base := filepath.Base(d.opts.ConfigPath)
+	done := make(chan struct{})
+	go func() {
+		var timer *time.Timer
+		defer func() {
+			if timer != nil {
+				timer.Stop()
+			}
+		}()
+		for {
+			select {
+			case <-done:
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if filepath.Base(ev.Name) != base {
+					continue
+				}
+				if timer != nil {
+					timer.Stop()
+				}
+				timer = time.AfterFunc(250*time.Millisecond, func() {
+					if err := d.loadConfig(); err != nil {
+						d.log.Error("config change rejected; the last good config stays live", "err", err.Error())
+					} else {
+						d.log.Info("config reloaded", "path", d.opts.ConfigPath)
+					}
+				})
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				d.log.Warn("config watcher", "err", err.Error())
+			}
+		}
+	}()
+	return func() { close(done); w.Close() }, nil
+}
+
+func (d *Daemon) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+ipc.PathHealth, func(w http.ResponseWriter, r *http.Request) {
+		ipc.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "version": d.opts.Version, "pid": os.Getpid()})
+	})
+	mux.HandleFunc("POST "+ipc.PathToken, d.handleToken)
+	mux.HandleFunc("GET "+ipc.PathStatus, d.handleStatus)
+	mux.HandleFunc("POST "+ipc.PathReload, d.handleReload)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		ipc.WriteError(w, &ipc.Error{Status: http.StatusNotFound, Code: ipc.CodeBadRequest,
+			Message: fmt.Sprintf("no such endpoint %s %s", r.Method, r.URL.Path)})
+	})
+	return mux
+}
+
+// MaxMinValid bounds min_valid: no access token lives a day.
+const MaxMinValid = 24 * time.Hour
+
+func (d *Daemon) handleToken(w http.ResponseWriter, r *http.Request) {
+	var req ipc.TokenRequest
+	if e := ipc.DecodeJSON(r, &req); e != nil {
+		ipc.WriteError(w, e)
+		return
+	}
+	if e := validateTokenRequest(&req); e != nil {
+		ipc.WriteError(w, e)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 40*time.Second)
+	defer cancel()
+	a, err := d.mgr.Token(ctx, req.Profile, req.Scopes, time.Duration(req.MinValid*float64(time.Second)))
+	if err != nil {
+		ipc.WriteError(w, d.apiError(req.Profile, err))
+		return
+	}
+	now := time.Now()
+	ipc.WriteJSON(w, http.StatusOK, ipc.TokenResponse{
+		AccessToken: a.Token, TokenType: a.Type,
+		ExpiresAt: a.ExpiresAt.UTC().Truncate(time.Second),
+		ExpiresIn: int64(a.ExpiresAt.Sub(now) / time.Second),
+	})
+}
+
+func validateTokenRequest(req *ipc.TokenRequest) *ipc.Error {
+	bad := func(msg string) *ipc.Error {
+		return &ipc.Error{Status: http.StatusBadRequest, Code: ipc.CodeBadRequest, Message: msg}
+	}
+	if req.Profile == "" {
+		req.Profile = config.DefaultProfile
+	}
+	if len(req.Profile) > 64 {
+		return bad("profile name too long")
+	}
+	if req.MinValid < 0 || req.MinValid > MaxMinValid.Seconds() || req.MinValid != req.MinValid {
+		return bad(fmt.Sprintf("min_valid must be between 0 and %d seconds", int(MaxMinValid.Seconds())))
+	}
+	if len(req.Scopes) > 32 {
+		return bad("too many scopes")
+	}
+	for _, s := range req.Scopes {
+		if s == "" || len(s) > 128 {
+			return bad("invalid scope")
+		}
+		for _, c := range s {
+			if c <= ' ' || c == '"' || c == '\\' || c > '~' {
+				return bad(fmt.Sprintf("invalid character in scope %q", s))
+			}
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) apiError(profile string, err error) *ipc.Error {
+	var te *tokens.Error
+	if !errors.As(err, &te) {
+		d.log.Error("token request failed", "profile", profile, "err", err.Error())
+		return &ipc.Error{Status: http.StatusInternalServerError, Code: ipc.CodeInternal, Message: err.Error()}
+	}
+	e := &ipc.Error{Code: te.Code, Message: te.Msg, Hint: te.Hint}
+	switch te.Code {
+	case ipc.CodeLoginRequired:
+		e.Status = http.StatusUnauthorized
+	case ipc.CodeUnknown:
+		e.Status = http.StatusNotFound
+		d.mu.Lock()
+		if d.configErr != "" {
+			e.Message += " (the config file is invalid: " + d.configErr + ")"
+			e.Hint = "fix the config file; the agent reloads it by itself"
+		}
+		d.mu.Unlock()
+	case ipc.CodeBadRequest:
+		e.Status = http.StatusBadRequest
+	default:
+		e.Status = http.StatusServiceUnavailable
+	}
+	return e
+}
+
+func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
+	d.mu.Lock()
+	cfgErr := d.configErr
+	d.mu.Unlock()
+	ipc.WriteJSON(w, http.StatusOK, ipc.StatusResponse{
+		Version:     d.opts.Version,
+		PID:         os.Getpid(),
+		StartedAt:   d.started.UTC().Truncate(time.Second),
+		Uptime:      time.Since(d.started).Round(time.Second).String(),
+		Socket:      d.opts.SocketPath,
+		ConfigPath:  d.opts.ConfigPath,
+		ConfigError: cfgErr,
+		Profiles:    d.mgr.Status(),
+	})
+}
+
+func (d *Daemon) handleReload(w http.ResponseWriter, r *http.Request) {
+	var req ipc.ReloadRequest
+	if e := ipc.DecodeJSON(r, &req); e != nil {
+		ipc.WriteError(w, e)
+		return
+	}
+	// login may have added the profile to the config a moment ago.
+	if err := d.loadConfig(); err != nil {
+		d.log.Warn("reload: config is invalid; the last good config stays live", "err", err.Error())
+	}
+	if err := d.mgr.Reload(req.Profile); err != nil {
+		ipc.WriteError(w, d.apiError(req.Profile, err))
+		return
+	}
+	d.log.Info("reloaded", "profile", req.Profile)
+	ipc.WriteJSON(w, http.StatusOK, map[string]any{"ok": true})
+}

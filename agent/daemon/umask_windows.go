@@ -1,0 +1,3 @@
+package daemon
+
+func umask077() {}

@@ -1,0 +1,350 @@
+package tokens
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/agent/oidc"
+	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/ipc"
+)
+
+// fakeIdP rotates refresh tokens like Keycloak with Revoke Refresh Token on:
+// every refresh returns a new one, and using an old one is an error.
+type fakeIdP struct {
+	mu       sync.Mutex
+	current  string
+	n        int
+	calls    atomic.Int32
+	lifetime time.Duration
+	err      error // returned instead of tokens when set
+	delay    time.Duration
+	reused   bool
+	st       *fakeStore // to check persist-before-publish
+}
+
+func (f *fakeIdP) Refresh(ctx context.Context, rt string, scopes []string) (*oidc.Token, error) {
+	f.calls.Add(1)
+	if f.delay > 0 {
+		time.Sleep(f.delay)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	if rt != f.current {
+		f.reused = true
+		return nil, &oidc.Error{Kind: oidc.KindLoginRequired, Code: "invalid_grant", Description: "Stale token", Msg: "the offline session is no longer valid"}
+	}
+	f.n++
+	f.current = fmt.Sprintf("rt-%d", f.n)
+	return &oidc.Token{AccessToken: fmt.Sprintf("at-%d", f.n), RefreshToken: f.current, TokenType: "bearer", ExpiresIn: f.lifetime}, nil
+}
+
+type fakeStore struct {
+	mu      sync.Mutex
+	rec     map[string]store.Record
+	putErr  error
+	puts    int
+	getWait time.Duration
+}
+
+func (s *fakeStore) Get(ctx context.Context, p string) (store.Record, error) {
+	time.Sleep(s.getWait)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.rec[p]
+	if !ok {
+		return store.Record{}, store.ErrNotFound
+	}
+	return r, nil
+}
+
+func (s *fakeStore) Put(ctx context.Context, p string, r store.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.putErr != nil {
+		return s.putErr
+	}
+	s.puts++
+	s.rec[p] = r
+	return nil
+}
+
+func (s *fakeStore) Delete(ctx context.Context, p string) error { return nil }
+func (s *fakeStore) Describe() string                           { return "fake" }
+
+func (s *fakeStore) token(p string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec[p].RefreshToken
+}
+
+const issuer = "https://sso.example.com/realms/r"
+
+type harness struct {
+	m     *Manager
+	idp   *fakeIdP
+	st    *fakeStore
+	clock atomic.Int64 // offset added to time.Now
+}
+
+func newHarness(t *testing.T, lifetime time.Duration) *harness {
+	h := &harness{
+		idp: &fakeIdP{current: "rt-0", lifetime: lifetime},
+		st:  &fakeStore{rec: map[string]store.Record{"default": {RefreshToken: "rt-0", Issuer: issuer, ClientID: "kc-agent", Username: "alice", SavedAt: time.Now()}}},
+	}
+	h.m = NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.m.Now = func() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) }
+	h.m.NewClient = func(context.Context, string, string) (Refresher, error) { return h.idp, nil }
+	h.m.StoreFor = func(config.Profile) (store.Store, error) { return h.st, nil }
+	cfg, err := config.Parse("c.yaml", []byte("profiles:\n  default:\n    issuer: "+issuer+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.m.SetConfig(cfg)
+	t.Cleanup(h.m.Close)
+	return h
+}
+
+func (h *harness) token(t *testing.T, minValid time.Duration) (Access, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return h.m.Token(ctx, "default", nil, minValid)
+}
+
+func TestSingleFlight(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	h.idp.delay = 50 * time.Millisecond
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := h.token(t, 0)
+			if err == nil && a.Token != "at-1" {
+				err = fmt.Errorf("got token %s", a.Token)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n := h.idp.calls.Load(); n != 1 {
+		t.Fatalf("200 concurrent callers caused %d refreshes, want 1", n)
+	}
+}
+
+func TestRotationPersistedBeforeServed(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	for i := 1; i <= 3; i++ {
+		if _, err := h.token(t, time.Hour-time.Second); err != nil {
+			t.Fatal(err)
+		}
+		// The token just served came with a rotated refresh token, which
+		// must already be in the store.
+		if got, want := h.st.token("default"), fmt.Sprintf("rt-%d", h.idp.n); got != want {
+			t.Fatalf("store has %s, IdP's current is %s", got, want)
+		}
+		h.clock.Add(int64(2 * time.Second)) // make the cached one too short
+	}
+	if h.idp.reused {
+		t.Fatal("an old refresh token was used again")
+	}
+}
+
+func TestPersistFailureKeepsServingAndNeverReusesOldToken(t *testing.T) {
+	h := newHarness(t, 30*time.Second)
+	h.st.putErr = errors.New("keychain locked")
+	if _, err := h.token(t, 0); err != nil {
+		t.Fatal(err)
+	}
+	st := h.m.Status()[0]
+	if !st.PersistPending || st.LastError == "" {
+		t.Fatalf("status does not show the unsaved token: %+v", st)
+	}
+	// Next refresh must use the new (unsaved) token, not the stored old one.
+	h.clock.Add(int64(28 * time.Second))
+	if _, err := h.token(t, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if h.idp.reused {
+		t.Fatal("fell back to the older refresh token")
+	}
+	h.st.mu.Lock()
+	h.st.putErr = nil
+	h.st.mu.Unlock()
+	h.clock.Add(int64(28 * time.Second))
+	if _, err := h.token(t, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if h.m.Status()[0].PersistPending || h.st.token("default") != h.idp.current {
+		t.Fatal("the rotated token was not saved once the store worked again")
+	}
+}
+
+func TestMinValidForcesRefresh(t *testing.T) {
+	h := newHarness(t, 60*time.Second)
+	a1, _ := h.token(t, 0)
+	h.clock.Add(int64(40 * time.Second)) // 20 s left
+	a2, err := h.token(t, 10*time.Second)
+	if err != nil || a2.Token != a1.Token {
+		t.Fatalf("20 s left satisfies min_valid 10 s: %v %v", a2, err)
+	}
+	a3, err := h.token(t, 30*time.Second)
+	if err != nil || a3.Token == a1.Token {
+		t.Fatalf("min_valid 30 s with 20 s left did not refresh: %v", err)
+	}
+	if left := a3.ExpiresAt.Sub(h.m.now()); left < 30*time.Second {
+		t.Fatalf("served a token with %s left, asked for 30s", left)
+	}
+}
+
+// After a laptop sleep the timer is late; the wall clock decides.
+func TestWallClockJumpIsNoticed(t *testing.T) {
+	h := newHarness(t, 60*time.Second)
+	a1, _ := h.token(t, 0)
+	h.clock.Add(int64(2 * time.Hour))
+	a2, err := h.token(t, 0)
+	if err != nil || a2.Token == a1.Token {
+		t.Fatalf("expired token served after a clock jump: %v", err)
+	}
+}
+
+func TestInvalidGrantMeansLoginRequired(t *testing.T) {
+	h := newHarness(t, 60*time.Second)
+	h.idp.err = &oidc.Error{Kind: oidc.KindLoginRequired, Code: "invalid_grant", Description: "Offline user session not found", Msg: "the offline session is no longer valid"}
+	_, err := h.token(t, 0)
+	var te *Error
+	if !errors.As(err, &te) || te.Code != ipc.CodeLoginRequired || te.Hint != "run `kc-agent login` to sign in again" {
+		t.Fatalf("got %#v", err)
+	}
+	st := h.m.Status()[0]
+	if st.State != ipc.StateLoginRequired || st.LastError == "" || st.NextRefresh != nil {
+		t.Fatalf("status: %+v", st)
+	}
+	// No more refreshes are attempted for a dead session.
+	calls := h.idp.calls.Load()
+	h.token(t, 0)
+	if h.idp.calls.Load() != calls {
+		t.Fatal("refreshed again after login_required")
+	}
+}
+
+func TestTransientErrorServesCachedAndBacksOff(t *testing.T) {
+	h := newHarness(t, 60*time.Second)
+	sched := DefaultSchedule
+	sched.BackoffBase = 50 * time.Millisecond
+	h.m.SetSchedule(sched)
+	a1, _ := h.token(t, 0)
+	h.idp.mu.Lock()
+	h.idp.err = &oidc.Error{Kind: oidc.KindTransient, Msg: "can not reach the token endpoint"}
+	h.idp.mu.Unlock()
+	h.clock.Add(int64(50 * time.Second)) // 10 s left: a refresh is due
+	a2, err := h.token(t, 0)
+	if err != nil || a2.Token != a1.Token {
+		t.Fatalf("degraded agent did not serve the cached token: %v", err)
+	}
+	waitState(t, h.m, ipc.StateDegraded)
+	if st := h.m.Status()[0]; st.NextRefresh == nil {
+		t.Fatalf("degraded without a retry scheduled: %+v", st)
+	}
+	if _, err := h.token(t, 30*time.Second); err == nil {
+		t.Fatal("served a token shorter than min_valid while degraded")
+	}
+	// Retries are spaced out: over 600 ms with a 50 ms base, the backoff
+	// allows only a handful, not a busy loop.
+	time.Sleep(600 * time.Millisecond)
+	if n := h.idp.calls.Load(); n > 8 {
+		t.Fatalf("%d refresh attempts in 600 ms: busy loop", n)
+	}
+	h.idp.mu.Lock()
+	h.idp.err = nil
+	h.idp.mu.Unlock()
+	waitState(t, h.m, ipc.StateActive)
+}
+
+func waitState(t *testing.T, m *Manager, state string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for m.Status()[0].State != state && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := m.Status()[0]; st.State != state {
+		t.Fatalf("state %s, want %s: %+v", st.State, state, st)
+	}
+}
+
+func TestProactiveRefreshOnlyWhileHot(t *testing.T) {
+	h := newHarness(t, 400*time.Millisecond)
+	h.token(t, 0)
+	time.Sleep(1500 * time.Millisecond)
+	hot := h.idp.calls.Load()
+	if hot < 3 {
+		t.Fatalf("hot profile refreshed %d times in ~4 lifetimes, want ahead-of-expiry refreshes", hot)
+	}
+	sched := DefaultSchedule
+	sched.HotWindow = 0
+	h.m.SetSchedule(sched)
+	time.Sleep(100 * time.Millisecond)
+	before := h.idp.calls.Load()
+	time.Sleep(1200 * time.Millisecond)
+	if n := h.idp.calls.Load() - before; n > 1 {
+		t.Fatalf("cold profile kept refreshing (%d in 3 lifetimes)", n)
+	}
+}
+
+func TestSlowStoreDoesNotBlockStatus(t *testing.T) {
+	h := newHarness(t, time.Minute)
+	h.st.getWait = 2 * time.Second
+	h.m.Reload("")
+	done := make(chan struct{})
+	go func() { h.m.Status(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(500 * time.Millisecond):
+		t.Fatal("status waited for the store")
+	}
+}
+
+func TestUnknownProfile(t *testing.T) {
+	h := newHarness(t, time.Minute)
+	_, err := h.m.Token(context.Background(), "nope", nil, 0)
+	var te *Error
+	if !errors.As(err, &te) || te.Code != ipc.CodeUnknown {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestAccessStringHidesToken(t *testing.T) {
+	a := Access{Token: "secret-access", ExpiresAt: time.Now()}
+	if s := fmt.Sprintf("%v %+v", a, a); strings.Contains(s, "secret-access") {
+		t.Fatal(s)
+	}
+}
+
+func TestMinValidBeyondLifetimeFails(t *testing.T) {
+	h := newHarness(t, time.Minute)
+	_, err := h.token(t, 2*time.Minute)
+	var te *Error
+	if !errors.As(err, &te) || te.Code != ipc.CodeUnavailable || te.Hint == "" {
+		t.Fatalf("got %v", err)
+	}
+}
