@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kc-agent/kc-agent/agent/config"
@@ -75,8 +76,9 @@ type Manager struct {
 	NewClient func(ctx context.Context, issuer, clientID string) (Refresher, error)
 	StoreFor  func(config.Profile) (store.Store, error)
 
+	sched atomic.Pointer[Schedule] // read under profile locks: never behind m.mu
+
 	mu       sync.Mutex
-	sched    Schedule
 	profiles map[string]*profile
 	closed   bool
 	wg       sync.WaitGroup
@@ -84,7 +86,7 @@ type Manager struct {
 
 // NewManager returns a manager with the real provider and stores.
 func NewManager(log *slog.Logger) *Manager {
-	return &Manager{
+	m := &Manager{
 		log: log,
 		Now: time.Now,
 		NewClient: func(ctx context.Context, issuer, clientID string) (Refresher, error) {
@@ -92,22 +94,15 @@ func NewManager(log *slog.Logger) *Manager {
 		},
 		StoreFor: func(p config.Profile) (store.Store, error) { return store.ForProfile(p, nil) },
 		profiles: map[string]*profile{},
-		sched:    DefaultSchedule,
 	}
+	m.SetSchedule(DefaultSchedule)
+	return m
 }
 
 // SetSchedule changes the timing policy (tests use short ones).
-func (m *Manager) SetSchedule(s Schedule) {
-	m.mu.Lock()
-	m.sched = s
-	m.mu.Unlock()
-}
+func (m *Manager) SetSchedule(s Schedule) { m.sched.Store(&s) }
 
-func (m *Manager) schedule() Schedule {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.sched
-}
+func (m *Manager) schedule() Schedule { return *m.sched.Load() }
 
 func (m *Manager) now() time.Time { return m.Now().Round(0) } // wall clock only
 
@@ -373,7 +368,7 @@ func (p *profile) loginRequiredLocked() error {
 		msg += ": " + p.lastErr
 	}
 	hint := p.hint
-	if hint == "" || !strings.Contains(hint, "kc-agent login") {
+	if hint == "" {
 		hint = loginHint(p.name)
 	}
 	return &Error{Code: ipc.CodeLoginRequired, Msg: msg, Hint: hint}
@@ -523,11 +518,12 @@ func (p *profile) failed(gen int, err error) error {
 		p.state = ipc.StateLoginRequired
 		p.lastErr = err.Error()
 		p.hint = hint
+		if oidc.KindOf(err) == oidc.KindLoginRequired {
+			p.hint = loginHint(p.name)
+		}
 		p.access = map[string]*cached{}
 		p.m.log.Warn("login required", "profile", p.name, "reason", err.Error())
-		if p.timer != nil {
-			p.timer.Stop()
-		}
+		p.scheduleLocked() // stops the timer: nothing to do until a login
 		return p.loginRequiredLocked()
 	}
 	p.state = ipc.StateDegraded

@@ -60,7 +60,10 @@ type fakeStore struct {
 }
 
 func (s *fakeStore) Get(ctx context.Context, p string) (store.Record, error) {
-	time.Sleep(s.getWait)
+	s.mu.Lock()
+	wait := s.getWait
+	s.mu.Unlock()
+	time.Sleep(wait)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r, ok := s.rec[p]
@@ -313,7 +316,9 @@ func TestProactiveRefreshOnlyWhileHot(t *testing.T) {
 
 func TestSlowStoreDoesNotBlockStatus(t *testing.T) {
 	h := newHarness(t, time.Minute)
+	h.st.mu.Lock()
 	h.st.getWait = 2 * time.Second
+	h.st.mu.Unlock()
 	h.m.Reload("")
 	done := make(chan struct{})
 	go func() { h.m.Status(); close(done) }()

@@ -119,7 +119,7 @@ func report(w io.Writer, err error) int {
 
 func exitCodeForIPC(e *ipc.Error) int {
 	switch e.Code {
-	case ipc.CodeLoginRequired:
+	case ipc.CodeLoginRequired, ipc.CodeUnknown:
 		return exitLoginRequired
 	case ipc.CodeBadRequest:
 		return exitUsage

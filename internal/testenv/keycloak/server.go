@@ -10,6 +10,8 @@ package keycloak
 import (
 	"archive/zip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -57,6 +59,7 @@ func CacheDir() (string, error) {
 // Server is a running Keycloak.
 type Server struct {
 	BaseURL string `json:"base_url"`
+	Realms  string `json:"realms"` // hash of the imported realm files
 	PID     int    `json:"pid"`
 	Dir     string `json:"dir"`
 	Log     string `json:"log"`
@@ -86,7 +89,7 @@ func Ensure(ctx context.Context, logf func(string, ...any)) (*Server, error) {
 	defer unlock()
 
 	statePath := filepath.Join(cache, "server.json")
-	if s, err := readState(statePath); err == nil && processAlive(s.PID) {
+	if s, err := readState(statePath); err == nil && processAlive(s.PID) && s.Realms == realmsHash() {
 		if err := waitReady(ctx, s, 3*time.Minute); err == nil {
 			return s, nil
 		}
@@ -96,10 +99,19 @@ func Ensure(ctx context.Context, logf func(string, ...any)) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if old, err := readState(statePath); err == nil && processAlive(old.PID) {
+		logf("restarting Keycloak: the realm files changed")
+		_ = syscall.Kill(-old.PID, syscall.SIGTERM)
+		for i := 0; i < 100 && processAlive(old.PID); i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		_ = syscall.Kill(-old.PID, syscall.SIGKILL)
+	}
 	s, err := start(ctx, dist, logf)
 	if err != nil {
 		return nil, err
 	}
+	s.Realms = realmsHash()
 	data, _ := json.Marshal(s)
 	if err := os.WriteFile(statePath, data, 0o644); err != nil {
 		return nil, err
@@ -127,6 +139,19 @@ func Stop() error {
 		_ = syscall.Kill(-s.PID, syscall.SIGKILL)
 	}
 	return nil
+}
+
+func realmsHash() string {
+	h := sha256.New()
+	fs.WalkDir(realmFiles, "realms", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			data, _ := realmFiles.ReadFile(p)
+			h.Write([]byte(p))
+			h.Write(data)
+		}
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 func readState(path string) (*Server, error) {
