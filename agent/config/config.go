@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -129,7 +130,10 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: (?:unmarshal errors:\n\s*)?line (\d+): (.*)$`)
+// Compiled on first use: `kc-agent token` runs often and never needs them.
+var yamlLine = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^yaml: (?:unmarshal errors:\n\s*)?line (\d+): (.*)$`)
+})
 
 // Parse parses and validates config data; path is used in messages.
 func Parse(path string, data []byte) (*Config, error) {
@@ -158,7 +162,7 @@ func Parse(path string, data []byte) (*Config, error) {
 
 func yamlError(path string, err error) error {
 	msg := err.Error()
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+	if m := yamlLine().FindStringSubmatch(msg); m != nil {
 		var line int
 		fmt.Sscan(m[1], &line)
 		return &Error{File: path, Line: line, Msg: strings.TrimSpace(m[2])}
@@ -166,7 +170,9 @@ func yamlError(path string, err error) error {
 	return &Error{File: path, Msg: strings.TrimPrefix(msg, "yaml: ")}
 }
 
-var profileName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+var profileName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+})
 
 func (c *Config) validate() error {
 	for _, name := range c.ProfileNames() {
@@ -174,7 +180,7 @@ func (c *Config) validate() error {
 		fail := func(field, msg string) error {
 			return &Error{File: c.path, Line: c.line("profiles", name, field), Field: "profiles." + name + "." + field, Msg: msg}
 		}
-		if !profileName.MatchString(name) {
+		if !profileName().MatchString(name) {
 			return &Error{File: c.path, Line: c.line("profiles", name), Field: "profiles." + name, Msg: "profile names are 1-64 letters, digits, '.', '_' or '-'"}
 		}
 		if p.Issuer == "" {
@@ -199,7 +205,7 @@ func (c *Config) validate() error {
 		fail := func(field, msg string) error {
 			return &Error{File: c.path, Line: c.routeLine(i, field), Field: fmt.Sprintf("routes[%d].%s", i, field), Msg: msg}
 		}
-		if !profileName.MatchString(r.Name) {
+		if !profileName().MatchString(r.Name) {
 			return fail("name", "route names are 1-64 letters, digits, '.', '_' or '-'")
 		}
 		if seen[r.Name] {
@@ -300,7 +306,7 @@ func (c *Config) routeLine(i int, field string) int {
 // SetProfile adds or replaces a profile, keeping the rest of the document
 // (comments included) as it was.
 func (c *Config) SetProfile(name string, p Profile) error {
-	if !profileName.MatchString(name) {
+	if !profileName().MatchString(name) {
 		return fmt.Errorf("invalid profile name %q: use 1-64 letters, digits, '.', '_' or '-'", name)
 	}
 	if p.ClientID == DefaultClientID {

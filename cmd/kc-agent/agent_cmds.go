@@ -305,7 +305,10 @@ func fmtTime(t *time.Time) string {
 	}
 	d := time.Until(*t).Round(time.Second)
 	rel := "in " + d.String()
-	if d < 0 {
+	switch {
+	case d == 0:
+		rel = "now"
+	case d < 0:
 		rel = (-d).String() + " ago"
 	}
 	return fmt.Sprintf("%s (%s)", t.Local().Format("2006-01-02 15:04:05"), rel)

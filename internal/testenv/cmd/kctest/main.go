@@ -13,8 +13,19 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 5 && os.Args[1] == "signin" {
+		// kctest signin USER PASSWORD URL: a stand-in browser for the demo
+		// ($BROWSER), filling Keycloak's login page over HTTP.
+		res, err := keycloak.NewFormBrowser(os.Args[2], os.Args[3]).Visit(context.Background(), os.Args[4])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "kctest: signin:", err)
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stderr, "kctest: browser finished at %s (HTTP %d)\n", res.URL, res.Status)
+		return
+	}
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: kctest start|stop|url")
+		fmt.Fprintln(os.Stderr, "usage: kctest start|stop|url|signin USER PASSWORD URL")
 		os.Exit(2)
 	}
 	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "kctest: "+f+"\n", a...) }

@@ -1,0 +1,12 @@
+#!/bin/sh
+# Benchmarks, each printing ratios against a baseline measured in the same
+# run. Starts its own Keycloak (the test harness) and Secret Service.
+set -e
+cd "$(dirname "$0")/.."
+scripts/install-test-deps.sh
+go build -o bin/kc-agent ./cmd/kc-agent
+echo "== Go benchmark: token round trip over the socket"
+go test -run '^$' -bench TokenRoundTrip -benchtime 3000x ./agent/daemon/
+echo
+echo "== whole-process kc-agent token vs a direct refresh grant"
+scripts/with-secret-service.sh go run ./bench/tokenbench -bin bin/kc-agent

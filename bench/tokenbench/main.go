@@ -1,0 +1,190 @@
+//go:build unix
+
+// Command tokenbench measures whole-process `kc-agent token` against a warm
+// agent, and compares it with a direct refresh grant (curl) against the same
+// Keycloak, in the same run. It also reports the agent's idle RSS and CPU.
+// Run it through bench/run.sh.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
+)
+
+func main() {
+	n := flag.Int("n", 300, "token calls to time")
+	nDirect := flag.Int("direct", 30, "direct refresh grants to time")
+	bin := flag.String("bin", "bin/kc-agent", "kc-agent binary")
+	flag.Parse()
+	if err := run(*bin, *n, *nDirect); err != nil {
+		fmt.Fprintln(os.Stderr, "tokenbench: error:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin string, n, nDirect int) error {
+	ctx := context.Background()
+	kc, err := keycloak.Ensure(ctx, func(f string, a ...any) { fmt.Fprintf(os.Stderr, "tokenbench: "+f+"\n", a...) })
+	if err != nil {
+		return err
+	}
+	bin, _ = filepath.Abs(bin)
+	dir, err := os.MkdirTemp("", "kcbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	os.Setenv("KC_AGENT_CONFIG", filepath.Join(dir, "config.yaml"))
+	os.Setenv("KC_AGENT_STATE_DIR", filepath.Join(dir, "state"))
+	os.Setenv("KC_AGENT_SOCK", filepath.Join(dir, "s", "agent.sock"))
+	os.Setenv("KC_AGENT_NO_AUTOSTART", "1")
+
+	if err := login(bin, kc.Issuer(keycloak.RealmDemo)); err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	agent := exec.Command(bin, "run", "--log-level", "warn")
+	agent.Stderr = os.Stderr
+	if err := agent.Start(); err != nil {
+		return err
+	}
+	defer func() { agent.Process.Signal(os.Interrupt); agent.Wait() }()
+	for i := 0; ; i++ {
+		if exec.Command(bin, "token").Run() == nil {
+			break
+		}
+		if i > 100 {
+			return fmt.Errorf("agent never served a token")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	tokenTimes := timeIt(n, func() error { return exec.Command(bin, "token").Run() })
+
+	cfg, _ := config.Load(os.Getenv("KC_AGENT_CONFIG"))
+	prof, _ := cfg.Profile("default")
+	st, _ := store.ForProfile(prof, nil)
+	rec, err := st.Get(ctx, "default")
+	if err != nil {
+		return err
+	}
+	tokenURL := kc.Issuer(keycloak.RealmDemo) + "/protocol/openid-connect/token"
+	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {"kc-agent"}, "refresh_token": {rec.RefreshToken}}.Encode()
+	directTimes := timeIt(nDirect, func() error {
+		cmd := exec.Command("curl", "-sf", "-o", "/dev/null", "--data-binary", "@-", "-H", "Content-Type: application/x-www-form-urlencoded", tokenURL)
+		cmd.Stdin = strings.NewReader(form)
+		return cmd.Run()
+	})
+
+	time.Sleep(2 * time.Second)
+	rss := rssKB(agent.Process.Pid)
+	cpu0 := cpuTicks(agent.Process.Pid)
+	time.Sleep(10 * time.Second)
+	cpuIdle := cpuTicks(agent.Process.Pid) - cpu0
+
+	tp50, tp95 := pct(tokenTimes, 50), pct(tokenTimes, 95)
+	dp50, dp95 := pct(directTimes, 50), pct(directTimes, 95)
+	fmt.Printf("| measurement | p50 | p95 | n |\n|---|---|---|---|\n")
+	fmt.Printf("| kc-agent token (whole process, warm agent) | %s | %s | %d |\n", ms(tp50), ms(tp95), n)
+	fmt.Printf("| curl refresh grant to Keycloak (baseline) | %s | %s | %d |\n", ms(dp50), ms(dp95), nDirect)
+	fmt.Printf("\nratio: direct refresh p50 / kc-agent token p50 = %.1fx (target >= 20x)\n", float64(dp50)/float64(tp50))
+	fmt.Printf("agent idle RSS: %d KiB (target < 25 MiB)\n", rss)
+	fmt.Printf("agent CPU over 10 s idle: %d clock ticks (1 tick = 10 ms; target ~0)\n", cpuIdle)
+	return nil
+}
+
+// login runs `kc-agent login --no-browser` and signs in on the printed URL
+// with the demo user, like a person at a browser would.
+func login(bin, issuer string) error {
+	cmd := exec.Command(bin, "login", issuer, "--no-browser")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	re := regexp.MustCompile(`https?://\S+/protocol/openid-connect/auth\?\S+`)
+	sc := bufio.NewScanner(stderr)
+	done := make(chan error, 1)
+	for sc.Scan() {
+		if u := re.FindString(sc.Text()); u != "" {
+			go func() {
+				_, err := keycloak.NewFormBrowser("demo", "demo").Visit(context.Background(), u)
+				done <- err
+			}()
+			break
+		}
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	if err := <-done; err != nil {
+		return err
+	}
+	return cmd.Wait()
+}
+
+func timeIt(n int, f func() error) []time.Duration {
+	out := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		if err := f(); err != nil {
+			fmt.Fprintln(os.Stderr, "tokenbench: call failed:", err)
+			continue
+		}
+		out = append(out, time.Since(start))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	return d[(len(d)-1)*p/100]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+func rssKB(pid int) int {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			f := strings.Fields(l)
+			v, _ := strconv.Atoi(f[1])
+			return v
+		}
+	}
+	return -1
+}
+
+func cpuTicks(pid int) int {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(data)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		f := strings.Fields(s[i+2:])
+		if len(f) > 12 {
+			u, _ := strconv.Atoi(f[11])
+			k, _ := strconv.Atoi(f[12])
+			return u + k
+		}
+	}
+	return -1
+}
