@@ -19,10 +19,12 @@ import (
 
 type emptyStore struct{}
 
-func (emptyStore) Get(context.Context, string) (store.Record, error) { return store.Record{}, store.ErrNotFound }
-func (emptyStore) Put(context.Context, string, store.Record) error  { return nil }
-func (emptyStore) Delete(context.Context, string) error             { return nil }
-func (emptyStore) Describe() string                                 { return "empty" }
+func (emptyStore) Get(context.Context, string) (store.Record, error) {
+	return store.Record{}, store.ErrNotFound
+}
+func (emptyStore) Put(context.Context, string, store.Record) error { return nil }
+func (emptyStore) Delete(context.Context, string) error            { return nil }
+func (emptyStore) Describe() string                                { return "empty" }
 
 func testDaemon(t testing.TB) http.Handler {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
