@@ -88,6 +88,8 @@ type StatusResponse struct {
 	Socket      string          `json:"socket"`
 	ConfigPath  string          `json:"config_path"`
 	ConfigError string          `json:"config_error,omitempty"`
+	ProxyAddr   string          `json:"proxy_addr,omitempty"`
+	ProxyError  string          `json:"proxy_error,omitempty"`
 	Profiles    []ProfileStatus `json:"profiles"`
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -50,10 +51,21 @@ type Route struct {
 	Intercept bool     `yaml:"intercept,omitempty"`
 }
 
+// DefaultProxyListen is where the proxy listens unless told otherwise.
+const DefaultProxyListen = "127.0.0.1:8421"
+
 // Proxy holds the settings of the localhost proxy.
 type Proxy struct {
+	// Listen is a loopback host:port (default 127.0.0.1:8421).
 	Listen string `yaml:"listen,omitempty"`
+	// CAFile is an extra PEM bundle trusted for upstreams (besides the
+	// system roots); there is no way to skip verification.
 	CAFile string `yaml:"ca_file,omitempty"`
+	// UpstreamProxy (http://host:port) carries CONNECT tunnels for hosts
+	// without a rule, e.g. a corporate proxy.
+	UpstreamProxy string `yaml:"upstream_proxy,omitempty"`
+	// UnsafeListenNonLoopback allows a non-loopback listen address.
+	UnsafeListenNonLoopback bool `yaml:"unsafe_listen_non_loopback,omitempty"`
 }
 
 // Config is the whole file.
@@ -219,6 +231,11 @@ func (c *Config) validate() error {
 		if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 			return fail("upstream", "must not carry a query, fragment or user info")
 		}
+		if r.Listen != "" {
+			if err := CheckListen(r.Listen, c.Proxy.UnsafeListenNonLoopback); err != nil {
+				return fail("listen", err.Error())
+			}
+		}
 		prof := r.Profile
 		if prof == "" {
 			prof = DefaultProfile
@@ -227,7 +244,48 @@ func (c *Config) validate() error {
 			return fail("profile", fmt.Sprintf("no profile %q; run `kc-agent login --profile %s <issuer-url>` first", prof, prof))
 		}
 	}
+	if c.Proxy.Listen != "" {
+		if err := CheckListen(c.Proxy.Listen, c.Proxy.UnsafeListenNonLoopback); err != nil {
+			return &Error{File: c.path, Line: c.line("proxy", "listen"), Field: "proxy.listen", Msg: err.Error()}
+		}
+	}
+	if c.Proxy.UpstreamProxy != "" {
+		u, err := url.Parse(c.Proxy.UpstreamProxy)
+		if err != nil || u.Scheme != "http" || u.Host == "" {
+			return &Error{File: c.path, Line: c.line("proxy", "upstream_proxy"), Field: "proxy.upstream_proxy", Msg: "must be http://host:port"}
+		}
+	}
 	return nil
+}
+
+// CheckListen accepts host:port on a loopback address (or any address with
+// the explicit unsafe flag).
+func CheckListen(addr string, unsafe bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	ip := net.ParseIP(host)
+	if host != "localhost" && (ip == nil || !ip.IsLoopback()) && !unsafe {
+		return fmt.Errorf("%q is not a loopback address; the proxy hands out your tokens, so it listens on 127.0.0.1 or ::1 only (proxy.unsafe_listen_non_loopback overrides)", addr)
+	}
+	return nil
+}
+
+// ProxyListen is the proxy's address with the default applied.
+func (c *Config) ProxyListen() string {
+	if c.Proxy.Listen != "" {
+		return c.Proxy.Listen
+	}
+	return DefaultProxyListen
+}
+
+// ProfileName is the profile a route uses.
+func (r Route) ProfileName() string {
+	if r.Profile == "" {
+		return DefaultProfile
+	}
+	return r.Profile
 }
 
 // CheckIssuer validates an issuer URL as typed by a user.

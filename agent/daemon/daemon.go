@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/agent/proxy"
 	"github.com/kc-agent/kc-agent/agent/tokens"
 	"github.com/kc-agent/kc-agent/ipc"
 )
@@ -30,6 +32,8 @@ type Options struct {
 	Ready chan<- struct{}
 	// Manager, when set, replaces the real token manager (tests).
 	Manager *tokens.Manager
+	// StateDir holds the proxy secret and the local CA.
+	StateDir string
 }
 
 // Daemon is a running agent.
@@ -42,6 +46,8 @@ type Daemon struct {
 	mu        sync.Mutex
 	cfg       *config.Config
 	configErr string
+	proxy     *proxy.Proxy
+	proxyErr  string
 }
 
 // Run serves until ctx ends.
@@ -54,6 +60,7 @@ func Run(ctx context.Context, opts Options) error {
 		d.mgr = tokens.NewManager(log)
 	}
 	defer d.mgr.Close()
+	defer d.stopProxy()
 
 	if err := d.loadConfig(); err != nil {
 		log.Error("config is invalid; serving no profiles until it is fixed", "err", err.Error())
@@ -104,9 +111,53 @@ func (d *Daemon) loadConfig() error {
 		return err
 	}
 	d.configErr = ""
+	old := d.cfg
 	d.cfg = cfg
 	d.mgr.SetConfig(cfg)
+	if old == nil || !reflect.DeepEqual(old.Routes, cfg.Routes) || old.Proxy != cfg.Proxy {
+		d.restartProxyLocked(cfg)
+	}
 	return nil
+}
+
+// restartProxyLocked (re)starts the proxy for a new config; with no routes
+// and no proxy settings there is no proxy.
+func (d *Daemon) restartProxyLocked(cfg *config.Config) {
+	if d.proxy != nil {
+		d.proxy.Close()
+		d.proxy = nil
+	}
+	d.proxyErr = ""
+	if len(cfg.Routes) == 0 && cfg.Proxy == (config.Proxy{}) {
+		return
+	}
+	p, err := proxy.New(proxy.Options{Config: cfg, Tokens: d.mgr, StateDir: d.opts.StateDir, Log: d.log.With("component", "proxy")})
+	if err == nil {
+		err = p.Start()
+	}
+	if err != nil {
+		d.proxyErr = err.Error()
+		d.log.Error("proxy not running", "err", err.Error())
+		return
+	}
+	d.proxy = p
+}
+
+func (d *Daemon) stopProxy() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.proxy != nil {
+		d.proxy.Close()
+		d.proxy = nil
+	}
+}
+
+// ProxyAddr is where the proxy listens ("" when it does not).
+func (d *Daemon) proxyAddr() string {
+	if d.proxy == nil {
+		return ""
+	}
+	return d.proxy.Addr()
 }
 
 // watchConfig reloads the config when its directory changes. Editors
@@ -266,7 +317,7 @@ func (d *Daemon) apiError(profile string, err error) *ipc.Error {
 
 func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	d.mu.Lock()
-	cfgErr := d.configErr
+	cfgErr, proxyAddr, proxyErr := d.configErr, d.proxyAddr(), d.proxyErr
 	d.mu.Unlock()
 	ipc.WriteJSON(w, http.StatusOK, ipc.StatusResponse{
 		Version:     d.opts.Version,
@@ -276,6 +327,8 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		Socket:      d.opts.SocketPath,
 		ConfigPath:  d.opts.ConfigPath,
 		ConfigError: cfgErr,
+		ProxyAddr:   proxyAddr,
+		ProxyError:  proxyErr,
 		Profiles:    d.mgr.Status(),
 	})
 }

@@ -22,7 +22,7 @@ import (
 )
 
 func addAgentCommands(root *cobra.Command, streams *IOStreams) {
-	root.AddCommand(newRunCmd(streams), newTokenCmd(streams), newStatusCmd(streams))
+	root.AddCommand(newRunCmd(streams), newTokenCmd(streams), newStatusCmd(streams), newEnvCmd(streams), newExecCmd(streams))
 }
 
 func newRunCmd(streams *IOStreams) *cobra.Command {
@@ -44,8 +44,12 @@ func newRunCmd(streams *IOStreams) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			stateDir, err := config.StateDir()
+			if err != nil {
+				return err
+			}
 			err = daemon.Run(cmd.Context(), daemon.Options{
-				Version: version, ConfigPath: cfgPath, SocketPath: sock, Log: log,
+				Version: version, ConfigPath: cfgPath, SocketPath: sock, Log: log, StateDir: stateDir,
 			})
 			if errors.Is(err, ipc.ErrAgentRunning) {
 				return withHint(err, "use the running agent (`kc-agent status`), or stop it first")
@@ -269,6 +273,12 @@ func printStatus(w io.Writer, st *ipc.StatusResponse) {
 	fmt.Fprintf(w, "config:  %s\n", st.ConfigPath)
 	if st.ConfigError != "" {
 		fmt.Fprintf(w, "         INVALID (last good config still live): %s\n", st.ConfigError)
+	}
+	switch {
+	case st.ProxyError != "":
+		fmt.Fprintf(w, "proxy:   NOT RUNNING: %s\n", st.ProxyError)
+	case st.ProxyAddr != "":
+		fmt.Fprintf(w, "proxy:   http://%s (`kc-agent env` for the variables)\n", st.ProxyAddr)
 	}
 	if len(st.Profiles) == 0 {
 		fmt.Fprintln(w, "\nno profiles; run `kc-agent login <issuer-url>`")

@@ -89,7 +89,7 @@ func (e *cliEnv) startAgent() *agentProc {
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- daemon.Run(ctx, daemon.Options{Version: "test", ConfigPath: cfgPath, SocketPath: sock, Log: log, Ready: ready, Manager: mgr})
+		done <- daemon.Run(ctx, daemon.Options{Version: "test", ConfigPath: cfgPath, SocketPath: sock, Log: log, Ready: ready, Manager: mgr, StateDir: os.Getenv("KC_AGENT_STATE_DIR")})
 	}()
 	select {
 	case <-ready:

@@ -74,6 +74,13 @@ func run(args []string, streams *IOStreams) int {
 	if err == nil {
 		return exitOK
 	}
+	var ce *childExit
+	if errors.As(err, &ce) {
+		if ce.code < 0 {
+			return exitError
+		}
+		return ce.code
+	}
 	return report(streams.Err, err)
 }
 
