@@ -15,4 +15,3 @@ func TestProcAddr(t *testing.T) {
 		t.Fatalf("got %s", got)
 	}
 }
-
