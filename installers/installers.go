@@ -1,0 +1,150 @@
+// Package installers renders what `kc-agent service install` writes: the
+// systemd user unit (Linux), the LaunchAgent plist (macOS) and the per-user
+// Run key command (Windows). The files are rendered by code from the
+// templates here and golden-tested; packagers ship the same unit.
+package installers
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/template"
+)
+
+// Label is the service name on every platform.
+const Label = "kc-agent"
+
+// LaunchdLabel is the macOS LaunchAgent label.
+const LaunchdLabel = "io.github.kc-agent"
+
+// Params are the values a service definition needs.
+type Params struct {
+	// Binary is the absolute path of a stable kc-agent (not a versioned
+	// Homebrew Cellar path that disappears on upgrade).
+	Binary string
+	// Env is put into the service environment (KC_AGENT_SOCK, ...).
+	Env map[string]string
+	// LogDir is where the macOS agent logs (~/Library/Logs/kc-agent).
+	LogDir string
+}
+
+//go:embed kc-agent.service.tmpl
+var unitTmpl string
+
+//go:embed kc-agent.plist.tmpl
+var plistTmpl string
+
+func (p Params) check() error {
+	if !filepath.IsAbs(p.Binary) {
+		return fmt.Errorf("the service needs an absolute binary path, got %q", p.Binary)
+	}
+	return nil
+}
+
+// EnvList is Env sorted by key, for stable output.
+func (p Params) EnvList() [][2]string {
+	keys := make([]string, 0, len(p.Env))
+	for k := range p.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([][2]string, len(keys))
+	for i, k := range keys {
+		out[i] = [2]string{k, p.Env[k]}
+	}
+	return out
+}
+
+// systemdQuote quotes a value for an Environment= or ExecStart= line.
+func systemdQuote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "%", "%%", "$", "$$")
+	return `"` + r.Replace(s) + `"`
+}
+
+func xmlEscape(s string) string {
+	var b bytes.Buffer
+	for _, c := range s {
+		switch c {
+		case '&':
+			b.WriteString("&amp;")
+		case '<':
+			b.WriteString("&lt;")
+		case '>':
+			b.WriteString("&gt;")
+		case '"':
+			b.WriteString("&quot;")
+		default:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+var funcs = template.FuncMap{"sq": systemdQuote, "xml": xmlEscape}
+
+func render(name, tmpl string, p Params) (string, error) {
+	if err := p.check(); err != nil {
+		return "", err
+	}
+	t, err := template.New(name).Funcs(funcs).Parse(tmpl)
+	if err != nil {
+		return "", err
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, p); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// SystemdUnit is ~/.config/systemd/user/kc-agent.service.
+func SystemdUnit(p Params) (string, error) { return render("unit", unitTmpl, p) }
+
+// LaunchdPlist is ~/Library/LaunchAgents/io.github.kc-agent.plist.
+func LaunchdPlist(p Params) (string, error) { return render("plist", plistTmpl, p) }
+
+// StableBinary turns the running executable's path into one that survives
+// upgrades: a Homebrew Cellar path (…/Cellar/kc-agent/1.2.3/bin/kc-agent)
+// becomes the prefix's bin link (…/bin/kc-agent).
+func StableBinary(exe string) string {
+	if i := strings.Index(exe, "/Cellar/"); i >= 0 {
+		return exe[:i] + "/bin/" + filepath.Base(exe)
+	}
+	return exe
+}
+
+// Status is what `service status` reports.
+type Status struct {
+	Installed bool
+	Enabled   bool
+	Running   bool
+	Path      string // the unit/plist/registry entry
+	Logs      string // where the agent logs
+	Detail    string
+}
+
+// Manager installs and controls the per-user service on one platform.
+type Manager interface {
+	// Definition is the file (or entry) install writes, and its content.
+	Definition() (path, content string, err error)
+	Install() error
+	Uninstall() error
+	Start() error
+	Stop() error
+	Restart() error
+	Status() (Status, error)
+}
+
+// WindowsRunCommand is the value under
+// HKCU\Software\Microsoft\Windows\CurrentVersion\Run\kc-agent: a per-user
+// autostart at logon, in the user's session, so the agent sees the user's
+// Credential Manager (a machine service would not).
+func WindowsRunCommand(p Params) (string, error) {
+	if err := p.check(); err != nil {
+		return "", err
+	}
+	return `"` + p.Binary + `" run`, nil
+}
