@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: build deps test test-short demo keycloak keycloak-stop bench lint fuzz snapshot clean
+.PHONY: release-check build deps test test-short demo keycloak keycloak-stop bench lint fuzz snapshot clean
 
 build:
 	$(GO) build -o bin/kc-agent ./cmd/kc-agent
@@ -40,6 +40,10 @@ keycloak-stop:
 
 bench:
 	bench/run.sh
+
+# Cross-compile every release target, goreleaser check, host snapshot.
+release-check:
+	scripts/release-check.sh
 
 clean:
 	rm -rf bin dist

@@ -11,6 +11,8 @@ command -v secret-tool >/dev/null 2>&1 || need="$need libsecret-tools"
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
 command -v curl >/dev/null 2>&1 || need="$need curl"
 command -v setpriv >/dev/null 2>&1 || need="$need util-linux"
+command -v systemd-analyze >/dev/null 2>&1 || need="$need systemd"
+command -v xmllint >/dev/null 2>&1 || need="$need libxml2-utils"
 if [ -n "$need" ]; then
 	echo "install-test-deps: installing Debian packages:$need" >&2
 	SUDO=""

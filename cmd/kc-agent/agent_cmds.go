@@ -22,7 +22,7 @@ import (
 )
 
 func addAgentCommands(root *cobra.Command, streams *IOStreams) {
-	root.AddCommand(newRunCmd(streams), newTokenCmd(streams), newStatusCmd(streams), newEnvCmd(streams), newExecCmd(streams))
+	root.AddCommand(newRunCmd(streams), newTokenCmd(streams), newStatusCmd(streams), newEnvCmd(streams), newExecCmd(streams), newServiceCmd(streams))
 }
 
 func newRunCmd(streams *IOStreams) *cobra.Command {
