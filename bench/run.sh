@@ -10,3 +10,6 @@ go test -run '^$' -bench TokenRoundTrip -benchtime 3000x ./agent/daemon/
 echo
 echo "== whole-process kc-agent token vs a direct refresh grant"
 scripts/with-secret-service.sh go run ./bench/tokenbench -bin bin/kc-agent
+echo
+echo "== proxy overhead: direct vs reverse route vs HTTPS_PROXY interception (loopback, keep-alive)"
+go run ./bench/proxybench -n 20000 -c 8

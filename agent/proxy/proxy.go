@@ -45,6 +45,7 @@ type Options struct {
 type route struct {
 	config.Route
 	upstream *url.URL
+	handler  http.Handler // the reverse route under /<name> on the main port
 }
 
 // Proxy is the running proxy: one main listener and optional per-route ones.
@@ -57,6 +58,8 @@ type Proxy struct {
 	routes    map[string]*route
 	rules     map[string]*route // exact scheme://host:port -> route, for the forward proxy
 	forward   *httputil.ReverseProxy
+	// intercepting serves requests inside intercepted tunnels.
+	intercepting *httputil.ReverseProxy
 
 	caOnce sync.Once
 	ca     *CA
@@ -122,6 +125,10 @@ func New(opts Options) (*Proxy, error) {
 		p.transport.Proxy = http.ProxyURL(p.upstream)
 	}
 	p.forward = p.keepClientAuth(p.newReverseProxy(false))
+	p.intercepting = p.newReverseProxy(false)
+	for _, rt := range p.routes {
+		rt.handler = p.reverseHandler(rt, "/"+rt.Name)
+	}
 	return p, nil
 }
 
@@ -274,7 +281,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "no_route", fmt.Sprintf("no route %q", name), "routes are configured under `routes:` in the kc-agent config; `kc-agent env` lists them")
 			return
 		}
-		p.reverseHandler(rt, "/"+name).ServeHTTP(w, r)
+		rt.handler.ServeHTTP(w, r)
 	}
 }
 
@@ -659,7 +666,7 @@ func (p *Proxy) intercept(conn net.Conn, host, port string, rt *route) {
 	if port == "443" {
 		upstream.Host = host
 	}
-	rp := p.newReverseProxy(false)
+	rp := p.intercepting
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !sameAuthority(r.Host, host, port) {
 			writeError(w, http.StatusMisdirectedRequest, "forbidden", fmt.Sprintf("Host %q does not match the tunnel's host %s", r.Host, net.JoinHostPort(host, port)), "")
