@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: release-check build deps test test-short demo keycloak keycloak-stop bench lint fuzz snapshot clean
+.PHONY: faults release-check build deps test test-short demo keycloak keycloak-stop bench lint fuzz snapshot clean
 
 build:
 	$(GO) build -o bin/kc-agent ./cmd/kc-agent
@@ -40,6 +40,12 @@ keycloak-stop:
 
 bench:
 	bench/run.sh
+
+# Fault scenarios (kill -9 mid-refresh, Keycloak restart, Secret Service
+# killed, disk full). They kill shared peers, so they run alone, after test.
+faults: deps
+	KC_AGENT_REQUIRE_SECRET_SERVICE=1 scripts/with-secret-service.sh \
+		$(GO) test -tags faults -run '^TestFault' -count=1 -v -timeout 10m ./cmd/kc-agent/
 
 # Cross-compile every release target, goreleaser check, host snapshot.
 release-check:

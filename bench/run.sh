@@ -13,3 +13,6 @@ scripts/with-secret-service.sh go run ./bench/tokenbench -bin bin/kc-agent
 echo
 echo "== proxy overhead: direct vs reverse route vs HTTPS_PROXY interception (loopback, keep-alive)"
 go run ./bench/proxybench -n 20000 -c 8
+echo
+echo "== refresh storm: concurrent token requests across an expiry (rotation on)"
+scripts/with-secret-service.sh go run ./bench/stormbench -bin bin/kc-agent -n 1000

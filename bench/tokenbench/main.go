@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,7 +52,7 @@ func run(bin string, n, nDirect int) error {
 	os.Setenv("KC_AGENT_SOCK", filepath.Join(dir, "s", "agent.sock"))
 	os.Setenv("KC_AGENT_NO_AUTOSTART", "1")
 
-	if err := login(bin, kc.Issuer(keycloak.RealmDemo)); err != nil {
+	if err := keycloak.LoginWithCLI(bin, kc.Issuer(keycloak.RealmDemo), "demo", "demo"); err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
 	agent := exec.Command(bin, "run", "--log-level", "warn")
@@ -105,39 +103,6 @@ func run(bin string, n, nDirect int) error {
 	fmt.Printf("agent idle RSS: %d KiB (target < 25 MiB)\n", rss)
 	fmt.Printf("agent CPU over 10 s idle: %d clock ticks (1 tick = 10 ms; target ~0)\n", cpuIdle)
 	return nil
-}
-
-// login runs `kc-agent login --no-browser` and signs in on the printed URL
-// with the demo user, like a person at a browser would.
-func login(bin, issuer string) error {
-	cmd := exec.Command(bin, "login", issuer, "--no-browser")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	re := regexp.MustCompile(`https?://\S+/protocol/openid-connect/auth\?\S+`)
-	sc := bufio.NewScanner(stderr)
-	done := make(chan error, 1)
-	for sc.Scan() {
-		if u := re.FindString(sc.Text()); u != "" {
-			go func() {
-				_, err := keycloak.NewFormBrowser("demo", "demo").Visit(context.Background(), u)
-				done <- err
-			}()
-			break
-		}
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	if err := <-done; err != nil {
-		return err
-	}
-	return cmd.Wait()
 }
 
 func timeIt(n int, f func() error) []time.Duration {

@@ -41,6 +41,7 @@ const (
 	RealmTest     = "kcagent-test"
 	RealmShort    = "kcagent-short"
 	RealmRotation = "kcagent-rotation"
+	RealmReuse    = "kcagent-reuse" // rotation with one reuse allowed
 )
 
 // CacheDir holds the zip, the unpacked server and the running instance's
@@ -107,7 +108,7 @@ func Ensure(ctx context.Context, logf func(string, ...any)) (*Server, error) {
 		}
 		_ = syscall.Kill(-old.PID, syscall.SIGKILL)
 	}
-	s, err := start(ctx, dist, logf)
+	s, err := start(ctx, dist, logf, true)
 	if err != nil {
 		return nil, err
 	}
@@ -301,9 +302,52 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-func start(ctx context.Context, dist string, logf func(string, ...any)) (*Server, error) {
+// Restart stops the shared server (SIGTERM, as an operator's restart would;
+// dev-mode H2 loses recent offline sessions on SIGKILL) and starts it again
+// on the same port with its database kept, for fault tests.
+func Restart(ctx context.Context, s *Server, logf func(string, ...any)) (*Server, error) {
+	Terminate(s)
+	cache, err := CacheDir()
+	if err != nil {
+		return nil, err
+	}
+	ns, err := startOn(ctx, s.Dir, logf, false, portOf(s.BaseURL))
+	if err != nil {
+		return nil, err
+	}
+	ns.Realms = realmsHash()
+	data, _ := json.Marshal(ns)
+	return ns, os.WriteFile(filepath.Join(cache, "server.json"), data, 0o644)
+}
+
+// Terminate stops the server and waits for it.
+func Terminate(s *Server) {
+	_ = syscall.Kill(-s.PID, syscall.SIGTERM)
+	for i := 0; i < 600 && processAlive(s.PID); i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = syscall.Kill(-s.PID, syscall.SIGKILL)
+}
+
+func portOf(baseURL string) int {
+	i := strings.LastIndexByte(baseURL, ':')
+	p, _ := strconv.Atoi(baseURL[i+1:])
+	return p
+}
+
+func start(ctx context.Context, dist string, logf func(string, ...any), fresh bool) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	return startOn(ctx, dist, logf, fresh, port)
+}
+
+func startOn(ctx context.Context, dist string, logf func(string, ...any), fresh bool, port int) (*Server, error) {
 	// A fresh database each start: --import-realm skips realms that exist.
-	os.RemoveAll(filepath.Join(dist, "data"))
+	if fresh {
+		os.RemoveAll(filepath.Join(dist, "data"))
+	}
 	imp := filepath.Join(dist, "data", "import")
 	if err := os.MkdirAll(imp, 0o755); err != nil {
 		return nil, err
@@ -321,12 +365,8 @@ func start(ctx context.Context, dist string, logf func(string, ...any)) (*Server
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
 	logPath := filepath.Join(filepath.Dir(dist), "keycloak.log")
-	logFile, err := os.Create(logPath)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +401,7 @@ func start(ctx context.Context, dist string, logf func(string, ...any)) (*Server
 func waitReady(ctx context.Context, s *Server, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	realms := []string{RealmDemo, RealmTest, RealmShort, RealmRotation}
+	realms := []string{RealmDemo, RealmTest, RealmShort, RealmRotation, RealmReuse}
 	for {
 		ok := true
 		for _, r := range realms {
