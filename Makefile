@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: faults release-check build deps test test-short demo keycloak keycloak-stop bench lint fuzz snapshot clean
+.PHONY: soak faults release-check build deps test test-short demo keycloak keycloak-stop bench lint fuzz snapshot clean
 
 build:
 	$(GO) build -o bin/kc-agent ./cmd/kc-agent
@@ -40,6 +40,9 @@ keycloak-stop:
 
 bench:
 	bench/run.sh
+
+soak:
+	bench/soak.sh
 
 # Fault scenarios (kill -9 mid-refresh, Keycloak restart, Secret Service
 # killed, disk full). They kill shared peers, so they run alone, after test.

@@ -4,15 +4,25 @@
 set -e
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
+# The peers the benchmarks compare with (Debian packages).
+need=""
+command -v oidc-agent >/dev/null 2>&1 || need="$need oidc-agent-cli"
+command -v nginx >/dev/null 2>&1 || need="$need nginx-light"
+command -v mitmdump >/dev/null 2>&1 || need="$need mitmproxy"
+if [ -n "$need" ]; then
+	SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq >/dev/null
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null
+fi
 go build -o bin/kc-agent ./cmd/kc-agent
 echo "== Go benchmark: token round trip over the socket"
 go test -run '^$' -bench TokenRoundTrip -benchtime 3000x ./agent/daemon/
 echo
-echo "== whole-process kc-agent token vs a direct refresh grant"
+echo "== whole-process kc-agent token vs a direct refresh grant and oidc-agent"
 scripts/with-secret-service.sh go run ./bench/tokenbench -bin bin/kc-agent
 echo
 echo "== proxy overhead: direct vs reverse route vs HTTPS_PROXY interception (loopback, keep-alive)"
-go run ./bench/proxybench -n 20000 -c 8
+go run ./bench/proxybench -n 20000 -c 8 -compare
 echo
 echo "== refresh storm: concurrent token requests across an expiry (rotation on)"
 scripts/with-secret-service.sh go run ./bench/stormbench -bin bin/kc-agent -n 1000

@@ -38,6 +38,13 @@ func (staticTokens) Token(context.Context, string, []string, time.Duration) (tok
 	return tokens.Access{Token: "bench-token", Type: "Bearer", ExpiresAt: time.Now().Add(time.Hour)}, nil
 }
 
+type mode struct {
+	name string
+	c    *http.Client
+	url  string
+	slow bool // fewer requests (mitmproxy)
+}
+
 type result struct {
 	name     string
 	p50, p99 time.Duration
@@ -48,6 +55,7 @@ func main() {
 	n := flag.Int("n", 20000, "requests per mode")
 	conc := flag.Int("c", 8, "concurrent clients")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the proxied modes")
+	compare := flag.Bool("compare", false, "also measure nginx (reverse proxy with a static Authorization) and mitmproxy (interception with an addon), when installed")
 	flag.Parse()
 	t := &testing.T{}
 	dir, _ := os.MkdirTemp("", "proxybench")
@@ -103,14 +111,18 @@ func main() {
 		return &http.Client{Transport: tr}
 	}
 	proxyURL := &url.URL{Scheme: "http", User: url.UserPassword("kc", secret), Host: p.Addr()}
-	modes := []struct {
-		name string
-		c    *http.Client
-		url  string
-	}{
-		{"direct (baseline)", client(nil, trust(ca.PEMPath)), up + "/direct"},
-		{"reverse route", client(nil, nil), "http://" + p.Addr() + "/api/x"},
-		{"HTTPS_PROXY interception", client(proxyURL, trust(localCA.CertPath())), up + "/x"},
+	modes := []mode{
+		{name: "direct (baseline)", c: client(nil, trust(ca.PEMPath)), url: up + "/direct"},
+		{name: "kc-agent reverse route", c: client(nil, nil), url: "http://" + p.Addr() + "/api/x"},
+		{name: "kc-agent HTTPS_PROXY interception", c: client(proxyURL, trust(localCA.CertPath())), url: up + "/x"},
+	}
+	if *compare {
+		if m, ok := nginxMode(dir, up, ca.PEMPath, client); ok {
+			modes = append(modes, m)
+		}
+		if m, ok := mitmMode(dir, ca.PEMPath, up, client, trust); ok {
+			modes = append(modes, m)
+		}
 	}
 	var results []result
 	if *cpuprofile != "" {
@@ -119,10 +131,15 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	for _, m := range modes {
-		run(m.c, m.url, *n/10, *conc) // warm up: connections, leaf certs
-		results = append(results, run(m.c, m.url, *n, *conc))
+		count := *n
+		if m.slow {
+			count = *n / 10
+		}
+		run(m.c, m.url, count/10, *conc) // warm up: connections, leaf certs
+		results = append(results, run(m.c, m.url, count, *conc))
 		results[len(results)-1].name = m.name
 	}
+	close(done)
 	base := results[0]
 	fmt.Printf("| mode | p50 | p99 | req/s | added p50 | throughput vs direct |\n|---|---|---|---|---|---|\n")
 	for _, r := range results {

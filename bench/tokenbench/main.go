@@ -94,15 +94,84 @@ func run(bin string, n, nDirect int) error {
 	time.Sleep(10 * time.Second)
 	cpuIdle := cpuTicks(agent.Process.Pid) - cpu0
 
+	scopedTimes := timeIt(n, func() error { return exec.Command(bin, "token", "--scope", "openid", "--scope", "profile").Run() })
+	oa, oaErr := oidcAgentCompare(kc.Issuer(keycloak.RealmDemo), rec.RefreshToken, dir, n)
+
 	tp50, tp95 := pct(tokenTimes, 50), pct(tokenTimes, 95)
 	dp50, dp95 := pct(directTimes, 50), pct(directTimes, 95)
 	fmt.Printf("| measurement | p50 | p95 | n |\n|---|---|---|---|\n")
 	fmt.Printf("| kc-agent token (whole process, warm agent) | %s | %s | %d |\n", ms(tp50), ms(tp95), n)
 	fmt.Printf("| curl refresh grant to Keycloak (baseline) | %s | %s | %d |\n", ms(dp50), ms(dp95), nDirect)
+	fmt.Printf("| kc-agent token --scope openid --scope profile (warm) | %s | %s | %d |\n", ms(pct(scopedTimes, 50)), ms(pct(scopedTimes, 95)), n)
+	if oaErr != nil {
+		fmt.Printf("\noidc-agent comparison skipped: %v\n", oaErr)
+	} else {
+		fmt.Printf("| oidc-token (oidc-agent %s, default scope, warm) | %s | %s | %d |\n", oa.version, ms(pct(oa.def, 50)), ms(pct(oa.def, 95)), len(oa.def))
+		fmt.Printf("| oidc-token -s \"openid profile\" (non-default scope) | %s | %s | %d |\n", ms(pct(oa.scoped, 50)), ms(pct(oa.scoped, 95)), len(oa.scoped))
+	}
 	fmt.Printf("\nratio: direct refresh p50 / kc-agent token p50 = %.1fx (target >= 20x)\n", float64(dp50)/float64(tp50))
+	if oaErr == nil {
+		fmt.Printf("ratio: oidc-token p50 / kc-agent token p50, default scope = %.2fx (target >= 1x)\n", float64(pct(oa.def, 50))/float64(tp50))
+		fmt.Printf("ratio: oidc-token p50 / kc-agent token p50, non-default scope = %.1fx (target >= 10x)\n", float64(pct(oa.scoped, 50))/float64(pct(scopedTimes, 50)))
+	}
 	fmt.Printf("agent idle RSS: %d KiB (target < 25 MiB)\n", rss)
 	fmt.Printf("agent CPU over 10 s idle: %d clock ticks (1 tick = 10 ms; target ~0)\n", cpuIdle)
 	return nil
+}
+
+type oidcAgentResult struct {
+	version     string
+	def, scoped []time.Duration
+}
+
+// oidcAgentCompare configures Debian's oidc-agent non-interactively for the
+// same realm, user and client (with its own copy of the offline token) and
+// times oidc-token, warm, with the default and a non-default scope.
+func oidcAgentCompare(issuer, refreshToken, dir string, n int) (*oidcAgentResult, error) {
+	if _, err := exec.LookPath("oidc-agent"); err != nil {
+		return nil, fmt.Errorf("oidc-agent not installed (apt-get install oidc-agent-cli)")
+	}
+	cfgDir := filepath.Join(dir, "oidc-agent")
+	os.MkdirAll(cfgDir, 0o700)
+	env := append(os.Environ(), "OIDC_CONFIG_DIR="+cfgDir, "OIDC_ENCRYPTION_PW=kc-agent-bench")
+	out, err := exec.Command("oidc-agent", "--no-autoload").Output()
+	if err != nil {
+		return nil, fmt.Errorf("starting oidc-agent: %v", err)
+	}
+	var sock, pid string
+	for _, part := range strings.Split(string(out), ";") {
+		part = strings.TrimSpace(part)
+		if v, ok := strings.CutPrefix(part, "OIDC_SOCK="); ok {
+			sock = v
+		}
+		if v, ok := strings.CutPrefix(part, "OIDCD_PID="); ok {
+			pid = v
+		}
+	}
+	if pid != "" {
+		defer exec.Command("kill", pid).Run()
+	}
+	env = append(env, "OIDC_SOCK="+sock)
+	gen := exec.Command("oidc-gen", "--manual", "--iss="+issuer, "--client-id=kc-agent", "--client-secret=",
+		"--flow=refresh", "--rt="+refreshToken, "--scope=openid offline_access profile email",
+		"--redirect-uri=http://localhost:4242", "--pw-env", "--prompt=none", "--confirm-default", "--no-url-call", "kcbench")
+	gen.Env = env
+	if out, err := gen.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("oidc-gen: %v: %s", err, out)
+	}
+	vout, _ := exec.Command("oidc-agent", "--version").Output()
+	res := &oidcAgentResult{version: strings.TrimSpace(strings.TrimPrefix(string(vout), "oidc-agent"))}
+	oidcToken := func(args ...string) func() error {
+		return func() error {
+			c := exec.Command("oidc-token", append(args, "kcbench")...)
+			c.Env = env
+			return c.Run()
+		}
+	}
+	oidcToken()() // warm
+	res.def = timeIt(n, oidcToken())
+	res.scoped = timeIt(n/5, oidcToken("-s", "openid profile"))
+	return res, nil
 }
 
 func timeIt(n int, f func() error) []time.Duration {

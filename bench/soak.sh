@@ -1,0 +1,7 @@
+#!/bin/sh
+# The 10-minute soak (by hand; not in CI). SOAK=2m bench/soak.sh for less.
+set -e
+cd "$(dirname "$0")/.."
+scripts/install-test-deps.sh
+go build -o bin/kc-agent ./cmd/kc-agent
+scripts/with-secret-service.sh go run ./bench/soak -bin bin/kc-agent -d "${SOAK:-10m}"
