@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -126,15 +127,17 @@ func TestFaultSecretServiceKilled(t *testing.T) {
 	e := newCLIEnv(t)
 	e.login(keycloak.RealmShort, "grace", "grace-pw")
 	agent := e.startAgent()
-	if _, code, _ := e.tokenJSON(); code != 0 {
+	first, code, _ := e.tokenJSON()
+	if code != 0 {
 		t.Fatal("no token before the fault")
 	}
 	before, _ := e.stored()
-	if out, err := exec.Command("pkill", "-KILL", "-f", "gnome-keyring-daemon").CombinedOutput(); err != nil {
-		t.Fatalf("pkill: %v %s", err, out)
+	if n := killKeyringDaemons(t); n == 0 {
+		t.Fatal("no gnome-keyring-daemon of this session found")
 	}
-	// Force a refresh: Keycloak rotates nothing in this realm, but the
-	// agent saves the new offline token, which now fails.
+	// Force a refresh once the cached token has less than 9 s left: Keycloak
+	// hands out a new offline token, and saving it now fails.
+	time.Sleep(time.Until(first.ExpiresAt.Add(-8 * time.Second)))
 	if _, code, stderr := e.tokenJSON("--min-valid", "9s"); code != 0 {
 		t.Fatalf("FAIL: no token while the keyring is down: %s", stderr)
 	}
@@ -161,6 +164,24 @@ func TestFaultSecretServiceKilled(t *testing.T) {
 	t.Fatal("FAIL: the rotated token was never saved after the keyring came back")
 }
 
+// killKeyringDaemons kills the gnome-keyring-daemon of this test's D-Bus
+// session only (matched through its environment), like a crash would.
+func killKeyringDaemons(t *testing.T) int {
+	out, _ := exec.Command("pgrep", "-x", "gnome-keyring-d").Output()
+	bus := "DBUS_SESSION_BUS_ADDRESS=" + os.Getenv("DBUS_SESSION_BUS_ADDRESS")
+	n := 0
+	for _, pid := range strings.Fields(string(out)) {
+		env, err := os.ReadFile("/proc/" + pid + "/environ")
+		if err != nil || !strings.Contains(string(env), bus+"\x00") {
+			continue
+		}
+		if p, err := strconv.Atoi(pid); err == nil && syscall.Kill(p, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}
+
 // Disk full under a file store: the token is served, the save retried, and
 // it lands once there is room again.
 func TestFaultDiskFull(t *testing.T) {
@@ -178,11 +199,13 @@ func TestFaultDiskFull(t *testing.T) {
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "")
 	e.login(keycloak.RealmShort, "ivan", "ivan-pw", "--store", "file")
 	agent := e.startAgent()
-	if _, code, _ := e.tokenJSON(); code != 0 {
+	first, code, _ := e.tokenJSON()
+	if code != 0 {
 		t.Fatal("no token before the fault")
 	}
 	filler := filepath.Join(state, "filler")
 	exec.Command("dd", "if=/dev/zero", "of="+filler, "bs=4k", "count=100000").Run() // until ENOSPC
+	time.Sleep(time.Until(first.ExpiresAt.Add(-8 * time.Second)))
 	if _, code, stderr := e.tokenJSON("--min-valid", "9s"); code != 0 {
 		t.Fatalf("FAIL: no token with a full disk: %s", stderr)
 	}

@@ -171,11 +171,11 @@ func (e *cliEnv) login(realm, user, password string, extra ...string) {
 	wait := browse(keycloak.NewFormBrowser(user, password))
 	args := append([]string{"login", e.keycloak().Issuer(realm), "--profile", e.profile, "--timeout", "60s"}, extra...)
 	code, _, stderr := e.run(args...)
-	if err := wait(); err != nil {
-		e.t.Fatalf("browser: %v", err)
-	}
 	if code != 0 {
 		e.t.Fatalf("login exited %d: %s", code, stderr)
+	}
+	if err := wait(); err != nil {
+		e.t.Fatalf("browser: %v", err)
 	}
 	if _, err := e.stored(); err != nil {
 		e.t.Fatalf("nothing stored after login: %v", err)
