@@ -18,8 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -83,7 +81,7 @@ func soak(bin string, dur time.Duration) (bool, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	rssStart := rssKB(agent.Process.Pid)
+	rssStart := testenv.RSSKB(agent.Process.Pid)
 	var proxied, unauthorized, other, tokens, short, tokenErr int
 	end := time.Now().Add(dur)
 	nextToken := time.Now()
@@ -117,7 +115,7 @@ func soak(bin string, dur time.Duration) (bool, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	rssEnd := rssKB(agent.Process.Pid)
+	rssEnd := testenv.RSSKB(agent.Process.Pid)
 	pass := unauthorized == 0 && short == 0 && tokenErr == 0 && other == 0
 	verdict := map[bool]string{true: "PASS", false: "FAIL"}[pass]
 	fmt.Printf("%s: soak %s: %d proxied requests (%d x 401, %d other errors), %d token calls (%d errors, %d below min-valid), agent RSS %d KiB -> %d KiB\n",
@@ -125,13 +123,3 @@ func soak(bin string, dur time.Duration) (bool, error) {
 	return pass, nil
 }
 
-func rssKB(pid int) int {
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			v, _ := strconv.Atoi(strings.Fields(l)[1])
-			return v
-		}
-	}
-	return -1
-}

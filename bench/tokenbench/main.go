@@ -21,6 +21,7 @@ import (
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
 )
 
@@ -89,7 +90,7 @@ func run(bin string, n, nDirect int) error {
 	})
 
 	time.Sleep(2 * time.Second)
-	rss := rssKB(agent.Process.Pid)
+	rss := testenv.RSSKB(agent.Process.Pid)
 	cpu0 := cpuTicks(agent.Process.Pid)
 	time.Sleep(10 * time.Second)
 	cpuIdle := cpuTicks(agent.Process.Pid) - cpu0
@@ -197,17 +198,6 @@ func pct(d []time.Duration, p int) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
-func rssKB(pid int) int {
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			f := strings.Fields(l)
-			v, _ := strconv.Atoi(f[1])
-			return v
-		}
-	}
-	return -1
-}
 
 func cpuTicks(pid int) int {
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
