@@ -122,4 +122,3 @@ func soak(bin string, dur time.Duration) (bool, error) {
 		verdict, dur, proxied, unauthorized, other, tokens, tokenErr, short, rssStart, rssEnd)
 	return pass, nil
 }
-

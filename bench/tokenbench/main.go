@@ -198,7 +198,6 @@ func pct(d []time.Duration, p int) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
-
 func cpuTicks(pid int) int {
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	s := string(data)
