@@ -162,6 +162,9 @@ func TestLoginFailuresStoreNothing(t *testing.T) {
 			if !strings.Contains(stderr, "kc-agent: hint:") {
 				t.Errorf("no hint in:\n%s", stderr)
 			}
+			if tc.name == "wrong password" && !strings.Contains(stderr, "waiting for the browser login (") {
+				t.Errorf("no waiting line with the time left in:\n%s", stderr)
+			}
 			if _, err := e.stored(); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("something was stored after a failed login (%v)", err)
 			}
@@ -259,5 +262,26 @@ func TestLoginFileStore(t *testing.T) {
 	code, _, stderr := e.run("logout", "--profile", e.profile)
 	if code != 0 || !strings.Contains(stderr, "plain file") {
 		t.Fatalf("logout: %d %s", code, stderr)
+	}
+}
+
+// Ctrl-C (the command's context ends) stops a login that is waiting for the
+// browser: a clear message, nothing stored.
+func TestLoginInterrupted(t *testing.T) {
+	testenv.SecretService(t)
+	e := newCLIEnv(t)
+	kc := e.keycloak()
+	openURLHook = func(string) error { return nil } // a browser nobody uses
+	var out, errb strings.Builder
+	root := newRootCmd(&IOStreams{In: strings.NewReader(""), Out: &out, Err: &errb})
+	root.SetArgs([]string{"login", kc.Issuer(keycloak.RealmTest), "--profile", e.profile})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(1500*time.Millisecond, cancel)
+	err := root.ExecuteContext(ctx)
+	if err == nil || !strings.Contains(err.Error(), "login cancelled") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := e.stored(); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("an interrupted login stored something")
 	}
 }
