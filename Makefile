@@ -5,7 +5,7 @@ PKGS := ./...
 .PHONY: soak faults release-check build deps test test-short demo keycloak keycloak-stop bench lint fuzz snapshot clean
 
 build:
-	$(GO) build -o bin/kc-agent ./cmd/kc-agent
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/kc-agent ./cmd/kc-agent
 
 # The whole suite: unit tests, real Keycloak, real Secret Service, real
 # Chromium/curl/python. CI runs exactly this.

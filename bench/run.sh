@@ -14,7 +14,7 @@ if [ -n "$need" ]; then
 	$SUDO apt-get update -qq >/dev/null
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null
 fi
-go build -o bin/kc-agent ./cmd/kc-agent
+CGO_ENABLED=0 go build -o bin/kc-agent ./cmd/kc-agent
 echo "== Go benchmark: token round trip over the socket"
 go test -run '^$' -bench TokenRoundTrip -benchtime 3000x ./agent/daemon/
 echo

@@ -401,8 +401,10 @@ func (p *Proxy) newReverseProxy(rewriteLocation bool) *httputil.ReverseProxy {
 				pr.Out.Header.Set("Authorization", "Bearer "+ob.token)
 			}
 		},
-		Transport:     p.transport,
-		FlushInterval: -1, // server-sent events and streams go out at once
+		Transport: p.transport,
+		// 0: Go flushes at once anyway for text/event-stream and for bodies of
+		// unknown length (streams); known-length bodies are written in bulk.
+		FlushInterval: 0,
 		ModifyResponse: func(resp *http.Response) error {
 			if !rewriteLocation {
 				return nil
