@@ -22,7 +22,7 @@ if [ -n "$need$optional" ]; then
 fi
 if [ -n "$need" ]; then
 	echo "install-test-deps: installing Debian packages:$need" >&2
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $need dbus-x11 >/dev/null
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need dbus-x11 >/dev/null
 fi
 if [ -n "$optional" ]; then
 	echo "install-test-deps: installing optional Debian packages:$optional" >&2
