@@ -563,6 +563,15 @@ func TestTokenFormats(t *testing.T) {
 	if code, out, _ := e.run("token", "--profile", e.profile, "--format", "env"); code != 0 || out != "export KC_AGENT_ACCESS_TOKEN='"+tok+"'\n" {
 		t.Fatal("env format wrong")
 	}
+	// A token for a scope set of its own, cached apart from the default.
+	code, scoped, stderr := e.run("token", "--profile", e.profile, "--scope", "openid", "--scope", "profile")
+	if code != 0 || strings.TrimSpace(scoped) == tok || len(scoped) < 100 {
+		t.Fatalf("scoped token: exit %d %s", code, stderr)
+	}
+	e.addSecret(strings.TrimSpace(scoped))
+	if code, again, _ := e.run("token", "--profile", e.profile, "--scope", "profile", "--scope", "openid"); code != 0 || again != scoped {
+		t.Fatal("the same scope set (in another order) was not served from its cache")
+	}
 	j, code, _ := e.tokenJSON()
 	if code != 0 || j.AccessToken != tok || j.ExpiresAt.Location() != time.UTC || j.ExpiresIn < 50 {
 		t.Fatalf("json format: %v", j)

@@ -33,6 +33,7 @@ type proxyFixture struct {
 	plain  string
 	plainS func() []testenv.SeenRequest
 	addr   string
+	own    string // the listen address of route "own"
 	vars   map[string]string
 }
 
@@ -57,6 +58,7 @@ func newProxyFixture(t *testing.T, realm, user, password string) *proxyFixture {
 	f.bad = testenv.StartResourceServer(t, nil, kc.Issuer(realm), "warehouse-api")
 	f.plain, f.plainS = testenv.PlainServer(t)
 	f.addr = freeAddr(t)
+	f.own = freeAddr(t)
 	cfgPath := os.Getenv("KC_AGENT_CONFIG")
 	data, _ := os.ReadFile(cfgPath)
 	extra := fmt.Sprintf(`routes:
@@ -67,10 +69,14 @@ func newProxyFixture(t *testing.T, realm, user, password string) *proxyFixture {
   - name: untrusted
     upstream: %s
     profile: %s
+  - name: own
+    upstream: %s
+    profile: %s
+    listen: %s
 proxy:
   listen: %s
   ca_file: %s
-`, f.rs.URL, e.profile, f.bad.URL, e.profile, f.addr, f.ca.PEMPath)
+`, f.rs.URL, e.profile, f.bad.URL, e.profile, f.rs.URL, e.profile, f.own, f.addr, f.ca.PEMPath)
 	if err := os.WriteFile(cfgPath, append(data, []byte(extra)...), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +128,14 @@ func TestProxyReverseRoute(t *testing.T) {
 	var who testenv.WhoAmI
 	if json.Unmarshal([]byte(out), &who) != nil || who.User != "alice" || who.Path != "/v1/tables?x=1" || !contains(who.Roles, "analyst") {
 		t.Fatalf("resource server answered %s", out)
+	}
+	// A route with a port of its own: no prefix.
+	if got := f.vars["KC_AGENT_URL_OWN"]; got != "http://"+f.own {
+		t.Fatalf("KC_AGENT_URL_OWN=%q", got)
+	}
+	out, err = f.cmd(t, "curl", "-sS", "-f", "http://"+f.own+"/reports")
+	if err != nil || !strings.Contains(out, `"path":"/reports"`) || !strings.Contains(out, `"user":"alice"`) {
+		t.Fatalf("route on its own port: %v %s", err, out)
 	}
 	py := `import os, requests
 r = requests.get(os.environ["KC_AGENT_URL_WAREHOUSE"] + "/tables")
