@@ -11,11 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/daemon"
@@ -419,6 +422,15 @@ func TestAgentSocketHygiene(t *testing.T) {
 	di, _ := os.Stat(filepath.Dir(sock))
 	if di.Mode().Perm() != 0o700 {
 		t.Fatalf("socket dir mode %v", di.Mode().Perm())
+	}
+	if runtime.GOOS == "linux" {
+		if d, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0); d != 0 {
+			t.Error("the agent process is still dumpable")
+		}
+		var rl unix.Rlimit
+		if unix.Getrlimit(unix.RLIMIT_CORE, &rl); rl.Cur != 0 {
+			t.Error("the agent may still write core dumps")
+		}
 	}
 	code, _, stderr := e.run("run")
 	if code == 0 || !strings.Contains(stderr, "another kc-agent already serves") {
