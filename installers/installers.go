@@ -146,5 +146,9 @@ func WindowsRunCommand(p Params) (string, error) {
 	if err := p.check(); err != nil {
 		return "", err
 	}
-	return `"` + p.Binary + `" run`, nil
+	cmd := `"` + p.Binary + `" run`
+	if p.LogDir != "" {
+		cmd += ` --log-file "` + p.LogDir + `\agent.log"`
+	}
+	return cmd, nil
 }

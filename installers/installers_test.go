@@ -107,6 +107,10 @@ func TestWindowsRunCommand(t *testing.T) {
 	if err != nil || got != `"/abs/kc-agent" run` {
 		t.Fatalf("got %q %v", got, err)
 	}
+	got, _ = WindowsRunCommand(Params{Binary: "/abs/kc-agent", LogDir: `C:\Users\a\AppData\Local\kc-agent`})
+	if got != `"/abs/kc-agent" run --log-file "C:\Users\a\AppData\Local\kc-agent\agent.log"` {
+		t.Fatalf("with a log dir: %q", got)
+	}
 	if _, err := SystemdUnit(Params{Binary: "kc-agent"}); err == nil {
 		t.Fatal("relative binary accepted")
 	}

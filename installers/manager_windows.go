@@ -21,7 +21,9 @@ type runKeyManager struct{ Params }
 func New(p Params) (Manager, error) { return &runKeyManager{p}, nil }
 
 func (m *runKeyManager) Definition() (string, string, error) {
-	c, err := WindowsRunCommand(m.Params)
+	p := m.Params
+	p.LogDir = filepath.Dir(m.logPath())
+	c, err := WindowsRunCommand(p)
 	return `HKCU\` + runKey + `\` + Label, c, err
 }
 
@@ -53,8 +55,12 @@ func (m *runKeyManager) Uninstall() error {
 	return nil
 }
 
+func (m *runKeyManager) logPath() string {
+	return filepath.Join(os.Getenv("LOCALAPPDATA"), "kc-agent", "agent.log")
+}
+
 func (m *runKeyManager) Start() error {
-	cmd := exec.Command(m.Binary, "run")
+	cmd := exec.Command(m.Binary, "run", "--log-file", m.logPath())
 	cmd.SysProcAttr = &syscall.SysProcAttr{CreationFlags: 0x00000008 | syscall.CREATE_NEW_PROCESS_GROUP}
 	return cmd.Start()
 }
@@ -70,7 +76,7 @@ func (m *runKeyManager) Restart() error {
 
 func (m *runKeyManager) Status() (Status, error) {
 	path, _, _ := m.Definition()
-	st := Status{Path: path, Logs: filepath.Join(os.Getenv("LOCALAPPDATA"), "kc-agent", "agent.log")}
+	st := Status{Path: path, Logs: m.logPath()}
 	k, err := registry.OpenKey(registry.CURRENT_USER, runKey, registry.QUERY_VALUE)
 	if err == nil {
 		if _, _, err := k.GetStringValue(Label); err == nil {

@@ -26,13 +26,25 @@ func addAgentCommands(root *cobra.Command, streams *IOStreams) {
 }
 
 func newRunCmd(streams *IOStreams) *cobra.Command {
-	var logFormat, logLevel string
+	var logFormat, logLevel, logFile string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the agent in the foreground (what the service manager runs)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log, err := newLogger(streams.Err, logFormat, logLevel)
+			var logOut io.Writer = streams.Err
+			if logFile != "" {
+				if err := os.MkdirAll(filepath.Dir(logFile), 0o700); err != nil {
+					return err
+				}
+				f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+				if err != nil {
+					return fmt.Errorf("opening the log file: %w", err)
+				}
+				defer f.Close()
+				logOut = f
+			}
+			log, err := newLogger(logOut, logFormat, logLevel)
 			if err != nil {
 				return err
 			}
@@ -59,6 +71,7 @@ func newRunCmd(streams *IOStreams) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&logFile, "log-file", "", "append the log to this file instead of stderr")
 	return cmd
 }
 
