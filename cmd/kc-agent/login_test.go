@@ -131,7 +131,7 @@ func TestLoginFailuresStoreNothing(t *testing.T) {
 		{"wrong password", keycloak.RealmTest, keycloak.NewFormBrowser("alice", "wrong"), []string{"--timeout", "4s"}, "timed out waiting for the browser login", 1},
 		{"consent denied", keycloak.RealmTest, &keycloak.FormBrowser{}, []string{"--device", "--timeout", "60s"}, "access was denied", 1},
 		{"expired device code", keycloak.RealmShort, nil, []string{"--device", "--timeout", "60s"}, "device code expired", 1},
-		{"no offline_access role", keycloak.RealmTest, keycloak.NewFormBrowser("bob", "bob-pw"), nil, "offline", 1},
+		{"no offline_access role", keycloak.RealmTest, keycloak.NewFormBrowser("bob", "bob-pw"), nil, "offline tokens are not allowed for this user", 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
