@@ -131,6 +131,16 @@ func doctorChecks(ctx context.Context, name string) []check {
 		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if c != nil && c.Health(hctx) == nil {
 			add(check{"agent", "ok", "running at " + sock, ""})
+			if st, err := c.Status(hctx); err == nil {
+				switch {
+				case st.ProxyError != "":
+					add(check{"proxy", "FAIL", st.ProxyError, "free the port or set proxy.listen in the config"})
+				case st.ProxyAddr != "":
+					add(check{"proxy", "ok", "listening on " + st.ProxyAddr, ""})
+				case cfg != nil && len(cfg.Routes) > 0:
+					add(check{"proxy", "warn", "routes are configured but the agent runs no proxy", "the agent reloads the config by itself; check `kc-agent status`"})
+				}
+			}
 		} else {
 			add(check{"agent", "warn", "not running", "`kc-agent token` starts it, or install the service: `kc-agent service install`"})
 		}
