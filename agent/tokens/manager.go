@@ -190,12 +190,10 @@ func (m *Manager) goLoad(p *profile) {
 		defer m.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), RefreshTimeout)
 		defer cancel()
-		select {
-		case p.sem <- struct{}{}:
-		case <-ctx.Done():
+		if !p.acquire(ctx) {
 			return
 		}
-		defer func() { <-p.sem }()
+		defer p.release()
 		p.mu.Lock()
 		gen := p.gen
 		p.mu.Unlock()
@@ -248,6 +246,19 @@ func (m *Manager) Close() {
 	m.mu.Unlock()
 	m.wg.Wait()
 }
+
+// acquire takes the profile's refresh slot (one refresh at a time), giving
+// up when ctx ends; release gives it back.
+func (p *profile) acquire(ctx context.Context) bool {
+	select {
+	case p.sem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (p *profile) release() { <-p.sem }
 
 func (p *profile) stop() {
 	p.mu.Lock()
@@ -310,12 +321,10 @@ func (m *Manager) Token(ctx context.Context, name string, scopes []string, minVa
 
 	// Slow path: one refresh at a time. Whoever waited behind another
 	// refresh finds a fresh token when it gets the semaphore.
-	select {
-	case p.sem <- struct{}{}:
-	case <-ctx.Done():
+	if !p.acquire(ctx) {
 		return Access{}, &Error{Code: ipc.CodeUnavailable, Msg: "gave up waiting for a token refresh: " + ctx.Err().Error()}
 	}
-	defer func() { <-p.sem }()
+	defer p.release()
 
 	p.mu.Lock()
 	now = p.m.now()
@@ -599,12 +608,10 @@ func (p *profile) background(gen int) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), RefreshTimeout)
 	defer cancel()
-	select {
-	case p.sem <- struct{}{}:
-	case <-ctx.Done():
+	if !p.acquire(ctx) {
 		return
 	}
-	defer func() { <-p.sem }()
+	defer p.release()
 
 	sched := p.m.schedule()
 	p.mu.Lock()

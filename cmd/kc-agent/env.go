@@ -64,6 +64,14 @@ func proxyEnv(cfg *config.Config) ([][2]string, error) {
 	return vars, nil
 }
 
+func loadProxyEnv() ([][2]string, error) {
+	cfg, err := loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	return proxyEnv(cfg)
+}
+
 func envName(s string) string {
 	var b strings.Builder
 	for _, c := range strings.ToUpper(s) {
@@ -90,11 +98,7 @@ bundle variables when a route intercepts TLS, and KC_AGENT_URL_<ROUTE> for each
 route. Use it as:  eval "$(kc-agent env)"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig()
-			if err != nil {
-				return err
-			}
-			vars, err := proxyEnv(cfg)
+			vars, err := loadProxyEnv()
 			if err != nil {
 				return err
 			}
@@ -124,11 +128,7 @@ func newExecCmd(streams *IOStreams) *cobra.Command {
 		Short: "Run a command with the proxy variables set (starting the agent if needed)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig()
-			if err != nil {
-				return err
-			}
-			vars, err := proxyEnv(cfg)
+			vars, err := loadProxyEnv()
 			if err != nil {
 				return err
 			}
