@@ -62,13 +62,14 @@ func Run(ctx context.Context, opts Options) error {
 	defer d.mgr.Close()
 	defer d.stopProxy()
 
-	if err := d.loadConfig(); err != nil {
-		log.Error("config is invalid; serving no profiles until it is fixed", "err", err.Error())
-	}
-
+	// The socket first: a second agent must stop here, before it starts a
+	// proxy or touches a token.
 	ln, err := ipc.Listen(opts.SocketPath, log)
 	if err != nil {
 		return err
+	}
+	if err := d.loadConfig(); err != nil {
+		log.Error("config is invalid; serving no profiles until it is fixed", "err", err.Error())
 	}
 	srv := ipc.NewServer(d.routes())
 	errc := make(chan error, 1)
