@@ -211,7 +211,8 @@ func zipPath(ctx context.Context, logf func(string, ...any)) (string, error) {
 	}
 	logf("fetching org.keycloak:keycloak-quarkus-dist:%s with Maven (about 180 MB, once per machine)", Version)
 	cmd := exec.CommandContext(ctx, "mvn", "-q", "-B", "dependency:get",
-		"-Dartifact=org.keycloak:keycloak-quarkus-dist:"+Version+":zip", "-Dtransitive=false")
+		"-Dartifact=org.keycloak:keycloak-quarkus-dist:"+Version+":zip", "-Dtransitive=false",
+		"-Dmaven.repo.local="+repo)
 	cmd.Dir = os.TempDir()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
