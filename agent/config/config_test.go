@@ -19,6 +19,8 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 		{"bad profile name", "profiles:\n  'a b':\n    issuer: https://x/realms/a\n", "profiles.a b"},
 		{"route without profile", "routes:\n  - name: w\n    upstream: https://api.example.com\n", `c.yaml:2: routes[0].profile: no profile "default"`},
 		{"route bad upstream", "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: api.example.com\n", "c.yaml:6: routes[0].upstream"},
+		{"non-loopback proxy", "proxy:\n  listen: 0.0.0.0:8421\n", "c.yaml:2: proxy.listen: \"0.0.0.0:8421\" is not a loopback address"},
+		{"non-loopback route port", "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: https://a\n    listen: 192.0.2.1:9000\n", "routes[0].listen"},
 		{"duplicate route", "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: https://a\n  - name: w\n    upstream: https://b\n", "duplicate route"},
 	}
 	for _, tc := range cases {
@@ -32,6 +34,12 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 				t.Fatalf("error is not a *config.Error: %T", err)
 			}
 		})
+	}
+}
+
+func TestUnsafeListenNeedsTheFlag(t *testing.T) {
+	if _, err := Parse("c.yaml", []byte("proxy:\n  listen: 0.0.0.0:8421\n  unsafe_listen_non_loopback: true\n")); err != nil {
+		t.Fatalf("explicit unsafe flag refused: %v", err)
 	}
 }
 

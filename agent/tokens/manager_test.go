@@ -353,3 +353,41 @@ func TestMinValidBeyondLifetimeFails(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A slow provider for one profile holds up neither another profile nor
+// status.
+func TestSlowProfileDoesNotBlockOthers(t *testing.T) {
+	slow := &fakeIdP{current: "rt-0", lifetime: time.Hour, delay: 3 * time.Second}
+	fast := &fakeIdP{current: "rt-0", lifetime: time.Hour}
+	st := &fakeStore{rec: map[string]store.Record{
+		"slow": {RefreshToken: "rt-0", Issuer: "https://slow.example.com/realms/r", ClientID: "kc-agent"},
+		"fast": {RefreshToken: "rt-0", Issuer: "https://fast.example.com/realms/r", ClientID: "kc-agent"},
+	}}
+	m := NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m.NewClient = func(_ context.Context, iss, _ string) (Refresher, error) {
+		if strings.Contains(iss, "slow") {
+			return slow, nil
+		}
+		return fast, nil
+	}
+	m.StoreFor = func(config.Profile) (store.Store, error) { return st, nil }
+	cfg, _ := config.Parse("c.yaml", []byte("profiles:\n  slow:\n    issuer: https://slow.example.com/realms/r\n  fast:\n    issuer: https://fast.example.com/realms/r\n"))
+	m.SetConfig(cfg)
+	defer m.Close()
+	go m.Token(context.Background(), "slow", nil, 0)
+	time.Sleep(100 * time.Millisecond) // the slow refresh is under way
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Token(context.Background(), "fast", nil, 0)
+		m.Status()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a slow profile blocked another profile or status")
+	}
+}
