@@ -6,7 +6,21 @@ import (
 	"sync"
 )
 
-func newByteReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 1) }
+// bufferedConn reads first what a bufio.Reader already took off the wire.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// CloseWrite lets a tunnel half-close like a plain TCP connection.
+func (c *bufferedConn) CloseWrite() error {
+	if tc, ok := c.Conn.(*net.TCPConn); ok {
+		return tc.CloseWrite()
+	}
+	return nil
+}
 
 // oneConnListener hands one connection to an http.Server and ends the
 // server when that connection closes.

@@ -5,6 +5,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -589,7 +590,7 @@ func (p *Proxy) dialTunnel(ctx context.Context, target string) (net.Conn, error)
 	}
 	c.SetDeadline(time.Now().Add(15 * time.Second))
 	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
-	br := newByteReader(c)
+	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
 	if err != nil {
 		c.Close()
@@ -601,15 +602,16 @@ func (p *Proxy) dialTunnel(ctx context.Context, target string) (net.Conn, error)
 		return nil, fmt.Errorf("upstream proxy answered %s", resp.Status)
 	}
 	c.SetDeadline(time.Time{})
-	return c, nil
+	// Bytes the upstream sent right after its answer are in br: keep them.
+	return &bufferedConn{Conn: c, r: br}, nil
 }
 
 func (p *Proxy) blindTunnel(client net.Conn, buffered io.Reader, upstream net.Conn) {
 	done := make(chan struct{}, 2)
 	go func() {
 		io.Copy(upstream, io.MultiReader(buffered, client))
-		if tc, ok := upstream.(*net.TCPConn); ok {
-			tc.CloseWrite()
+		if cw, ok := upstream.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
 		}
 		done <- struct{}{}
 	}()
