@@ -123,6 +123,7 @@ type profile struct {
 	gen            int // bumped by reload: in-flight results of an older gen are dropped
 	loaded         bool
 	rec            store.Record
+	storedRT       string // the refresh token known to be in the store
 	state          string
 	lastErr        string
 	hint           string
@@ -432,10 +433,36 @@ func (p *profile) ensureLoaded(ctx context.Context, gen int) error {
 		return p.loginRequiredLocked()
 	}
 	p.rec = rec
+	p.storedRT = rec.RefreshToken
 	p.loaded = true
 	p.state = ipc.StateActive
 	p.lastErr, p.hint = "", ""
 	return nil
+}
+
+// saveRotated writes a rotated record, unless the store no longer holds the
+// token this agent last saw there: then a new login (or another process)
+// replaced it, and overwriting would throw that login away.
+func (p *profile) saveRotated(ctx context.Context, st store.Store, rec store.Record, storedRT string) (replaced bool, err error) {
+	if cur, err := st.Get(ctx, p.name); err == nil && cur.RefreshToken != storedRT {
+		return true, nil
+	} else if errors.Is(err, store.ErrNotFound) {
+		return true, nil // logged out meanwhile
+	}
+	return false, st.Put(ctx, p.name, rec)
+}
+
+// replacedLocked drops what the agent knows of the login after the store
+// changed under it, and reads the store again.
+func (p *profile) replacedLocked() error {
+	p.m.log.Info("the stored login changed (a new login or logout); reloading it", "profile", p.name)
+	p.gen++
+	p.loaded = false
+	p.rec = store.Record{}
+	p.access = map[string]*cached{}
+	p.persistPending = false
+	p.m.goLoad(p)
+	return &Error{Code: ipc.CodeUnavailable, Msg: "the login changed during a refresh; try again"}
 }
 
 // refresh runs one refresh grant. Called with p.sem held. The new offline
@@ -445,6 +472,7 @@ func (p *profile) refresh(ctx context.Context, gen int, key string, scopes []str
 	p.mu.Lock()
 	rec := p.rec
 	st := p.st
+	storedRT := p.storedRT
 	p.mu.Unlock()
 	if rec.RefreshToken == "" {
 		return &Error{Code: ipc.CodeLoginRequired, Msg: fmt.Sprintf("profile %q is not logged in", p.name), Hint: loginHint(p.name)}
@@ -471,13 +499,25 @@ func (p *profile) refresh(ctx context.Context, gen int, key string, scopes []str
 		if stale {
 			return &Error{Code: ipc.CodeUnavailable, Msg: "the profile was reloaded during a refresh; try again"}
 		}
-		persistErr = st.Put(ctx, p.name, rec)
+		var replaced bool
+		replaced, persistErr = p.saveRotated(ctx, st, rec, storedRT)
+		if replaced {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if gen != p.gen {
+				return &Error{Code: ipc.CodeUnavailable, Msg: "the profile was reloaded during a refresh; try again"}
+			}
+			return p.replacedLocked()
+		}
 	}
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if gen != p.gen {
 		return &Error{Code: ipc.CodeUnavailable, Msg: "the profile was reloaded during a refresh; try again"}
+	}
+	if rotated && persistErr == nil {
+		p.storedRT = rec.RefreshToken
 	}
 	p.rec = rec // the old refresh token is dead (or will be): never reuse it
 	if persistErr != nil {
@@ -627,7 +667,7 @@ func (p *profile) background(gen int) {
 		(hot && (c == nil || !now.Before(c.refreshAt))) ||
 		(!hot && !now.Before(p.keepAliveBaseLocked().Add(sched.KeepAlive)))
 	pending := p.persistPending
-	rec, st := p.rec, p.st
+	rec, st, storedRT := p.rec, p.st, p.storedRT
 	p.mu.Unlock()
 
 	if !p.isLoaded() {
@@ -640,9 +680,16 @@ func (p *profile) background(gen int) {
 		return
 	}
 	if pending {
-		err := st.Put(ctx, p.name, rec)
+		replaced, err := p.saveRotated(ctx, st, rec, storedRT)
 		p.mu.Lock()
-		if gen == p.gen && err == nil && p.rec.RefreshToken == rec.RefreshToken {
+		switch {
+		case gen != p.gen:
+		case replaced:
+			p.replacedLocked()
+			p.mu.Unlock()
+			return
+		case err == nil && p.rec.RefreshToken == rec.RefreshToken:
+			p.storedRT = rec.RefreshToken
 			p.persistPending = false
 			p.lastErr = ""
 			p.m.log.Info("saved the rotated offline token", "profile", p.name)

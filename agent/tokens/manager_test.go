@@ -34,9 +34,10 @@ type fakeIdP struct {
 
 func (f *fakeIdP) Refresh(ctx context.Context, rt string, scopes []string) (*oidc.Token, error) {
 	f.calls.Add(1)
-	if f.delay > 0 {
-		time.Sleep(f.delay)
-	}
+	f.mu.Lock()
+	delay := f.delay
+	f.mu.Unlock()
+	time.Sleep(delay)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -389,5 +390,43 @@ func TestSlowProfileDoesNotBlockOthers(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("a slow profile blocked another profile or status")
+	}
+}
+
+// A login that lands while a refresh of the old session is under way must
+// not be overwritten by the old session's rotated token.
+func TestNewLoginDuringRefreshIsKept(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	h.idp.delay = 300 * time.Millisecond
+	done := make(chan error, 1)
+	go func() { _, err := h.token(t, 0); done <- err }()
+	time.Sleep(100 * time.Millisecond) // the refresh with rt-0 is under way
+	h.st.mu.Lock()
+	h.st.rec["default"] = store.Record{RefreshToken: "new-login", Issuer: issuer, ClientID: "kc-agent", Username: "bob", SavedAt: time.Now()}
+	h.st.mu.Unlock()
+	<-done
+	if got := h.st.token("default"); got != "new-login" {
+		t.Fatalf("the new login was overwritten by the old session's token (%s)", got)
+	}
+	// The new session is what the agent uses from now on.
+	h.idp.mu.Lock()
+	h.idp.current = "new-login"
+	h.idp.delay = 0
+	h.idp.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := h.token(t, 0); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the agent did not pick up the new login")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if h.idp.reused {
+		t.Fatal("the old session's token was used after the new login")
+	}
+	if st := h.m.Status()[0]; st.User != "bob" {
+		t.Fatalf("status shows user %q", st.User)
 	}
 }
