@@ -48,30 +48,41 @@ func Listen(path string, log *slog.Logger) (net.Listener, error) {
 		return nil, err
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(true)
-	return &peerListener{Listener: ln, uid: os.Getuid(), log: log}, nil
+	return &SameUserListener{Listener: ln, PeerUID: unixPeerUID, Log: log,
+		Refusal: "refused a socket connection from another user"}, nil
 }
 
-// peerListener drops connections from other uids before any byte is read.
-type peerListener struct {
+func unixPeerUID(c net.Conn) (int, error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return -1, errors.New("not a Unix socket connection")
+	}
+	return peerUID(uc)
+}
+
+// SameUserListener drops, before any byte is read, every connection whose
+// peer is not this process's user, and logs the refusal. The socket API and
+// the proxy each supply their own way of finding the peer's uid.
+type SameUserListener struct {
 	net.Listener
-	uid int
-	log *slog.Logger
+	PeerUID func(net.Conn) (int, error)
+	Log     *slog.Logger
+	Refusal string // the log message for a refused connection
 }
 
-func (l *peerListener) Accept() (net.Conn, error) {
+func (l *SameUserListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
-		uc, ok := c.(*net.UnixConn)
-		if !ok {
-			c.Close()
-			continue
-		}
-		uid, err := peerUID(uc)
-		if err != nil || uid != l.uid {
-			l.log.Warn("refused a socket connection from another user", "peer_uid", uid, "agent_uid", l.uid, "err", err)
+		uid, err := l.PeerUID(c)
+		if err != nil || uid != os.Getuid() {
+			errText := ""
+			if err != nil {
+				errText = err.Error()
+			}
+			l.Log.Warn(l.Refusal, "peer_uid", uid, "agent_uid", os.Getuid(), "err", errText)
 			c.Close()
 			continue
 		}

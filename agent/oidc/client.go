@@ -143,10 +143,6 @@ func isNetErr(err error) bool {
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-// Endpoints, for doctor and tests.
-func (c *Client) TokenURL() string  { return c.meta.TokenURL }
-func (c *Client) DeviceURL() string { return c.meta.DeviceURL }
-
 func (c *Client) oauth2Config(scopes []string, redirect string) *oauth2.Config {
 	return &oauth2.Config{
 		ClientID: c.ClientID,
@@ -183,16 +179,15 @@ func (t *Token) String() string {
 }
 
 type tokenResponse struct {
-	AccessToken      string          `json:"access_token"`
-	RefreshToken     string          `json:"refresh_token"`
-	IDToken          string          `json:"id_token"`
-	TokenType        string          `json:"token_type"`
-	ExpiresIn        json.Number     `json:"expires_in"`
-	RefreshExpiresIn json.Number     `json:"refresh_expires_in"`
-	Scope            string          `json:"scope"`
-	Error            string          `json:"error"`
-	ErrorDescription string          `json:"error_description"`
-	_                json.RawMessage `json:"-"`
+	AccessToken      string      `json:"access_token"`
+	RefreshToken     string      `json:"refresh_token"`
+	IDToken          string      `json:"id_token"`
+	TokenType        string      `json:"token_type"`
+	ExpiresIn        json.Number `json:"expires_in"`
+	RefreshExpiresIn json.Number `json:"refresh_expires_in"`
+	Scope            string      `json:"scope"`
+	Error            string      `json:"error"`
+	ErrorDescription string      `json:"error_description"`
 }
 
 func fromOAuth2(t *oauth2.Token, received time.Time) *Token {
@@ -217,6 +212,8 @@ func fromOAuth2(t *oauth2.Token, received time.Time) *Token {
 
 // Refresh trades a refresh (offline) token for new tokens. scopes, when
 // given, narrow the access token (they must be a subset of the login's).
+// It posts the grant itself: golang.org/x/oauth2 can not send a scope with a
+// refresh, and its errors would hide Keycloak's error_description.
 func (c *Client) Refresh(ctx context.Context, refreshToken string, scopes []string) (*Token, error) {
 	form := url.Values{
 		"grant_type":    {"refresh_token"},

@@ -42,13 +42,13 @@ func TestBlindTunnelChainsThroughUpstreamProxy(t *testing.T) {
 	var connects atomic.Int32
 	corp := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodConnect {
-			http.Error(w, "CONNECT only", 405)
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
 			return
 		}
 		connects.Add(1)
 		up, err := net.Dial("tcp", r.Host)
 		if err != nil {
-			http.Error(w, err.Error(), 502)
+			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
 		c, brw, _ := w.(http.Hijacker).Hijack()

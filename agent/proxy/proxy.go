@@ -125,7 +125,7 @@ func New(opts Options) (*Proxy, error) {
 	if p.upstream != nil {
 		p.transport.Proxy = http.ProxyURL(p.upstream)
 	}
-	p.forward = p.keepClientAuth(p.newReverseProxy(false))
+	p.forward = p.newReverseProxy(false)
 	p.intercepting = p.newReverseProxy(false)
 	for _, rt := range p.routes {
 		rt.handler = p.reverseHandler(rt, "/"+rt.Name)
@@ -179,7 +179,8 @@ func (p *Proxy) listen(addr string, h http.Handler) error {
 	if err != nil {
 		return fmt.Errorf("proxy can not listen on %s: %w", addr, err)
 	}
-	ln = &uidListener{Listener: ln, uid: os.Getuid(), log: p.log}
+	ln = &ipc.SameUserListener{Listener: ln, PeerUID: loopbackPeerUID, Log: p.log,
+		Refusal: "proxy refused a connection from another user"}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -223,40 +224,14 @@ func (p *Proxy) Close() {
 	p.transport.CloseIdleConnections()
 }
 
-// uidListener refuses loopback connections from other users (Linux).
-type uidListener struct {
-	net.Listener
-	uid int
-	log *slog.Logger
-}
-
-func (l *uidListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		server, ok1 := c.LocalAddr().(*net.TCPAddr)
-		client, ok2 := c.RemoteAddr().(*net.TCPAddr)
-		if !ok1 || !ok2 {
-			c.Close()
-			continue
-		}
-		uid, err := tcpPeerUID(server, client)
-		if err != nil || uid != l.uid {
-			l.log.Warn("proxy refused a connection from another user", "peer_uid", uid, "agent_uid", l.uid, "err", errString(err))
-			c.Close()
-			continue
-		}
-		return c, nil
+// loopbackPeerUID finds the uid behind an accepted loopback TCP connection.
+func loopbackPeerUID(c net.Conn) (int, error) {
+	server, ok1 := c.LocalAddr().(*net.TCPAddr)
+	client, ok2 := c.RemoteAddr().(*net.TCPAddr)
+	if !ok1 || !ok2 {
+		return -1, errors.New("not a TCP connection")
 	}
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
+	return tcpPeerUID(server, client)
 }
 
 // writeError answers with a kc-agent error body.
@@ -396,8 +371,10 @@ func (p *Proxy) newReverseProxy(rewriteLocation bool) *httputil.ReverseProxy {
 				pr.Out.URL.RawPath = joinPath(u.EscapedPath(), ob.rawPath)
 			}
 			pr.Out.Host = u.Host
-			pr.Out.Header.Del("Authorization")
 			pr.Out.Header.Del("Proxy-Authorization")
+			// With a rule, the agent's token replaces whatever the client
+			// sent; without one (forward proxy, no rule) the client's own
+			// Authorization goes through untouched.
 			if ob.token != "" {
 				pr.Out.Header.Set("Authorization", "Bearer "+ob.token)
 			}
@@ -494,22 +471,6 @@ func (p *Proxy) handleForwardHTTP(w http.ResponseWriter, r *http.Request) {
 		ob.token = tok
 	}
 	p.forward.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, ob)))
-}
-
-// keepClientAuth: on the forward proxy without a rule: the client's
-// own Authorization (if any) must survive, so it is put back.
-func (p *Proxy) keepClientAuth(h *httputil.ReverseProxy) *httputil.ReverseProxy {
-	inner := h.Rewrite
-	h.Rewrite = func(pr *httputil.ProxyRequest) {
-		ob := pr.In.Context().Value(ctxKey{}).(*outbound)
-		inner(pr)
-		if ob.token == "" {
-			if a := pr.In.Header.Get("Authorization"); a != "" {
-				pr.Out.Header.Set("Authorization", a)
-			}
-		}
-	}
-	return h
 }
 
 // handleConnect opens a tunnel: blind for hosts without an intercept rule,

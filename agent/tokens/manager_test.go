@@ -29,7 +29,6 @@ type fakeIdP struct {
 	err      error // returned instead of tokens when set
 	delay    time.Duration
 	reused   bool
-	st       *fakeStore // to check persist-before-publish
 }
 
 func (f *fakeIdP) Refresh(ctx context.Context, rt string, scopes []string) (*oidc.Token, error) {

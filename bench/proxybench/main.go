@@ -64,7 +64,7 @@ func main() {
 	ca := testenv.NewTestCA(t)
 	upstream := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") == "" && r.URL.Path != "/direct" {
-			http.Error(w, "no token", 401)
+			http.Error(w, "no token", http.StatusUnauthorized)
 			return
 		}
 		io.WriteString(w, `{"ok":true}`)

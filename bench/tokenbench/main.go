@@ -154,9 +154,11 @@ func oidcAgentCompare(issuer, refreshToken, dir string, n int) (*oidcAgentResult
 	}
 	env = append(env, "OIDC_SOCK="+sock)
 	gen := exec.Command("oidc-gen", "--manual", "--iss="+issuer, "--client-id=kc-agent", "--client-secret=",
-		"--flow=refresh", "--rt="+refreshToken, "--scope=openid offline_access profile email",
+		"--flow=refresh", "--rt-env=KC_BENCH_REFRESH_TOKEN", "--scope=openid offline_access profile email",
 		"--redirect-uri=http://localhost:4242", "--pw-env", "--prompt=none", "--confirm-default", "--no-url-call", "kcbench")
-	gen.Env = env
+	// Through the environment, not argv: a command line is visible to every
+	// user in ps.
+	gen.Env = append(env, "KC_BENCH_REFRESH_TOKEN="+refreshToken)
 	if out, err := gen.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("oidc-gen: %v: %s", err, out)
 	}

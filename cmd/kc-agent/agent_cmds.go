@@ -143,10 +143,6 @@ func tokenRun(ctx context.Context, streams *IOStreams, opts *tokenOptions) error
 		tok, err = c.Token(ctx, req)
 	}
 	if err != nil {
-		var ue *ipc.UnreachableError
-		if errors.As(err, &ue) {
-			return &cliError{code: exitUnreachable, err: err, hint: ue.Hint()}
-		}
 		return err
 	}
 	switch opts.format {
@@ -251,10 +247,6 @@ func newStatusCmd(streams *IOStreams) *cobra.Command {
 			defer cancel()
 			st, err := c.Status(ctx)
 			if err != nil {
-				var ue *ipc.UnreachableError
-				if errors.As(err, &ue) {
-					return &cliError{code: exitUnreachable, err: err, hint: ue.Hint()}
-				}
 				return err
 			}
 			if format == "json" {

@@ -135,6 +135,21 @@ func (e *cliEnv) tokenJSON(args ...string) (ipc.TokenResponse, int, string) {
 	return ipc.TokenResponse{AccessToken: tr.AccessToken, TokenType: tr.TokenType, ExpiresAt: at, ExpiresIn: tr.ExpiresIn}, code, stderr
 }
 
+// loggedInAgent is how most agent tests begin: a fresh profile logged in as
+// user (password user-pw) to realm, an agent, and a first token from it.
+func loggedInAgent(t *testing.T, realm, user string) (*cliEnv, *agentProc, ipc.TokenResponse) {
+	t.Helper()
+	testenv.SecretService(t)
+	e := newCLIEnv(t)
+	e.login(realm, user, user+"-pw")
+	agent := e.startAgent()
+	first, code, stderr := e.tokenJSON()
+	if code != 0 {
+		t.Fatalf("first token: exit %d: %s", code, stderr)
+	}
+	return e, agent, first
+}
+
 func refreshCount(t *testing.T, kc *keycloak.Server, realm, user string) int {
 	t.Helper()
 	n, err := kc.Admin().CountEvents(context.Background(), realm, "REFRESH_TOKEN", user)
@@ -255,14 +270,8 @@ func TestAgentRotationSingleRefreshAndRestart(t *testing.T) {
 }
 
 func TestAgentRevokedSessionNeedsLogin(t *testing.T) {
-	testenv.SecretService(t)
-	e := newCLIEnv(t)
+	e, agent, _ := loggedInAgent(t, keycloak.RealmShort, "grace")
 	kc := e.keycloak()
-	e.login(keycloak.RealmShort, "grace", "grace-pw")
-	agent := e.startAgent()
-	if _, code, stderr := e.tokenJSON(); code != 0 {
-		t.Fatalf("token: %s", stderr)
-	}
 	if err := kc.Admin().RevokeOfflineSessions(context.Background(), keycloak.RealmShort, "grace"); err != nil {
 		t.Fatal(err)
 	}
@@ -288,14 +297,7 @@ func TestAgentRevokedSessionNeedsLogin(t *testing.T) {
 // Keycloak unreachable: the cached token is served until it expires, status
 // says degraded, retries back off, and the agent recovers on its own.
 func TestAgentDegradedWhileKeycloakDown(t *testing.T) {
-	testenv.SecretService(t)
-	e := newCLIEnv(t)
-	e.login(keycloak.RealmShort, "ivan", "ivan-pw")
-	agent := e.startAgent()
-	first, code, stderr := e.tokenJSON()
-	if code != 0 {
-		t.Fatalf("token: %s", stderr)
-	}
+	e, agent, first := loggedInAgent(t, keycloak.RealmShort, "ivan")
 	agent.net.down.Store(true)
 	// Cached token keeps being served while it is valid.
 	again, code, _ := e.tokenJSON()
@@ -312,9 +314,9 @@ func TestAgentDegradedWhileKeycloakDown(t *testing.T) {
 	}
 	// Once expired, no token is handed out; the error says the agent retries.
 	time.Sleep(time.Until(first.ExpiresAt) - 4*time.Second)
-	code, stdout, stderr = e.run("token", "--profile", e.profile)
-	if code == 0 || stdout != "" {
-		t.Fatalf("served an almost expired token while down: exit %d", code)
+	code, stdout, stderr := e.run("token", "--profile", e.profile)
+	if code != exitError || stdout != "" || !strings.Contains(stderr, "retries with backoff") {
+		t.Fatalf("served an almost expired token while down, or said nothing useful: exit %d\n%s", code, stderr)
 	}
 	attempts := strings.Count(agent.log.String(), "refresh failed; will retry")
 	if attempts < 1 || attempts > 8 {
@@ -357,13 +359,7 @@ func TestAgentPicksUpLoginAndLogout(t *testing.T) {
 }
 
 func TestAgentConfigHotReload(t *testing.T) {
-	testenv.SecretService(t)
-	e := newCLIEnv(t)
-	e.login(keycloak.RealmTest, "peggy", "peggy-pw")
-	agent := e.startAgent()
-	if _, code, stderr := e.tokenJSON(); code != 0 {
-		t.Fatalf("token: %s", stderr)
-	}
+	e, agent, _ := loggedInAgent(t, keycloak.RealmTest, "peggy")
 	path := os.Getenv("KC_AGENT_CONFIG")
 	good, _ := os.ReadFile(path)
 	// An editor-style replace with a broken file: rejected, last good stays.
@@ -592,8 +588,11 @@ func TestTokenFormats(t *testing.T) {
 	req, _ := http.NewRequest("GET", e.keycloak().Issuer(keycloak.RealmTest)+"/protocol/openid-connect/userinfo", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("userinfo with the served token: %v %v", resp, err)
+	if err != nil {
+		t.Fatalf("userinfo: %v", err)
+	}
+	if resp.StatusCode != 200 {
+		t.Fatalf("userinfo with the served token: HTTP %d", resp.StatusCode)
 	}
 	var ui struct {
 		PreferredUsername string `json:"preferred_username"`

@@ -14,7 +14,6 @@ import (
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
-	"github.com/kc-agent/kc-agent/agent/store"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -92,9 +91,10 @@ func report(w io.Writer, err error) int {
 	if errors.As(err, &ce) {
 		code, hint = ce.code, ce.hint
 	}
-	var ue *store.UnavailableError
-	if hint == "" && errors.As(err, &ue) {
-		hint = ue.Hint()
+	// Errors that know what the user should do next (no keychain, no agent).
+	var h interface{ Hint() string }
+	if hint == "" && errors.As(err, &h) {
+		hint = h.Hint()
 	}
 	var ae *ipc.Error
 	if errors.As(err, &ae) {

@@ -90,15 +90,8 @@ func TestFaultKillDuringRefresh(t *testing.T) {
 // Keycloak stopped and restarted while the agent serves: cached tokens keep
 // flowing, the agent degrades, then recovers on its own.
 func TestFaultKeycloakRestart(t *testing.T) {
-	testenv.SecretService(t)
-	e := newCLIEnv(t)
+	e, agent, first := loggedInAgent(t, keycloak.RealmShort, "frank")
 	kc := e.keycloak()
-	e.login(keycloak.RealmShort, "frank", "frank-pw")
-	agent := e.startAgent()
-	first, code, _ := e.tokenJSON()
-	if code != 0 {
-		t.Fatal("no token before the fault")
-	}
 	keycloak.Terminate(kc)
 	again, code, _ := e.tokenJSON()
 	if code != 0 || again.AccessToken != first.AccessToken {
@@ -123,14 +116,7 @@ func TestFaultKeycloakRestart(t *testing.T) {
 // the rotated offline token waits in memory (status says so) and is saved
 // once the keyring is back.
 func TestFaultSecretServiceKilled(t *testing.T) {
-	testenv.SecretService(t)
-	e := newCLIEnv(t)
-	e.login(keycloak.RealmShort, "grace", "grace-pw")
-	agent := e.startAgent()
-	first, code, _ := e.tokenJSON()
-	if code != 0 {
-		t.Fatal("no token before the fault")
-	}
+	e, agent, first := loggedInAgent(t, keycloak.RealmShort, "grace")
 	before, _ := e.stored()
 	if n := killKeyringDaemons(t); n == 0 {
 		t.Fatal("no gnome-keyring-daemon of this session found")

@@ -195,6 +195,13 @@ print(r.status_code, r.json()["user"])`, f.rs.URL+"/py")
 	if len(seen) != 1 || seen[0].Authorization {
 		t.Fatalf("plain http server saw %+v", seen)
 	}
+	// The client's own Authorization passes a host without a rule untouched.
+	if out, err := f.cmd(t, "curl", "-sS", "-f", "-H", "Authorization: Basic dXNlcjpwYXNz", f.plain+"/own"); err != nil {
+		t.Fatalf("plain http with the client's own credentials: %v %s", err, out)
+	}
+	if seen = f.plainS(); len(seen) != 2 || !seen[1].Authorization {
+		t.Fatalf("the client's own Authorization was dropped: %+v", seen)
+	}
 }
 
 func TestProxyRefusals(t *testing.T) {

@@ -88,7 +88,7 @@ func TestServiceRoundTrip(t *testing.T) {
 		t.Fatal("unit file left behind")
 	}
 	code, out, _ = e.run("service", "status", "--binary", bin)
-	if !strings.Contains(out, "installed: no") || !strings.Contains(out, "running:   no") {
+	if code != 0 || !strings.Contains(out, "installed: no") || !strings.Contains(out, "running:   no") {
 		t.Fatalf("status after uninstall: %s", out)
 	}
 	if calls != "" {

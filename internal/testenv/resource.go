@@ -203,7 +203,7 @@ func (rs *ResourceServer) handler() http.Handler {
 			return
 		}
 		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-			http.Error(w, "upgrade required", 426)
+			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
 			return
 		}
 		conn, brw, err := w.(http.Hijacker).Hijack()
