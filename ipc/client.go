@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -18,21 +20,73 @@ type Client struct {
 	hc   *http.Client
 }
 
-// NewClient returns a client for the default socket path.
+// NewClient returns a client for this user's agent: the first discovery
+// candidate (see paths.go) where a verified agent answers, else the first
+// candidate, where an agent would be started. A socket or directory owned
+// by someone else is an *UntrustedError.
 func NewClient() (*Client, error) {
-	p, err := SocketPath()
+	cands, err := Candidates()
 	if err != nil {
 		return nil, err
 	}
-	return NewClientAt(p), nil
+	for _, p := range cands {
+		switch err := probe(p); {
+		case err == nil:
+			return NewClientAt(p), nil
+		case errors.Is(err, ErrUntrusted):
+			return nil, err
+		}
+	}
+	return NewClientAt(cands[0]), nil
 }
 
-// NewClientAt returns a client for the socket at path.
+// probe tells whether a verified agent listens at path: nil when one does,
+// an *UntrustedError when the place is someone else's, another error when
+// nobody answers.
+func probe(path string) error {
+	c, err := dialVerified(context.Background(), path, time.Second)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// dialVerified connects to the socket at path after checking its directory
+// (ours, 0700), and then checks that the process answering is ours too:
+// file modes alone do not stop another user who created the directory
+// first.
+func dialVerified(ctx context.Context, path string, timeout time.Duration) (net.Conn, error) {
+	if err := CheckSocketDir(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, err
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, errors.New("not a Unix socket connection")
+	}
+	uid, err := peerUID(uc)
+	if err != nil {
+		c.Close()
+		return nil, &UntrustedError{Path: path, Owner: -1, Msg: fmt.Sprintf("can not tell who serves %s: %v", path, err)}
+	}
+	if uid != os.Getuid() {
+		c.Close()
+		return nil, &UntrustedError{Path: path, Owner: uid, Msg: fmt.Sprintf("the process serving %s runs as uid %d, not as you (uid %d)", path, uid, os.Getuid())}
+	}
+	return c, nil
+}
+
+// NewClientAt returns a client for the socket at path. Every connection is
+// verified before a request is written (dialVerified).
 func NewClientAt(path string) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
+			return dialVerified(ctx, path, 0)
 		},
 		MaxIdleConns:          1,
 		IdleConnTimeout:       30 * time.Second,
@@ -76,6 +130,13 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		var ue *UntrustedError
+		if errors.As(err, &ue) {
+			return ue
+		}
+		if errors.Is(err, os.ErrNotExist) {
+			return &UnreachableError{Path: c.Path, Err: errors.New("no socket")}
+		}
 		var oe *net.OpError
 		if errors.As(err, &oe) && oe.Op == "dial" {
 			return &UnreachableError{Path: c.Path, Err: oe.Err}
@@ -126,6 +187,15 @@ func (c *Client) Token(ctx context.Context, req TokenRequest) (*TokenResponse, e
 func (c *Client) Status(ctx context.Context) (*StatusResponse, error) {
 	var out StatusResponse
 	if err := c.do(ctx, http.MethodGet, PathStatus, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Proxy asks whether the agent's proxy runs, where, and with which routes.
+func (c *Client) Proxy(ctx context.Context) (*ProxyStatus, error) {
+	var out ProxyStatus
+	if err := c.do(ctx, http.MethodGet, PathProxy, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

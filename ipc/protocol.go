@@ -16,6 +16,7 @@ const (
 	PathToken  = "/v1/token"
 	PathStatus = "/v1/status"
 	PathReload = "/v1/reload"
+	PathProxy  = "/v1/proxy"
 )
 
 // Host is the fake host name the client puts in requests; the server
@@ -33,6 +34,10 @@ type TokenRequest struct {
 	// MinValid is the least remaining lifetime, in seconds, the caller
 	// accepts; a shorter-lived cached token is refreshed first.
 	MinValid float64 `json:"min_valid,omitempty"`
+	// ForceRefresh asks for a token issued after this request arrived: the
+	// caller's token was refused (a 401). However many callers ask at once,
+	// the profile makes one refresh grant.
+	ForceRefresh bool `json:"force_refresh,omitempty"`
 }
 
 // TokenResponse carries an access token to a same-user caller.
@@ -88,9 +93,46 @@ type StatusResponse struct {
 	Socket      string          `json:"socket"`
 	ConfigPath  string          `json:"config_path"`
 	ConfigError string          `json:"config_error,omitempty"`
-	ProxyAddr   string          `json:"proxy_addr,omitempty"`
-	ProxyError  string          `json:"proxy_error,omitempty"`
-	Profiles    []ProfileStatus `json:"profiles"`
+	// Lock is the one-agent lock this agent holds ("" in tests).
+	Lock     string          `json:"lock,omitempty"`
+	UID      int             `json:"uid"`
+	Proxy    ProxyStatus     `json:"proxy"`
+	Profiles []ProfileStatus `json:"profiles"`
+}
+
+// ProxyStatus says whether the proxy runs and where. GET /v1/proxy answers
+// it with URL (which carries the per-user proxy secret) filled in; the
+// status answer leaves URL out.
+type ProxyStatus struct {
+	// Configured is false when the config has no routes and no proxy
+	// section: then no proxy runs, by design.
+	Configured bool   `json:"configured"`
+	Running    bool   `json:"running"`
+	Addr       string `json:"addr,omitempty"` // host:port of the main listener
+	URL        string `json:"url,omitempty"`  // http://kc:<secret>@addr, only from /v1/proxy
+	Error      string `json:"error,omitempty"`
+	Hint       string `json:"hint,omitempty"`
+	// CABundle is the PEM file (system roots + the local CA) clients trust
+	// when a route intercepts TLS; "" otherwise.
+	CABundle string      `json:"ca_bundle,omitempty"`
+	Routes   []RouteInfo `json:"routes"`
+	// Refused counts requests the proxy turned away, by reason.
+	Refused map[string]int64 `json:"refused,omitempty"`
+	// Warnings name risky settings in use (e.g. a cleartext upstream).
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// RouteInfo is one configured route as clients use it.
+type RouteInfo struct {
+	Name     string `json:"name"`
+	URL      string `json:"url"` // the local base URL, e.g. http://127.0.0.1:8421/warehouse
+	Upstream string `json:"upstream"`
+	Profile  string `json:"profile"`
+}
+
+// String never shows the proxy secret.
+func (p ProxyStatus) String() string {
+	return fmt.Sprintf("ProxyStatus{running=%v addr=%s}", p.Running, p.Addr)
 }
 
 // Error codes in error bodies.
@@ -102,6 +144,9 @@ const (
 	CodeConfig        = "config_error"
 	CodeForbidden     = "forbidden"
 	CodeInternal      = "internal"
+	// CodeInvalidScope: Keycloak refused a scope the caller asked for. Only
+	// that request fails; the profile keeps serving.
+	CodeInvalidScope = "invalid_scope"
 )
 
 // Error is the typed error body: {"error": code, "message": ..., "hint": ...}.

@@ -34,6 +34,9 @@ type Options struct {
 	Manager *tokens.Manager
 	// StateDir holds the proxy secret and the local CA.
 	StateDir string
+	// LockPath, when set, is the one-agent lock (ipc.LockPath) the agent
+	// holds while it runs: a second agent for the same user refuses.
+	LockPath string
 }
 
 // Daemon is a running agent.
@@ -62,8 +65,15 @@ func Run(ctx context.Context, opts Options) error {
 	defer d.mgr.Close()
 	defer d.stopProxy()
 
-	// The socket first: a second agent must stop here, before it starts a
-	// proxy or touches a token.
+	// The lock and the socket first: a second agent must stop here, before
+	// it starts a proxy or touches a token.
+	if opts.LockPath != "" {
+		lock, err := ipc.WaitLock(opts.LockPath, "agent", opts.SocketPath, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
+	}
 	ln, err := ipc.Listen(opts.SocketPath, log)
 	if err != nil {
 		return err
@@ -153,14 +163,6 @@ func (d *Daemon) stopProxy() {
 	}
 }
 
-// ProxyAddr is where the proxy listens ("" when it does not).
-func (d *Daemon) proxyAddr() string {
-	if d.proxy == nil {
-		return ""
-	}
-	return d.proxy.Addr()
-}
-
 // watchConfig reloads the config when its directory changes. Editors
 // replace files rather than write them, so the directory is watched, and
 // bursts of events are debounced.
@@ -226,6 +228,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("POST "+ipc.PathToken, d.handleToken)
 	mux.HandleFunc("GET "+ipc.PathStatus, d.handleStatus)
 	mux.HandleFunc("POST "+ipc.PathReload, d.handleReload)
+	mux.HandleFunc("GET "+ipc.PathProxy, d.handleProxy)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		ipc.WriteError(w, &ipc.Error{Status: http.StatusNotFound, Code: ipc.CodeBadRequest,
 			Message: fmt.Sprintf("no such endpoint %s %s", r.Method, r.URL.Path)})
@@ -248,7 +251,8 @@ func (d *Daemon) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 40*time.Second)
 	defer cancel()
-	a, err := d.mgr.Token(ctx, req.Profile, req.Scopes, time.Duration(req.MinValid*float64(time.Second)))
+	a, err := d.mgr.Token(ctx, tokens.Request{Profile: req.Profile, Scopes: req.Scopes,
+		MinValid: time.Duration(req.MinValid * float64(time.Second)), Force: req.ForceRefresh})
 	if err != nil {
 		ipc.WriteError(w, d.apiError(req.Profile, err))
 		return
@@ -308,7 +312,7 @@ func (d *Daemon) apiError(profile string, err error) *ipc.Error {
 			e.Hint = "fix the config file; the agent reloads it by itself"
 		}
 		d.mu.Unlock()
-	case ipc.CodeBadRequest:
+	case ipc.CodeBadRequest, ipc.CodeInvalidScope:
 		e.Status = http.StatusBadRequest
 	default:
 		e.Status = http.StatusServiceUnavailable
@@ -316,9 +320,46 @@ func (d *Daemon) apiError(profile string, err error) *ipc.Error {
 	return e
 }
 
-func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
+// proxyStatus describes the proxy; withURL adds the URL carrying the
+// proxy secret (for /v1/proxy, never for status).
+func (d *Daemon) proxyStatus(withURL bool) ipc.ProxyStatus {
 	d.mu.Lock()
-	cfgErr, proxyAddr, proxyErr := d.configErr, d.proxyAddr(), d.proxyErr
+	defer d.mu.Unlock()
+	ps := ipc.ProxyStatus{Routes: []ipc.RouteInfo{}}
+	cfg := d.cfg
+	if cfg == nil {
+		return ps
+	}
+	ps.Configured = len(cfg.Routes) > 0 || cfg.Proxy != (config.Proxy{})
+	if !ps.Configured {
+		ps.Hint = "no proxy is configured: add routes (or a proxy: section) to " + d.opts.ConfigPath
+		return ps
+	}
+	ps.Error = d.proxyErr
+	if d.proxy == nil {
+		if ps.Error == "" {
+			ps.Error = "the proxy is not running"
+		}
+		ps.Hint = "see `kc-agent doctor`; the agent retries when the config changes or it restarts"
+		return ps
+	}
+	st := d.proxy.Status(withURL)
+	st.Configured = true
+	if ps.Error != "" {
+		st.Error = ps.Error // a rejected change: the running proxy is the old one
+		st.Hint = "the proxy keeps the last good settings; fix the config file"
+	}
+	return st
+}
+
+func (d *Daemon) handleProxy(w http.ResponseWriter, r *http.Request) {
+	ipc.WriteJSON(w, http.StatusOK, d.proxyStatus(true))
+}
+
+func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
+	ps := d.proxyStatus(false)
+	d.mu.Lock()
+	cfgErr := d.configErr
 	d.mu.Unlock()
 	ipc.WriteJSON(w, http.StatusOK, ipc.StatusResponse{
 		Version:     d.opts.Version,
@@ -328,8 +369,9 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		Socket:      d.opts.SocketPath,
 		ConfigPath:  d.opts.ConfigPath,
 		ConfigError: cfgErr,
-		ProxyAddr:   proxyAddr,
-		ProxyError:  proxyErr,
+		Lock:        d.opts.LockPath,
+		UID:         os.Getuid(),
+		Proxy:       ps,
 		Profiles:    d.mgr.Status(),
 	})
 }

@@ -18,6 +18,7 @@ const (
 	KindConfig             // a configuration problem: retrying will not help
 	KindTransient          // network or server trouble: retry with backoff
 	KindDenied             // the user (or policy) said no during login
+	KindScope              // a scope the request asked for is not available: that request fails, nothing else
 )
 
 func (k Kind) String() string {
@@ -30,6 +31,8 @@ func (k Kind) String() string {
 		return "transient"
 	case KindDenied:
 		return "denied"
+	case KindScope:
+		return "invalid_scope"
 	}
 	return "error"
 }
@@ -116,9 +119,9 @@ func classifyTokenError(status int, code, desc string) error {
 		e.Msg = "the client is not allowed to do this"
 		e.Hint = "check the client id, and that it is a public client with the standard flow and device grant enabled"
 	case code == "invalid_scope":
-		e.Kind = KindConfig
+		e.Kind = KindScope
 		e.Msg = "a requested scope is not available to the client"
-		e.Hint = "remove the scope, or ask the Keycloak admin to add it as an optional client scope"
+		e.Hint = "ask for another scope, or ask the Keycloak admin to add it to the client as an optional client scope"
 	case code == "not_allowed" || strings.Contains(desc, "Offline tokens not allowed"):
 		e.Kind = KindConfig
 		e.Msg = "offline tokens are not allowed for this user or client"

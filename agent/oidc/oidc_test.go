@@ -22,7 +22,7 @@ func TestClassifyTokenError(t *testing.T) {
 		{400, "invalid_grant", "something new", KindLoginRequired},
 		{400, "invalid_grant", "Invalid token issuer. Expected 'http://localhost:8080/realms/x'", KindConfig},
 		{400, "invalid_client", "", KindConfig},
-		{400, "invalid_scope", "", KindConfig},
+		{400, "invalid_scope", "", KindScope},
 		{400, "not_allowed", "Offline tokens not allowed for the user or client", KindConfig},
 		{400, "access_denied", "", KindDenied},
 		{400, "expired_token", "", KindDenied},

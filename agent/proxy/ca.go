@@ -41,6 +41,9 @@ func (c *CA) CertPath() string { return filepath.Join(c.Dir, "ca.pem") }
 // BundlePath is system roots + the CA, for REQUESTS_CA_BUNDLE and friends.
 func (c *CA) BundlePath() string { return filepath.Join(c.Dir, "bundle.pem") }
 
+// CABundlePath is BundlePath for the CA in stateDir.
+func CABundlePath(stateDir string) string { return filepath.Join(CADir(stateDir), "bundle.pem") }
+
 func (c *CA) keyPath() string { return filepath.Join(c.Dir, "ca-key.pem") }
 
 // LoadOrCreateCA loads the CA from dir, creating it the first time.

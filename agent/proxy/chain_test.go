@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/tokens"
@@ -19,7 +18,7 @@ import (
 
 type noTokens struct{}
 
-func (noTokens) Token(context.Context, string, []string, time.Duration) (tokens.Access, error) {
+func (noTokens) Token(context.Context, tokens.Request) (tokens.Access, error) {
 	return tokens.Access{}, &tokens.Error{Code: "login_required", Msg: "no"}
 }
 

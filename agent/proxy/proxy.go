@@ -32,7 +32,7 @@ import (
 
 // TokenSource hands out access tokens (the daemon's tokens.Manager).
 type TokenSource interface {
-	Token(ctx context.Context, profile string, scopes []string, minValid time.Duration) (tokens.Access, error)
+	Token(ctx context.Context, req tokens.Request) (tokens.Access, error)
 }
 
 // Options configure a proxy.
@@ -164,6 +164,27 @@ func (p *Proxy) Start() error {
 	return nil
 }
 
+// Status describes the running proxy; withURL adds the proxy URL, which
+// carries the per-user secret.
+func (p *Proxy) Status(withURL bool) ipc.ProxyStatus {
+	addr := p.Addr()
+	st := ipc.ProxyStatus{Running: addr != "", Addr: addr, Routes: []ipc.RouteInfo{}}
+	if withURL && addr != "" {
+		st.URL = (&url.URL{Scheme: "http", User: url.UserPassword(ProxyUser, p.secret), Host: addr}).String()
+	}
+	for _, r := range p.opts.Config.Routes {
+		base := "http://" + addr + "/" + r.Name
+		if r.Listen != "" {
+			base = "http://" + r.Listen
+		}
+		st.Routes = append(st.Routes, ipc.RouteInfo{Name: r.Name, URL: base, Upstream: r.Upstream, Profile: r.ProfileName()})
+		if r.Intercept {
+			st.CABundle = CABundlePath(p.opts.StateDir)
+		}
+	}
+	return st
+}
+
 // Addr is the main listener's address.
 func (p *Proxy) Addr() string {
 	p.mu.Lock()
@@ -231,7 +252,7 @@ func loopbackPeerUID(c net.Conn) (int, error) {
 	if !ok1 || !ok2 {
 		return -1, errors.New("not a TCP connection")
 	}
-	return tcpPeerUID(server, client)
+	return ipc.TCPConnUID(server, client)
 }
 
 // writeError answers with a kc-agent error body.
@@ -341,7 +362,7 @@ func (p *Proxy) reverseHandler(rt *route, prefix string) http.Handler {
 
 // token gets the route's token or answers the error itself.
 func (p *Proxy) token(w http.ResponseWriter, r *http.Request, rt *route) (string, bool) {
-	a, err := p.opts.Tokens.Token(r.Context(), rt.ProfileName(), rt.Scopes, 0)
+	a, err := p.opts.Tokens.Token(r.Context(), tokens.Request{Profile: rt.ProfileName(), Scopes: rt.Scopes})
 	if err != nil {
 		var te *tokens.Error
 		code, hint := ipc.CodeUnavailable, ""

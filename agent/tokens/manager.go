@@ -108,6 +108,7 @@ func (m *Manager) now() time.Time { return m.Now().Round(0) } // wall clock only
 
 type cached struct {
 	Access
+	issued    time.Time
 	refreshAt time.Time
 }
 
@@ -282,18 +283,35 @@ func (m *Manager) profile(name string) (*profile, error) {
 	return p, nil
 }
 
-// Token returns an access token for the profile, valid for at least
-// minValid (and never less than MinServe). scopes narrow the token.
-func (m *Manager) Token(ctx context.Context, name string, scopes []string, minValid time.Duration) (Access, error) {
-	p, err := m.profile(name)
+// Request asks for an access token.
+type Request struct {
+	Profile string
+	// Scopes narrow the token; nil means the profile's own scopes.
+	Scopes []string
+	// MinValid is the least remaining lifetime accepted (never less than
+	// MinServe); a shorter-lived cached token is refreshed first.
+	MinValid time.Duration
+	// Force asks for a token issued after the request arrived (the caller's
+	// token was refused). Concurrent forced requests share one refresh.
+	Force bool
+}
+
+// Token returns an access token for the request's profile.
+func (m *Manager) Token(ctx context.Context, req Request) (Access, error) {
+	p, err := m.profile(req.Profile)
 	if err != nil {
 		return Access{}, err
 	}
+	scopes := req.Scopes
 	key := scopeKey(scopes)
 	if key == scopeKey(p.cfg.Scopes) {
 		key = ""
 	}
-	need := max(minValid, MinServe)
+	need := max(req.MinValid, MinServe)
+	var issuedAfter time.Time
+	if req.Force {
+		issuedAfter = m.now()
+	}
 
 	sched := m.schedule()
 	p.mu.Lock()
@@ -303,7 +321,7 @@ func (m *Manager) Token(ctx context.Context, name string, scopes []string, minVa
 	if wasCold {
 		p.scheduleLocked() // from daily keep-alive to refresh-ahead
 	}
-	if a, ok := p.freshLocked(key, now, need); ok {
+	if a, ok := p.freshLocked(key, now, need, issuedAfter); ok {
 		// Past its refresh point (the timer ran late, e.g. after a laptop
 		// sleep): serve this one, refresh behind the caller's back.
 		if c := p.access[""]; key == "" && c != nil && !now.Before(c.refreshAt) && !p.kicked {
@@ -329,7 +347,7 @@ func (m *Manager) Token(ctx context.Context, name string, scopes []string, minVa
 
 	p.mu.Lock()
 	now = p.m.now()
-	if a, ok := p.freshLocked(key, now, need); ok {
+	if a, ok := p.freshLocked(key, now, need, issuedAfter); ok {
 		p.mu.Unlock()
 		return a, nil
 	}
@@ -347,14 +365,14 @@ func (m *Manager) Token(ctx context.Context, name string, scopes []string, minVa
 		// Degraded: the cached token is still served while it lasts.
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if a, ok := p.freshLocked(key, p.m.now(), need); ok {
+		if a, ok := p.freshLocked(key, p.m.now(), need, time.Time{}); ok && !req.Force {
 			return a, nil
 		}
 		return Access{}, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if a, ok := p.freshLocked(key, p.m.now(), need); ok {
+	if a, ok := p.freshLocked(key, p.m.now(), need, time.Time{}); ok {
 		return a, nil
 	}
 	return Access{}, &Error{Code: ipc.CodeUnavailable,
@@ -363,10 +381,11 @@ func (m *Manager) Token(ctx context.Context, name string, scopes []string, minVa
 }
 
 // freshLocked returns the cached token when it has at least need left,
-// judged by the wall clock (timers run late after a laptop sleeps).
-func (p *profile) freshLocked(key string, now time.Time, need time.Duration) (Access, bool) {
+// judged by the wall clock (timers run late after a laptop sleeps), and was
+// issued no earlier than issuedAfter.
+func (p *profile) freshLocked(key string, now time.Time, need time.Duration, issuedAfter time.Time) (Access, bool) {
 	c := p.access[key]
-	if c == nil || c.ExpiresAt.Sub(now) < need {
+	if c == nil || c.ExpiresAt.Sub(now) < need || c.issued.Before(issuedAfter) {
 		return Access{}, false
 	}
 	return c.Access, true
@@ -477,6 +496,40 @@ func (p *profile) refresh(ctx context.Context, gen int, key string, scopes []str
 	if rec.RefreshToken == "" {
 		return &Error{Code: ipc.CodeLoginRequired, Msg: fmt.Sprintf("profile %q is not logged in", p.name), Hint: loginHint(p.name)}
 	}
+	// Defence in depth against a second refresher (an older agent, a
+	// script): with rotation, refreshing with a token someone else already
+	// replaced ends the session. Read the store first and follow it when it
+	// holds a newer token than the one this agent saved.
+	if st != nil {
+		cur, err := st.Get(ctx, p.name)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if gen != p.gen {
+				return &Error{Code: ipc.CodeUnavailable, Msg: "the profile was reloaded during a refresh; try again"}
+			}
+			return p.replacedLocked()
+		case err == nil && cur.RefreshToken != storedRT && cur.RefreshToken != rec.RefreshToken:
+			if cur.Issuer != p.cfg.Issuer || cur.ClientID != p.cfg.ClientID {
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				if gen != p.gen {
+					return &Error{Code: ipc.CodeUnavailable, Msg: "the profile was reloaded during a refresh; try again"}
+				}
+				return p.replacedLocked()
+			}
+			p.m.log.Info("the store holds a newer offline token than this agent saved; using it", "profile", p.name)
+			rec, storedRT = cur, cur.RefreshToken
+			p.mu.Lock()
+			if gen == p.gen {
+				p.rec, p.storedRT, p.persistPending = cur, cur.RefreshToken, false
+			}
+			p.mu.Unlock()
+		}
+		// Any other read error: go on with the token in memory, which is
+		// the newest this agent knows.
+	}
 
 	client, err := p.m.NewClient(ctx, p.cfg.Issuer, p.cfg.ClientID)
 	var tok *oidc.Token
@@ -485,7 +538,7 @@ func (p *profile) refresh(ctx context.Context, gen int, key string, scopes []str
 	}
 	now := p.m.now()
 	if err != nil {
-		return p.failed(gen, err)
+		return p.failed(gen, key, err)
 	}
 
 	rotated := tok.RefreshToken != "" && tok.RefreshToken != rec.RefreshToken
@@ -534,6 +587,7 @@ func (p *profile) refresh(ctx context.Context, gen int, key string, scopes []str
 	frac := 0.75 + rand.Float64()*0.05
 	p.access[key] = &cached{
 		Access:    Access{Token: tok.AccessToken, Type: tokenType(tok.TokenType), ExpiresAt: now.Add(lifetime)},
+		issued:    now,
 		refreshAt: now.Add(time.Duration(float64(lifetime) * frac)),
 	}
 	p.state = ipc.StateActive
@@ -555,7 +609,7 @@ func tokenType(t string) string {
 	return t
 }
 
-func (p *profile) failed(gen int, err error) error {
+func (p *profile) failed(gen int, key string, err error) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if gen != p.gen {
@@ -563,6 +617,22 @@ func (p *profile) failed(gen int, err error) error {
 	}
 	hint := oidc.HintOf(err)
 	switch oidc.KindOf(err) {
+	case oidc.KindScope:
+		// The request's own scopes are the problem, not the login: fail
+		// this request and leave the profile as it was.
+		scopes := key
+		if scopes == "" {
+			scopes = strings.Join(p.cfg.Scopes, " ")
+		}
+		msg := fmt.Sprintf("the identity provider refused the scopes %q for profile %q: %v", scopes, p.name, err)
+		if key == "" {
+			p.lastErr = msg
+			p.hint = "fix the scopes of profile " + p.name + " in the config file"
+			p.m.log.Warn("the profile's own scopes are refused", "profile", p.name, "scopes", scopes)
+			return &Error{Code: ipc.CodeInvalidScope, Msg: msg, Hint: p.hint}
+		}
+		p.m.log.Info("scope refused for one request", "profile", p.name, "scopes", scopes)
+		return &Error{Code: ipc.CodeInvalidScope, Msg: msg, Hint: "ask without --scope " + strings.ReplaceAll(key, " ", " --scope ") + ", or ask the Keycloak admin to add it to the client as an optional client scope"}
 	case oidc.KindLoginRequired, oidc.KindConfig:
 		p.state = ipc.StateLoginRequired
 		p.lastErr = err.Error()

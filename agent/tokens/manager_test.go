@@ -124,7 +124,7 @@ func (h *harness) token(t *testing.T, minValid time.Duration) (Access, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return h.m.Token(ctx, "default", nil, minValid)
+	return h.m.Token(ctx, Request{Profile: "default", MinValid: minValid})
 }
 
 func TestSingleFlight(t *testing.T) {
@@ -331,7 +331,7 @@ func TestSlowStoreDoesNotBlockStatus(t *testing.T) {
 
 func TestUnknownProfile(t *testing.T) {
 	h := newHarness(t, time.Minute)
-	_, err := h.m.Token(context.Background(), "nope", nil, 0)
+	_, err := h.m.Token(context.Background(), Request{Profile: "nope"})
 	var te *Error
 	if !errors.As(err, &te) || te.Code != ipc.CodeUnknown {
 		t.Fatalf("got %v", err)
@@ -374,11 +374,11 @@ func TestSlowProfileDoesNotBlockOthers(t *testing.T) {
 	cfg, _ := config.Parse("c.yaml", []byte("profiles:\n  slow:\n    issuer: https://slow.example.com/realms/r\n  fast:\n    issuer: https://fast.example.com/realms/r\n"))
 	m.SetConfig(cfg)
 	defer m.Close()
-	go m.Token(context.Background(), "slow", nil, 0)
+	go m.Token(context.Background(), Request{Profile: "slow"})
 	time.Sleep(100 * time.Millisecond) // the slow refresh is under way
 	done := make(chan error, 1)
 	go func() {
-		_, err := m.Token(context.Background(), "fast", nil, 0)
+		_, err := m.Token(context.Background(), Request{Profile: "fast"})
 		m.Status()
 		done <- err
 	}()

@@ -34,7 +34,7 @@ import (
 
 type staticTokens struct{}
 
-func (staticTokens) Token(context.Context, string, []string, time.Duration) (tokens.Access, error) {
+func (staticTokens) Token(context.Context, tokens.Request) (tokens.Access, error) {
 	return tokens.Access{Token: "bench-token", Type: "Bearer", ExpiresAt: time.Now().Add(time.Hour)}, nil
 }
 

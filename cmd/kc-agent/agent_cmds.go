@@ -8,8 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -95,7 +95,8 @@ type tokenOptions struct {
 	scopes      []string
 	minValid    time.Duration
 	format      string
-	noAutostart bool
+	noAutostart  bool
+	forceRefresh bool
 }
 
 func newTokenCmd(streams *IOStreams) *cobra.Command {
@@ -107,7 +108,10 @@ func newTokenCmd(streams *IOStreams) *cobra.Command {
 background when none runs (unless --no-autostart or KC_AGENT_NO_AUTOSTART=1).
 Never opens a browser: when the login is gone it exits 4.
 
-  curl -H "Authorization: Bearer $(kc-agent token)" https://api.example.com/`,
+  kc-agent token --format header | curl -H @- https://api.example.com/
+
+(A token in a command line, as in curl -H "...$(kc-agent token)", is visible
+to every local user through ps; pipe it as above, or use kc-agent exec.)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return tokenRun(cmd.Context(), streams, opts) },
 	}
@@ -116,6 +120,7 @@ Never opens a browser: when the login is gone it exits 4.
 	cmd.Flags().DurationVar(&opts.minValid, "min-valid", 0, "least remaining validity, e.g. 2m; a shorter-lived token is refreshed first")
 	cmd.Flags().StringVar(&opts.format, "format", "raw", "output: raw, json, header or env")
 	cmd.Flags().BoolVar(&opts.noAutostart, "no-autostart", false, "fail (exit 3) instead of starting an agent")
+	cmd.Flags().BoolVar(&opts.forceRefresh, "force-refresh", false, "get a token issued now, not the cached one (after a server refused it); concurrent callers share one refresh")
 	return cmd
 }
 
@@ -128,20 +133,10 @@ func tokenRun(ctx context.Context, streams *IOStreams, opts *tokenOptions) error
 	if opts.minValid < 0 || opts.minValid > daemon.MaxMinValid {
 		return usageErr("--min-valid must be between 0 and %s", daemon.MaxMinValid)
 	}
-	c, err := ipc.NewClient()
-	if err != nil {
-		return err
-	}
-	req := ipc.TokenRequest{Profile: config.ProfileName(opts.profile), Scopes: opts.scopes, MinValid: opts.minValid.Seconds()}
+	req := ipc.TokenRequest{Profile: config.ProfileName(opts.profile), Scopes: opts.scopes, MinValid: opts.minValid.Seconds(), ForceRefresh: opts.forceRefresh}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	tok, err := c.Token(ctx, req)
-	if errors.Is(err, ipc.ErrUnreachable) && autostartAllowed(opts.noAutostart) {
-		if serr := startAgent(ctx, c, streams.Err); serr != nil {
-			return serr
-		}
-		tok, err = c.Token(ctx, req)
-	}
+	tok, err := fetchToken(ctx, streams.Err, req, opts.noAutostart)
 	if err != nil {
 		return err
 	}
@@ -162,71 +157,6 @@ func tokenRun(ctx context.Context, streams *IOStreams, opts *tokenOptions) error
 		}{tok.AccessToken, tok.TokenType, tok.ExpiresAt.UTC().Format(time.RFC3339), tok.ExpiresIn})
 	}
 	return nil
-}
-
-func autostartAllowed(flag bool) bool {
-	if flag {
-		return false
-	}
-	switch strings.ToLower(os.Getenv("KC_AGENT_NO_AUTOSTART")) {
-	case "1", "true", "yes":
-		return false
-	}
-	return true
-}
-
-// startAgent starts `kc-agent run` in the background, detached from this
-// process (like gpg-agent), logging to the state directory, and waits for
-// its socket.
-func startAgent(ctx context.Context, c *ipc.Client, stderr io.Writer) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	state, err := config.StateDir()
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(state, 0o700); err != nil {
-		return err
-	}
-	logPath := filepath.Join(state, "agent.log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	cmd := exec.Command(exe, "run")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Dir = "/"
-	detach(cmd)
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting the agent: %w", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		hctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		err := c.Health(hctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case werr := <-exited:
-			// Lost a race with another autostart? Then its agent answers.
-			if c.Health(ctx) == nil {
-				return nil
-			}
-			return &cliError{code: exitUnreachable, err: fmt.Errorf("the agent exited at once (%v)", werr),
-				hint: "see " + logPath}
-		case <-time.After(25 * time.Millisecond):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return &cliError{code: exitUnreachable, err: errors.New("started an agent, but its socket did not answer within 5s"), hint: "see " + logPath}
 }
 
 func newStatusCmd(streams *IOStreams) *cobra.Command {
@@ -279,12 +209,10 @@ func printStatus(w io.Writer, st *ipc.StatusResponse) {
 	if st.ConfigError != "" {
 		fmt.Fprintf(w, "         INVALID (last good config still live): %s\n", st.ConfigError)
 	}
-	switch {
-	case st.ProxyError != "":
-		fmt.Fprintf(w, "proxy:   NOT RUNNING: %s\n", st.ProxyError)
-	case st.ProxyAddr != "":
-		fmt.Fprintf(w, "proxy:   http://%s (`kc-agent env` for the variables)\n", st.ProxyAddr)
+	if st.Lock != "" {
+		fmt.Fprintf(w, "lock:    %s (held by pid %d, uid %d)\n", st.Lock, st.PID, st.UID)
 	}
+	printProxy(w, st.Proxy)
 	if len(st.Profiles) == 0 {
 		fmt.Fprintln(w, "\nno profiles; run `kc-agent login <issuer-url>`")
 		return
@@ -311,6 +239,35 @@ func printStatus(w io.Writer, st *ipc.StatusResponse) {
 		row("last error", p.LastError)
 		row("hint", p.Hint)
 		tw.Flush()
+	}
+}
+
+func printProxy(w io.Writer, ps ipc.ProxyStatus) {
+	switch {
+	case !ps.Configured:
+		fmt.Fprintln(w, "proxy:   none (no routes configured)")
+	case !ps.Running:
+		fmt.Fprintf(w, "proxy:   NOT RUNNING: %s\n", ps.Error)
+	default:
+		fmt.Fprintf(w, "proxy:   http://%s, owned by this agent (`kc-agent env` for the variables)\n", ps.Addr)
+		if ps.Error != "" {
+			fmt.Fprintf(w, "         last change rejected (the old settings stay live): %s\n", ps.Error)
+		}
+	}
+	for _, warn := range ps.Warnings {
+		fmt.Fprintf(w, "         WARNING: %s\n", warn)
+	}
+	if len(ps.Refused) > 0 {
+		keys := make([]string, 0, len(ps.Refused))
+		for k := range ps.Refused {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %d", k, ps.Refused[k]))
+		}
+		fmt.Fprintf(w, "         refused: %s\n", strings.Join(parts, ", "))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -120,31 +121,99 @@ func doctorChecks(ctx context.Context, name string) []check {
 		add(check{"browser", "ok", "none here: login will use the device flow", "set $BROWSER to override"})
 	}
 
-	sock, err := ipc.SocketPath()
-	if err != nil {
-		add(check{"socket", "FAIL", err.Error(), "set KC_AGENT_SOCK to a path in a private directory"})
-	} else if err := ipc.CheckSocketDir(filepath.Dir(sock)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		add(check{"socket directory", "FAIL", err.Error(), "the directory must be yours and mode 0700"})
-	} else {
-		add(check{"socket directory", "ok", filepath.Dir(sock), ""})
-		c, _ := ipc.NewClient()
-		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if c != nil && c.Health(hctx) == nil {
-			add(check{"agent", "ok", "running at " + sock, ""})
-			if st, err := c.Status(hctx); err == nil {
-				switch {
-				case st.ProxyError != "":
-					add(check{"proxy", "FAIL", st.ProxyError, "free the port or set proxy.listen in the config"})
-				case st.ProxyAddr != "":
-					add(check{"proxy", "ok", "listening on " + st.ProxyAddr, ""})
-				case cfg != nil && len(cfg.Routes) > 0:
-					add(check{"proxy", "warn", "routes are configured but the agent runs no proxy", "the agent reloads the config by itself; check `kc-agent status`"})
-				}
-			}
-		} else {
-			add(check{"agent", "warn", "not running", "`kc-agent token` starts it, or install the service: `kc-agent service install`"})
-		}
-		cancel()
+	for _, c := range agentChecks(ctx, cfg) {
+		add(c)
 	}
 	return checks
+}
+
+// agentChecks reports where the agent is looked for, who owns each place,
+// the one-agent lock, and whether the proxy address is really this agent's.
+func agentChecks(ctx context.Context, cfg *config.Config) []check {
+	var checks []check
+	add := func(c check) { checks = append(checks, c) }
+	cands, err := ipc.Candidates()
+	if err != nil {
+		return []check{{"socket", "FAIL", err.Error(), "set KC_AGENT_SOCK to a path in a private directory"}}
+	}
+	for _, sock := range cands {
+		dir := filepath.Dir(sock)
+		err := ipc.CheckSocketDir(dir)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			add(check{"socket directory", "ok", dir + " (not created yet)", ""})
+		case err != nil:
+			add(check{"socket directory", "FAIL", err.Error(), "someone else may be impersonating the agent: find out who created it, remove it (as root if needed), or set KC_AGENT_SOCK"})
+		default:
+			add(check{"socket directory", "ok", dir + " (yours, 0700)", ""})
+		}
+	}
+	if lock, err := ipc.LockPath(); err == nil {
+		h := ipc.ReadLockHolder(lock)
+		if h.PID > 0 {
+			add(check{"agent lock", "ok", fmt.Sprintf("%s: held by %s pid %d", lock, h.Role, h.PID), ""})
+		} else {
+			add(check{"agent lock", "ok", lock + ": free", ""})
+		}
+	}
+	c, err := ipc.NewClient()
+	if err != nil {
+		add(check{"agent", "FAIL", err.Error(), "see the socket directory check above"})
+		return checks
+	}
+	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := c.Health(hctx); err != nil {
+		add(check{"agent", "warn", "not running (" + err.Error() + ")", "`kc-agent token` starts it, or install the service: `kc-agent service install`"})
+		if cfg != nil && (len(cfg.Routes) > 0 || cfg.Proxy != (config.Proxy{})) {
+			add(portCheck(cfg.ProxyListen()))
+		}
+		return checks
+	}
+	add(check{"agent", "ok", "running at " + c.Path + ", verified to be yours", ""})
+	st, err := c.Status(hctx)
+	if err != nil {
+		add(check{"agent status", "FAIL", err.Error(), ""})
+		return checks
+	}
+	ps := st.Proxy
+	switch {
+	case !ps.Configured:
+		add(check{"proxy", "ok", "none configured", ""})
+	case !ps.Running:
+		add(check{"proxy", "FAIL", ps.Error, "free the port, or set proxy.listen in the config (127.0.0.1:0 picks a free port)"})
+	default:
+		if pc := portCheck(ps.Addr); pc.status != "ok" {
+			add(pc)
+		} else {
+			add(check{"proxy", "ok", "listening on " + ps.Addr + ", owned by you", ""})
+		}
+		if ps.Error != "" {
+			add(check{"proxy config", "FAIL", ps.Error, "the last good settings stay live; fix the config file"})
+		}
+	}
+	for _, w := range ps.Warnings {
+		add(check{"proxy", "warn", w, "use an https:// upstream"})
+	}
+	return checks
+}
+
+// portCheck tells whether addr is free, or served by this user, or taken
+// by another user (squatted).
+func portCheck(addr string) check {
+	if !ipc.ListenerOwnerKnown {
+		return check{"proxy port", "ok", addr + " (owner not visible on this system)", ""}
+	}
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return check{"proxy port", "FAIL", fmt.Sprintf("%q is not host:port", addr), "fix proxy.listen"}
+	}
+	uid, err := ipc.TCPListenerUID(ta)
+	switch {
+	case err != nil:
+		return check{"proxy port", "ok", addr + " is free", ""}
+	case uid != os.Getuid():
+		return check{"proxy port", "FAIL", fmt.Sprintf("%s is taken by uid %d, not by you", addr, uid), "another user holds the port and would receive your API traffic: set proxy.listen to another port (127.0.0.1:0 picks a free one)"}
+	}
+	return check{"proxy port", "ok", addr + " is served by you", ""}
 }

@@ -4,72 +4,88 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
+	"io"
+	"net"
+	"slices"
 	"os"
 	"os/exec"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/kc-agent/kc-agent/agent/config"
-	"github.com/kc-agent/kc-agent/agent/proxy"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
-// proxyEnv computes the variables that send a program's HTTP through the
-// agent's proxy, in a stable order.
-func proxyEnv(cfg *config.Config) ([][2]string, error) {
-	state, err := config.StateDir()
+// proxyEnv asks the verified agent whether its proxy runs and where, and
+// computes the variables that send a program's HTTP through it, in a
+// stable order. With no proxy configured there are no proxy variables
+// (note says why); a proxy that should run but does not, or an address
+// that another user's process serves, is an error: kc-agent never points
+// a program at a proxy nobody, or somebody else, listens on.
+func proxyEnv(ctx context.Context, stderr io.Writer, noAutostart bool) (vars [][2]string, note string, err error) {
+	c, err := connectAgent(ctx, stderr, noAutostart)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	secret, err := proxy.LoadOrCreateSecret(state)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ps, err := c.Proxy(ctx)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	listen := cfg.ProxyListen()
-	proxyURL := (&url.URL{Scheme: "http", User: url.UserPassword(proxy.ProxyUser, secret), Host: listen}).String()
+	if !ps.Configured {
+		return nil, "no proxy variables: no proxy is configured (add routes to the config file)", nil
+	}
+	if !ps.Running {
+		return nil, "", &cliError{code: exitError, err: fmt.Errorf("the agent's proxy is not running: %s", ps.Error),
+			hint: "see `kc-agent status` and `kc-agent doctor`; set proxy.listen to a free port (127.0.0.1:0 picks one)"}
+	}
+	if err := verifyProxyOwner(ps.Addr); err != nil {
+		return nil, "", err
+	}
 	noProxy := "localhost,127.0.0.1,::1"
-	vars := [][2]string{
-		{"HTTP_PROXY", proxyURL}, {"HTTPS_PROXY", proxyURL},
-		{"http_proxy", proxyURL}, {"https_proxy", proxyURL},
+	vars = [][2]string{
+		{"HTTP_PROXY", ps.URL}, {"HTTPS_PROXY", ps.URL},
+		{"http_proxy", ps.URL}, {"https_proxy", ps.URL},
 		{"NO_PROXY", noProxy}, {"no_proxy", noProxy},
 	}
-	intercept := false
-	for _, r := range cfg.Routes {
-		intercept = intercept || r.Intercept
-	}
-	if intercept {
-		ca, err := proxy.LoadOrCreateCA(proxy.CADir(state))
-		if err != nil {
-			return nil, fmt.Errorf("local CA: %w", err)
-		}
+	if ps.CABundle != "" {
 		for _, k := range []string{"REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"} {
-			vars = append(vars, [2]string{k, ca.BundlePath()})
+			vars = append(vars, [2]string{k, ps.CABundle})
 		}
 	}
-	routes := append([]config.Route(nil), cfg.Routes...)
-	sort.Slice(routes, func(i, j int) bool { return routes[i].Name < routes[j].Name })
+	routes := slices.Clone(ps.Routes)
+	slices.SortFunc(routes, func(a, b ipc.RouteInfo) int { return strings.Compare(a.Name, b.Name) })
 	for _, r := range routes {
-		base := "http://" + listen + "/" + r.Name
-		if r.Listen != "" {
-			base = "http://" + r.Listen
-		}
-		vars = append(vars, [2]string{"KC_AGENT_URL_" + envName(r.Name), base})
+		vars = append(vars, [2]string{"KC_AGENT_URL_" + envName(r.Name), r.URL})
 	}
-	return vars, nil
+	return vars, "", nil
 }
 
-func loadProxyEnv() ([][2]string, error) {
-	cfg, err := loadConfig()
-	if err != nil {
-		return nil, err
+// verifyProxyOwner checks, where the system shows it (Linux), that the
+// proxy address is served by this user: the agent said it listens there,
+// but a client trusts only what it can check.
+func verifyProxyOwner(addr string) error {
+	if !ipc.ListenerOwnerKnown {
+		return nil
 	}
-	return proxyEnv(cfg)
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("the agent reported a proxy address %q that is not host:port", addr)
+	}
+	uid, err := ipc.TCPListenerUID(ta)
+	if err != nil {
+		return &cliError{code: exitError, err: fmt.Errorf("nobody listens on the proxy address %s", addr),
+			hint: "the agent's proxy stopped; see `kc-agent status`"}
+	}
+	if uid != os.Getuid() {
+		return &cliError{code: exitError, err: fmt.Errorf("the proxy address %s is served by uid %d, not by you (uid %d)", addr, uid, os.Getuid()),
+			hint: "another user holds the port: set proxy.listen to another port in your config (127.0.0.1:0 picks a free one)"}
+	}
+	return nil
 }
 
 func envName(s string) string {
@@ -90,33 +106,43 @@ func quotePS(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + 
 
 func newEnvCmd(streams *IOStreams) *cobra.Command {
 	var shell string
+	var noAutostart bool
 	cmd := &cobra.Command{
 		Use:   "env",
 		Short: "Print shell exports that route HTTP(S) through the agent's proxy",
 		Long: `Print HTTP_PROXY/HTTPS_PROXY (with the per-user proxy secret), NO_PROXY, the CA
 bundle variables when a route intercepts TLS, and KC_AGENT_URL_<ROUTE> for each
-route. Use it as:  eval "$(kc-agent env)"`,
+route, as the running agent reports them (it is started when none runs).
+With no routes configured it prints no proxy variables and says so on
+stderr. Use it as:  eval "$(kc-agent env)"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vars, err := loadProxyEnv()
+			switch shell {
+			case "bash", "zsh", "sh", "fish", "powershell":
+			default:
+				return usageErr("--shell must be bash, zsh, fish or powershell, not %q", shell)
+			}
+			vars, note, err := proxyEnv(cmd.Context(), streams.Err, noAutostart)
 			if err != nil {
 				return err
 			}
+			if note != "" {
+				fmt.Fprintf(streams.Err, "kc-agent: %s\n", note)
+			}
 			for _, kv := range vars {
 				switch shell {
-				case "bash", "zsh", "sh":
-					fmt.Fprintf(streams.Out, "export %s=%s\n", kv[0], quoteSh(kv[1]))
 				case "fish":
 					fmt.Fprintf(streams.Out, "set -gx %s %s;\n", kv[0], quoteSh(kv[1]))
 				case "powershell":
 					fmt.Fprintf(streams.Out, "$env:%s = %s\n", kv[0], quotePS(kv[1]))
 				default:
-					return usageErr("--shell must be bash, zsh, fish or powershell, not %q", shell)
+					fmt.Fprintf(streams.Out, "export %s=%s\n", kv[0], quoteSh(kv[1]))
 				}
 			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&noAutostart, "no-autostart", false, "fail (exit 3) instead of starting an agent")
 	cmd.Flags().StringVar(&shell, "shell", "bash", "bash, zsh, fish or powershell")
 	return cmd
 }
@@ -128,21 +154,12 @@ func newExecCmd(streams *IOStreams) *cobra.Command {
 		Short: "Run a command with the proxy variables set (starting the agent if needed)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vars, err := loadProxyEnv()
+			vars, note, err := proxyEnv(cmd.Context(), streams.Err, noAutostart)
 			if err != nil {
 				return err
 			}
-			c, err := ipc.NewClient()
-			if err != nil {
-				return err
-			}
-			hctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
-			herr := c.Health(hctx)
-			cancel()
-			if herr != nil && autostartAllowed(noAutostart) {
-				if err := startAgent(cmd.Context(), c, streams.Err); err != nil {
-					return err
-				}
+			if note != "" {
+				fmt.Fprintf(streams.Err, "kc-agent: %s\n", note)
 			}
 			child := exec.Command(args[0], args[1:]...)
 			child.Stdin, child.Stdout, child.Stderr = streams.In, streams.Out, streams.Err
