@@ -86,13 +86,13 @@ const (
 
 // StatusResponse describes the agent.
 type StatusResponse struct {
-	Version     string          `json:"version"`
-	PID         int             `json:"pid"`
-	StartedAt   time.Time       `json:"started_at"`
-	Uptime      string          `json:"uptime"`
-	Socket      string          `json:"socket"`
-	ConfigPath  string          `json:"config_path"`
-	ConfigError string          `json:"config_error,omitempty"`
+	Version     string    `json:"version"`
+	PID         int       `json:"pid"`
+	StartedAt   time.Time `json:"started_at"`
+	Uptime      string    `json:"uptime"`
+	Socket      string    `json:"socket"`
+	ConfigPath  string    `json:"config_path"`
+	ConfigError string    `json:"config_error,omitempty"`
 	// Lock is the one-agent lock this agent holds ("" in tests).
 	Lock     string          `json:"lock,omitempty"`
 	UID      int             `json:"uid"`

@@ -91,10 +91,10 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 }
 
 type tokenOptions struct {
-	profile     string
-	scopes      []string
-	minValid    time.Duration
-	format      string
+	profile      string
+	scopes       []string
+	minValid     time.Duration
+	format       string
 	noAutostart  bool
 	forceRefresh bool
 }
