@@ -171,13 +171,18 @@ func (c *Client) Health(ctx context.Context) error {
 	return c.do(ctx, http.MethodGet, PathHealth, nil, nil)
 }
 
-// Token asks for an access token.
+// Token asks for an access token (or, with req.Type "id", an ID token).
 func (c *Client) Token(ctx context.Context, req TokenRequest) (*TokenResponse, error) {
 	var out TokenResponse
 	if err := c.do(ctx, http.MethodPost, PathToken, req, &out); err != nil {
 		return nil, err
 	}
-	if out.AccessToken == "" {
+	if req.Type == TokenTypeID && out.IDToken == "" {
+		// An agent from before ID tokens ignores the type.
+		return nil, &Error{Code: CodeInternal, Message: "the agent answered without an ID token",
+			Hint: "the running agent is older than this kc-agent: restart it (kc-agent service stop, then start)"}
+	}
+	if out.Token() == "" {
 		return nil, &Error{Code: CodeInternal, Message: "the agent answered without a token"}
 	}
 	return &out, nil

@@ -27,7 +27,14 @@ const Host = "kc-agent.sock"
 // MaxRequestBody bounds request bodies.
 const MaxRequestBody = 64 << 10
 
-// TokenRequest asks for an access token.
+// Token types a caller may ask for (TokenRequest.Type).
+const (
+	TokenTypeAccess = "access" // the default
+	TokenTypeID     = "id"     // the ID token of the same refresh (kubectl)
+)
+
+// TokenRequest asks for an access token, or with Type "id" for the ID
+// token issued with it.
 type TokenRequest struct {
 	Profile string   `json:"profile"`
 	Scopes  []string `json:"scopes,omitempty"`
@@ -38,14 +45,27 @@ type TokenRequest struct {
 	// caller's token was refused (a 401). However many callers ask at once,
 	// the profile makes one refresh grant.
 	ForceRefresh bool `json:"force_refresh,omitempty"`
+	// Type is "access" (or empty) or "id". Agents from before the ID token
+	// answer an ID request with an access token: check IDToken.
+	Type string `json:"type,omitempty"`
 }
 
-// TokenResponse carries an access token to a same-user caller.
+// TokenResponse carries a token to a same-user caller: AccessToken, or for
+// Type "id" IDToken. ExpiresAt and ExpiresIn are those of the token given.
 type TokenResponse struct {
-	AccessToken string    `json:"access_token"`
+	AccessToken string    `json:"access_token,omitempty"`
+	IDToken     string    `json:"id_token,omitempty"`
 	TokenType   string    `json:"token_type"`
 	ExpiresAt   time.Time `json:"expires_at"`
 	ExpiresIn   int64     `json:"expires_in"`
+}
+
+// Token is the token the response carries, whichever type was asked for.
+func (t TokenResponse) Token() string {
+	if t.IDToken != "" {
+		return t.IDToken
+	}
+	return t.AccessToken
 }
 
 // String never shows the token.

@@ -49,6 +49,9 @@ type Route struct {
 	Scopes    []string `yaml:"scopes,omitempty"`
 	Listen    string   `yaml:"listen,omitempty"`
 	Intercept bool     `yaml:"intercept,omitempty"`
+	// GitUsername is the user name `kc-agent git-credential` gives git
+	// beside the token (default: the one in the URL, else oauth2).
+	GitUsername string `yaml:"git_username,omitempty"`
 }
 
 // DefaultProxyListen is where the proxy listens unless told otherwise.

@@ -252,17 +252,21 @@ func (d *Daemon) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 40*time.Second)
 	defer cancel()
 	a, err := d.mgr.Token(ctx, tokens.Request{Profile: req.Profile, Scopes: req.Scopes,
-		MinValid: time.Duration(req.MinValid * float64(time.Second)), Force: req.ForceRefresh})
+		MinValid: time.Duration(req.MinValid * float64(time.Second)), Force: req.ForceRefresh, ID: req.Type == ipc.TokenTypeID})
 	if err != nil {
 		ipc.WriteError(w, d.apiError(req.Profile, err))
 		return
 	}
 	now := time.Now()
-	ipc.WriteJSON(w, http.StatusOK, ipc.TokenResponse{
+	resp := ipc.TokenResponse{
 		AccessToken: a.Token, TokenType: a.Type,
 		ExpiresAt: a.ExpiresAt.UTC().Truncate(time.Second),
 		ExpiresIn: int64(a.ExpiresAt.Sub(now) / time.Second),
-	})
+	}
+	if req.Type == ipc.TokenTypeID {
+		resp.AccessToken, resp.IDToken = "", a.Token
+	}
+	ipc.WriteJSON(w, http.StatusOK, resp)
 }
 
 func validateTokenRequest(req *ipc.TokenRequest) *ipc.Error {
@@ -274,6 +278,11 @@ func validateTokenRequest(req *ipc.TokenRequest) *ipc.Error {
 	}
 	if len(req.Profile) > 64 {
 		return bad("profile name too long")
+	}
+	switch req.Type {
+	case "", ipc.TokenTypeAccess, ipc.TokenTypeID:
+	default:
+		return bad(fmt.Sprintf("type must be %q or %q", ipc.TokenTypeAccess, ipc.TokenTypeID))
 	}
 	if req.MinValid < 0 || req.MinValid > MaxMinValid.Seconds() || req.MinValid != req.MinValid {
 		return bad(fmt.Sprintf("min_valid must be between 0 and %d seconds", int(MaxMinValid.Seconds())))

@@ -5,6 +5,8 @@ package tokens
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -108,6 +110,9 @@ func (m *Manager) now() time.Time { return m.Now().Round(0) } // wall clock only
 
 type cached struct {
 	Access
+	// id is the ID token of the same refresh ("" when the scopes lack
+	// openid); its expiry comes from its own lifetime.
+	id        Access
 	issued    time.Time
 	refreshAt time.Time
 }
@@ -294,6 +299,10 @@ type Request struct {
 	// Force asks for a token issued after the request arrived (the caller's
 	// token was refused). Concurrent forced requests share one refresh.
 	Force bool
+	// ID asks for the ID token of the refresh instead of the access token
+	// (kubectl). It is cached beside the access token of the same scope
+	// set; openid is added to explicit scopes that lack it.
+	ID bool
 }
 
 // Token returns an access token for the request's profile.
@@ -303,6 +312,9 @@ func (m *Manager) Token(ctx context.Context, req Request) (Access, error) {
 		return Access{}, err
 	}
 	scopes := req.Scopes
+	if req.ID && scopes != nil && !slices.Contains(scopes, "openid") {
+		scopes = append(slices.Clone(scopes), "openid")
+	}
 	key := scopeKey(scopes)
 	if key == scopeKey(p.cfg.Scopes) {
 		key = ""
@@ -321,7 +333,7 @@ func (m *Manager) Token(ctx context.Context, req Request) (Access, error) {
 	if wasCold {
 		p.scheduleLocked() // from daily keep-alive to refresh-ahead
 	}
-	if a, ok := p.freshLocked(key, now, need, issuedAfter); ok {
+	if a, ok := p.freshLocked(key, now, need, issuedAfter, req.ID); ok {
 		// Past its refresh point (the timer ran late, e.g. after a laptop
 		// sleep): serve this one, refresh behind the caller's back.
 		if c := p.access[""]; key == "" && c != nil && !now.Before(c.refreshAt) && !p.kicked {
@@ -347,7 +359,7 @@ func (m *Manager) Token(ctx context.Context, req Request) (Access, error) {
 
 	p.mu.Lock()
 	now = p.m.now()
-	if a, ok := p.freshLocked(key, now, need, issuedAfter); ok {
+	if a, ok := p.freshLocked(key, now, need, issuedAfter, req.ID); ok {
 		p.mu.Unlock()
 		return a, nil
 	}
@@ -365,30 +377,42 @@ func (m *Manager) Token(ctx context.Context, req Request) (Access, error) {
 		// Degraded: the cached token is still served while it lasts.
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if a, ok := p.freshLocked(key, p.m.now(), need, time.Time{}); ok && !req.Force {
+		if a, ok := p.freshLocked(key, p.m.now(), need, time.Time{}, req.ID); ok && !req.Force {
 			return a, nil
 		}
 		return Access{}, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if a, ok := p.freshLocked(key, p.m.now(), need, time.Time{}); ok {
+	if a, ok := p.freshLocked(key, p.m.now(), need, time.Time{}, req.ID); ok {
 		return a, nil
+	}
+	if c := p.access[key]; req.ID && c != nil && c.id.Token == "" {
+		return Access{}, &Error{Code: ipc.CodeConfig,
+			Msg:  fmt.Sprintf("the identity provider returned no ID token for profile %q", p.name),
+			Hint: "make sure the client allows the openid scope (kc-agent asks for it), or use the access token"}
 	}
 	return Access{}, &Error{Code: ipc.CodeUnavailable,
 		Msg:  fmt.Sprintf("the identity provider issues tokens that live shorter than the %s asked for", need),
 		Hint: "ask for a smaller --min-valid"}
 }
 
-// freshLocked returns the cached token when it has at least need left,
-// judged by the wall clock (timers run late after a laptop sleeps), and was
-// issued no earlier than issuedAfter.
-func (p *profile) freshLocked(key string, now time.Time, need time.Duration, issuedAfter time.Time) (Access, bool) {
+// freshLocked returns the cached token (the ID token when id is set) when
+// it has at least need left, judged by the wall clock (timers run late
+// after a laptop sleeps), and was issued no earlier than issuedAfter.
+func (p *profile) freshLocked(key string, now time.Time, need time.Duration, issuedAfter time.Time, id bool) (Access, bool) {
 	c := p.access[key]
-	if c == nil || c.ExpiresAt.Sub(now) < need || c.issued.Before(issuedAfter) {
+	if c == nil || c.issued.Before(issuedAfter) {
 		return Access{}, false
 	}
-	return c.Access, true
+	a := c.Access
+	if id {
+		a = c.id
+	}
+	if a.Token == "" || a.ExpiresAt.Sub(now) < need {
+		return Access{}, false
+	}
+	return a, true
 }
 
 func (p *profile) loginRequiredLocked() error {
@@ -584,12 +608,19 @@ func (p *profile) refresh(ctx context.Context, gen int, key string, scopes []str
 	if lifetime <= 0 {
 		lifetime = time.Minute
 	}
-	frac := 0.75 + rand.Float64()*0.05
-	p.access[key] = &cached{
-		Access:    Access{Token: tok.AccessToken, Type: tokenType(tok.TokenType), ExpiresAt: now.Add(lifetime)},
-		issued:    now,
-		refreshAt: now.Add(time.Duration(float64(lifetime) * frac)),
+	c := &cached{
+		Access: Access{Token: tok.AccessToken, Type: tokenType(tok.TokenType), ExpiresAt: now.Add(lifetime)},
+		issued: now,
 	}
+	ahead := lifetime
+	if tok.IDToken != "" {
+		idLifetime := jwtLifetime(tok.IDToken, lifetime)
+		c.id = Access{Token: tok.IDToken, Type: "Bearer", ExpiresAt: now.Add(idLifetime)}
+		ahead = min(ahead, idLifetime)
+	}
+	frac := 0.75 + rand.Float64()*0.05
+	c.refreshAt = now.Add(time.Duration(float64(ahead) * frac))
+	p.access[key] = c
 	p.state = ipc.StateActive
 	if !p.persistPending {
 		p.lastErr, p.hint = "", ""
@@ -600,6 +631,29 @@ func (p *profile) refresh(ctx context.Context, gen int, key string, scopes []str
 	p.m.log.Debug("refreshed", "profile", p.name, "scopes", key, "expires_in", lifetime, "rotated", rotated)
 	p.scheduleLocked()
 	return nil
+}
+
+// jwtLifetime is a JWT's exp minus its iat: its lifetime measured by the
+// issuer's clock alone, so a skewed local clock does not shorten or stretch
+// it. The token came from the provider over TLS; it is read, not verified.
+// Without usable claims the access token's lifetime stands in.
+func jwtLifetime(jwt string, fallback time.Duration) time.Duration {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return fallback
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return fallback
+	}
+	var claims struct {
+		Exp float64 `json:"exp"`
+		Iat float64 `json:"iat"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp <= claims.Iat || claims.Iat <= 0 {
+		return fallback
+	}
+	return time.Duration((claims.Exp - claims.Iat) * float64(time.Second))
 }
 
 func tokenType(t string) string {

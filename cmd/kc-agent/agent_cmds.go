@@ -97,6 +97,7 @@ type tokenOptions struct {
 	format       string
 	noAutostart  bool
 	forceRefresh bool
+	tokenType    string
 }
 
 func newTokenCmd(streams *IOStreams) *cobra.Command {
@@ -121,6 +122,7 @@ to every local user through ps; pipe it as above, or use kc-agent exec.)`,
 	cmd.Flags().StringVar(&opts.format, "format", "raw", "output: raw, json, header or env")
 	cmd.Flags().BoolVar(&opts.noAutostart, "no-autostart", false, "fail (exit 3) instead of starting an agent")
 	cmd.Flags().BoolVar(&opts.forceRefresh, "force-refresh", false, "get a token issued now, not the cached one (after a server refused it); concurrent callers share one refresh")
+	tokenTypeFlag(cmd, &opts.tokenType, "type", ipc.TokenTypeAccess)
 	return cmd
 }
 
@@ -133,12 +135,18 @@ func tokenRun(ctx context.Context, streams *IOStreams, opts *tokenOptions) error
 	if opts.minValid < 0 || opts.minValid > daemon.MaxMinValid {
 		return usageErr("--min-valid must be between 0 and %s", daemon.MaxMinValid)
 	}
-	req := ipc.TokenRequest{Profile: config.ProfileName(opts.profile), Scopes: opts.scopes, MinValid: opts.minValid.Seconds(), ForceRefresh: opts.forceRefresh}
+	if err := checkTokenType(opts.tokenType); err != nil {
+		return err
+	}
+	req := ipc.TokenRequest{Profile: config.ProfileName(opts.profile), Scopes: opts.scopes, MinValid: opts.minValid.Seconds(), ForceRefresh: opts.forceRefresh, Type: opts.tokenType}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	tok, err := fetchToken(ctx, streams.Err, req, opts.noAutostart)
 	if err != nil {
 		return err
+	}
+	if opts.tokenType == ipc.TokenTypeID {
+		return printIDToken(streams.Out, opts.format, tok)
 	}
 	switch opts.format {
 	case "raw":

@@ -167,6 +167,10 @@ and notebooks (a localhost proxy that adds Authorization: Bearer).`,
 		newLogoutCmd(streams),
 		newDoctorCmd(streams),
 		newVersionCmd(streams),
+		newKubeCredentialCmd(streams),
+		newKubeconfigCmd(streams),
+		newGitCredentialCmd(streams),
+		newGitCmd(streams),
 	)
 	addAgentCommands(root, streams)
 	return root

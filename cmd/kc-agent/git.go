@@ -1,0 +1,372 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os/exec"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/ipc"
+)
+
+// DefaultGitUsername is the user name given to git beside the token when
+// neither the route nor the URL names one; servers that take a token as
+// the password ignore it.
+const DefaultGitUsername = "oauth2"
+
+// gitInputMax bounds what the helper reads from git.
+const gitInputMax = 64 << 10
+
+type gitCredentialOptions struct {
+	minValid    time.Duration
+	noAutostart bool
+}
+
+func newGitCredentialCmd(streams *IOStreams) *cobra.Command {
+	opts := &gitCredentialOptions{}
+	cmd := &cobra.Command{
+		Use:   "git-credential get|store|erase",
+		Short: "A git credential helper that answers with a token, for routed hosts only",
+		Long: `A git credential helper (git runs it; see kc-agent git setup).
+
+get answers only for URLs whose origin and path fall under a route's upstream
+(the longest match wins), with a token of the route's profile and scopes.
+For any other URL it prints nothing, so a token never goes to a host no
+route names. With git 2.46 or later it answers a Bearer credential
+(authtype); older git gets the route's git_username (default oauth2, or the
+user in the URL) and the token as the password.
+
+store is ignored (the token is short-lived). erase (git calls it when the
+server refused the token) has the agent refresh now, so the next get brings
+a new token.
+
+It never prompts and never opens a browser: when no token can be had, it
+prints nothing on stdout and the reason on stderr.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return gitCredentialRun(cmd.Context(), streams, args[0], opts)
+		},
+	}
+	cmd.Flags().DurationVar(&opts.minValid, "min-valid", 30*time.Second, "least validity of the token handed to git: one git command uses it for all its requests")
+	cmd.Flags().BoolVar(&opts.noAutostart, "no-autostart", false, "fail instead of starting an agent")
+	return cmd
+}
+
+// gitRequest is what git says about the URL it needs a credential for.
+type gitRequest struct {
+	Protocol     string
+	Host         string // host[:port], as git sends it
+	Path         string // without a leading slash; "" unless credential.useHttpPath
+	Username     string
+	Capabilities map[string]bool
+}
+
+// readGitRequest parses git's key=value lines up to a blank line or EOF.
+// Unknown keys are ignored, as the protocol asks.
+func readGitRequest(r io.Reader) (gitRequest, error) {
+	req := gitRequest{Capabilities: map[string]bool{}}
+	sc := bufio.NewScanner(io.LimitReader(r, gitInputMax))
+	sc.Buffer(make([]byte, 4096), gitInputMax)
+	var rawURL string
+	for sc.Scan() {
+		line := strings.TrimSuffix(sc.Text(), "\r")
+		if line == "" {
+			break
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "protocol":
+			req.Protocol = v
+		case "host":
+			req.Host = v
+		case "path":
+			req.Path = v
+		case "username":
+			req.Username = v
+		case "url":
+			rawURL = v
+		case "capability[]":
+			req.Capabilities[v] = true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return req, fmt.Errorf("reading git's request: %w", err)
+	}
+	// url= stands for the fields it holds, unless git also sent them.
+	if rawURL != "" {
+		u, err := url.Parse(rawURL)
+		if err != nil {
+			return req, fmt.Errorf("git sent an invalid url: %w", err)
+		}
+		if req.Protocol == "" {
+			req.Protocol = u.Scheme
+		}
+		if req.Host == "" {
+			req.Host = u.Host
+		}
+		if req.Path == "" {
+			req.Path = strings.TrimPrefix(u.Path, "/")
+		}
+		if req.Username == "" && u.User != nil {
+			req.Username = u.User.Username()
+		}
+	}
+	return req, nil
+}
+
+// normHost lower-cases a host[:port] and drops the scheme's default port.
+func normHost(scheme, hostport string) string {
+	h := strings.ToLower(hostport)
+	if host, port, err := net.SplitHostPort(h); err == nil {
+		if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+			return host
+		}
+	}
+	return h
+}
+
+func isLoopback(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// cleanGitPath returns the path without surrounding slashes, and false
+// when it holds dot segments: those could climb out of a route's prefix.
+func cleanGitPath(p string) (string, bool) {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return "", true
+	}
+	if strings.Contains(p, "\\") || path.Clean("/"+p) != "/"+p {
+		return "", false
+	}
+	return p, true
+}
+
+// matchRoute finds the route whose upstream covers the URL git asks about:
+// same scheme, host and port, and a path under the upstream's path; the
+// longest path wins. Plain http only counts for loopback hosts.
+func matchRoute(routes []config.Route, req gitRequest) (config.Route, bool) {
+	scheme := strings.ToLower(req.Protocol)
+	if scheme != "https" && !(scheme == "http" && isLoopback(req.Host)) {
+		return config.Route{}, false
+	}
+	reqPath, ok := cleanGitPath(req.Path)
+	if !ok || req.Host == "" {
+		return config.Route{}, false
+	}
+	host := normHost(scheme, req.Host)
+	best, bestLen := -1, -1
+	for i, r := range routes {
+		u, err := url.Parse(r.Upstream)
+		if err != nil || u.Scheme != scheme || normHost(u.Scheme, u.Host) != host || u.User != nil {
+			continue
+		}
+		prefix, ok := cleanGitPath(u.Path)
+		if !ok {
+			continue
+		}
+		if prefix != "" && reqPath != prefix && !strings.HasPrefix(reqPath, prefix+"/") {
+			continue
+		}
+		if len(prefix) > bestLen {
+			best, bestLen = i, len(prefix)
+		}
+	}
+	if best < 0 {
+		return config.Route{}, false
+	}
+	return routes[best], true
+}
+
+// gitAnswer is the helper's answer to get, in the protocol's lines.
+func gitAnswer(req gitRequest, r config.Route, tok *ipc.TokenResponse) ([]byte, error) {
+	token := tok.Token()
+	if token == "" || strings.ContainsAny(token, "\n\r\x00") {
+		return nil, errors.New("the agent's token can not be passed to git")
+	}
+	var b bytes.Buffer
+	if req.Capabilities["authtype"] {
+		// git 2.46+: a Bearer credential it must not store.
+		b.WriteString("capability[]=authtype\n")
+		b.WriteString("authtype=Bearer\n")
+		b.WriteString("credential=" + token + "\n")
+		b.WriteString("ephemeral=1\n")
+		return b.Bytes(), nil
+	}
+	user := r.GitUsername
+	if user == "" {
+		user = req.Username
+	}
+	if user == "" {
+		user = DefaultGitUsername
+	}
+	if strings.ContainsAny(user, "\n\r\x00") {
+		return nil, &cliError{code: exitError, err: fmt.Errorf("route %q: git_username holds a line break", r.Name),
+			hint: "fix git_username in the config file"}
+	}
+	b.WriteString("username=" + user + "\n")
+	b.WriteString("password=" + token + "\n")
+	// git 2.40+ drops the password at this time; older git ignores it.
+	b.WriteString("password_expiry_utc=" + strconv.FormatInt(tok.ExpiresAt.Unix(), 10) + "\n")
+	return b.Bytes(), nil
+}
+
+func gitCredentialRun(ctx context.Context, streams *IOStreams, op string, opts *gitCredentialOptions) error {
+	if op != "get" && op != "erase" {
+		// store, and operations a future git may add: nothing to do. Read
+		// the input so git never blocks writing it.
+		io.Copy(io.Discard, io.LimitReader(streams.In, gitInputMax))
+		return nil
+	}
+	if opts.minValid < 0 || opts.minValid > time.Hour {
+		return usageErr("--min-valid must be between 0 and 1h")
+	}
+	req, err := readGitRequest(streams.In)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	route, ok := matchRoute(cfg.Routes, req)
+	if !ok {
+		return nil // not a place a token may go: say nothing at all
+	}
+	ctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	defer cancel()
+	tokReq := ipc.TokenRequest{Profile: route.ProfileName(), Scopes: route.Scopes}
+	if op == "erase" {
+		// The server refused the token: refresh now, so the next get (a
+		// new git process) finds a token issued after the refusal.
+		tokReq.ForceRefresh = true
+		_, err := fetchToken(ctx, streams.Err, tokReq, opts.noAutostart)
+		return err
+	}
+	tokReq.MinValid = opts.minValid.Seconds()
+	tok, err := fetchToken(ctx, streams.Err, tokReq, opts.noAutostart)
+	if err != nil {
+		return err
+	}
+	out, err := gitAnswer(req, route, tok)
+	if err != nil {
+		return err
+	}
+	_, err = streams.Out.Write(out)
+	return err
+}
+
+type gitSetupOptions struct {
+	command string
+	print   bool
+}
+
+func newGitCmd(streams *IOStreams) *cobra.Command {
+	git := &cobra.Command{
+		Use:   "git",
+		Short: "Set git up to use kc-agent for routed hosts",
+		Args:  cobra.NoArgs,
+	}
+	opts := &gitSetupOptions{}
+	setup := &cobra.Command{
+		Use:   "setup <url>",
+		Short: "Make git get its credential for <url> from kc-agent",
+		Long: `Set, in your global git config, kc-agent as the only credential helper for
+<url> (which must fall under a route's upstream):
+
+  credential.<url>.helper      ""   (drops storage helpers such as osxkeychain
+                                     or store for this URL: the token is
+                                     short-lived and must not be kept)
+  credential.<url>.helper      !kc-agent git-credential
+  credential.<url>.useHttpPath true (the path picks the route)
+
+With --print, show the git config commands instead of running them.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return gitSetupRun(cmd.Context(), streams, args[0], opts)
+		},
+	}
+	setup.Flags().StringVar(&opts.command, "command", "kc-agent", "the kc-agent command git runs (a name on PATH or an absolute path)")
+	setup.Flags().BoolVar(&opts.print, "print", false, "print the git config commands instead of running them")
+	git.AddCommand(setup)
+	return git
+}
+
+func gitSetupRun(ctx context.Context, streams *IOStreams, rawURL string, opts *gitSetupOptions) error {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return usageErr("%q is not a URL like https://git.example.com/org", rawURL)
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	if _, ok := matchRoute(cfg.Routes, gitRequest{Protocol: u.Scheme, Host: u.Host, Path: u.Path}); !ok {
+		return &cliError{code: exitError, err: fmt.Errorf("no route in %s covers %s, so kc-agent would give git no token there", cfg.Path(), rawURL),
+			hint: fmt.Sprintf("add a route with upstream: %s://%s (see the README's git section), then run this again", u.Scheme, u.Host)}
+	}
+	key := "credential." + strings.TrimSuffix(rawURL, "/")
+	helper := "!" + shellQuote(opts.command) + " git-credential"
+	steps := [][]string{
+		{"config", "--global", "--replace-all", key + ".helper", ""},
+		{"config", "--global", "--add", key + ".helper", helper},
+		{"config", "--global", key + ".useHttpPath", "true"},
+	}
+	if opts.print {
+		for _, s := range steps {
+			quoted := make([]string, len(s))
+			for i, a := range s {
+				quoted[i] = shellQuote(a)
+			}
+			fmt.Fprintln(streams.Out, "git "+strings.Join(quoted, " "))
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, s := range steps {
+		cmd := exec.CommandContext(ctx, "git", s...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			return withHint(fmt.Errorf("git %s: %v: %s", strings.Join(s[:3], " "), err, strings.TrimSpace(stderr.String())),
+				"run the commands of `kc-agent git setup --print "+rawURL+"` yourself")
+		}
+	}
+	fmt.Fprintf(streams.Err, "kc-agent: git now asks kc-agent for %s (and keeps no other helper's credential there)\n", rawURL)
+	return nil
+}
+
+// shellQuote quotes s for sh when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@+,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
