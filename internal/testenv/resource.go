@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -72,6 +73,31 @@ type SeenRequest struct {
 	Path          string
 	Authorization bool
 	Host          string
+	// At is when the request arrived; Expiry is the exp claim of its
+	// bearer token (zero without one), read unverified.
+	At     time.Time
+	Expiry time.Time
+}
+
+// bearerExpiry reads the exp claim of a bearer token without verifying it:
+// tests use it to see how much life a token had left when it arrived.
+func bearerExpiry(h string) time.Time {
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	parts := strings.Split(tok, ".")
+	if !ok || len(parts) != 3 {
+		return time.Time{}
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}
+	}
+	var claims struct {
+		Exp int64 `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp == 0 {
+		return time.Time{}
+	}
+	return time.Unix(claims.Exp, 0)
 }
 
 // ResourceServer is an API that accepts only Keycloak-signed tokens for its
@@ -222,7 +248,8 @@ func (rs *ResourceServer) handler() http.Handler {
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rs.mu.Lock()
-		rs.seen = append(rs.seen, SeenRequest{Path: r.URL.Path, Authorization: r.Header.Get("Authorization") != "", Host: r.Host})
+		rs.seen = append(rs.seen, SeenRequest{Path: r.URL.Path, Authorization: r.Header.Get("Authorization") != "", Host: r.Host,
+			At: time.Now(), Expiry: bearerExpiry(r.Header.Get("Authorization"))})
 		rs.mu.Unlock()
 		// Routes may carry a base path (/v1); the handlers do not care.
 		if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/"); ok {
