@@ -281,8 +281,9 @@ func gitCredentialRun(ctx context.Context, streams *IOStreams, op string, opts *
 }
 
 type gitSetupOptions struct {
-	command string
-	print   bool
+	command  string
+	minValid time.Duration
+	print    bool
 }
 
 func newGitCmd(streams *IOStreams) *cobra.Command {
@@ -311,6 +312,7 @@ With --print, show the git config commands instead of running them.`,
 		},
 	}
 	setup.Flags().StringVar(&opts.command, "command", "kc-agent", "the kc-agent command git runs (a name on PATH or an absolute path)")
+	setup.Flags().DurationVar(&opts.minValid, "min-valid", 0, "pass --min-valid to git-credential (0: its default; lower it for realms whose tokens live under a minute)")
 	setup.Flags().BoolVar(&opts.print, "print", false, "print the git config commands instead of running them")
 	git.AddCommand(setup)
 	return git
@@ -331,6 +333,9 @@ func gitSetupRun(ctx context.Context, streams *IOStreams, rawURL string, opts *g
 	}
 	key := "credential." + strings.TrimSuffix(rawURL, "/")
 	helper := "!" + shellQuote(opts.command) + " git-credential"
+	if opts.minValid > 0 {
+		helper += " --min-valid " + opts.minValid.String()
+	}
 	steps := [][]string{
 		{"config", "--global", "--replace-all", key + ".helper", ""},
 		{"config", "--global", "--add", key + ".helper", helper},
