@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what the test suite and the demo need, when missing:
-# Debian packages (Secret Service, D-Bus, Chromium, curl), Python requests.
+# Debian packages (Secret Service, D-Bus, Chromium, curl, git, kubectl),
+# Python requests.
 # Java 17, Maven and Go must already be there. Idempotent and quiet when
 # everything is present.
 set -e
@@ -11,6 +12,8 @@ command -v secret-tool >/dev/null 2>&1 || need="$need libsecret-tools"
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
 command -v curl >/dev/null 2>&1 || need="$need curl"
 command -v setpriv >/dev/null 2>&1 || need="$need util-linux"
+command -v git >/dev/null 2>&1 || need="$need git"
+command -v kubectl >/dev/null 2>&1 || need="$need kubernetes-client"
 # Optional: used by the unit and plist checks, skipped (with a note) without.
 optional=""
 command -v systemd-analyze >/dev/null 2>&1 || optional="$optional systemd"

@@ -305,9 +305,6 @@ func TestGitCloneAndPush(t *testing.T) {
 	if last := seen[len(seen)-1]; !last.OK || last.Token == refused || refused == "" {
 		t.Fatalf("after the refusal git sent the same token again, or none (%+v)", last)
 	}
-	if n := len(f.gs.Seen()); n == 0 {
-		t.Fatal("the server saw nothing")
-	}
 }
 
 // The git credential protocol, request by request, against a real agent:

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
+	"github.com/kc-agent/kc-agent/ipc"
 )
 
 // kcAgentCommand is the kc-agent that kubectl, client-go and git run: the
@@ -325,4 +329,45 @@ func TestKubectl(t *testing.T) {
 		!strings.Contains(stderr, "kc-agent: hint: run `kc-agent login --profile "+f.e.profile+"`") {
 		t.Fatalf("kubectl after logout: %v\n%s", err, stderr)
 	}
+}
+
+// `kc-agent token --type id` prints the ID token (aud kc-agent), which an
+// API server for the access token's audience refuses; the socket API
+// refuses a type it does not know.
+func TestTokenTypeID(t *testing.T) {
+	f := newKubeFixture(t, keycloak.RealmTest, "kurt")
+	code, stdout, stderr := f.e.runHelper("", "token", "--profile", f.e.profile, "--type", "id", "--format", "header")
+	header, ok := strings.CutPrefix(strings.TrimSuffix(stdout, "\n"), "Authorization: Bearer ")
+	if code != 0 || !ok {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	f.e.addSecret(header)
+	code, stdout, _ = f.e.runHelper("", "token", "--profile", f.e.profile, "--type", "id")
+	if code != 0 || strings.TrimSpace(stdout) != header {
+		t.Fatalf("raw and header formats differ, or exit %d", code)
+	}
+	call := func(rs *testenv.ResourceServer) int {
+		req, _ := http.NewRequest("GET", rs.URL+"/x", nil)
+		req.Header.Set("Authorization", "Bearer "+header)
+		resp, err := f.tlsClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if call(f.idAPI) != 200 || call(f.accAPI) != 401 {
+		t.Fatal("token --type id did not print the ID token")
+	}
+	resp, err := f.agent.client.Token(context.Background(), ipc.TokenRequest{Profile: f.e.profile, Type: "refresh"})
+	var ae *ipc.Error
+	if !errors.As(err, &ae) || ae.Code != ipc.CodeBadRequest || resp != nil {
+		t.Fatalf("type refresh: %v", err)
+	}
+}
+
+func (f *kubeFixture) tlsClient() *http.Client {
+	pool := x509.NewCertPool()
+	pool.AddCert(f.ca.Cert)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
