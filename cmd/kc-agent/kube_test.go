@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -294,7 +295,23 @@ func TestKubeCredentialRevokedSession(t *testing.T) {
 // kubectl itself, with a kubeconfig written by `kc-agent kubeconfig`, for
 // both exec versions; after logout it shows kc-agent's reason.
 func TestKubectl(t *testing.T) {
-	kubectl := requireTool(t, "kubectl")
+	kubectl := os.Getenv("KC_AGENT_TEST_KUBECTL") // another kubectl to try
+	if kubectl == "" {
+		kubectl = requireTool(t, "kubectl")
+	}
+	// Exec credential v1 came with kubectl 1.22; Debian's 1.20 speaks v1beta1.
+	versions := []string{"v1", "v1beta1"}
+	out, err := exec.Command(kubectl, "version", "--client", "-o", "json").Output()
+	var kv struct {
+		ClientVersion struct{ Minor string } `json:"clientVersion"`
+	}
+	if err != nil || json.Unmarshal(out, &kv) != nil {
+		t.Fatalf("kubectl version: %v", err)
+	}
+	if minor, _ := strconv.Atoi(strings.TrimSuffix(kv.ClientVersion.Minor, "+")); minor < 22 {
+		versions = []string{"v1beta1"}
+	}
+	t.Logf("kubectl 1.%s: exec %v", kv.ClientVersion.Minor, versions)
 	f := newKubeFixture(t, keycloak.RealmTest, "kurt")
 	home := t.TempDir()
 	kubeconfig := filepath.Join(home, "kubeconfig")
@@ -308,7 +325,7 @@ func TestKubectl(t *testing.T) {
 		f.e.record(errb.String())
 		return out.String(), errb.String(), err
 	}
-	for _, v := range []string{"v1", "v1beta1"} {
+	for _, v := range versions {
 		code, _, stderr := f.e.run("kubeconfig", "--profile", f.e.profile, "--cluster", "test", "--server", f.idAPI.URL,
 			"--certificate-authority", f.ca.PEMPath, "--command", kcAgentCommand(t), "--exec-api-version", v,
 			"--merge", "--use-context", "--kubeconfig", kubeconfig)
