@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -241,6 +242,9 @@ func (f *gitFixture) gitTry(args ...string) (string, error) {
 // refused token (erase) makes the next command get a fresh one.
 func TestGitCloneAndPush(t *testing.T) {
 	f := newGitFixture(t, keycloak.RealmShort, "gil", "")
+	// A storage helper the user already had: setup keeps it away from the
+	// routed URL, so the token never lands in ~/.git-credentials.
+	f.git(t, "", "config", "--global", "credential.helper", "store")
 	code, _, stderr := f.e.run("git", "setup", "--command", kcAgentCommand(t), "--min-valid", "5s", f.gs.URL+"/team")
 	if code != 0 || !strings.Contains(stderr, "git now asks kc-agent for") {
 		t.Fatalf("git setup: exit %d: %s", code, stderr)
@@ -287,6 +291,10 @@ func TestGitCloneAndPush(t *testing.T) {
 	}
 	if len(tokens) < 2 {
 		t.Fatalf("clone and push used %d tokens; the push should have had a new one", len(tokens))
+	}
+
+	if _, err := os.Stat(filepath.Join(f.home, ".git-credentials")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the store helper kept a credential (%v)", err)
 	}
 
 	// The server refuses a token: git erases it (kc-agent refreshes), and
