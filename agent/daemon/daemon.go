@@ -121,26 +121,41 @@ func (d *Daemon) loadConfig() error {
 		}
 		return err
 	}
-	d.configErr = ""
 	old := d.cfg
+	if old == nil || !reflect.DeepEqual(old.Routes, cfg.Routes) || old.Proxy != cfg.Proxy || d.proxy == nil {
+		if err := d.applyProxyLocked(cfg); err != nil && d.proxy != nil {
+			// The running proxy keeps the last good settings, and the
+			// last good config stays live with it.
+			d.configErr = err.Error()
+			return err
+		}
+	}
+	d.configErr = ""
 	d.cfg = cfg
 	d.mgr.SetConfig(cfg)
-	if old == nil || !reflect.DeepEqual(old.Routes, cfg.Routes) || old.Proxy != cfg.Proxy {
-		d.restartProxyLocked(cfg)
-	}
 	return nil
 }
 
-// restartProxyLocked (re)starts the proxy for a new config; with no routes
-// and no proxy settings there is no proxy.
-func (d *Daemon) restartProxyLocked(cfg *config.Config) {
-	if d.proxy != nil {
-		d.proxy.Close()
-		d.proxy = nil
-	}
-	d.proxyErr = ""
+// applyProxyLocked brings the proxy in line with cfg: started, changed in
+// place (new listeners open before old ones close), or stopped when cfg
+// has no routes and no proxy settings. On error a running proxy is left
+// as it was; with none running, the error is kept for status.
+func (d *Daemon) applyProxyLocked(cfg *config.Config) error {
 	if len(cfg.Routes) == 0 && cfg.Proxy == (config.Proxy{}) {
-		return
+		if d.proxy != nil {
+			d.proxy.Close()
+			d.proxy = nil
+		}
+		d.proxyErr = ""
+		return nil
+	}
+	if d.proxy != nil {
+		if err := d.proxy.Reconfigure(cfg); err != nil {
+			d.log.Error("proxy change rejected; the proxy keeps its last good settings", "err", err.Error())
+			return err
+		}
+		d.proxyErr = ""
+		return nil
 	}
 	p, err := proxy.New(proxy.Options{Config: cfg, Tokens: d.mgr, StateDir: d.opts.StateDir, Log: d.log.With("component", "proxy")})
 	if err == nil {
@@ -149,9 +164,10 @@ func (d *Daemon) restartProxyLocked(cfg *config.Config) {
 	if err != nil {
 		d.proxyErr = err.Error()
 		d.log.Error("proxy not running", "err", err.Error())
-		return
+		return err
 	}
-	d.proxy = p
+	d.proxy, d.proxyErr = p, ""
+	return nil
 }
 
 func (d *Daemon) stopProxy() {
@@ -336,6 +352,9 @@ func (d *Daemon) proxyStatus(withURL bool) ipc.ProxyStatus {
 		return ps
 	}
 	ps.Error = d.proxyErr
+	if ps.Error == "" && d.configErr != "" {
+		ps.Error = d.configErr
+	}
 	if d.proxy == nil {
 		if ps.Error == "" {
 			ps.Error = "the proxy is not running"
@@ -344,7 +363,6 @@ func (d *Daemon) proxyStatus(withURL bool) ipc.ProxyStatus {
 		return ps
 	}
 	st := d.proxy.Status(withURL)
-	st.Configured = true
 	if ps.Error != "" {
 		st.Error = ps.Error // a rejected change: the running proxy is the old one
 		st.Hint = "the proxy keeps the last good settings; fix the config file"

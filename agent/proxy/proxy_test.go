@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/base64"
+	"github.com/kc-agent/kc-agent/agent/config"
 	"net"
 	"net/url"
 	"strings"
@@ -78,7 +79,7 @@ func TestLoopbackHost(t *testing.T) {
 		"127.0.0.1:8421": true, "localhost:8421": true, "[::1]:8421": true, "127.0.0.1": true,
 		"evil.example.com:8421": false, "127.0.0.1.nip.io:8421": false, "0.0.0.0:8421": false, "": false,
 	} {
-		if got := isLoopbackHost(h); got != want {
+		if got := config.IsLoopbackHost(h); got != want {
 			t.Errorf("%q: got %v", h, got)
 		}
 	}

@@ -60,13 +60,28 @@ func newRunCmd(streams *IOStreams) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			lock, err := ipc.LockPath()
+			if err != nil {
+				return err
+			}
+			// An agent at another well-known place (started before
+			// /run/user/<uid> existed, say) is still this user's agent.
+			if c, err := ipc.NewClient(); err == nil && c.Path != sock {
+				hctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
+				herr := c.Health(hctx)
+				cancel()
+				if herr == nil {
+					return withHint(fmt.Errorf("another kc-agent already runs for this user on %s", c.Path),
+						"one agent per user: use the running one (`kc-agent status`), or stop it first")
+				}
+			}
 			err = daemon.Run(cmd.Context(), daemon.Options{
-				Version: version, ConfigPath: cfgPath, SocketPath: sock, Log: log, StateDir: stateDir,
+				Version: version, ConfigPath: cfgPath, SocketPath: sock, Log: log, StateDir: stateDir, LockPath: lock,
 			})
 			if errors.Is(err, ipc.ErrAgentRunning) {
 				return withHint(err, "use the running agent (`kc-agent status`), or stop it first")
 			}
-			return err
+			return untrusted(err)
 		},
 	}
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")

@@ -70,6 +70,11 @@ and a QR code to approve on another device instead.`,
 
 func loginRun(ctx context.Context, opts *loginOptions) error {
 	cfg, err := loadConfig()
+	if errors.Is(err, config.ErrEmpty) {
+		// An empty file holds nothing to lose: start it afresh.
+		path, _ := config.FilePath()
+		cfg, err = config.Empty(path), nil
+	}
 	if err != nil {
 		return err
 	}
@@ -100,7 +105,7 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 	default:
 		return usageErr("--store must be %q or %q, not %q", config.StoreKeychain, config.StoreFile, opts.storeKind)
 	}
-	full := withDefaults(prof)
+	full := prof.WithDefaults()
 
 	st, err := store.ForProfile(full, opts.io.Err)
 	if err != nil {
@@ -157,7 +162,10 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 		Username:     res.Identity.Username,
 		SavedAt:      time.Now().UTC().Round(time.Second),
 	}
-	if err := st.Put(ctx, name, rec); err != nil {
+	release := lockStoreWrite("login")
+	err = st.Put(ctx, name, rec)
+	release()
+	if err != nil {
 		// End the new session rather than leave it orphaned at Keycloak.
 		_ = client.Logout(context.WithoutCancel(ctx), rec.RefreshToken)
 		return fmt.Errorf("signed in, but could not store the offline token: %w", err)
@@ -179,16 +187,6 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 	fmt.Fprintf(opts.io.Err, "kc-agent: logged in as %s to %s (profile %q)\n", describeUser(res.Identity), realmOf(full.Issuer), name)
 	fmt.Fprintf(opts.io.Err, "kc-agent: offline token kept in the %s; %s\n", st.Describe(), expiryPolicy(res.Token.RefreshExpiresIn))
 	return nil
-}
-
-func withDefaults(p config.Profile) config.Profile {
-	if p.ClientID == "" {
-		p.ClientID = config.DefaultClientID
-	}
-	if p.Store == "" {
-		p.Store = config.StoreKeychain
-	}
-	return p
 }
 
 func describeUser(id oidc.Identity) string {
@@ -216,6 +214,23 @@ func expiryPolicy(refreshExpiresIn time.Duration) string {
 		return "the offline session has no fixed end; it ends if unused for the realm's offline idle time (kc-agent keeps it alive) or when revoked"
 	}
 	return fmt.Sprintf("the offline session ends in %s (the realm's maximum); log in again then", refreshExpiresIn.Round(time.Minute))
+}
+
+// lockStoreWrite takes the one-agent lock around a write to the store when
+// no agent runs, so an agent starting at that moment can not refresh the
+// login being replaced. A running agent holds the lock itself; it notices
+// the new token (it re-reads the store before every refresh) and is told
+// by notifyAgent.
+func lockStoreWrite(role string) (release func()) {
+	path, err := ipc.LockPath()
+	if err != nil {
+		return func() {}
+	}
+	l, err := ipc.WaitLock(path, role, "", 10*time.Second)
+	if err != nil {
+		return func() {}
+	}
+	return l.Release
 }
 
 // notifyAgent tells a running agent to pick up the new state of a profile.

@@ -74,7 +74,10 @@ func logoutRun(ctx context.Context, opts *logoutOptions) error {
 	}
 
 	remoteErr := endRemote(ctx, rec, opts.all)
-	if err := st.Delete(ctx, name); err != nil && !errors.Is(err, store.ErrNotFound) {
+	release := lockStoreWrite("logout")
+	err = st.Delete(ctx, name)
+	release()
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("could not delete the stored token: %w", err)
 	}
 	notifyAgent(ctx, name)
