@@ -50,6 +50,10 @@ func (p *Proxy) compile(cfg *config.Config) (*table, error) {
 		}
 		if r.Intercept {
 			t.rules[config.OriginKey(u)] = rt
+			// The CA bundle must exist before a client is pointed at it.
+			if _, err := p.caForIntercept(); err != nil {
+				return nil, fmt.Errorf("local CA for route %s: %w", r.Name, err)
+			}
 		}
 		if u.Scheme == "http" && !config.IsLoopbackHost(u.Host) {
 			t.warnings = append(t.warnings, fmt.Sprintf("route %s sends your token in the clear to %s (unsafe_cleartext_upstream)", r.Name, u.Host))

@@ -81,7 +81,7 @@ func newRunCmd(streams *IOStreams) *cobra.Command {
 			if errors.Is(err, ipc.ErrAgentRunning) {
 				return withHint(err, "use the running agent (`kc-agent status`), or stop it first")
 			}
-			return untrusted(err)
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")

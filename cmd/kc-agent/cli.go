@@ -105,7 +105,7 @@ func report(w io.Writer, err error) int {
 			code = exitCodeForIPC(ae)
 		}
 	}
-	if errors.Is(err, ipc.ErrUnreachable) && code == exitError {
+	if (errors.Is(err, ipc.ErrUnreachable) || errors.Is(err, ipc.ErrUntrusted)) && code == exitError {
 		code = exitUnreachable
 	}
 	if hint == "" {
