@@ -193,4 +193,3 @@ func buildBinary(t *testing.T) string {
 	}
 	return bin
 }
-
