@@ -18,6 +18,8 @@ import (
 	"sync"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kc-agent/kc-agent/internal/atomicfile"
 )
 
 // DefaultClientID is the Keycloak client kc-agent uses unless told otherwise.
@@ -530,31 +532,5 @@ func (c *Config) Save() error {
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
 		return fmt.Errorf("creating config directory: %w", err)
 	}
-	return WriteFileAtomic(c.path, buf.Bytes(), 0o600)
-}
-
-// WriteFileAtomic writes data to a temporary file next to path, syncs it and
-// renames it over path, so a crash never leaves a half-written file.
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(c.path, buf.Bytes(), 0o600)
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
@@ -28,21 +29,14 @@ const (
 
 // IOStreams are the command's stdin/stdout/stderr; tests swap them.
 type IOStreams struct {
-	In     io.Reader
-	Out    io.Writer
-	Err    io.Writer
-	InTTY  bool
-	ErrTTY bool
+	In    io.Reader
+	Out   io.Writer
+	Err   io.Writer
+	InTTY bool // stdin is a terminal (not /dev/null, a pipe or a file)
 }
 
 func systemIO() *IOStreams {
-	return &IOStreams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr,
-		InTTY: isTerminal(os.Stdin), ErrTTY: isTerminal(os.Stderr)}
-}
-
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return &IOStreams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, InTTY: term.IsTerminal(int(os.Stdin.Fd()))}
 }
 
 // cliError carries an exit code and a hint to the one place that prints.
@@ -163,7 +157,7 @@ and notebooks (a localhost proxy that adds Authorization: Bearer).`,
 		return &cliError{code: exitUsage, err: err, hint: fmt.Sprintf("see `%s --help`", c.CommandPath())}
 	})
 	root.AddCommand(
-		newLoginCmd(streams, nil),
+		newLoginCmd(streams),
 		newLogoutCmd(streams),
 		newDoctorCmd(streams),
 		newVersionCmd(streams),

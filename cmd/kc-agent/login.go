@@ -31,7 +31,7 @@ type loginOptions struct {
 // openURLHook, when set (by tests), replaces opening a real browser.
 var openURLHook func(string) error
 
-func newLoginCmd(streams *IOStreams, runF func(context.Context, *loginOptions) error) *cobra.Command {
+func newLoginCmd(streams *IOStreams) *cobra.Command {
 	opts := &loginOptions{io: streams}
 	cmd := &cobra.Command{
 		Use:   "login [issuer-url]",
@@ -51,9 +51,6 @@ and a QR code to approve on another device instead.`,
 			}
 			if opts.device && opts.noBrowser {
 				return usageErr("--device and --no-browser do not go together: --device already needs no local browser")
-			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
 			}
 			return loginRun(cmd.Context(), opts)
 		},
