@@ -314,24 +314,16 @@ func (d *Daemon) apiError(profile string, err error) *ipc.Error {
 	var te *tokens.Error
 	if !errors.As(err, &te) {
 		d.log.Error("token request failed", "profile", profile, "err", err.Error())
-		return &ipc.Error{Status: http.StatusInternalServerError, Code: ipc.CodeInternal, Message: err.Error()}
+		return &ipc.Error{Status: ipc.HTTPStatus(ipc.CodeInternal), Code: ipc.CodeInternal, Message: err.Error()}
 	}
-	e := &ipc.Error{Code: te.Code, Message: te.Msg, Hint: te.Hint}
-	switch te.Code {
-	case ipc.CodeLoginRequired:
-		e.Status = http.StatusUnauthorized
-	case ipc.CodeUnknown:
-		e.Status = http.StatusNotFound
+	e := &ipc.Error{Code: te.Code, Message: te.Msg, Hint: te.Hint, Status: ipc.HTTPStatus(te.Code)}
+	if te.Code == ipc.CodeUnknown {
 		d.mu.Lock()
 		if d.configErr != "" {
 			e.Message += " (the config file is invalid: " + d.configErr + ")"
 			e.Hint = "fix the config file; the agent reloads it by itself"
 		}
 		d.mu.Unlock()
-	case ipc.CodeBadRequest, ipc.CodeInvalidScope:
-		e.Status = http.StatusBadRequest
-	default:
-		e.Status = http.StatusServiceUnavailable
 	}
 	return e
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -108,9 +107,6 @@ func report(w io.Writer, err error) int {
 	if oidc.KindOf(err) == oidc.KindLoginRequired && code == exitError {
 		code = exitLoginRequired
 	}
-	if isUsage(err) {
-		code = exitUsage
-	}
 	fmt.Fprintf(w, "kc-agent: error: %s\n", err)
 	if hint != "" {
 		fmt.Fprintf(w, "kc-agent: hint: %s\n", hint)
@@ -128,16 +124,14 @@ func exitCodeForIPC(e *ipc.Error) int {
 	return exitError
 }
 
-// isUsage recognises cobra's own flag and argument errors.
-func isUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown flag", "unknown shorthand flag", "unknown command", "flag needs an argument",
-		"invalid argument", "accepts ", "requires at least", "requires at most", "if any flags in the group"} {
-		if strings.Contains(msg, p) {
-			return true
+// usageArgs makes an argument validator's complaint a usage error (exit 2).
+func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := v(cmd, args); err != nil {
+			return &cliError{code: exitUsage, err: err, hint: fmt.Sprintf("see `%s --help`", cmd.CommandPath())}
 		}
+		return nil
 	}
-	return false
 }
 
 func newRootCmd(streams *IOStreams) *cobra.Command {
@@ -156,13 +150,31 @@ and notebooks (a localhost proxy that adds Authorization: Bearer).`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &cliError{code: exitUsage, err: err, hint: fmt.Sprintf("see `%s --help`", c.CommandPath())}
 	})
+	// Every command, in the order of `kc-agent --help`.
 	root.AddCommand(
 		newLoginCmd(streams),
 		newLogoutCmd(streams),
+		newTokenCmd(streams),
+		newStatusCmd(streams),
+		newRunCmd(streams),
+		newEnvCmd(streams),
+		newExecCmd(streams),
+		newServiceCmd(streams),
 		newDoctorCmd(streams),
 		newVersionCmd(streams),
 	)
-	addAgentCommands(root, streams)
+	// Unknown commands: a usage error (exit 2) with cobra's suggestions.
+	root.Args = cobra.ArbitraryArgs
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		hint := "see `kc-agent --help`"
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			hint = "did you mean `kc-agent " + s[0] + "`?"
+		}
+		return &cliError{code: exitUsage, err: fmt.Errorf("unknown command %q", args[0]), hint: hint}
+	}
 	return root
 }
 

@@ -44,7 +44,7 @@ logins need no argument.
 A browser opens for the sign-in (authorization code with PKCE). Without a
 display, over SSH without $BROWSER, or with --device, kc-agent shows a code
 and a QR code to approve on another device instead.`,
-		Args: cobra.MaximumNArgs(1),
+		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.issuer = strings.TrimRight(args[0], "/")

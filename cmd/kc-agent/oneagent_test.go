@@ -126,6 +126,7 @@ func (e *cliEnv) runBin(env []string, bin string, args ...string) (code int, std
 // starts (the lock died with it).
 func TestOneAgentAcrossEnvironments(t *testing.T) {
 	testenv.SecretService(t)
+	bin := buildBinary(t) // before HOME moves: go finds its caches through it
 	e := newCLIEnv(t)
 	home := defaultLocation(t, e)
 	kc := e.keycloak()
@@ -135,7 +136,6 @@ func TestOneAgentAcrossEnvironments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := buildBinary(t)
 	runtimeDir := filepath.Join(e.dir, "xdg-runtime")
 	os.MkdirAll(runtimeDir, 0o700)
 	desktop := append(os.Environ(), "XDG_RUNTIME_DIR="+runtimeDir, "KC_AGENT_NO_AUTOSTART=")
