@@ -18,6 +18,9 @@ CGO_ENABLED=0 go build -o bin/kc-agent ./cmd/kc-agent
 echo "== Go benchmark: token round trip over the socket"
 go test -run '^$' -bench TokenRoundTrip -benchtime 3000x ./agent/daemon/
 echo
+echo "== keychain read the agent does before every refresh (real Secret Service), beside the write it already did"
+scripts/with-secret-service.sh go test -run '^$' -bench KeychainGet -benchtime 200x ./agent/store/
+echo
 echo "== whole-process kc-agent token vs a direct refresh grant and oidc-agent"
 scripts/with-secret-service.sh go run ./bench/tokenbench -bin bin/kc-agent
 echo

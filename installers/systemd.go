@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/internal/atomicfile"
 )
 
 // Systemctl is the systemctl command; tests point it at a recording fake
@@ -80,7 +80,7 @@ func (s *Systemd) Install() error {
 	if err := os.MkdirAll(s.UnitDir, 0o755); err != nil {
 		return err
 	}
-	if err := config.WriteFileAtomic(path, []byte(unit), 0o644); err != nil {
+	if err := atomicfile.Write(path, []byte(unit), 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	for _, args := range [][]string{{"daemon-reload"}, {"enable", Label + ".service"}, {"restart", Label + ".service"}} {

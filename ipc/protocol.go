@@ -167,7 +167,40 @@ const (
 	// CodeInvalidScope: Keycloak refused a scope the caller asked for. Only
 	// that request fails; the profile keeps serving.
 	CodeInvalidScope = "invalid_scope"
+	// Codes only the proxy answers with.
+	CodeNoRoute     = "no_route"
+	CodeUpstream    = "upstream_error"
+	CodeProxyAuth   = "proxy_auth_required"
+	CodeUnsafePath  = "unsafe_path"
+	CodeBrowser     = "browser_refused"
+	CodeNotLoopback = "not_loopback"
+	CodeProxyLoop   = "proxy_loop"
+	CodeMisdirected = "misdirected"
 )
+
+// HTTPStatus is the one mapping from an error code to the HTTP status the
+// socket API and the proxy answer with.
+func HTTPStatus(code string) int {
+	switch code {
+	case CodeLoginRequired, CodeUnknown:
+		return 401
+	case CodeBadRequest, CodeInvalidScope, CodeUnsafePath:
+		return 400
+	case CodeForbidden, CodeBrowser, CodeNotLoopback, CodeProxyLoop:
+		return 403
+	case CodeNoRoute:
+		return 404
+	case CodeProxyAuth:
+		return 407
+	case CodeMisdirected:
+		return 421
+	case CodeInternal:
+		return 500
+	case CodeUpstream:
+		return 502
+	}
+	return 503 // unavailable, config_error: try again later
+}
 
 // Error is the typed error body: {"error": code, "message": ..., "hint": ...}.
 type Error struct {

@@ -68,6 +68,8 @@ type SameUserListener struct {
 	PeerUID func(net.Conn) (int, error)
 	Log     *slog.Logger
 	Refusal string // the log message for a refused connection
+	// OnRefuse, when set, is called for each refused connection.
+	OnRefuse func()
 }
 
 func (l *SameUserListener) Accept() (net.Conn, error) {
@@ -83,6 +85,9 @@ func (l *SameUserListener) Accept() (net.Conn, error) {
 				errText = err.Error()
 			}
 			l.Log.Warn(l.Refusal, "peer_uid", uid, "agent_uid", os.Getuid(), "err", errText)
+			if l.OnRefuse != nil {
+				l.OnRefuse()
+			}
 			c.Close()
 			continue
 		}

@@ -44,8 +44,8 @@ step "kc-agent token --format json   (starts the agent in the background)"
 step "the same user and roles as in the browser: claims of the access token"
 "$KC" token | python3 -c 'import base64,json,sys; p=sys.stdin.read().split(".")[1]; c=json.loads(base64.urlsafe_b64decode(p+"=="*2)); print("user:", c["preferred_username"], " roles:", c.get("realm_access",{}).get("roles"))'
 
-step "curl -H \"Authorization: Bearer \$(kc-agent token)\" \$ISSUER/protocol/openid-connect/userinfo"
-curl -sf -H "Authorization: Bearer $("$KC" token)" "$ISSUER/protocol/openid-connect/userinfo"; echo
+step "kc-agent token --format header | curl -H @- \$ISSUER/protocol/openid-connect/userinfo"
+"$KC" token --format header | curl -sf -H @- "$ISSUER/protocol/openid-connect/userinfo"; echo
 
 step "kc-agent status"
 "$KC" status

@@ -18,6 +18,8 @@ import (
 	"sync"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kc-agent/kc-agent/internal/atomicfile"
 )
 
 // DefaultClientID is the Keycloak client kc-agent uses unless told otherwise.
@@ -49,6 +51,15 @@ type Route struct {
 	Scopes    []string `yaml:"scopes,omitempty"`
 	Listen    string   `yaml:"listen,omitempty"`
 	Intercept bool     `yaml:"intercept,omitempty"`
+	// AllowBrowser lets a browser open the route's URLs as pages (top-level
+	// navigations typed or bookmarked by the user). Off by default: every
+	// route shares the proxy's one browser origin. What is served is
+	// sandboxed either way, and a page's own requests are always refused.
+	AllowBrowser bool `yaml:"allow_browser,omitempty"`
+	// UnsafeCleartextUpstream allows an http:// upstream that is not on
+	// loopback: the token then crosses the network in the clear. status and
+	// doctor warn while it is set.
+	UnsafeCleartextUpstream bool `yaml:"unsafe_cleartext_upstream,omitempty"`
 	// GitUsername is the user name `kc-agent git-credential` gives git
 	// beside the token (default: the one in the URL, else oauth2).
 	GitUsername string `yaml:"git_username,omitempty"`
@@ -90,7 +101,10 @@ type Error struct {
 	Line  int
 	Field string
 	Msg   string
+	err   error
 }
+
+func (e *Error) Unwrap() error { return e.err }
 
 func (e *Error) Error() string {
 	loc := e.File
@@ -109,7 +123,7 @@ func (c *Config) Profile(name string) (Profile, bool) {
 	if !ok {
 		return Profile{}, false
 	}
-	return p.withDefaults(), true
+	return p.WithDefaults(), true
 }
 
 // ProfileNames lists the profiles, sorted.
@@ -122,7 +136,8 @@ func (c *Config) ProfileNames() []string {
 	return names
 }
 
-func (p Profile) withDefaults() Profile {
+// WithDefaults fills in the client id and store a profile leaves out.
+func (p Profile) WithDefaults() Profile {
 	if p.ClientID == "" {
 		p.ClientID = DefaultClientID
 	}
@@ -132,15 +147,37 @@ func (p Profile) withDefaults() Profile {
 	return p
 }
 
+// ErrEmpty marks a config file that exists but holds nothing: an editor
+// caught mid-save, or a truncated write. It is refused like any invalid
+// file, so a running agent keeps its last good config; `login` may start
+// it afresh.
+var ErrEmpty = errors.New("the config file is empty")
+
+// Empty is a config with nothing in it, to be saved at path.
+func Empty(path string) *Config { return &Config{path: path, Profiles: map[string]Profile{}} }
+
 // Load reads the config file at path. A missing file is an empty config,
-// so that `kc-agent login` can create it.
+// so that `kc-agent login` can create it. The file steers tokens, so one
+// that another user could have written is refused.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return &Config{path: path, Profiles: map[string]Profile{}}, nil
+		if err := CheckPrivate(filepath.Dir(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return Empty(path), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	if err := CheckPrivate(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	if err := CheckPrivate(path); err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, &Error{File: path, Msg: ErrEmpty.Error() + "; the last good config stays live (write the whole file, or run `kc-agent login` to start afresh)", err: ErrEmpty}
 	}
 	return Parse(path, data)
 }
@@ -216,6 +253,7 @@ func (c *Config) validate() error {
 		}
 	}
 	seen := map[string]bool{}
+	origins := map[string]int{} // intercepted origin -> route index
 	for i, r := range c.Routes {
 		fail := func(field, msg string) error {
 			return &Error{File: c.path, Line: c.routeLine(i, field), Field: fmt.Sprintf("routes[%d].%s", i, field), Msg: msg}
@@ -233,6 +271,19 @@ func (c *Config) validate() error {
 		}
 		if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 			return fail("upstream", "must not carry a query, fragment or user info")
+		}
+		if hasDotSegment(u.Path) {
+			return fail("upstream", "must not contain . or .. path segments")
+		}
+		if u.Scheme == "http" && !IsLoopbackHost(u.Hostname()) && !r.UnsafeCleartextUpstream {
+			return fail("upstream", "plain http sends your token over the network in the clear; use https (http is allowed only for loopback upstreams, or with unsafe_cleartext_upstream: true on this route)")
+		}
+		if r.Intercept {
+			key := OriginKey(u)
+			if j, ok := origins[key]; ok {
+				return fail("intercept", fmt.Sprintf("routes %q and %q both intercept %s; the forward proxy could not tell which token to send (keep intercept on one of them)", c.Routes[j].Name, r.Name, key))
+			}
+			origins[key] = i
 		}
 		if r.Listen != "" {
 			if err := CheckListen(r.Listen, c.Proxy.UnsafeListenNonLoopback); err != nil {
@@ -252,6 +303,11 @@ func (c *Config) validate() error {
 			return &Error{File: c.path, Line: c.line("proxy", "listen"), Field: "proxy.listen", Msg: err.Error()}
 		}
 	}
+	if c.Proxy.CAFile != "" {
+		if err := checkPEMFile(c.Proxy.CAFile); err != nil {
+			return &Error{File: c.path, Line: c.line("proxy", "ca_file"), Field: "proxy.ca_file", Msg: err.Error()}
+		}
+	}
 	if c.Proxy.UpstreamProxy != "" {
 		u, err := url.Parse(c.Proxy.UpstreamProxy)
 		if err != nil || u.Scheme != "http" || u.Host == "" {
@@ -268,8 +324,7 @@ func CheckListen(addr string, unsafe bool) error {
 	if err != nil || port == "" {
 		return fmt.Errorf("%q is not host:port", addr)
 	}
-	ip := net.ParseIP(host)
-	if host != "localhost" && (ip == nil || !ip.IsLoopback()) && !unsafe {
+	if !IsLoopbackHost(host) && !unsafe {
 		return fmt.Errorf("%q is not a loopback address; the proxy hands out your tokens, so it listens on 127.0.0.1 or ::1 only (proxy.unsafe_listen_non_loopback overrides)", addr)
 	}
 	return nil
@@ -300,7 +355,7 @@ func CheckIssuer(issuer string) error {
 	if u.Scheme != "https" && u.Scheme != "http" {
 		return fmt.Errorf("%q: scheme must be https (or http for a local test server)", issuer)
 	}
-	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+	if u.Scheme == "http" && !IsLoopbackHost(u.Hostname()) {
 		return fmt.Errorf("%q: plain http is only allowed for a loopback issuer; use https", issuer)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
@@ -309,8 +364,54 @@ func CheckIssuer(issuer string) error {
 	return nil
 }
 
-func isLoopbackHost(h string) bool {
-	return h == "localhost" || h == "::1" || strings.HasPrefix(h, "127.")
+// IsLoopbackHost accepts "localhost" and literal loopback addresses
+// (bracketed or not, with or without a port): the one loopback check.
+func IsLoopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// OriginKey is the exact scheme://host:port of a URL, default port made
+// explicit: what a forward-proxy rule matches.
+func OriginKey(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if scheme == "http" {
+			port = "80"
+		}
+	}
+	return scheme + "://" + strings.ToLower(strings.Trim(u.Hostname(), "[]")) + ":" + port
+}
+
+// hasDotSegment tells whether a path has a "." or ".." segment.
+func hasDotSegment(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+func checkPEMFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("can not read %s: %v", path, errors.Unwrap(err))
+	}
+	if !bytes.Contains(data, []byte("-----BEGIN CERTIFICATE-----")) {
+		return fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return nil
 }
 
 // line finds the line of a key path in the document (0 if unknown).
@@ -434,31 +535,5 @@ func (c *Config) Save() error {
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
 		return fmt.Errorf("creating config directory: %w", err)
 	}
-	return WriteFileAtomic(c.path, buf.Bytes(), 0o600)
-}
-
-// WriteFileAtomic writes data to a temporary file next to path, syncs it and
-// renames it over path, so a crash never leaves a half-written file.
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(c.path, buf.Bytes(), 0o600)
 }

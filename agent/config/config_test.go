@@ -21,6 +21,10 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 		{"route bad upstream", "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: api.example.com\n", "c.yaml:6: routes[0].upstream"},
 		{"non-loopback proxy", "proxy:\n  listen: 0.0.0.0:8421\n", "c.yaml:2: proxy.listen: \"0.0.0.0:8421\" is not a loopback address"},
 		{"non-loopback route port", "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: https://a\n    listen: 192.0.2.1:9000\n", "routes[0].listen"},
+		{"cleartext upstream", "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: http://203.0.113.10/api\n", "c.yaml:6: routes[0].upstream: plain http sends your token over the network in the clear"},
+		{"dot segments in upstream", "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: https://a/x/../y\n", "routes[0].upstream: must not contain . or .."},
+		{"two intercepts, one origin", "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: a\n    upstream: https://api.example.com/v1\n    intercept: true\n  - name: b\n    upstream: https://API.example.com:443/v2\n    intercept: true\n", `c.yaml:10: routes[1].intercept: routes "a" and "b" both intercept https://api.example.com:443`},
+		{"missing ca_file", "proxy:\n  ca_file: /nonexistent/ca.pem\n", "c.yaml:2: proxy.ca_file: can not read /nonexistent/ca.pem"},
 		{"duplicate route", "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: https://a\n  - name: w\n    upstream: https://b\n", "duplicate route"},
 	}
 	for _, tc := range cases {
@@ -124,4 +128,60 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCleartextUpstreams(t *testing.T) {
+	ok := []string{"http://127.0.0.1:9101/api", "http://localhost:8080", "http://[::1]:80/x"}
+	for _, u := range ok {
+		if _, err := Parse("c.yaml", []byte("profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: "+u+"\n")); err != nil {
+			t.Errorf("loopback %s refused: %v", u, err)
+		}
+	}
+	if _, err := Parse("c.yaml", []byte("profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: http://203.0.113.10/api\n    unsafe_cleartext_upstream: true\n")); err != nil {
+		t.Errorf("the explicit opt-out was refused: %v", err)
+	}
+	// Two routes to one origin are fine while at most one intercepts.
+	if _, err := Parse("c.yaml", []byte("profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: a\n    upstream: https://api.example.com/v1\n    intercept: true\n  - name: b\n    upstream: https://api.example.com/v2\n")); err != nil {
+		t.Errorf("two reverse routes to one origin refused: %v", err)
+	}
+}
+
+func TestLoadRefusesConfigOthersCanWrite(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "kc")
+	os.MkdirAll(dir, 0o700)
+	path := filepath.Join(dir, "config.yaml")
+	os.WriteFile(path, []byte("profiles:\n  default:\n    issuer: https://x/realms/a\n"), 0o600)
+	if _, err := Load(path); err != nil {
+		t.Fatalf("a private config was refused: %v", err)
+	}
+	os.Chmod(path, 0o666)
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "other users could rewrite it") {
+		t.Fatalf("a world-writable config was accepted: %v", err)
+	}
+	os.Chmod(path, 0o644)
+	if _, err := Load(path); err != nil {
+		t.Fatalf("a 0644 config (readable, not writable, by others) was refused: %v", err)
+	}
+	os.Chmod(dir, 0o777)
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "config directory") {
+		t.Fatalf("a config in a world-writable directory was accepted: %v", err)
+	}
+	os.Chmod(dir, 0o700)
+	if os.Getuid() == 0 {
+		os.Chown(path, 65534, 65534)
+		if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+			t.Fatalf("a config owned by another user was accepted: %v", err)
+		}
+	}
+}
+
+func TestLoadRefusesEmptyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	for _, data := range []string{"", "\n  \n"} {
+		os.WriteFile(path, []byte(data), 0o600)
+		_, err := Load(path)
+		if !errors.Is(err, ErrEmpty) {
+			t.Fatalf("%q: got %v, want ErrEmpty", data, err)
+		}
+	}
 }

@@ -121,26 +121,41 @@ func (d *Daemon) loadConfig() error {
 		}
 		return err
 	}
-	d.configErr = ""
 	old := d.cfg
+	if old == nil || !reflect.DeepEqual(old.Routes, cfg.Routes) || old.Proxy != cfg.Proxy || d.proxy == nil {
+		if err := d.applyProxyLocked(cfg); err != nil && d.proxy != nil {
+			// The running proxy keeps the last good settings, and the
+			// last good config stays live with it.
+			d.configErr = err.Error()
+			return err
+		}
+	}
+	d.configErr = ""
 	d.cfg = cfg
 	d.mgr.SetConfig(cfg)
-	if old == nil || !reflect.DeepEqual(old.Routes, cfg.Routes) || old.Proxy != cfg.Proxy {
-		d.restartProxyLocked(cfg)
-	}
 	return nil
 }
 
-// restartProxyLocked (re)starts the proxy for a new config; with no routes
-// and no proxy settings there is no proxy.
-func (d *Daemon) restartProxyLocked(cfg *config.Config) {
-	if d.proxy != nil {
-		d.proxy.Close()
-		d.proxy = nil
-	}
-	d.proxyErr = ""
+// applyProxyLocked brings the proxy in line with cfg: started, changed in
+// place (new listeners open before old ones close), or stopped when cfg
+// has no routes and no proxy settings. On error a running proxy is left
+// as it was; with none running, the error is kept for status.
+func (d *Daemon) applyProxyLocked(cfg *config.Config) error {
 	if len(cfg.Routes) == 0 && cfg.Proxy == (config.Proxy{}) {
-		return
+		if d.proxy != nil {
+			d.proxy.Close()
+			d.proxy = nil
+		}
+		d.proxyErr = ""
+		return nil
+	}
+	if d.proxy != nil {
+		if err := d.proxy.Reconfigure(cfg); err != nil {
+			d.log.Error("proxy change rejected; the proxy keeps its last good settings", "err", err.Error())
+			return err
+		}
+		d.proxyErr = ""
+		return nil
 	}
 	p, err := proxy.New(proxy.Options{Config: cfg, Tokens: d.mgr, StateDir: d.opts.StateDir, Log: d.log.With("component", "proxy")})
 	if err == nil {
@@ -149,9 +164,10 @@ func (d *Daemon) restartProxyLocked(cfg *config.Config) {
 	if err != nil {
 		d.proxyErr = err.Error()
 		d.log.Error("proxy not running", "err", err.Error())
-		return
+		return err
 	}
-	d.proxy = p
+	d.proxy, d.proxyErr = p, ""
+	return nil
 }
 
 func (d *Daemon) stopProxy() {
@@ -307,24 +323,16 @@ func (d *Daemon) apiError(profile string, err error) *ipc.Error {
 	var te *tokens.Error
 	if !errors.As(err, &te) {
 		d.log.Error("token request failed", "profile", profile, "err", err.Error())
-		return &ipc.Error{Status: http.StatusInternalServerError, Code: ipc.CodeInternal, Message: err.Error()}
+		return &ipc.Error{Status: ipc.HTTPStatus(ipc.CodeInternal), Code: ipc.CodeInternal, Message: err.Error()}
 	}
-	e := &ipc.Error{Code: te.Code, Message: te.Msg, Hint: te.Hint}
-	switch te.Code {
-	case ipc.CodeLoginRequired:
-		e.Status = http.StatusUnauthorized
-	case ipc.CodeUnknown:
-		e.Status = http.StatusNotFound
+	e := &ipc.Error{Code: te.Code, Message: te.Msg, Hint: te.Hint, Status: ipc.HTTPStatus(te.Code)}
+	if te.Code == ipc.CodeUnknown {
 		d.mu.Lock()
 		if d.configErr != "" {
 			e.Message += " (the config file is invalid: " + d.configErr + ")"
 			e.Hint = "fix the config file; the agent reloads it by itself"
 		}
 		d.mu.Unlock()
-	case ipc.CodeBadRequest, ipc.CodeInvalidScope:
-		e.Status = http.StatusBadRequest
-	default:
-		e.Status = http.StatusServiceUnavailable
 	}
 	return e
 }
@@ -345,6 +353,9 @@ func (d *Daemon) proxyStatus(withURL bool) ipc.ProxyStatus {
 		return ps
 	}
 	ps.Error = d.proxyErr
+	if ps.Error == "" && d.configErr != "" {
+		ps.Error = d.configErr
+	}
 	if d.proxy == nil {
 		if ps.Error == "" {
 			ps.Error = "the proxy is not running"
@@ -353,7 +364,6 @@ func (d *Daemon) proxyStatus(withURL bool) ipc.ProxyStatus {
 		return ps
 	}
 	st := d.proxy.Status(withURL)
-	st.Configured = true
 	if ps.Error != "" {
 		st.Error = ps.Error // a rejected change: the running proxy is the old one
 		st.Hint = "the proxy keeps the last good settings; fix the config file"

@@ -85,19 +85,6 @@ func HintOf(err error) string {
 	return ""
 }
 
-// loginRequiredDescriptions are Keycloak's invalid_grant texts that mean the
-// offline session is over; any invalid_grant is treated the same, these are
-// listed to keep the known cases visible.
-var loginRequiredDescriptions = []string{
-	"Offline user session not found",
-	"Offline session not active",
-	"Token is not active",
-	"Stale token",
-	"Maximum allowed refresh token reuse exceeded",
-	"Session doesn't have required client",
-	"Session not active",
-}
-
 func classifyTokenError(status int, code, desc string) error {
 	e := &Error{Status: status, Code: code, Description: desc}
 	switch {
@@ -106,14 +93,14 @@ func classifyTokenError(status int, code, desc string) error {
 		e.Msg = "the token was issued under a different base URL than the one in use"
 		e.Hint = "use exactly the issuer URL you logged in with (same host: 127.0.0.1 and localhost differ), then `kc-agent login` again"
 	case code == "invalid_grant":
+		// Every other invalid_grant means the session is over: Keycloak
+		// says "Offline user session not found", "Offline session not
+		// active", "Token is not active", "Stale token", "Maximum allowed
+		// refresh token reuse exceeded", "Session doesn't have required
+		// client" or "Session not active"; its text is in the message.
 		e.Kind = KindLoginRequired
 		e.Msg = "the offline session is no longer valid"
 		e.Hint = "run `kc-agent login` to sign in again"
-		for _, d := range loginRequiredDescriptions {
-			if strings.Contains(desc, d) {
-				return e
-			}
-		}
 	case code == "invalid_client" || code == "unauthorized_client":
 		e.Kind = KindConfig
 		e.Msg = "the client is not allowed to do this"

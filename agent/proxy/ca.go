@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/internal/atomicfile"
 )
 
 // CA is the per-user local certificate authority used for interception.
@@ -32,7 +32,7 @@ type CA struct {
 	leaves map[string]*tls.Certificate
 }
 
-// CAPaths are the files of the local CA.
+// CADir is the directory of the local CA in stateDir.
 func CADir(stateDir string) string { return filepath.Join(stateDir, "ca") }
 
 // CertPath is the CA certificate (PEM).
@@ -118,10 +118,10 @@ func (c *CA) create() error {
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return err
 	}
-	if err := config.WriteFileAtomic(c.keyPath(), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+	if err := atomicfile.Write(c.keyPath(), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return err
 	}
-	if err := config.WriteFileAtomic(c.CertPath(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := atomicfile.Write(c.CertPath(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
 		return err
 	}
 	c.cert, c.key = cert, key
@@ -151,7 +151,7 @@ func (c *CA) writeBundle() error {
 		}
 	}
 	bundle = append(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw})...)
-	return config.WriteFileAtomic(c.BundlePath(), bundle, 0o644)
+	return atomicfile.Write(c.BundlePath(), bundle, 0o644)
 }
 
 // Leaf returns a certificate for host, signed by the CA, cached.

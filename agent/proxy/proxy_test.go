@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/base64"
+	"github.com/kc-agent/kc-agent/agent/config"
 	"net"
 	"net/url"
 	"strings"
@@ -26,15 +27,27 @@ func FuzzConnectTarget(f *testing.F) {
 	})
 }
 
+// FuzzProxyAuth: a header is accepted only when it is Basic credentials
+// that decode to exactly kc:<secret>.
 func FuzzProxyAuth(f *testing.F) {
-	good := "Basic " + base64.StdEncoding.EncodeToString([]byte("kc:s3cret-s3cret-s3cret-s3cret-s3cret"))
+	const secret = "s3cret-s3cret-s3cret-s3cret-s3cret"
+	good := "Basic " + base64.StdEncoding.EncodeToString([]byte("kc:"+secret))
 	f.Add(good)
+	f.Add("basic " + base64.StdEncoding.EncodeToString([]byte("kc:"+secret)))
 	f.Add("Basic Og==")
 	f.Add("Bearer x")
-	f.Add("basic " + base64.StdEncoding.EncodeToString([]byte("kc:")))
+	f.Add("Basic " + base64.StdEncoding.EncodeToString([]byte("kc:"+secret+"\x00")))
+	f.Add("Basic " + base64.StdEncoding.EncodeToString([]byte("kc:"+secret[:len(secret)-1])))
 	f.Fuzz(func(t *testing.T, h string) {
-		if checkProxyAuth(h, "s3cret-s3cret-s3cret-s3cret-s3cret") && h != good && !strings.EqualFold(h[:6], "basic ") {
-			t.Fatalf("accepted %q", h)
+		if !checkProxyAuth(h, secret) {
+			return
+		}
+		if len(h) < 6 || !strings.EqualFold(h[:6], "basic ") {
+			t.Fatalf("accepted %q without the Basic scheme", h)
+		}
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(h[6:]))
+		if err != nil || string(raw) != "kc:"+secret {
+			t.Fatalf("accepted %q, which does not decode to the credentials", h)
 		}
 	})
 }
@@ -78,7 +91,7 @@ func TestLoopbackHost(t *testing.T) {
 		"127.0.0.1:8421": true, "localhost:8421": true, "[::1]:8421": true, "127.0.0.1": true,
 		"evil.example.com:8421": false, "127.0.0.1.nip.io:8421": false, "0.0.0.0:8421": false, "": false,
 	} {
-		if got := isLoopbackHost(h); got != want {
+		if got := config.IsLoopbackHost(h); got != want {
 			t.Errorf("%q: got %v", h, got)
 		}
 	}

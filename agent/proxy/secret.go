@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/internal/atomicfile"
 )
 
 // ProxyUser is the user name in the forward proxy's credentials.
@@ -41,7 +41,7 @@ func LoadOrCreateSecret(stateDir string) (string, error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return "", err
 	}
-	if err := config.WriteFileAtomic(path, []byte(s+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(path, []byte(s+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	return s, nil

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/internal/atomicfile"
 )
 
 // File keeps records in 0600 files under a 0700 directory. It exists for
@@ -65,7 +66,7 @@ func (f *File) Put(ctx context.Context, profile string, r Record) error {
 	if err := os.Chmod(f.Dir, 0o700); err != nil {
 		return fmt.Errorf("securing token directory: %w", err)
 	}
-	if err := config.WriteFileAtomic(f.path(profile), data, 0o600); err != nil {
+	if err := atomicfile.Write(f.path(profile), data, 0o600); err != nil {
 		return fmt.Errorf("writing token file: %w", err)
 	}
 	return nil

@@ -177,3 +177,31 @@ func TestCorruptRecord(t *testing.T) {
 		t.Fatalf("corrupt record: got %v", err)
 	}
 }
+
+// BenchmarkKeychainGet is what the agent's read-before-refresh costs with a
+// real Secret Service, beside a Put (which every rotating refresh does
+// anyway): `make bench` runs it.
+func BenchmarkKeychainGet(b *testing.B) {
+	testenv.SecretService(b)
+	s := store.NewKeychain()
+	ctx := context.Background()
+	profile := fmt.Sprintf("bench-%d", time.Now().UnixNano())
+	if err := s.Put(ctx, profile, record()); err != nil {
+		b.Fatal(err)
+	}
+	defer s.Delete(ctx, profile)
+	b.Run("Get", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.Get(ctx, profile); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Put", func(b *testing.B) {
+		for b.Loop() {
+			if err := s.Put(ctx, profile, record()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -482,7 +482,7 @@ func TestAgentRejectsBadRequests(t *testing.T) {
 		{`{"profile":"x","scopes":["a b"]}`, nil, 400},
 		{`{"profile":"` + strings.Repeat("x", 100) + `"}`, nil, 400},
 		{`{"profile":"` + strings.Repeat("x", 100000) + `"}`, nil, 413},
-		{`{"profile":"nope"}`, nil, 404},
+		{`{"profile":"nope"}`, nil, 401},
 		{`{"profile":"nope"}`, map[string]string{"Origin": "https://evil.example.com"}, 403},
 		{`{"profile":"nope"}`, map[string]string{"Sec-Fetch-Site": "cross-site"}, 403},
 	}

@@ -23,7 +23,7 @@ import (
 func connectAgent(ctx context.Context, stderr io.Writer, noAutostart bool) (*ipc.Client, error) {
 	c, err := ipc.NewClient()
 	if err != nil {
-		return nil, untrusted(err)
+		return nil, err
 	}
 	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	herr := c.Health(hctx)
@@ -31,8 +31,6 @@ func connectAgent(ctx context.Context, stderr io.Writer, noAutostart bool) (*ipc
 	switch {
 	case herr == nil:
 		return c, nil
-	case errors.Is(herr, ipc.ErrUntrusted):
-		return nil, untrusted(herr)
 	case !errors.Is(herr, ipc.ErrUnreachable) || !autostartAllowed(noAutostart):
 		return nil, herr
 	}
@@ -42,21 +40,12 @@ func connectAgent(ctx context.Context, stderr io.Writer, noAutostart bool) (*ipc
 	return c, nil
 }
 
-// untrusted gives a refused socket its exit code (3): the agent can not be
-// reached, and kc-agent will not start one there.
-func untrusted(err error) error {
-	if errors.Is(err, ipc.ErrUntrusted) {
-		return &cliError{code: exitUnreachable, err: err}
-	}
-	return err
-}
-
 // fetchToken asks the verified agent for a token, autostarting it when
 // allowed.
 func fetchToken(ctx context.Context, stderr io.Writer, req ipc.TokenRequest, noAutostart bool) (*ipc.TokenResponse, error) {
 	c, err := ipc.NewClient()
 	if err != nil {
-		return nil, untrusted(err)
+		return nil, err
 	}
 	tok, err := c.Token(ctx, req)
 	if errors.Is(err, ipc.ErrUnreachable) && autostartAllowed(noAutostart) {
@@ -65,7 +54,7 @@ func fetchToken(ctx context.Context, stderr io.Writer, req ipc.TokenRequest, noA
 		}
 		tok, err = c.Token(ctx, req)
 	}
-	return tok, untrusted(err)
+	return tok, err
 }
 
 func autostartAllowed(flag bool) bool {
@@ -122,7 +111,7 @@ func startAgent(ctx context.Context, c *ipc.Client, stderr io.Writer) error {
 			return nil
 		}
 		if errors.Is(err, ipc.ErrUntrusted) {
-			return untrusted(err)
+			return err
 		}
 		select {
 		case werr := <-exited:

@@ -90,31 +90,12 @@ func showDeviceCode(w io.Writer, uri, code, complete string) {
 	fmt.Fprintln(w, "kc-agent: waiting for the approval (Ctrl-C to cancel)")
 }
 
-// renderQR draws a QR code with half blocks, two modules per character
-// cell, dark on light so phones read it on dark and light terminals alike.
+// renderQR draws a QR code with half blocks (two modules per character
+// cell), dark on light, so phones read it on dark and light terminals.
 func renderQR(text string) string {
 	q, err := qrcode.New(text, qrcode.Low)
 	if err != nil {
 		return ""
 	}
-	bm := q.Bitmap() // includes the quiet zone; true is dark
-	var b strings.Builder
-	for y := 0; y < len(bm); y += 2 {
-		for x := 0; x < len(bm[y]); x++ {
-			top := bm[y][x]
-			bottom := y+1 < len(bm) && bm[y+1][x]
-			switch {
-			case top && bottom:
-				b.WriteRune(' ')
-			case top:
-				b.WriteRune('▄')
-			case bottom:
-				b.WriteRune('▀')
-			default:
-				b.WriteRune('█')
-			}
-		}
-		b.WriteByte('\n')
-	}
-	return b.String()
+	return q.ToSmallString(true)
 }

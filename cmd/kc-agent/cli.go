@@ -7,10 +7,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
@@ -28,21 +28,14 @@ const (
 
 // IOStreams are the command's stdin/stdout/stderr; tests swap them.
 type IOStreams struct {
-	In     io.Reader
-	Out    io.Writer
-	Err    io.Writer
-	InTTY  bool
-	ErrTTY bool
+	In    io.Reader
+	Out   io.Writer
+	Err   io.Writer
+	InTTY bool // stdin is a terminal (not /dev/null, a pipe or a file)
 }
 
 func systemIO() *IOStreams {
-	return &IOStreams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr,
-		InTTY: isTerminal(os.Stdin), ErrTTY: isTerminal(os.Stderr)}
-}
-
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return &IOStreams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, InTTY: term.IsTerminal(int(os.Stdin.Fd()))}
 }
 
 // cliError carries an exit code and a hint to the one place that prints.
@@ -105,7 +98,7 @@ func report(w io.Writer, err error) int {
 			code = exitCodeForIPC(ae)
 		}
 	}
-	if errors.Is(err, ipc.ErrUnreachable) && code == exitError {
+	if (errors.Is(err, ipc.ErrUnreachable) || errors.Is(err, ipc.ErrUntrusted)) && code == exitError {
 		code = exitUnreachable
 	}
 	if hint == "" {
@@ -113,9 +106,6 @@ func report(w io.Writer, err error) int {
 	}
 	if oidc.KindOf(err) == oidc.KindLoginRequired && code == exitError {
 		code = exitLoginRequired
-	}
-	if isUsage(err) {
-		code = exitUsage
 	}
 	fmt.Fprintf(w, "kc-agent: error: %s\n", err)
 	if hint != "" {
@@ -134,16 +124,14 @@ func exitCodeForIPC(e *ipc.Error) int {
 	return exitError
 }
 
-// isUsage recognises cobra's own flag and argument errors.
-func isUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown flag", "unknown shorthand flag", "unknown command", "flag needs an argument",
-		"invalid argument", "accepts ", "requires at least", "requires at most", "if any flags in the group"} {
-		if strings.Contains(msg, p) {
-			return true
+// usageArgs makes an argument validator's complaint a usage error (exit 2).
+func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := v(cmd, args); err != nil {
+			return &cliError{code: exitUsage, err: err, hint: fmt.Sprintf("see `%s --help`", cmd.CommandPath())}
 		}
+		return nil
 	}
-	return false
 }
 
 func newRootCmd(streams *IOStreams) *cobra.Command {
@@ -162,9 +150,16 @@ and notebooks (a localhost proxy that adds Authorization: Bearer).`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &cliError{code: exitUsage, err: err, hint: fmt.Sprintf("see `%s --help`", c.CommandPath())}
 	})
+	// Every command, in the order of `kc-agent --help`.
 	root.AddCommand(
-		newLoginCmd(streams, nil),
+		newLoginCmd(streams),
 		newLogoutCmd(streams),
+		newTokenCmd(streams),
+		newStatusCmd(streams),
+		newRunCmd(streams),
+		newEnvCmd(streams),
+		newExecCmd(streams),
+		newServiceCmd(streams),
 		newDoctorCmd(streams),
 		newVersionCmd(streams),
 		newKubeCredentialCmd(streams),
@@ -172,7 +167,18 @@ and notebooks (a localhost proxy that adds Authorization: Bearer).`,
 		newGitCredentialCmd(streams),
 		newGitCmd(streams),
 	)
-	addAgentCommands(root, streams)
+	// Unknown commands: a usage error (exit 2) with cobra's suggestions.
+	root.Args = cobra.ArbitraryArgs
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		hint := "see `kc-agent --help`"
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			hint = "did you mean `kc-agent " + s[0] + "`?"
+		}
+		return &cliError{code: exitUsage, err: fmt.Errorf("unknown command %q", args[0]), hint: hint}
+	}
 	return root
 }
 

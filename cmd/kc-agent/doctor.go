@@ -29,7 +29,7 @@ func newDoctorCmd(streams *IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check the configuration, the issuer, the keychain, the browser and the socket",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			checks := doctorChecks(cmd.Context(), config.ProfileName(profile))
 			failed := 0

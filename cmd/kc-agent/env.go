@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -115,7 +111,7 @@ bundle variables when a route intercepts TLS, and KC_AGENT_URL_<ROUTE> for each
 route, as the running agent reports them (it is started when none runs).
 With no routes configured it prints no proxy variables and says so on
 stderr. Use it as:  eval "$(kc-agent env)"`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch shell {
 			case "bash", "zsh", "sh", "fish", "powershell":
@@ -146,51 +142,3 @@ stderr. Use it as:  eval "$(kc-agent env)"`,
 	cmd.Flags().StringVar(&shell, "shell", "bash", "bash, zsh, fish or powershell")
 	return cmd
 }
-
-func newExecCmd(streams *IOStreams) *cobra.Command {
-	var noAutostart bool
-	cmd := &cobra.Command{
-		Use:   "exec -- COMMAND [ARGS...]",
-		Short: "Run a command with the proxy variables set (starting the agent if needed)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			vars, note, err := proxyEnv(cmd.Context(), streams.Err, noAutostart)
-			if err != nil {
-				return err
-			}
-			if note != "" {
-				fmt.Fprintf(streams.Err, "kc-agent: %s\n", note)
-			}
-			child := exec.Command(args[0], args[1:]...)
-			child.Stdin, child.Stdout, child.Stderr = streams.In, streams.Out, streams.Err
-			child.Env = os.Environ()
-			for _, kv := range vars {
-				child.Env = append(child.Env, kv[0]+"="+kv[1])
-			}
-			if err := child.Start(); err != nil {
-				return withHint(fmt.Errorf("can not run %s: %w", args[0], err), "check the command name and PATH")
-			}
-			sigs := make(chan os.Signal, 2)
-			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-			defer signal.Stop(sigs)
-			go func() {
-				for s := range sigs {
-					child.Process.Signal(s)
-				}
-			}()
-			err = child.Wait()
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				return &childExit{code: ee.ExitCode()}
-			}
-			return err
-		},
-	}
-	cmd.Flags().BoolVar(&noAutostart, "no-autostart", false, "do not start an agent")
-	return cmd
-}
-
-// childExit passes a child's exit status through without a message.
-type childExit struct{ code int }
-
-func (e *childExit) Error() string { return fmt.Sprintf("exit status %d", e.code) }

@@ -22,15 +22,6 @@ import (
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kc-agent")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 type agentCmd struct {
 	cmd *exec.Cmd
 	log string

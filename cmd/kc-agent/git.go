@@ -54,7 +54,7 @@ a new token.
 
 It never prompts and never opens a browser: when no token can be had, it
 prints nothing on stdout and the reason on stderr.`,
-		Args: cobra.ExactArgs(1),
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return gitCredentialRun(cmd.Context(), streams, args[0], opts)
 		},
@@ -168,12 +168,14 @@ func cleanGitPath(p string) (string, bool) {
 
 // matchRoute finds the route whose upstream covers the URL git asks about:
 // same scheme, host and port, and a path under the upstream's path; the
-// longest path wins. Plain http only counts for loopback hosts.
+// longest path wins. Plain http only counts for loopback hosts, or for a
+// route that says unsafe_cleartext_upstream.
 func matchRoute(routes []config.Route, req gitRequest) (config.Route, bool) {
 	scheme := strings.ToLower(req.Protocol)
-	if scheme != "https" && !(scheme == "http" && isLoopback(req.Host)) {
+	if scheme != "https" && scheme != "http" {
 		return config.Route{}, false
 	}
+	cleartext := scheme == "http" && !isLoopback(req.Host)
 	reqPath, ok := cleanGitPath(req.Path)
 	if !ok || req.Host == "" {
 		return config.Route{}, false
@@ -182,7 +184,7 @@ func matchRoute(routes []config.Route, req gitRequest) (config.Route, bool) {
 	best, bestLen := -1, -1
 	for i, r := range routes {
 		u, err := url.Parse(r.Upstream)
-		if err != nil || u.Scheme != scheme || normHost(u.Scheme, u.Host) != host || u.User != nil {
+		if err != nil || u.Scheme != scheme || normHost(u.Scheme, u.Host) != host || u.User != nil || cleartext && !r.UnsafeCleartextUpstream {
 			continue
 		}
 		prefix, ok := cleanGitPath(u.Path)
@@ -290,7 +292,7 @@ func newGitCmd(streams *IOStreams) *cobra.Command {
 	git := &cobra.Command{
 		Use:   "git",
 		Short: "Set git up to use kc-agent for routed hosts",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 	}
 	opts := &gitSetupOptions{}
 	setup := &cobra.Command{
@@ -306,7 +308,7 @@ func newGitCmd(streams *IOStreams) *cobra.Command {
   credential.<url>.useHttpPath true (the path picks the route)
 
 With --print, show the git config commands instead of running them.`,
-		Args: cobra.ExactArgs(1),
+		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return gitSetupRun(cmd.Context(), streams, args[0], opts)
 		},

@@ -60,6 +60,7 @@ func TestMatchRoute(t *testing.T) {
 		{Name: "port", Upstream: "https://git.example.com:8443/"},
 		{Name: "local", Upstream: "http://127.0.0.1:3000/git"},
 		{Name: "plain", Upstream: "http://git.plain.example.com"},
+		{Name: "unsafe", Upstream: "http://git.unsafe.example.com", UnsafeCleartextUpstream: true},
 	}
 	for _, tc := range []struct {
 		protocol, host, path string
@@ -80,6 +81,8 @@ func TestMatchRoute(t *testing.T) {
 		{"http", "127.0.0.1:3000", "git/a.git", "local"},
 		{"http", "127.0.0.1:3000", "gitx/a.git", ""},
 		{"http", "git.plain.example.com", "a.git", ""},
+		{"http", "git.unsafe.example.com", "a.git", "unsafe"},
+		{"https", "git.unsafe.example.com", "a.git", ""},
 		{"ssh", "git.example.com", "a.git", ""},
 		{"https", "", "a.git", ""},
 	} {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -180,4 +181,15 @@ func (e *cliEnv) login(realm, user, password string, extra ...string) {
 	if _, err := e.stored(); err != nil {
 		e.t.Fatalf("nothing stored after login: %v", err)
 	}
+}
+
+// buildBinary builds the real kc-agent binary for tests that run it as a
+// process of its own.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "kc-agent")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -59,7 +59,7 @@ is absent). Its expirationTimestamp is the token's expiry minus
 
 Never interactive: it never opens a browser. When the login is gone it prints
 the reason to stderr (kubectl shows it) and exits 4.`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return kubeCredentialRun(cmd.Context(), streams, opts)
 		},
@@ -176,7 +176,7 @@ those entries into the kubeconfig file instead ($KUBECONFIG's first file, else
   kc-agent kubeconfig --cluster prod --merge --use-context
   kc-agent kubeconfig --cluster dev --server https://dev.example.com:6443 \
       --certificate-authority dev-ca.pem --merge`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error { return kubeconfigRun(streams, opts) },
 	}
 	profileFlag(cmd, &opts.profile)

@@ -31,7 +31,7 @@ type loginOptions struct {
 // openURLHook, when set (by tests), replaces opening a real browser.
 var openURLHook func(string) error
 
-func newLoginCmd(streams *IOStreams, runF func(context.Context, *loginOptions) error) *cobra.Command {
+func newLoginCmd(streams *IOStreams) *cobra.Command {
 	opts := &loginOptions{io: streams}
 	cmd := &cobra.Command{
 		Use:   "login [issuer-url]",
@@ -44,16 +44,13 @@ logins need no argument.
 A browser opens for the sign-in (authorization code with PKCE). Without a
 display, over SSH without $BROWSER, or with --device, kc-agent shows a code
 and a QR code to approve on another device instead.`,
-		Args: cobra.MaximumNArgs(1),
+		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.issuer = strings.TrimRight(args[0], "/")
 			}
 			if opts.device && opts.noBrowser {
 				return usageErr("--device and --no-browser do not go together: --device already needs no local browser")
-			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
 			}
 			return loginRun(cmd.Context(), opts)
 		},
@@ -70,6 +67,11 @@ and a QR code to approve on another device instead.`,
 
 func loginRun(ctx context.Context, opts *loginOptions) error {
 	cfg, err := loadConfig()
+	if errors.Is(err, config.ErrEmpty) {
+		// An empty file holds nothing to lose: start it afresh.
+		path, _ := config.FilePath()
+		cfg, err = config.Empty(path), nil
+	}
 	if err != nil {
 		return err
 	}
@@ -100,7 +102,7 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 	default:
 		return usageErr("--store must be %q or %q, not %q", config.StoreKeychain, config.StoreFile, opts.storeKind)
 	}
-	full := withDefaults(prof)
+	full := prof.WithDefaults()
 
 	st, err := store.ForProfile(full, opts.io.Err)
 	if err != nil {
@@ -157,7 +159,10 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 		Username:     res.Identity.Username,
 		SavedAt:      time.Now().UTC().Round(time.Second),
 	}
-	if err := st.Put(ctx, name, rec); err != nil {
+	release := lockStoreWrite("login")
+	err = st.Put(ctx, name, rec)
+	release()
+	if err != nil {
 		// End the new session rather than leave it orphaned at Keycloak.
 		_ = client.Logout(context.WithoutCancel(ctx), rec.RefreshToken)
 		return fmt.Errorf("signed in, but could not store the offline token: %w", err)
@@ -179,16 +184,6 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 	fmt.Fprintf(opts.io.Err, "kc-agent: logged in as %s to %s (profile %q)\n", describeUser(res.Identity), realmOf(full.Issuer), name)
 	fmt.Fprintf(opts.io.Err, "kc-agent: offline token kept in the %s; %s\n", st.Describe(), expiryPolicy(res.Token.RefreshExpiresIn))
 	return nil
-}
-
-func withDefaults(p config.Profile) config.Profile {
-	if p.ClientID == "" {
-		p.ClientID = config.DefaultClientID
-	}
-	if p.Store == "" {
-		p.Store = config.StoreKeychain
-	}
-	return p
 }
 
 func describeUser(id oidc.Identity) string {
@@ -216,6 +211,23 @@ func expiryPolicy(refreshExpiresIn time.Duration) string {
 		return "the offline session has no fixed end; it ends if unused for the realm's offline idle time (kc-agent keeps it alive) or when revoked"
 	}
 	return fmt.Sprintf("the offline session ends in %s (the realm's maximum); log in again then", refreshExpiresIn.Round(time.Minute))
+}
+
+// lockStoreWrite takes the one-agent lock around a write to the store when
+// no agent runs, so an agent starting at that moment can not refresh the
+// login being replaced. A running agent holds the lock itself; it notices
+// the new token (it re-reads the store before every refresh) and is told
+// by notifyAgent.
+func lockStoreWrite(role string) (release func()) {
+	path, err := ipc.LockPath()
+	if err != nil {
+		return func() {}
+	}
+	l, err := ipc.WaitLock(path, role, "", 10*time.Second)
+	if err != nil {
+		return func() {}
+	}
+	return l.Release
 }
 
 // notifyAgent tells a running agent to pick up the new state of a profile.

@@ -30,7 +30,7 @@ func newLogoutCmd(streams *IOStreams) *cobra.Command {
 With --all, revoke every offline session of the user for this client, on every
 machine (asks for confirmation unless --yes). If Keycloak can not be reached,
 the token is still deleted here and you are warned.`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error { return logoutRun(cmd.Context(), opts) },
 	}
 	profileFlag(cmd, &opts.profile)
@@ -74,7 +74,10 @@ func logoutRun(ctx context.Context, opts *logoutOptions) error {
 	}
 
 	remoteErr := endRemote(ctx, rec, opts.all)
-	if err := st.Delete(ctx, name); err != nil && !errors.Is(err, store.ErrNotFound) {
+	release := lockStoreWrite("logout")
+	err = st.Delete(ctx, name)
+	release()
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("could not delete the stored token: %w", err)
 	}
 	notifyAgent(ctx, name)

@@ -72,7 +72,7 @@ macOS, a per-user Run key entry on Windows. No root needed.
 	}
 	simple := func(use, short, done string, f func(installers.Manager) error) *cobra.Command {
 		return &cobra.Command{
-			Use: use, Short: short, Args: cobra.NoArgs,
+			Use: use, Short: short, Args: usageArgs(cobra.NoArgs),
 			RunE: func(c *cobra.Command, args []string) error {
 				m, err := manager()
 				if err != nil {
@@ -88,7 +88,7 @@ macOS, a per-user Run key entry on Windows. No root needed.
 	}
 	cmd.AddCommand(
 		&cobra.Command{
-			Use: "print", Short: "Print the unit/plist/entry install would write", Args: cobra.NoArgs,
+			Use: "print", Short: "Print the unit/plist/entry install would write", Args: usageArgs(cobra.NoArgs),
 			RunE: func(c *cobra.Command, args []string) error {
 				m, err := manager()
 				if err != nil {
@@ -107,7 +107,7 @@ macOS, a per-user Run key entry on Windows. No root needed.
 			},
 		},
 		&cobra.Command{
-			Use: "install", Short: "Install (or update) and start the service", Args: cobra.NoArgs,
+			Use: "install", Short: "Install (or update) and start the service", Args: usageArgs(cobra.NoArgs),
 			RunE: func(c *cobra.Command, args []string) error {
 				m, err := manager()
 				if err != nil {
@@ -129,7 +129,7 @@ macOS, a per-user Run key entry on Windows. No root needed.
 		simple("stop", "Stop the service", "service stopped", installers.Manager.Stop),
 		simple("restart", "Restart the service", "service restarted", installers.Manager.Restart),
 		&cobra.Command{
-			Use: "status", Short: "Say whether the service is installed, enabled and running", Args: cobra.NoArgs,
+			Use: "status", Short: "Say whether the service is installed, enabled and running", Args: usageArgs(cobra.NoArgs),
 			RunE: func(c *cobra.Command, args []string) error {
 				m, err := manager()
 				if err != nil {

@@ -35,7 +35,7 @@ func newVersionCmd(streams *IOStreams) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Args:  usageArgs(cobra.NoArgs),
 		Run:   func(cmd *cobra.Command, args []string) { fmt.Fprintln(streams.Out, versionString()) },
 	}
 }

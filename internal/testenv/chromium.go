@@ -40,6 +40,12 @@ func Chromium(t testing.TB) *Browser {
 // form, submits it and waits for kc-agent's "Signed in" page (served by
 // the CLI's own loopback listener).
 func (b *Browser) SignIn(url, user, password string) error {
+	return b.With(func(ctx context.Context) error { return b.signIn(ctx, url, user, password) })
+}
+
+// With runs f against a fresh headless Chromium (its own profile), for at
+// most a minute.
+func (b *Browser) With(f func(ctx context.Context) error) error {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(b.path),
 		chromedp.Flag("headless", true),
@@ -58,6 +64,10 @@ func (b *Browser) SignIn(url, user, password string) error {
 	defer cancel()
 	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
+	return f(ctx)
+}
+
+func (b *Browser) signIn(ctx context.Context, url, user, password string) error {
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(chromedp.ID("username")),

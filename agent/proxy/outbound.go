@@ -1,0 +1,131 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/ipc"
+)
+
+// outbound is a handler's decision about one request: where it goes and
+// with which token. It reaches Rewrite through the request context.
+type outbound struct {
+	token    string // "" only for forward requests no rule names
+	upstream *url.URL
+	path     string
+	rawPath  string
+	// For reverse routes: the local prefix ("/name" on the main port, ""
+	// on a route's own) and the scheme://host the client used, to map
+	// upstream redirects back onto the route.
+	prefix string
+	local  string
+	// sandbox: add the browser-hardening headers to the response.
+	sandbox bool
+}
+
+type ctxKey struct{}
+
+// forward sends r on as ob says.
+func (t *table) forward(w http.ResponseWriter, r *http.Request, ob *outbound) {
+	t.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, ob)))
+}
+
+func (p *Proxy) newReverseProxy(tr http.RoundTripper) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			ob := pr.In.Context().Value(ctxKey{}).(*outbound)
+			u := ob.upstream
+			pr.Out.URL.Scheme = u.Scheme
+			pr.Out.URL.Host = u.Host
+			pr.Out.URL.Path = joinPath(u.Path, ob.path)
+			pr.Out.URL.RawPath = ""
+			if ob.rawPath != "" {
+				pr.Out.URL.RawPath = joinPath(u.EscapedPath(), ob.rawPath)
+			}
+			pr.Out.Host = u.Host
+			pr.Out.Header.Del("Proxy-Authorization")
+			// With a rule, the agent's token replaces whatever the client
+			// sent; without one (forward proxy, no rule) the client's own
+			// Authorization goes through untouched.
+			if ob.token != "" {
+				pr.Out.Header.Set("Authorization", "Bearer "+ob.token)
+			}
+		},
+		Transport: tr,
+		// 0: Go flushes at once anyway for text/event-stream and for bodies of
+		// unknown length (streams); known-length bodies are written in bulk.
+		FlushInterval: 0,
+		BufferPool:    bufferPool{},
+		ModifyResponse: func(resp *http.Response) error {
+			ob := resp.Request.Context().Value(ctxKey{}).(*outbound)
+			if ob.sandbox {
+				sandboxHeaders(resp.Header)
+			}
+			if ob.local != "" {
+				if loc := resp.Header.Get("Location"); loc != "" {
+					resp.Header.Set("Location", rewriteLoc(loc, ob))
+				}
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			p.log.Warn("upstream request failed", "host", r.URL.Host, "err", err.Error())
+			writeError(w, ipc.CodeUpstream, "the upstream failed: "+err.Error(), "")
+		},
+		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	}
+}
+
+func joinPath(base, rest string) string {
+	if base == "" || base == "/" {
+		return rest
+	}
+	if rest == "" || rest == "/" {
+		if strings.HasSuffix(base, "/") {
+			return base
+		}
+		return base + rest
+	}
+	return strings.TrimSuffix(base, "/") + "/" + strings.TrimPrefix(rest, "/")
+}
+
+// rewriteLoc maps a Location that points into the upstream back to the
+// local route, so clients keep going through the proxy; any other
+// Location (another host) is passed on untouched and never followed here.
+func rewriteLoc(loc string, ob *outbound) string {
+	u, err := url.Parse(loc)
+	if err != nil || !u.IsAbs() {
+		return loc
+	}
+	if !strings.EqualFold(u.Scheme, ob.upstream.Scheme) || originKey(u.Scheme, u.Host) != originKey(ob.upstream.Scheme, ob.upstream.Host) {
+		return loc
+	}
+	base := strings.TrimSuffix(ob.upstream.Path, "/")
+	if base != "" && u.Path != base && !strings.HasPrefix(u.Path, base+"/") {
+		return loc
+	}
+	rest := strings.TrimPrefix(u.Path, base)
+	out := ob.local + ob.prefix + path.Clean("/"+rest)
+	if strings.HasSuffix(rest, "/") && !strings.HasSuffix(out, "/") {
+		out += "/"
+	}
+	if u.RawQuery != "" {
+		out += "?" + u.RawQuery
+	}
+	return out
+}
+
+// originKey is the exact scheme+host+port a rule names.
+func originKey(scheme, hostport string) string {
+	return config.OriginKey(&url.URL{Scheme: scheme, Host: hostport})
+}

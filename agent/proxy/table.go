@@ -1,0 +1,96 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+)
+
+// table is one configuration, compiled: what the handlers consult. It is
+// never changed once live; Reconfigure swaps in a new one.
+type table struct {
+	cfg      *config.Config
+	routes   map[string]*route // by name
+	byListen map[string]*route // by configured own-port address
+	// rules maps an exact scheme://host:port to the route whose token the
+	// forward proxy may send there: only routes with intercept: true.
+	rules     map[string]*route
+	transport *http.Transport
+	upstream  *url.URL // chained proxy for blind tunnels, if configured
+	rp        *httputil.ReverseProxy
+	warnings  []string
+}
+
+type route struct {
+	config.Route
+	upstream *url.URL
+}
+
+// compile checks cfg and builds its table. Everything that can fail
+// (upstream URLs, the CA file) fails here, before anything is swapped.
+func (p *Proxy) compile(cfg *config.Config) (*table, error) {
+	t := &table{cfg: cfg, routes: map[string]*route{}, byListen: map[string]*route{}, rules: map[string]*route{}}
+	for _, r := range cfg.Routes {
+		u, err := url.Parse(r.Upstream)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: %w", r.Name, err)
+		}
+		rt := &route{Route: r, upstream: u}
+		t.routes[r.Name] = rt
+		if r.Listen != "" {
+			t.byListen[r.Listen] = rt
+		}
+		if r.Intercept {
+			t.rules[config.OriginKey(u)] = rt
+			// The CA bundle must exist before a client is pointed at it.
+			if _, err := p.caForIntercept(); err != nil {
+				return nil, fmt.Errorf("local CA for route %s: %w", r.Name, err)
+			}
+		}
+		if u.Scheme == "http" && !config.IsLoopbackHost(u.Host) {
+			t.warnings = append(t.warnings, fmt.Sprintf("route %s sends your token in the clear to %s (unsafe_cleartext_upstream)", r.Name, u.Host))
+		}
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if cfg.Proxy.CAFile != "" {
+		pemData, err := os.ReadFile(cfg.Proxy.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("proxy.ca_file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pemData) {
+			return nil, fmt.Errorf("proxy.ca_file %s holds no PEM certificate", cfg.Proxy.CAFile)
+		}
+	}
+	if cfg.Proxy.UpstreamProxy != "" {
+		t.upstream, _ = url.Parse(cfg.Proxy.UpstreamProxy)
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	t.transport = &http.Transport{
+		DialContext: dialer.DialContext,
+		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12,
+			ClientSessionCache: tls.NewLRUClientSessionCache(256)},
+		TLSHandshakeTimeout: 10 * time.Second,
+		IdleConnTimeout:     90 * time.Second,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 64,
+		ForceAttemptHTTP2:   true,
+		// Never the environment's proxies: HTTPS_PROXY may well be us.
+		Proxy: nil,
+	}
+	if t.upstream != nil {
+		t.transport.Proxy = http.ProxyURL(t.upstream)
+	}
+	t.rp = p.newReverseProxy(t.transport)
+	return t, nil
+}

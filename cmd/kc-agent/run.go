@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/agent/daemon"
+	"github.com/kc-agent/kc-agent/ipc"
+)
+
+func newRunCmd(streams *IOStreams) *cobra.Command {
+	var logFormat, logLevel, logFile string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the agent in the foreground (what the service manager runs)",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var logOut io.Writer = streams.Err
+			if logFile != "" {
+				if err := os.MkdirAll(filepath.Dir(logFile), 0o700); err != nil {
+					return err
+				}
+				f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+				if err != nil {
+					return fmt.Errorf("opening the log file: %w", err)
+				}
+				defer f.Close()
+				logOut = f
+			}
+			log, err := newLogger(logOut, logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			cfgPath, err := config.FilePath()
+			if err != nil {
+				return err
+			}
+			sock, err := ipc.SocketPath()
+			if err != nil {
+				return err
+			}
+			stateDir, err := config.StateDir()
+			if err != nil {
+				return err
+			}
+			lock, err := ipc.LockPath()
+			if err != nil {
+				return err
+			}
+			// An agent at another well-known place (started before
+			// /run/user/<uid> existed, say) is still this user's agent.
+			if c, err := ipc.NewClient(); err == nil && c.Path != sock {
+				hctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
+				herr := c.Health(hctx)
+				cancel()
+				if herr == nil {
+					return withHint(fmt.Errorf("another kc-agent already runs for this user on %s", c.Path),
+						"one agent per user: use the running one (`kc-agent status`), or stop it first")
+				}
+			}
+			err = daemon.Run(cmd.Context(), daemon.Options{
+				Version: version, ConfigPath: cfgPath, SocketPath: sock, Log: log, StateDir: stateDir, LockPath: lock,
+			})
+			if errors.Is(err, ipc.ErrAgentRunning) {
+				return withHint(err, "use the running agent (`kc-agent status`), or stop it first")
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&logFile, "log-file", "", "append the log to this file instead of stderr")
+	return cmd
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageErr("--log-level must be debug, info, warn or error, not %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageErr("--log-format must be text or json, not %q", format)
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/ipc"
+)
+
+func newStatusCmd(streams *IOStreams) *cobra.Command {
+	var profile, format string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the agent and each profile's state",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "text" && format != "json" {
+				return usageErr("--format must be text or json, not %q", format)
+			}
+			c, err := ipc.NewClient()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			st, err := c.Status(ctx)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				enc := json.NewEncoder(streams.Out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(st); err != nil {
+					return err
+				}
+			} else {
+				printStatus(streams.Out, st)
+			}
+			name := config.ProfileName(profile)
+			for _, p := range st.Profiles {
+				if p.Name == name && (p.State == ipc.StateLoginRequired || p.State == ipc.StateLoggedOut) {
+					return &cliError{code: exitLoginRequired, err: fmt.Errorf("profile %q needs a login (%s)", name, p.State), hint: p.Hint}
+				}
+			}
+			return nil
+		},
+	}
+	profileFlag(cmd, &profile)
+	cmd.Flags().StringVar(&format, "format", "text", "output: text or json")
+	return cmd
+}
+
+func printStatus(w io.Writer, st *ipc.StatusResponse) {
+	fmt.Fprintf(w, "agent:   kc-agent %s, pid %d, up %s\n", st.Version, st.PID, st.Uptime)
+	fmt.Fprintf(w, "socket:  %s\n", st.Socket)
+	fmt.Fprintf(w, "config:  %s\n", st.ConfigPath)
+	if st.ConfigError != "" {
+		fmt.Fprintf(w, "         INVALID (last good config still live): %s\n", st.ConfigError)
+	}
+	if st.Lock != "" {
+		fmt.Fprintf(w, "lock:    %s (held by pid %d, uid %d)\n", st.Lock, st.PID, st.UID)
+	}
+	printProxy(w, st.Proxy)
+	if len(st.Profiles) == 0 {
+		fmt.Fprintln(w, "\nno profiles; run `kc-agent login <issuer-url>`")
+		return
+	}
+	for _, p := range st.Profiles {
+		fmt.Fprintf(w, "\nprofile %s: %s\n", p.Name, p.State)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		row := func(k, v string) {
+			if v != "" {
+				fmt.Fprintf(tw, "  %s\t%s\n", k, v)
+			}
+		}
+		row("user", p.User)
+		row("issuer", p.Issuer)
+		row("client", p.ClientID)
+		row("store", p.Store)
+		row("token expires", fmtTime(p.AccessExpiresAt))
+		row("last refresh", fmtTime(p.LastRefresh))
+		row("next refresh", fmtTime(p.NextRefresh))
+		row("refreshes", fmt.Sprint(p.Refreshes))
+		if p.PersistPending {
+			row("warning", "the latest offline token is not saved yet (retrying)")
+		}
+		row("last error", p.LastError)
+		row("hint", p.Hint)
+		tw.Flush()
+	}
+}
+
+func printProxy(w io.Writer, ps ipc.ProxyStatus) {
+	switch {
+	case !ps.Configured:
+		fmt.Fprintln(w, "proxy:   none (no routes configured)")
+	case !ps.Running:
+		fmt.Fprintf(w, "proxy:   NOT RUNNING: %s\n", ps.Error)
+	default:
+		fmt.Fprintf(w, "proxy:   http://%s, owned by this agent (`kc-agent env` for the variables)\n", ps.Addr)
+		if ps.Error != "" {
+			fmt.Fprintf(w, "         last change rejected (the old settings stay live): %s\n", ps.Error)
+		}
+	}
+	for _, warn := range ps.Warnings {
+		fmt.Fprintf(w, "         WARNING: %s\n", warn)
+	}
+	if len(ps.Refused) > 0 {
+		keys := make([]string, 0, len(ps.Refused))
+		for k := range ps.Refused {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %d", k, ps.Refused[k]))
+		}
+		fmt.Fprintf(w, "         refused: %s\n", strings.Join(parts, ", "))
+	}
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	d := time.Until(*t).Round(time.Second)
+	rel := "in " + d.String()
+	switch {
+	case d == 0:
+		rel = "now"
+	case d < 0:
+		rel = (-d).String() + " ago"
+	}
+	return fmt.Sprintf("%s (%s)", t.Local().Format("2006-01-02 15:04:05"), rel)
+}
