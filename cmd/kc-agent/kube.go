@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/internal/atomicfile"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -322,7 +322,11 @@ func kubeconfigRun(streams *IOStreams, opts *kubeconfigOptions) error {
 		_, err := streams.Out.Write(out)
 		return err
 	}
-	if err := writeFileAtomic(path, out); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	// 0600: a kubeconfig may hold other users' credentials.
+	if err := atomicfile.Write(path, out, 0o600); err != nil {
 		return err
 	}
 	names := "user " + opts.user
@@ -440,30 +444,4 @@ func upsertNamed(root *yaml.Node, list string, entry *yaml.Node) error {
 	}
 	seq.Content = append(seq.Content, entry)
 	return nil
-}
-
-// writeFileAtomic replaces path with data (mode 0600: a kubeconfig may hold
-// credentials), so a reader never sees half a file.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".kc-agent-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := io.Copy(f, bytes.NewReader(data)); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
