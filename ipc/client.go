@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -174,13 +175,19 @@ func (c *Client) Health(ctx context.Context) error {
 // Token asks for an access token (or, with req.Type "id", an ID token).
 func (c *Client) Token(ctx context.Context, req TokenRequest) (*TokenResponse, error) {
 	var out TokenResponse
-	if err := c.do(ctx, http.MethodPost, PathToken, req, &out); err != nil {
+	err := c.do(ctx, http.MethodPost, PathToken, req, &out)
+	// An agent from before ID tokens refuses the type field (or, were it
+	// lenient, would answer an access token).
+	const older = "the running agent is older than this kc-agent: restart it (kc-agent service restart, or stop it and run the command again)"
+	var ae *Error
+	if req.Type == TokenTypeID && errors.As(err, &ae) && ae.Code == CodeBadRequest && strings.Contains(ae.Message, `unknown field "type"`) {
+		return nil, &Error{Code: CodeInternal, Status: ae.Status, Message: "the agent does not serve ID tokens", Hint: older}
+	}
+	if err != nil {
 		return nil, err
 	}
 	if req.Type == TokenTypeID && out.IDToken == "" {
-		// An agent from before ID tokens ignores the type.
-		return nil, &Error{Code: CodeInternal, Message: "the agent answered without an ID token",
-			Hint: "the running agent is older than this kc-agent: restart it (kc-agent service stop, then start)"}
+		return nil, &Error{Code: CodeInternal, Message: "the agent answered without an ID token", Hint: older}
 	}
 	if out.Token() == "" {
 		return nil, &Error{Code: CodeInternal, Message: "the agent answered without a token"}

@@ -4,45 +4,61 @@ package ipc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
-// An agent from before ID tokens ignores "type" and answers an access
-// token: the client must not hand that out as an ID token.
-func TestTokenIDFromOlderAgent(t *testing.T) {
+// olderAgent serves the token endpoint the way an agent from before ID
+// tokens did: strict (unknown fields refused), or, for the lenient case,
+// answering an access token whatever the type.
+func olderAgent(t *testing.T, strict bool) *Client {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "kci")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	os.Chmod(dir, 0o700)
 	path := filepath.Join(dir, "agent.sock")
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got TokenRequest
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		json.NewDecoder(r.Body).Decode(&got)
+		var req struct {
+			Profile string `json:"profile"`
+		}
+		if strict {
+			if e := DecodeJSON(r, &req); e != nil {
+				WriteError(w, e)
+				return
+			}
+		}
 		WriteJSON(w, http.StatusOK, map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 60})
 	})}
 	go srv.Serve(ln)
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
+	return NewClientAt(path)
+}
 
-	c := NewClientAt(path)
-	_, err = c.Token(context.Background(), TokenRequest{Profile: "default", Type: TokenTypeID})
-	var ae *Error
-	if !errors.As(err, &ae) || ae.Hint == "" || got.Type != TokenTypeID {
-		t.Fatalf("got %v (request type %q)", err, got.Type)
-	}
-	tok, err := c.Token(context.Background(), TokenRequest{Profile: "default"})
-	if err != nil || tok.Token() != "at" {
-		t.Fatalf("access request: %v", err)
+// An older agent never gets its access token handed out as an ID token,
+// and the error says to restart it; access requests still work.
+func TestTokenIDFromOlderAgent(t *testing.T) {
+	for _, strict := range []bool{true, false} {
+		c := olderAgent(t, strict)
+		_, err := c.Token(context.Background(), TokenRequest{Profile: "default", Type: TokenTypeID})
+		var ae *Error
+		if !errors.As(err, &ae) || !strings.Contains(ae.Hint, "older than this kc-agent") {
+			t.Fatalf("strict=%v: got %v", strict, err)
+		}
+		tok, err := c.Token(context.Background(), TokenRequest{Profile: "default"})
+		if err != nil || tok.Token() != "at" {
+			t.Fatalf("strict=%v: access request: %v", strict, err)
+		}
 	}
 }
