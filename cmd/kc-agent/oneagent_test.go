@@ -247,7 +247,7 @@ print("token ok")`, bin, e.profile))), 0o600)
 	// kill -9: the lock dies with the process, and the next agent starts.
 	stopAgent(syscall.SIGKILL)
 	next := exec.Command(bin, "run")
-	next.Env = cron
+	next.Env = desktop // as the service manager would start it: with the session bus
 	if err := next.Start(); err != nil {
 		t.Fatal(err)
 	}
