@@ -183,16 +183,20 @@ def fetch_token(
 # --- the CLI fallback -------------------------------------------------------
 
 
+# Where the install script and package managers put kc-agent, looked at
+# after PATH: kernels started by a launcher often have a shorter PATH than a
+# shell. "~" is the user's home.
+CLI_LOCATIONS = ("~/.local/bin", "/usr/local/bin", "/opt/homebrew/bin")
+
+
 def find_cli() -> Optional[str]:
-    """The kc-agent binary: on PATH, else where the install script puts it.
-    Kernels started by a launcher often have a shorter PATH than a shell."""
+    """The kc-agent binary: on PATH, else in CLI_LOCATIONS."""
     found = shutil.which("kc-agent")
     if found:
         return found
-    home = os.path.expanduser("~")
-    for cand in (os.path.join(home, ".local", "bin", "kc-agent"), "/usr/local/bin/kc-agent", "/opt/homebrew/bin/kc-agent"):
-        if sys.platform.startswith("win"):
-            cand += ".exe"
+    exe = "kc-agent.exe" if sys.platform.startswith("win") else "kc-agent"
+    for d in CLI_LOCATIONS:
+        cand = os.path.join(os.path.expanduser(d), exe)
         if os.path.isfile(cand) and os.access(cand, os.X_OK):
             return cand
     return None
