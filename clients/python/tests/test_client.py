@@ -385,3 +385,10 @@ def test_debug_logging_never_shows_the_token(agent, fake_cli, caplog, monkeypatc
     kc.get_token()  # through the CLI
     assert "kc_agent_client" in {r.name for r in caplog.records}
     assert TOKEN not in caplog.text and FRESH not in caplog.text
+
+
+def test_agent_socket(agent, monkeypatch):
+    assert kc.agent_socket() == agent.path
+    assert agent.requests[0][:2] == ("GET", "/v1/health")
+    monkeypatch.setenv("KC_AGENT_SOCK", "/nonexistent/agent.sock")
+    assert kc.agent_socket() is None

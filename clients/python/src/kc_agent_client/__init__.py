@@ -25,6 +25,7 @@ __all__ = [
     "get_token_info",
     "route_url",
     "routes",
+    "agent_socket",
     "KcAgentAuth",
     "TokenInfo",
     "KcAgentError",
@@ -76,6 +77,13 @@ def route_url(name: str) -> str:
 def routes() -> Dict[str, str]:
     """Every configured route: name -> local base URL."""
     return {k: v.rstrip("/") for k, v in _client.fetch_routes().items()}
+
+
+def agent_socket() -> Optional[str]:
+    """The socket of the verified agent this client talks to, or None when no
+    agent answers on a socket (get_token then asks the kc-agent command).
+    Raises UntrustedAgent when a candidate belongs to someone else."""
+    return _client.agent_socket()
 
 
 def __getattr__(name: str):

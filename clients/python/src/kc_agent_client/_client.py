@@ -362,10 +362,15 @@ def listener_uid(ip: str, port: int) -> Optional[int]:
     return None
 
 
-def health() -> bool:
-    """True when a verified agent answers on a socket."""
-    try:
-        _request("GET", "/v1/health")
-        return True
-    except _NoAgent:
-        return False
+def agent_socket() -> Optional[str]:
+    """The socket path where a verified agent answers, or None."""
+    if not _discovery.HAVE_AF_UNIX:
+        return None
+    for p in _discovery.candidates():
+        try:
+            sock = _discovery.connect_verified(p, CONNECT_TIMEOUT)
+        except _discovery.Unreachable:
+            continue
+        _exchange(sock, p, "GET", "/v1/health", None)
+        return p
+    return None
