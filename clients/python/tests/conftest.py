@@ -36,6 +36,7 @@ class FakeAgent:
         self.fresh_answer = (200, {"access_token": FRESH, "token_type": "Bearer", "expires_at": "2030-01-02T03:09:05Z", "expires_in": 600})
         self.proxy_answer = (200, {"configured": False, "running": False, "routes": []})
         self.delay = 0.0
+        self.connections = 0
         agent = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,6 +44,10 @@ class FakeAgent:
 
             def log_message(self, *a):  # quiet
                 pass
+
+            def setup(self):
+                agent.connections += 1
+                super().setup()
 
             def _answer(self, status, doc):
                 data = json.dumps(doc).encode()
