@@ -118,7 +118,8 @@ def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]
 def _api_error(status: int, doc: dict) -> KcAgentError:
     code = str(doc.get("error") or "internal")
     msg = str(doc.get("message") or f"the agent answered HTTP {status}")
-    hint = str(doc.get("hint") or "")
+    # The agent's hints name CLI flags; here the knob is a parameter.
+    hint = str(doc.get("hint") or "").replace("--min-valid", "min_valid")
     if status == 401 or code in ("login_required", "unknown_profile"):
         return LoginRequired(msg, hint=hint, code=code)
     return KcAgentError(msg, hint=hint, code=code)
