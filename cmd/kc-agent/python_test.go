@@ -138,7 +138,7 @@ func TestPythonClient(t *testing.T) {
 					t.Errorf("%s not imported from %s:\n%s", m, py.modules, text)
 				}
 			}
-			t.Logf("notebook (%s): %s", py.name, out.line("elapsed"))
+			t.Logf("notebook (%s): %s; %s", py.name, out.line("versions"), out.line("elapsed"))
 		})
 	}
 	refreshes := refreshCount(t, kc, keycloak.RealmShort, "erin") - before
