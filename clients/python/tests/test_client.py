@@ -406,3 +406,21 @@ def test_agent_socket(agent, monkeypatch):
     assert agent.requests[0][:2] == ("GET", "/v1/health")
     monkeypatch.setenv("KC_AGENT_SOCK", "/nonexistent/agent.sock")
     assert kc.agent_socket() is None
+
+
+@pytest.mark.parametrize("blocked", [["requests", "httpx"], ["requests"], ["httpx"]])
+def test_core_works_without_the_extras(blocked):
+    # The core is stdlib only; KcAgentAuth works with whichever library is there.
+    code = (
+        "import sys\n"
+        + "".join(f"sys.modules[{m!r}] = None\n" for m in blocked)
+        + "import kc_agent_client as kc\n"
+        "a = kc.KcAgentAuth()\n"
+        "print(type(a).__mro__[1].__module__)\n"
+        "try:\n    kc.get_token()\nexcept kc.AgentUnavailable:\n    print('unavailable')\n"
+    )
+    src = os.path.dirname(os.path.dirname(kc.__file__))
+    env = dict(os.environ, PYTHONPATH=src)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "unavailable"

@@ -48,7 +48,11 @@ def _check_destination(url: str) -> None:
     )
 
 
-class KcAgentAuth(_RequestsAuthBase, _HttpxAuthBase):  # type: ignore[misc,valid-type]
+# Whichever of the two libraries is installed (the core needs neither).
+_BASES = tuple(b for b in (_RequestsAuthBase, _HttpxAuthBase) if b is not object) or (object,)
+
+
+class KcAgentAuth(*_BASES):  # type: ignore[misc]
     """``auth=KcAgentAuth()`` for requests and httpx.
 
     Every request carries ``Authorization: Bearer <token>`` for the profile
