@@ -11,8 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
 	"github.com/kc-agent/kc-agent/ipc"
@@ -25,8 +25,8 @@ import (
 // with Debian's python3 and its requests/httpx, once in a virtualenv with
 // the package and current requests/httpx installed from PyPI by pip.
 //
-// This is the one test that runs an agent at the default socket location
-// (no KC_AGENT_SOCK): that is what a kernel started from anywhere finds.
+// The agent runs at the default socket location (no KC_AGENT_SOCK): that is
+// what a kernel started from anywhere finds.
 
 const debianPython = "/usr/bin/python3"
 
@@ -72,20 +72,19 @@ func TestPythonClient(t *testing.T) {
 	testenv.SecretService(t)
 	requirePythonTools(t)
 	root := repoRoot(t)
+	userHome, _ := os.UserHomeDir()
 	e := newCLIEnv(t)
 	// The kernel has no KC_AGENT_PROFILE: the profile is "default".
 	e.profile = "default"
-	// The agent listens where discovery looks first.
-	t.Setenv("KC_AGENT_SOCK", "")
+	// The agent listens where discovery looks first (no KC_AGENT_SOCK);
+	// defaultLocation serializes this with the other tests that use it.
+	// Config and state stay private to the test, as everywhere else.
+	defaultLocation(t, e)
+	t.Setenv("KC_AGENT_CONFIG", filepath.Join(e.dir, "config", "config.yaml"))
+	t.Setenv("KC_AGENT_STATE_DIR", filepath.Join(e.dir, "state"))
 	sock, err := ipc.SocketPath()
 	if err != nil {
 		t.Fatal(err)
-	}
-	hctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	herr := ipc.NewClientAt(sock).Health(hctx)
-	cancel()
-	if herr == nil {
-		t.Fatalf("an agent already answers at the default socket %s; this test must start its own there (stop the other one)", sock)
 	}
 	// Leave the machine as it was: the agent removes its socket, this
 	// removes the directory (after the agent stopped: cleanups run last in,
@@ -97,7 +96,7 @@ func TestPythonClient(t *testing.T) {
 	e.login(keycloak.RealmShort, "erin", "erin-pw")
 	ca := testenv.NewTestCA(t)
 	rs := testenv.StartResourceServer(t, ca, kc.Issuer(keycloak.RealmShort), "warehouse-api")
-	cfgPath := os.Getenv("KC_AGENT_CONFIG")
+	cfgPath, _ := config.FilePath()
 	data, _ := os.ReadFile(cfgPath)
 	extra := fmt.Sprintf("routes:\n  - name: warehouse\n    upstream: %s/v1\n    profile: default\nproxy:\n  listen: %s\n  ca_file: %s\n",
 		rs.URL, freeAddr(t), ca.PEMPath)
@@ -112,7 +111,7 @@ func TestPythonClient(t *testing.T) {
 
 	interps := []pythonInterp{
 		{name: "debian", python: debianPython, env: []string{"PYTHONPATH=" + filepath.Join(root, "clients", "python", "src")}, modules: "/usr/lib/python3/dist-packages/"},
-		newVenv(t, e, root),
+		newVenv(t, e, root, filepath.Join(userHome, ".cache", "pip")),
 	}
 	for _, py := range interps {
 		t.Run("unit-"+py.name, func(t *testing.T) {
@@ -176,13 +175,13 @@ func TestPythonClient(t *testing.T) {
 // newVenv makes a virtualenv from Debian's python3 and installs the client
 // with its extras from the source tree, as the README says, plus pytest and
 // ipykernel to run the tests and the kernel: current versions from PyPI.
-func newVenv(t *testing.T, e *cliEnv, root string) pythonInterp {
+func newVenv(t *testing.T, e *cliEnv, root, pipCache string) pythonInterp {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "venv")
 	run := func(name string, args ...string) {
 		cmd := exec.Command(name, args...)
 		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_INPUT=1")
+		cmd.Env = append(os.Environ(), "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_INPUT=1", "PIP_CACHE_DIR="+pipCache)
 		out, err := cmd.CombinedOutput()
 		e.record(string(out))
 		if err != nil {
