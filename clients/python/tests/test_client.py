@@ -424,3 +424,10 @@ def test_core_works_without_the_extras(blocked):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == "unavailable"
+
+
+def test_hints_name_the_parameter_not_the_flag(agent):
+    agent.token_answer = (503, {"error": "unavailable", "message": "the identity provider issues tokens that live shorter than the 1m0s asked for", "hint": "ask for a smaller --min-valid"})
+    with pytest.raises(kc.KcAgentError) as ei:
+        kc.get_token()
+    assert ei.value.hint == "ask for a smaller min_valid"

@@ -21,7 +21,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from . import _discovery
-from ._errors import START_HINT, AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent, _scrub
+from ._errors import START_HINT, AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent
 
 log = logging.getLogger("kc_agent_client")
 
