@@ -138,11 +138,11 @@ def _untrusted_hint(path: str) -> str:
 def peer_uid(sock: socket.socket) -> Optional[int]:
     """The uid of the process serving the socket, or None where the OS does
     not tell."""
-    if hasattr(socket, "SO_PEERCRED"):  # Linux
+    if sys.platform.startswith("linux"):  # struct ucred {pid, uid, gid}
         data = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         _pid, uid, _gid = struct.unpack("3i", data)
         return uid
-    if sys.platform == "darwin" or "bsd" in sys.platform:
+    if sys.platform == "darwin" or sys.platform.startswith("freebsd"):
         # getsockopt(SOL_LOCAL=0, LOCAL_PEERCRED=1): struct xucred
         # {u_int cr_version; uid_t cr_uid; short cr_ngroups; gid_t cr_groups[16]}.
         local_peercred = getattr(socket, "LOCAL_PEERCRED", 1)
