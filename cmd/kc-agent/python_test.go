@@ -36,6 +36,7 @@ type pythonInterp struct {
 	python  string
 	env     []string // extra environment (PYTHONPATH for the source tree)
 	modules string   // where requests and httpx must come from
+	client  string   // where kc_agent_client must come from
 }
 
 func requirePythonTools(t *testing.T) {
@@ -110,7 +111,8 @@ func TestPythonClient(t *testing.T) {
 	before := refreshCount(t, kc, keycloak.RealmShort, "erin")
 
 	interps := []pythonInterp{
-		{name: "debian", python: debianPython, env: []string{"PYTHONPATH=" + filepath.Join(root, "clients", "python", "src")}, modules: "/usr/lib/python3/dist-packages/"},
+		{name: "debian", python: debianPython, env: []string{"PYTHONPATH=" + filepath.Join(root, "clients", "python", "src")},
+			modules: "/usr/lib/python3/dist-packages/", client: filepath.Join(root, "clients", "python", "src", "kc_agent_client")},
 		newVenv(t, e, root, filepath.Join(userHome, ".cache", "pip")),
 	}
 	for _, py := range interps {
@@ -138,10 +140,13 @@ func TestPythonClient(t *testing.T) {
 					t.Errorf("notebook output lacks %q:\n%s", want, text)
 				}
 			}
-			for _, m := range []string{"/requests", "/httpx"} {
-				if !strings.Contains(text, py.modules+strings.TrimPrefix(m, "/")) {
+			for _, m := range []string{"requests", "httpx"} {
+				if !strings.Contains(text, py.modules+m+" ") {
 					t.Errorf("%s not imported from %s:\n%s", m, py.modules, text)
 				}
+			}
+			if !strings.Contains(text, " "+py.client+"\n") {
+				t.Errorf("kc_agent_client not imported from %s:\n%s", py.client, text)
 			}
 			t.Logf("notebook (%s): %s; %s", py.name, out.line("versions"), out.line("elapsed"))
 		})
@@ -195,7 +200,8 @@ func newVenv(t *testing.T, e *cliEnv, root, pipCache string) pythonInterp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pythonInterp{name: "venv", python: py, modules: strings.TrimSpace(string(site)) + "/"}
+	lib := strings.TrimSpace(string(site)) + "/"
+	return pythonInterp{name: "venv", python: py, modules: lib, client: lib + "kc_agent_client"}
 }
 
 // notebookRun is an executed notebook.
