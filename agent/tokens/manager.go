@@ -376,16 +376,27 @@ func (m *Manager) Token(ctx context.Context, req Request) (Access, error) {
 		return a, nil
 	}
 	return Access{}, &Error{Code: ipc.CodeUnavailable,
-		Msg:  fmt.Sprintf("the identity provider issues tokens that live shorter than the %s asked for", need),
-		Hint: "ask for a smaller --min-valid"}
+		Msg:  fmt.Sprintf("the identity provider issues tokens that live less than %s", MinServe),
+		Hint: "ask the Keycloak admin for a longer access token lifespan"}
 }
 
 // freshLocked returns the cached token when it has at least need left,
 // judged by the wall clock (timers run late after a laptop sleeps), and was
 // issued no earlier than issuedAfter.
+//
+// need is capped at half the lifetime the provider issues: a caller asking
+// for more than a token can ever have (60 s of 30 s tokens) gets a token
+// from the second half of its life at worst, instead of an error or a
+// refresh grant on every call.
 func (p *profile) freshLocked(key string, now time.Time, need time.Duration, issuedAfter time.Time) (Access, bool) {
 	c := p.access[key]
-	if c == nil || c.ExpiresAt.Sub(now) < need || c.issued.Before(issuedAfter) {
+	if c == nil || c.issued.Before(issuedAfter) {
+		return Access{}, false
+	}
+	if lifetime := c.ExpiresAt.Sub(c.issued); need > lifetime/2 {
+		need = max(lifetime/2, MinServe)
+	}
+	if c.ExpiresAt.Sub(now) < need {
 		return Access{}, false
 	}
 	return c.Access, true

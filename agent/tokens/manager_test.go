@@ -345,8 +345,10 @@ func TestAccessStringHidesToken(t *testing.T) {
 	}
 }
 
-func TestMinValidBeyondLifetimeFails(t *testing.T) {
-	h := newHarness(t, time.Minute)
+// Tokens too short to serve at all (under MinServe) are an error with
+// a hint; longer ones cap min_valid (TestMinValidCappedAtHalfTheLifetime).
+func TestTokensTooShortToServeFail(t *testing.T) {
+	h := newHarness(t, 4*time.Second)
 	_, err := h.token(t, 2*time.Minute)
 	var te *Error
 	if !errors.As(err, &te) || te.Code != ipc.CodeUnavailable || te.Hint == "" {
@@ -427,5 +429,110 @@ func TestNewLoginDuringRefreshIsKept(t *testing.T) {
 	}
 	if st := h.m.Status()[0]; st.User != "bob" {
 		t.Fatalf("status shows user %q", st.User)
+	}
+}
+
+// min_valid beyond what the provider issues is capped at half a token's
+// lifetime: 60 s asked of 30 s tokens is served, and does not make every
+// call a refresh grant.
+func TestMinValidCappedAtHalfTheLifetime(t *testing.T) {
+	h := newHarness(t, 30*time.Second)
+	for i := 0; i < 5; i++ {
+		a, err := h.token(t, time.Minute)
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		if time.Until(a.ExpiresAt) < 15*time.Second-time.Second {
+			t.Fatalf("served a token with %s left", time.Until(a.ExpiresAt))
+		}
+	}
+	if n := h.idp.calls.Load(); n != 1 {
+		t.Fatalf("5 calls with min_valid above the lifetime made %d refresh grants, want 1", n)
+	}
+}
+
+// Forced refreshes: each caller gets a token issued after it asked, and
+// callers asking at once share one refresh grant.
+func TestForceRefreshSingleFlight(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	first, err := h.token(t, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.idp.delay = 50 * time.Millisecond
+	var wg sync.WaitGroup
+	got := make(chan string, 50)
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := h.m.Token(context.Background(), Request{Profile: "default", Force: true})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			got <- a.Token
+		}()
+	}
+	wg.Wait()
+	close(got)
+	for tok := range got {
+		if tok == first.Token {
+			t.Fatal("a forced refresh got the token it asked to replace")
+		}
+	}
+	if n := h.idp.calls.Load(); n != 2 {
+		t.Fatalf("50 concurrent forced refreshes made %d grants in all, want 2 (the first token and one forced)", n)
+	}
+}
+
+// A scope the provider refuses fails that request; the profile keeps
+// serving its own token.
+func TestInvalidScopeFailsOneRequest(t *testing.T) {
+	h := newHarness(t, time.Hour)
+	if _, err := h.token(t, 0); err != nil {
+		t.Fatal(err)
+	}
+	h.idp.mu.Lock()
+	h.idp.err = &oidc.Error{Kind: oidc.KindScope, Code: "invalid_scope", Msg: "a requested scope is not available to the client"}
+	h.idp.mu.Unlock()
+	_, err := h.m.Token(context.Background(), Request{Profile: "default", Scopes: []string{"bogus"}})
+	var te *Error
+	if !errors.As(err, &te) || te.Code != ipc.CodeInvalidScope || !strings.Contains(te.Msg, "bogus") {
+		t.Fatalf("bogus scope: %v", err)
+	}
+	h.idp.mu.Lock()
+	h.idp.err = nil
+	h.idp.mu.Unlock()
+	if _, err := h.token(t, 0); err != nil {
+		t.Fatalf("the profile stopped serving after a bad scope: %v", err)
+	}
+	if st := h.m.Status()[0]; st.State != ipc.StateActive {
+		t.Fatalf("state after a bad scope: %s", st.State)
+	}
+}
+
+// Before refreshing, the agent reads the store: a newer token saved there
+// by another process is used, never the older one in memory.
+func TestRefreshFollowsNewerStoredToken(t *testing.T) {
+	h := newHarness(t, 10*time.Second)
+	if _, err := h.token(t, 0); err != nil { // rt-0 -> rt-1
+		t.Fatal(err)
+	}
+	// Another process refreshed with rt-1 and saved rt-2.
+	h.idp.mu.Lock()
+	h.idp.n++
+	h.idp.current = fmt.Sprintf("rt-%d", h.idp.n)
+	h.idp.mu.Unlock()
+	h.st.mu.Lock()
+	rec := h.st.rec["default"]
+	rec.RefreshToken = h.idp.current
+	h.st.rec["default"] = rec
+	h.st.mu.Unlock()
+	if _, err := h.m.Token(context.Background(), Request{Profile: "default", Force: true}); err != nil {
+		t.Fatalf("refresh after another process rotated the token: %v", err)
+	}
+	if h.idp.reused {
+		t.Fatal("the agent replayed the refresh token it had in memory")
 	}
 }
