@@ -93,8 +93,10 @@ func (d *Daemon) apiError(profile string, err error) *ipc.Error {
 		d.log.Error("token request failed", "profile", profile, "err", err.Error())
 		return &ipc.Error{Status: ipc.HTTPStatus(ipc.CodeInternal), Code: ipc.CodeInternal, Message: err.Error()}
 	}
-	e := &ipc.Error{Code: te.Code, Message: te.Msg, Hint: te.Hint, Status: ipc.HTTPStatus(te.Code)}
-	if te.Code == ipc.CodeUnknown {
+	// The manager's codes go on the wire under the same names.
+	code := string(te.Code)
+	e := &ipc.Error{Code: code, Message: te.Msg, Hint: te.Hint, Status: ipc.HTTPStatus(code)}
+	if te.Code == tokens.CodeUnknownProfile {
 		d.mu.Lock()
 		if d.configErr != "" {
 			e.Message += " (the config file is invalid: " + d.configErr + ")"
@@ -159,7 +161,7 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		Lock:        d.opts.LockPath,
 		UID:         os.Getuid(),
 		Proxy:       ps,
-		Profiles:    d.mgr.Status(),
+		Profiles:    profileStatus(d.mgr.Status()),
 	})
 }
 
@@ -179,4 +181,26 @@ func (d *Daemon) handleReload(w http.ResponseWriter, r *http.Request) {
 	}
 	d.log.Info("reloaded", "profile", req.Profile)
 	ipc.WriteJSON(w, http.StatusOK, map[string]any{"ok": true})
+}
+
+// profileStatus puts the manager's view of each profile on the wire.
+func profileStatus(in []tokens.ProfileStatus) []ipc.ProfileStatus {
+	out := make([]ipc.ProfileStatus, 0, len(in))
+	for _, p := range in {
+		out = append(out, ipc.ProfileStatus{
+			Name: p.Name, State: string(p.State), User: p.User, Issuer: p.Issuer, ClientID: p.ClientID, Store: p.Store,
+			AccessExpiresAt: timePtr(p.AccessExpiresAt), LastRefresh: timePtr(p.LastRefresh),
+			NextRefresh: timePtr(p.NextRefresh), LastUsed: timePtr(p.LastUsed),
+			Refreshes: p.Refreshes, LastError: p.LastError, Hint: p.Hint, PersistPending: p.PersistPending,
+		})
+	}
+	return out
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }

@@ -200,7 +200,7 @@ func TestAgentKeepsTokensFresh(t *testing.T) {
 		t.Fatalf("only %d distinct tokens over ~3 lifetimes", len(seen))
 	}
 	st := agent.mgr.Status()
-	if st[0].NextRefresh == nil || st[0].State != ipc.StateActive {
+	if st[0].NextRefresh.IsZero() || st[0].State != tokens.StateActive {
 		t.Fatalf("status: %+v", st[0])
 	}
 }
@@ -264,7 +264,7 @@ func TestAgentRotationSingleRefreshAndRestart(t *testing.T) {
 	if rec2.RefreshToken == rec.RefreshToken {
 		t.Fatal("the refresh after restart did not rotate and persist the offline token")
 	}
-	if st := agent2.mgr.Status()[0]; st.State != ipc.StateActive || st.PersistPending {
+	if st := agent2.mgr.Status()[0]; st.State != tokens.StateActive || st.PersistPending {
 		t.Fatalf("status after restart: %+v", st)
 	}
 }
@@ -305,7 +305,7 @@ func TestAgentDegradedWhileKeycloakDown(t *testing.T) {
 		t.Fatalf("cached token not served while Keycloak is down (exit %d)", code)
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for agent.mgr.Status()[0].State != ipc.StateDegraded && time.Now().Before(deadline) {
+	for agent.mgr.Status()[0].State != tokens.StateDegraded && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	code, stdout, _ := e.run("status", "--profile", e.profile, "--format", "json")
@@ -326,7 +326,7 @@ func TestAgentDegradedWhileKeycloakDown(t *testing.T) {
 	deadline = time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if code, _, _ := e.run("token", "--profile", e.profile); code == 0 {
-			if st := agent.mgr.Status()[0]; st.State != ipc.StateActive {
+			if st := agent.mgr.Status()[0]; st.State != tokens.StateActive {
 				t.Fatalf("token served but state %s", st.State)
 			}
 			return
