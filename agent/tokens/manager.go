@@ -50,8 +50,8 @@ type Request struct {
 	// Scopes narrow the token; nil means the profile's own scopes.
 	Scopes []string
 	// MinValid is the least remaining lifetime accepted (never less than
-	// MinServe, at most half the lifetime the provider issues); a
-	// shorter-lived cached token is refreshed first.
+	// MinServe); a shorter-lived cached token is refreshed first. More than
+	// the provider's whole lifetime counts as half of it.
 	MinValid time.Duration
 	// Force asks for a token issued after the request arrived (the caller's
 	// token was refused). Concurrent forced requests share one refresh.

@@ -477,9 +477,9 @@ func TestNewLoginDuringRefreshIsKept(t *testing.T) {
 	})
 }
 
-// min_valid beyond what the provider issues is capped at half a token's
+// min_valid beyond what the provider issues becomes half a token's
 // lifetime: 60 s asked of 30 s tokens is served, and does not make every
-// call a refresh grant.
+// call a refresh grant. (20 s of 30 s tokens is honoured: TestMinValidForcesRefresh.)
 func TestMinValidCappedAtHalfTheLifetime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, 30*time.Second)

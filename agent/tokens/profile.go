@@ -79,16 +79,16 @@ func (p *profile) stop() {
 // judged by the wall clock (timers run late after a laptop sleeps), and
 // came from a refresh after the newerThan-th (anyToken: from any).
 //
-// need is capped at half the lifetime the provider issues: a caller asking
-// for more than a token can ever have (60 s of 30 s tokens) gets a token
-// from the second half of its life at worst, instead of an error or a
-// refresh grant on every call.
+// A need no token can ever meet (60 s of 30 s tokens) becomes half the
+// lifetime the provider issues: such a caller gets a token from the first
+// half of its life, instead of an error after a refresh grant on every
+// call. A need a fresh token can meet is honoured as asked.
 func (p *profile) freshLocked(key string, now time.Time, need time.Duration, newerThan int) (Access, bool) {
 	c := p.access[key]
 	if c == nil || c.seq <= newerThan {
 		return Access{}, false
 	}
-	if lifetime := c.ExpiresAt.Sub(c.issued); need > lifetime/2 {
+	if lifetime := c.ExpiresAt.Sub(c.issued); need >= lifetime {
 		need = max(lifetime/2, MinServe)
 	}
 	if c.ExpiresAt.Sub(now) < need {
