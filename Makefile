@@ -10,7 +10,7 @@ build:
 # The whole suite: unit tests, real Keycloak, real Secret Service, real
 # Chromium/curl/python. CI runs exactly this.
 test: deps
-	KC_AGENT_REQUIRE_SECRET_SERVICE=1 KC_AGENT_REQUIRE_CHROMIUM=1 \
+	KC_AGENT_REQUIRE_SECRET_SERVICE=1 KC_AGENT_REQUIRE_CHROMIUM=1 KC_AGENT_REQUIRE_PYTHON=1 KC_AGENT_REQUIRE_JUPYTER=1 \
 		scripts/with-secret-service.sh $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 deps:

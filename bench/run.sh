@@ -23,6 +23,7 @@ scripts/with-secret-service.sh go test -run '^$' -bench KeychainGet -benchtime 2
 echo
 echo "== whole-process kc-agent token vs a direct refresh grant and oidc-agent"
 scripts/with-secret-service.sh go run ./bench/tokenbench -bin bin/kc-agent
+scripts/with-secret-service.sh go run ./bench/pyclient -bin bin/kc-agent
 echo
 echo "== proxy overhead: direct vs reverse route vs HTTPS_PROXY interception (loopback, keep-alive)"
 go run ./bench/proxybench -n 20000 -c 8 -compare

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what the test suite and the demo need, when missing:
-# Debian packages (Secret Service, D-Bus, Chromium, curl, git, kubectl),
-# Python requests.
+# Debian packages (Secret Service, D-Bus, Chromium, curl, git, kubectl,
+# python3 with requests/httpx/pytest/ipykernel/venv, nbconvert), Python requests.
 # Java 17, Maven and Go must already be there. Idempotent and quiet when
 # everything is present.
 set -e
@@ -14,6 +14,13 @@ command -v curl >/dev/null 2>&1 || need="$need curl"
 command -v setpriv >/dev/null 2>&1 || need="$need util-linux"
 command -v git >/dev/null 2>&1 || need="$need git"
 command -v kubectl >/dev/null 2>&1 || need="$need kubernetes-client"
+# The Python client's tests: Debian's python3 with its requests, httpx,
+# pytest, Jupyter kernel and nbconvert, and venv for the PyPI run.
+for m in requests httpx pytest ipykernel; do
+	/usr/bin/python3 -c "import $m" >/dev/null 2>&1 || need="$need python3-$m"
+done
+/usr/bin/python3 -c "import ensurepip" >/dev/null 2>&1 || need="$need python3-venv"
+[ -x /usr/bin/jupyter-nbconvert ] || need="$need jupyter-nbconvert"
 # Optional: used by the unit and plist checks, skipped (with a note) without.
 optional=""
 command -v systemd-analyze >/dev/null 2>&1 || optional="$optional systemd"

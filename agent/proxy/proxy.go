@@ -348,7 +348,7 @@ func (p *Proxy) token(w http.ResponseWriter, r *http.Request, rt *route) (string
 		code, hint := ipc.CodeUnavailable, ""
 		var te *tokens.Error
 		if errors.As(err, &te) {
-			code, hint = te.Code, te.Hint
+			code, hint = string(te.Code), te.Hint
 		}
 		writeError(w, code, "kc-agent has no valid token for this route: "+err.Error(), hint)
 		return "", false

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kc-agent/kc-agent/agent/tokens"
 	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
 	"github.com/kc-agent/kc-agent/ipc"
@@ -88,13 +89,13 @@ func TestFaultKeycloakRestart(t *testing.T) {
 	if code != 0 || again.AccessToken != first.AccessToken {
 		t.Fatal("FAIL: the cached token was not served while Keycloak was down")
 	}
-	waitFor(t, func() bool { return agent.mgr.Status()[0].State == ipc.StateDegraded }, "degraded")
+	waitFor(t, func() bool { return agent.mgr.Status()[0].State == tokens.StateDegraded }, "degraded")
 	if _, err := keycloak.Restart(context.Background(), kc, t.Logf); err != nil {
 		t.Fatalf("restarting Keycloak: %v", err)
 	}
 	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, code, _ := e.tokenJSON("--min-valid", "8s"); code == 0 && agent.mgr.Status()[0].State == ipc.StateActive {
+		if _, code, _ := e.tokenJSON("--min-valid", "8s"); code == 0 && agent.mgr.Status()[0].State == tokens.StateActive {
 			t.Log("PASS: Keycloak stopped and restarted: served from cache, degraded, recovered")
 			return
 		}

@@ -55,7 +55,8 @@ kubeconfig user; kc-agent kubeconfig writes one.
 The answer is in the apiVersion client-go asks for in KUBERNETES_EXEC_INFO
 (client.authentication.k8s.io/v1 or v1beta1; --api-version when the variable
 is absent). Its expirationTimestamp is the token's expiry minus
---expiry-margin, so kubectl never sends a token about to expire.
+--expiry-margin (at most half the token's remaining life), so kubectl never
+sends a token about to expire.
 
 Never interactive: it never opens a browser. When the login is gone it prints
 the reason to stderr (kubectl shows it) and exits 4.`,
@@ -138,8 +139,11 @@ func kubeCredentialRun(ctx context.Context, streams *IOStreams, opts *kubeCreden
 	if err != nil {
 		return err
 	}
+	// A margin no token could leave room for (tokens shorter-lived than it)
+	// shrinks to half the token's remaining life.
+	margin := min(opts.margin, time.Until(tok.ExpiresAt)/2)
 	out := execCredential{Kind: "ExecCredential", APIVersion: version, Status: &execCredentialToken{
-		ExpirationTimestamp: tok.ExpiresAt.Add(-opts.margin).UTC().Format(time.RFC3339),
+		ExpirationTimestamp: tok.ExpiresAt.Add(-margin).UTC().Format(time.RFC3339),
 		Token:               tok.Token(),
 	}}
 	return json.NewEncoder(streams.Out).Encode(out)

@@ -62,13 +62,6 @@ func (e *cliEnv) runHelper(stdin string, args ...string) (code int, stdout, stde
 	return code, out.String(), errb.String()
 }
 
-// record adds the output of a client process to the leak check.
-func (e *cliEnv) record(out string) {
-	e.mu.Lock()
-	e.outputs = append(e.outputs, out)
-	e.mu.Unlock()
-}
-
 // forbidBrowser makes any attempt to open a browser, in-process or from a
 // child process, count; the test fails if one happened.
 func forbidBrowser(t *testing.T) {

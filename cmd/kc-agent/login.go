@@ -76,34 +76,11 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 		return err
 	}
 	name := config.ProfileName(opts.profile)
-	prof, existed := cfg.Profiles[name]
-	if opts.issuer != "" {
-		if err := config.CheckIssuer(opts.issuer); err != nil {
-			return usageErr("%v", err)
-		}
-		if existed && prof.Issuer != opts.issuer {
-			fmt.Fprintf(opts.io.Err, "kc-agent: profile %q now points at %s (was %s)\n", name, opts.issuer, prof.Issuer)
-		}
-		prof.Issuer = opts.issuer
-	}
-	if prof.Issuer == "" {
-		return usageErr("no issuer URL for profile %q: run `kc-agent login <issuer-url>`, e.g. kc-agent login https://sso.example.com/realms/myrealm", name)
-	}
-	if opts.clientID != "" {
-		prof.ClientID = opts.clientID
-	}
-	if len(opts.scopes) > 0 {
-		prof.Scopes = opts.scopes
-	}
-	switch opts.storeKind {
-	case "":
-	case config.StoreKeychain, config.StoreFile:
-		prof.Store = opts.storeKind
-	default:
-		return usageErr("--store must be %q or %q, not %q", config.StoreKeychain, config.StoreFile, opts.storeKind)
+	prof, err := opts.profileFor(cfg, name)
+	if err != nil {
+		return err
 	}
 	full := prof.WithDefaults()
-
 	st, err := store.ForProfile(full, opts.io.Err)
 	if err != nil {
 		return err
@@ -117,12 +94,62 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 		}
 		previous = store.Record{}
 	}
-
 	client, err := oidc.New(ctx, full.Issuer, full.ClientID)
 	if err != nil {
 		return err
 	}
+	res, err := opts.signIn(ctx, client, full)
+	if err != nil {
+		return err
+	}
+	if err := keepLogin(ctx, client, st, cfg, name, prof, res); err != nil {
+		return err
+	}
+	// The old login (if any) is replaced; end its session so it does not
+	// linger at Keycloak. Best effort: the new login already works.
+	if previous.RefreshToken != "" && previous.Issuer == full.Issuer {
+		_ = client.Logout(ctx, previous.RefreshToken)
+	}
+	notifyAgent(ctx, name)
+	fmt.Fprintf(opts.io.Err, "kc-agent: logged in as %s to %s (profile %q)\n", describeUser(res.Identity), realmOf(full.Issuer), name)
+	fmt.Fprintf(opts.io.Err, "kc-agent: offline token kept in the %s; %s\n", st.Describe(), expiryPolicy(res.Token.RefreshExpiresIn))
+	return nil
+}
 
+// profileFor is the profile as the flags change it (not yet saved).
+func (opts *loginOptions) profileFor(cfg *config.Config, name string) (config.Profile, error) {
+	prof, existed := cfg.Profiles[name]
+	if opts.issuer != "" {
+		if err := config.CheckIssuer(opts.issuer); err != nil {
+			return prof, usageErr("%v", err)
+		}
+		if existed && prof.Issuer != opts.issuer {
+			fmt.Fprintf(opts.io.Err, "kc-agent: profile %q now points at %s (was %s)\n", name, opts.issuer, prof.Issuer)
+		}
+		prof.Issuer = opts.issuer
+	}
+	if prof.Issuer == "" {
+		return prof, usageErr("no issuer URL for profile %q: run `kc-agent login <issuer-url>`, e.g. kc-agent login https://sso.example.com/realms/myrealm", name)
+	}
+	if opts.clientID != "" {
+		prof.ClientID = opts.clientID
+	}
+	if len(opts.scopes) > 0 {
+		prof.Scopes = opts.scopes
+	}
+	switch opts.storeKind {
+	case "":
+	case config.StoreKeychain, config.StoreFile:
+		prof.Store = opts.storeKind
+	default:
+		return prof, usageErr("--store must be %q or %q, not %q", config.StoreKeychain, config.StoreFile, opts.storeKind)
+	}
+	return prof, nil
+}
+
+// signIn runs the browser flow, or the device flow when asked for or when
+// there is no browser here.
+func (opts *loginOptions) signIn(ctx context.Context, client *oidc.Client, full config.Profile) (*oidc.LoginResult, error) {
 	lo := oidc.LoginOptions{Scopes: full.Scopes, Status: opts.io.Err, Timeout: opts.timeout}
 	openURL := openURLHook
 	if openURL == nil {
@@ -133,23 +160,23 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 		fmt.Fprintln(opts.io.Err, "kc-agent: no browser available here (no display, or SSH without $BROWSER): using the device flow")
 		useDevice = true
 	}
-	var res *oidc.LoginResult
 	if useDevice {
 		lo.ShowDeviceCode = func(uri, code, complete string) { showDeviceCode(opts.io.Err, uri, code, complete) }
 		if browserAvailable() || openURLHook != nil {
 			lo.OpenURL = openURL
 		}
-		res, err = client.LoginDevice(ctx, lo)
-	} else {
-		if !opts.noBrowser {
-			lo.OpenURL = openURL
-		}
-		res, err = client.LoginBrowser(ctx, lo)
+		return client.LoginDevice(ctx, lo)
 	}
-	if err != nil {
-		return err
+	if !opts.noBrowser {
+		lo.OpenURL = openURL
 	}
+	return client.LoginBrowser(ctx, lo)
+}
 
+// keepLogin stores the new offline token (under the one-agent lock) and
+// saves the profile.
+func keepLogin(ctx context.Context, client *oidc.Client, st store.Store, cfg *config.Config, name string, prof config.Profile, res *oidc.LoginResult) error {
+	full := prof.WithDefaults()
 	rec := store.Record{
 		RefreshToken: res.Token.RefreshToken,
 		Issuer:       full.Issuer,
@@ -160,7 +187,7 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 		SavedAt:      time.Now().UTC().Round(time.Second),
 	}
 	release := lockStoreWrite("login")
-	err = st.Put(ctx, name, rec)
+	err := st.Put(ctx, name, rec)
 	release()
 	if err != nil {
 		// End the new session rather than leave it orphaned at Keycloak.
@@ -174,15 +201,6 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 		return withHint(fmt.Errorf("the login is stored, but the profile could not be saved to %s: %w", cfg.Path(), err),
 			"check the permissions of the config directory, or set KC_AGENT_CONFIG")
 	}
-	// The old login (if any) is replaced; end its session so it does not
-	// linger at Keycloak. Best effort: the new login already works.
-	if previous.RefreshToken != "" && previous.Issuer == full.Issuer {
-		_ = client.Logout(ctx, previous.RefreshToken)
-	}
-	notifyAgent(ctx, name)
-
-	fmt.Fprintf(opts.io.Err, "kc-agent: logged in as %s to %s (profile %q)\n", describeUser(res.Identity), realmOf(full.Issuer), name)
-	fmt.Fprintf(opts.io.Err, "kc-agent: offline token kept in the %s; %s\n", st.Describe(), expiryPolicy(res.Token.RefreshExpiresIn))
 	return nil
 }
 

@@ -44,7 +44,7 @@ func serviceParams(binary string) (installers.Params, error) {
 }
 
 func newServiceCmd(streams *IOStreams) *cobra.Command {
-	var binary string
+	sc := &serviceCmds{streams: streams}
 	cmd := &cobra.Command{
 		Use:   "service",
 		Short: "Install the agent as a per-user service that starts at login",
@@ -56,97 +56,91 @@ macOS, a per-user Run key entry on Windows. No root needed.
   kc-agent service status
   kc-agent service uninstall   # stop and remove everything install wrote`,
 	}
-	cmd.PersistentFlags().StringVar(&binary, "binary", "", "kc-agent binary the service runs (default: this one, made upgrade-stable)")
-	manager := func() (installers.Manager, error) {
-		p, err := serviceParams(binary)
-		if err != nil {
-			return nil, err
-		}
-		return installers.New(p)
-	}
-	wrap := func(err error) error {
-		if errors.Is(err, installers.ErrNoUserManager) {
-			return withHint(fmt.Errorf("%w; a per-user service can not be installed (`kc-agent service print` still shows the unit)", err), installers.NoUserManagerHint)
-		}
-		return err
-	}
-	simple := func(use, short, done string, f func(installers.Manager) error) *cobra.Command {
-		return &cobra.Command{
-			Use: use, Short: short, Args: usageArgs(cobra.NoArgs),
-			RunE: func(c *cobra.Command, args []string) error {
-				m, err := manager()
-				if err != nil {
-					return err
-				}
-				if err := f(m); err != nil {
-					return wrap(err)
-				}
-				fmt.Fprintln(streams.Err, "kc-agent: "+done)
-				return nil
-			},
-		}
-	}
+	cmd.PersistentFlags().StringVar(&sc.binary, "binary", "", "kc-agent binary the service runs (default: this one, made upgrade-stable)")
 	cmd.AddCommand(
-		&cobra.Command{
-			Use: "print", Short: "Print the unit/plist/entry install would write", Args: usageArgs(cobra.NoArgs),
-			RunE: func(c *cobra.Command, args []string) error {
-				m, err := manager()
-				if err != nil {
-					return err
-				}
-				path, content, err := m.Definition()
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(streams.Err, "kc-agent: install would write %s:\n", path)
-				fmt.Fprint(streams.Out, content)
-				if len(content) > 0 && content[len(content)-1] != '\n' {
-					fmt.Fprintln(streams.Out)
-				}
-				return nil
-			},
-		},
-		&cobra.Command{
-			Use: "install", Short: "Install (or update) and start the service", Args: usageArgs(cobra.NoArgs),
-			RunE: func(c *cobra.Command, args []string) error {
-				m, err := manager()
-				if err != nil {
-					return err
-				}
-				if err := m.Install(); err != nil {
-					return wrap(err)
-				}
-				st, _ := m.Status()
-				fmt.Fprintf(streams.Err, "kc-agent: service installed at %s and started; logs: %s\n", st.Path, st.Logs)
-				if _, err := os.Stat("/run/systemd/system"); err == nil {
-					fmt.Fprintln(streams.Err, "kc-agent: on a headless host, run `loginctl enable-linger $USER` so the agent runs without a login session")
-				}
-				return nil
-			},
-		},
-		simple("uninstall", "Stop the service and remove what install wrote", "service stopped and removed", installers.Manager.Uninstall),
-		simple("start", "Start the service", "service started", installers.Manager.Start),
-		simple("stop", "Stop the service", "service stopped", installers.Manager.Stop),
-		simple("restart", "Restart the service", "service restarted", installers.Manager.Restart),
-		&cobra.Command{
-			Use: "status", Short: "Say whether the service is installed, enabled and running", Args: usageArgs(cobra.NoArgs),
-			RunE: func(c *cobra.Command, args []string) error {
-				m, err := manager()
-				if err != nil {
-					return err
-				}
-				st, err := m.Status()
-				if err != nil {
-					return wrap(err)
-				}
-				yes := map[bool]string{true: "yes", false: "no"}
-				fmt.Fprintf(streams.Out, "installed: %s (%s)\nenabled:   %s\nrunning:   %s\nlogs:      %s\n", yes[st.Installed], st.Path, yes[st.Enabled], yes[st.Running], st.Logs)
-				if st.Detail != "" {
-					fmt.Fprintf(streams.Out, "note:      %s\n", st.Detail)
-				}
-				return nil
-			},
-		},
+		sc.sub("print", "Print the unit/plist/entry install would write", sc.print),
+		sc.sub("install", "Install (or update) and start the service", sc.install),
+		sc.sub("uninstall", "Stop the service and remove what install wrote", sc.done("service stopped and removed", installers.Manager.Uninstall)),
+		sc.sub("start", "Start the service", sc.done("service started", installers.Manager.Start)),
+		sc.sub("stop", "Stop the service", sc.done("service stopped", installers.Manager.Stop)),
+		sc.sub("restart", "Restart the service", sc.done("service restarted", installers.Manager.Restart)),
+		sc.sub("status", "Say whether the service is installed, enabled and running", sc.status),
 	)
 	return cmd
+}
+
+// serviceCmds are the service subcommands; each runs against the
+// platform's installers.Manager.
+type serviceCmds struct {
+	streams *IOStreams
+	binary  string
+}
+
+func (sc *serviceCmds) sub(use, short string, run func(installers.Manager) error) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Args: usageArgs(cobra.NoArgs),
+		RunE: func(c *cobra.Command, args []string) error {
+			p, err := serviceParams(sc.binary)
+			if err != nil {
+				return err
+			}
+			m, err := installers.New(p)
+			if err != nil {
+				return err
+			}
+			err = run(m)
+			if errors.Is(err, installers.ErrNoUserManager) {
+				return withHint(fmt.Errorf("%w; a per-user service can not be installed (`kc-agent service print` still shows the unit)", err), installers.NoUserManagerHint)
+			}
+			return err
+		},
+	}
+}
+
+func (sc *serviceCmds) done(msg string, f func(installers.Manager) error) func(installers.Manager) error {
+	return func(m installers.Manager) error {
+		if err := f(m); err != nil {
+			return err
+		}
+		fmt.Fprintln(sc.streams.Err, "kc-agent: "+msg)
+		return nil
+	}
+}
+
+func (sc *serviceCmds) print(m installers.Manager) error {
+	path, content, err := m.Definition()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(sc.streams.Err, "kc-agent: install would write %s:\n", path)
+	fmt.Fprint(sc.streams.Out, content)
+	if len(content) > 0 && content[len(content)-1] != '\n' {
+		fmt.Fprintln(sc.streams.Out)
+	}
+	return nil
+}
+
+func (sc *serviceCmds) install(m installers.Manager) error {
+	if err := m.Install(); err != nil {
+		return err
+	}
+	st, _ := m.Status()
+	fmt.Fprintf(sc.streams.Err, "kc-agent: service installed at %s and started; logs: %s\n", st.Path, st.Logs)
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		fmt.Fprintln(sc.streams.Err, "kc-agent: on a headless host, run `loginctl enable-linger $USER` so the agent runs without a login session")
+	}
+	return nil
+}
+
+func (sc *serviceCmds) status(m installers.Manager) error {
+	st, err := m.Status()
+	if err != nil {
+		return err
+	}
+	yes := map[bool]string{true: "yes", false: "no"}
+	fmt.Fprintf(sc.streams.Out, "installed: %s (%s)\nenabled:   %s\nrunning:   %s\nlogs:      %s\n", yes[st.Installed], st.Path, yes[st.Enabled], yes[st.Running], st.Logs)
+	if st.Detail != "" {
+		fmt.Fprintf(sc.streams.Out, "note:      %s\n", st.Detail)
+	}
+	return nil
 }

@@ -1,0 +1,193 @@
+//go:build unix
+
+// Command pyclient measures the Python client's get_token() in-process
+// against a warm agent, side by side with whole-process `kc-agent token`,
+// a whole Python process that calls get_token() once, and oidc-agent's
+// oidc-token, all in the same run against the same Keycloak, user and
+// client. Run it through bench/run.sh.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
+)
+
+func main() {
+	n := flag.Int("n", 300, "whole-process calls to time")
+	nIn := flag.Int("inprocess", 3000, "in-process get_token() calls to time")
+	bin := flag.String("bin", "bin/kc-agent", "kc-agent binary")
+	python := flag.String("python", "/usr/bin/python3", "Python interpreter")
+	flag.Parse()
+	fmt.Println("\n== Python client: get_token() in-process vs whole-process kc-agent token and oidc-token")
+	if err := run(*bin, *python, *n, *nIn); err != nil {
+		fmt.Fprintln(os.Stderr, "pyclient: error:", err)
+		os.Exit(1)
+	}
+}
+
+type pyResult struct {
+	N        int     `json:"n"`
+	P50      float64 `json:"p50_ms"`
+	P95      float64 `json:"p95_ms"`
+	P99      float64 `json:"p99_ms"`
+	ImportMS float64 `json:"import_ms"`
+}
+
+func run(bin, python string, n, nIn int) error {
+	ctx := context.Background()
+	kc, err := keycloak.Ensure(ctx, func(f string, a ...any) { fmt.Fprintf(os.Stderr, "pyclient: "+f+"\n", a...) })
+	if err != nil {
+		return err
+	}
+	bin, _ = filepath.Abs(bin)
+	src, _ := filepath.Abs(filepath.Join("clients", "python", "src"))
+	dir, err := os.MkdirTemp("", "kcpybench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	os.Setenv("KC_AGENT_CONFIG", filepath.Join(dir, "config.yaml"))
+	os.Setenv("KC_AGENT_STATE_DIR", filepath.Join(dir, "state"))
+	os.Setenv("KC_AGENT_SOCK", filepath.Join(dir, "s", "agent.sock"))
+	os.Setenv("KC_AGENT_NO_AUTOSTART", "1")
+	os.Setenv("PYTHONPATH", src)
+
+	issuer := kc.Issuer(keycloak.RealmDemo)
+	if err := keycloak.LoginWithCLI(bin, issuer, "demo", "demo"); err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	agent := exec.Command(bin, "run", "--log-level", "warn")
+	agent.Stderr = os.Stderr
+	if err := agent.Start(); err != nil {
+		return err
+	}
+	defer func() { agent.Process.Signal(os.Interrupt); agent.Wait() }()
+	for i := 0; exec.Command(bin, "token").Run() != nil; i++ {
+		if i > 100 {
+			return fmt.Errorf("agent never served a token")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	out, err := exec.Command(python, "bench/pyclient/inprocess.py", fmt.Sprint(nIn)).Output()
+	if err != nil {
+		return fmt.Errorf("in-process get_token(): %w", err)
+	}
+	var in pyResult
+	if err := json.Unmarshal(out, &in); err != nil {
+		return fmt.Errorf("in-process get_token() printed %q: %w", out, err)
+	}
+	cli := timeIt(n, func() error { return exec.Command(bin, "token").Run() })
+	pyProc := timeIt(n/5, func() error {
+		return exec.Command(python, "-c", "from kc_agent_client import get_token; get_token()").Run()
+	})
+
+	cfg, _ := config.Load(os.Getenv("KC_AGENT_CONFIG"))
+	prof, _ := cfg.Profile("default")
+	st, _ := store.ForProfile(prof, nil)
+	rec, err := st.Get(ctx, "default")
+	if err != nil {
+		return err
+	}
+	oidc, version, oidcErr := oidcToken(issuer, rec.RefreshToken, dir, n)
+
+	pv, _ := exec.Command(python, "--version").Output()
+	fmt.Printf("| measurement (%s) | p50 | p95 | n |\n|---|---|---|---|\n", strings.TrimSpace(string(pv)))
+	fmt.Printf("| get_token(), in-process, warm agent | %.3f ms | %.3f ms | %d |\n", in.P50, in.P95, in.N)
+	fmt.Printf("| kc-agent token (whole process) | %s | %s | %d |\n", ms(pct(cli, 50)), ms(pct(cli, 95)), len(cli))
+	fmt.Printf("| python -c 'get_token()' (whole process, incl. interpreter start) | %s | %s | %d |\n", ms(pct(pyProc, 50)), ms(pct(pyProc, 95)), len(pyProc))
+	if oidcErr != nil {
+		fmt.Printf("\noidc-agent comparison skipped: %v\n", oidcErr)
+	} else {
+		fmt.Printf("| oidc-token (oidc-agent %s, warm) | %s | %s | %d |\n", version, ms(pct(oidc, 50)), ms(pct(oidc, 95)), len(oidc))
+	}
+	fmt.Printf("\nimport kc_agent_client: %.1f ms (once per kernel)\n", in.ImportMS)
+	inP50 := time.Duration(in.P50 * float64(time.Millisecond))
+	fmt.Printf("ratio: kc-agent token p50 / get_token() p50 = %.0fx\n", float64(pct(cli, 50))/float64(inP50))
+	if oidcErr == nil {
+		fmt.Printf("ratio: oidc-token p50 / get_token() p50 = %.0fx (target >= 3x)\n", float64(pct(oidc, 50))/float64(inP50))
+	}
+	return nil
+}
+
+// oidcToken configures Debian's oidc-agent non-interactively for the same
+// realm, user and client (with its own copy of the offline token) and times
+// oidc-token, warm.
+func oidcToken(issuer, refreshToken, dir string, n int) ([]time.Duration, string, error) {
+	if _, err := exec.LookPath("oidc-agent"); err != nil {
+		return nil, "", fmt.Errorf("oidc-agent not installed (apt-get install oidc-agent-cli)")
+	}
+	cfgDir := filepath.Join(dir, "oidc-agent")
+	os.MkdirAll(cfgDir, 0o700)
+	env := append(os.Environ(), "OIDC_CONFIG_DIR="+cfgDir, "OIDC_ENCRYPTION_PW=kc-agent-bench")
+	out, err := exec.Command("oidc-agent", "--no-autoload").Output()
+	if err != nil {
+		return nil, "", fmt.Errorf("starting oidc-agent: %v", err)
+	}
+	var sock, pid string
+	for _, part := range strings.Split(string(out), ";") {
+		part = strings.TrimSpace(part)
+		if v, ok := strings.CutPrefix(part, "OIDC_SOCK="); ok {
+			sock = v
+		}
+		if v, ok := strings.CutPrefix(part, "OIDCD_PID="); ok {
+			pid = v
+		}
+	}
+	if pid != "" {
+		defer exec.Command("kill", pid).Run()
+	}
+	env = append(env, "OIDC_SOCK="+sock)
+	gen := exec.Command("oidc-gen", "--manual", "--iss="+issuer, "--client-id=kc-agent", "--client-secret=",
+		"--flow=refresh", "--rt-env=KC_BENCH_REFRESH_TOKEN", "--scope=openid offline_access profile email",
+		"--redirect-uri=http://localhost:4242", "--pw-env", "--prompt=none", "--confirm-default", "--no-url-call", "kcpybench")
+	// Through the environment, not argv: a command line is visible to every
+	// user in ps.
+	gen.Env = append(env, "KC_BENCH_REFRESH_TOKEN="+refreshToken)
+	if out, err := gen.CombinedOutput(); err != nil {
+		return nil, "", fmt.Errorf("oidc-gen: %v: %s", err, out)
+	}
+	vout, _ := exec.Command("oidc-agent", "--version").Output()
+	call := func() error {
+		c := exec.Command("oidc-token", "kcpybench")
+		c.Env = env
+		return c.Run()
+	}
+	call() // warm
+	return timeIt(n, call), strings.TrimSpace(strings.TrimPrefix(string(vout), "oidc-agent")), nil
+}
+
+func timeIt(n int, f func() error) []time.Duration {
+	out := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		if err := f(); err != nil {
+			fmt.Fprintln(os.Stderr, "pyclient: call failed:", err)
+			continue
+		}
+		out = append(out, time.Since(start))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	return d[(len(d)-1)*p/100]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }

@@ -1,0 +1,96 @@
+"""Keycloak access tokens from kc-agent, for Python and notebooks.
+
+    from kc_agent_client import get_token, KcAgentAuth, route_url
+
+    requests.get("https://api.example.com/v1/tables", auth=KcAgentAuth())
+    requests.get(route_url("warehouse") + "/tables")
+
+No setup: the client finds the user's agent the way the kc-agent CLI does
+(no environment variables needed), checks that it belongs to this user, and
+falls back to the ``kc-agent`` command where it can not talk to the socket.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable, Optional
+
+from . import _client
+from ._client import TokenInfo
+from ._errors import AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "get_token",
+    "get_token_info",
+    "route_url",
+    "routes",
+    "agent_socket",
+    "KcAgentAuth",
+    "TokenInfo",
+    "KcAgentError",
+    "LoginRequired",
+    "AgentUnavailable",
+    "UntrustedAgent",
+]
+
+
+def get_token(
+    profile: Optional[str] = None,
+    scopes: Optional[Iterable[str]] = None,
+    min_valid: float = 60,
+    *,
+    force_refresh: bool = False,
+) -> str:
+    """An access token for ``profile`` (default: ``$KC_AGENT_PROFILE``, else
+    ``default``) valid for at least ``min_valid`` seconds.
+
+    ``scopes`` asks for a token narrowed to those scopes. ``force_refresh``
+    asks for a token issued now, for when a server refused the last one
+    (``KcAgentAuth`` does this by itself on a 401).
+
+    Raises LoginRequired, AgentUnavailable, UntrustedAgent or KcAgentError.
+    """
+    return _client.fetch_token(profile, scopes, min_valid, force_refresh).access_token
+
+
+def get_token_info(
+    profile: Optional[str] = None,
+    scopes: Optional[Iterable[str]] = None,
+    min_valid: float = 60,
+    *,
+    force_refresh: bool = False,
+) -> TokenInfo:
+    """Like get_token, with ``token_type``, ``expires_at`` (an aware datetime)
+    and ``expires_in``. Its repr hides the token."""
+    return _client.fetch_token(profile, scopes, min_valid, force_refresh)
+
+
+def route_url(name: str) -> str:
+    """The local base URL (no trailing slash) of the agent's route ``name``,
+    e.g. ``http://127.0.0.1:8421/warehouse``. The agent's proxy adds the
+    token to requests sent there; on Linux the client checks that the
+    address is served by this user."""
+    return _client.route_url(name)
+
+
+def routes() -> Dict[str, str]:
+    """Every configured route: name -> local base URL."""
+    return {k: v.rstrip("/") for k, v in _client.fetch_routes().items()}
+
+
+def agent_socket() -> Optional[str]:
+    """The socket of the verified agent this client talks to, or None when no
+    agent answers on a socket (get_token then asks the kc-agent command).
+    Raises UntrustedAgent when a candidate belongs to someone else."""
+    return _client.agent_socket()
+
+
+def __getattr__(name: str):
+    # Imported on first use: requests and httpx cost tens of milliseconds to
+    # import, and get_token() needs neither.
+    if name == "KcAgentAuth":
+        from ._auth import KcAgentAuth
+
+        return KcAgentAuth
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

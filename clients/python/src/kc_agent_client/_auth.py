@@ -1,0 +1,154 @@
+"""KcAgentAuth: one object that works as ``auth=`` for requests and for
+httpx (sync and async). Each request gets ``Authorization`` from the agent;
+on a 401 the auth asks the agent for a freshly issued token once and sends
+the request once more."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Iterable, Optional
+from urllib.parse import urlsplit
+
+from . import _client
+from ._errors import KcAgentError
+
+try:  # optional extra [requests]
+    from requests.auth import AuthBase as _RequestsAuthBase
+    from requests.cookies import extract_cookies_to_jar as _extract_cookies
+except ImportError:  # pragma: no cover - depends on the environment
+    _RequestsAuthBase = object  # type: ignore[assignment,misc]
+    _extract_cookies = None
+
+try:  # optional extra [httpx]
+    import httpx as _httpx
+
+    _HttpxAuthBase = _httpx.Auth
+except ImportError:  # pragma: no cover - depends on the environment
+    _httpx = None
+    _HttpxAuthBase = object  # type: ignore[assignment,misc]
+
+
+def _check_destination(url: str) -> None:
+    """A token goes over TLS, or to this machine: never in cleartext across
+    a network."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return
+    host = parts.hostname or ""
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise KcAgentError(
+        f"refusing to send a token over plain {parts.scheme or 'unknown scheme'} to {host or url}",
+        hint="use an https:// URL, or a kc-agent route (route_url) for local access",
+    )
+
+
+# Whichever of the two libraries is installed (the core needs neither).
+_BASES = tuple(b for b in (_RequestsAuthBase, _HttpxAuthBase) if b is not object) or (object,)
+
+
+class KcAgentAuth(*_BASES):  # type: ignore[misc]
+    """``auth=KcAgentAuth()`` for requests and httpx.
+
+    Every request carries ``Authorization: Bearer <token>`` for the profile
+    (``$KC_AGENT_PROFILE``, else ``default``). When the server answers 401,
+    the auth gets a token issued after that answer (``force_refresh``) and
+    retries once; a second 401 is returned to the caller as is.
+    """
+
+    # httpx: the body is not buffered for us; a streamed body is not retried.
+    requires_request_body = False
+    requires_response_body = False
+
+    def __init__(self, profile: Optional[str] = None, scopes: Optional[Iterable[str]] = None, min_valid: float = 60) -> None:
+        self.profile = profile
+        self.scopes = list(scopes.split() if isinstance(scopes, str) else scopes) if scopes else None
+        self.min_valid = min_valid
+
+    def __repr__(self) -> str:
+        return f"KcAgentAuth(profile={_client.profile_name(self.profile)!r}, scopes={self.scopes!r}, min_valid={self.min_valid!r})"
+
+    def _header(self, force: bool = False) -> str:
+        info = _client.fetch_token(self.profile, self.scopes, self.min_valid, force_refresh=force)
+        return f"{info.token_type or 'Bearer'} {info.access_token}"
+
+    # --- requests ----------------------------------------------------------
+
+    def __call__(self, r):
+        _check_destination(r.url)
+        r.headers["Authorization"] = self._header()
+        try:
+            r._kc_agent_body_pos = r.body.tell()  # a file body is rewound for the retry
+        except Exception:
+            r._kc_agent_body_pos = None
+        r.register_hook("response", self._requests_retry_on_401)
+        return r
+
+    def _requests_retry_on_401(self, r, **kwargs):
+        if r.status_code != 401 or getattr(r.request, "_kc_agent_retried", False):
+            return r
+        body = r.request.body
+        if body is not None and not isinstance(body, (bytes, str)):
+            pos = getattr(r.request, "_kc_agent_body_pos", None)
+            if pos is None or not hasattr(body, "seek"):
+                return r  # a streamed body can not be sent twice
+            body.seek(pos)
+        header = self._header(force=True)
+        r.content  # read the 401 so the connection can be reused
+        r.close()
+        prep = r.request.copy()
+        prep._kc_agent_retried = True
+        if _extract_cookies is not None:
+            _extract_cookies(prep._cookies, r.request, r.raw)
+            prep.prepare_cookies(prep._cookies)
+        prep.headers["Authorization"] = header
+        retry = r.connection.send(prep, **kwargs)
+        retry.history.append(r)
+        retry.request = prep
+        return retry
+
+    # --- httpx -------------------------------------------------------------
+
+    def sync_auth_flow(self, request):
+        _check_destination(str(request.url))
+        request.headers["Authorization"] = self._header()
+        response = yield request
+        if response.status_code == 401 and _replayable(request):
+            request.headers["Authorization"] = self._header(force=True)
+            yield request
+
+    async def async_auth_flow(self, request):
+        _check_destination(str(request.url))
+        # The socket call blocks; it runs in a worker thread so the event
+        # loop keeps serving other tasks meanwhile.
+        request.headers["Authorization"] = await _in_thread(self._header)
+        response = yield request
+        if response.status_code == 401 and _replayable(request):
+            request.headers["Authorization"] = await _in_thread(self._header, True)
+            yield request
+
+
+def _replayable(request) -> bool:
+    try:
+        request.content  # set for bytes, str, json= and data= bodies
+        return True
+    except Exception:
+        return False  # a streamed body was consumed by the first attempt
+
+
+async def _in_thread(fn, *args):
+    """Runs fn in a worker thread under asyncio or trio (anyio, which httpx
+    brings, knows both)."""
+    try:
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(fn, *args)
+    except ImportError:  # pragma: no cover - httpx without anyio
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)

@@ -1,0 +1,433 @@
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timezone
+
+import pytest
+
+import kc_agent_client as kc
+from kc_agent_client import _client, _discovery
+
+from conftest import FRESH, REPO, TOKEN, FakeAgent, private_dir
+
+
+# --- discovery ----------------------------------------------------------------
+
+
+def load_vectors():
+    with open(os.path.join(REPO, "ipc", "testdata", "discovery.json")) as f:
+        return json.load(f)["cases"]
+
+
+@pytest.mark.parametrize("case", load_vectors(), ids=lambda c: c["name"])
+def test_discovery_vectors(case):
+    # The same vectors as the Go CLI (ipc/paths_test.go).
+    assert _discovery.candidates_for(case["env"]) == case["want"]
+
+
+def test_discovery_ignores_xdg_runtime_dir_and_tmpdir(monkeypatch):
+    monkeypatch.delenv("KC_AGENT_SOCK")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/tmp/elsewhere")
+    monkeypatch.setenv("TMPDIR", "/var/tmp/x")
+    got = _discovery.candidates()
+    assert got[-1] == f"/tmp/kc-agent-{os.getuid()}/agent.sock"
+    assert all("elsewhere" not in p and "/var/tmp" not in p for p in got)
+    st = os.stat(f"/run/user/{os.getuid()}") if os.path.isdir(f"/run/user/{os.getuid()}") else None
+    if st is not None and st.st_uid == os.getuid():
+        assert got[0] == f"/run/user/{os.getuid()}/kc-agent/agent.sock"
+    else:
+        assert len(got) == 1
+
+
+def test_kc_agent_sock_relative_is_made_absolute(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KC_AGENT_SOCK", "s/agent.sock")
+    assert _discovery.candidates() == [str(tmp_path / "s" / "agent.sock")]
+
+
+def test_probes_in_order_and_first_answer_wins(monkeypatch, fake_cli):
+    d1, d2 = private_dir(), private_dir()
+    missing = os.path.join(d1, "agent.sock")  # a private dir, nobody listening
+    second = FakeAgent(os.path.join(d2, "agent.sock"))
+    d3 = private_dir()
+    third = FakeAgent(os.path.join(d3, "agent.sock"))
+    try:
+        monkeypatch.setattr(_discovery, "candidates", lambda: [os.path.join(d1, "gone", "agent.sock"), missing, second.path, third.path])
+        assert kc.get_token() == TOKEN
+        assert len(second.token_requests()) == 1
+        assert third.requests == []
+        assert fake_cli.calls() == []
+    finally:
+        second.close()
+        third.close()
+
+
+# --- protocol ------------------------------------------------------------------
+
+
+def test_get_token_protocol(agent):
+    assert kc.get_token() == TOKEN
+    (method, path, headers, body) = agent.requests[0]
+    assert (method, path) == ("POST", "/v1/token")
+    assert headers["Host"] == "kc-agent.sock"
+    assert headers["Content-Type"] == "application/json"
+    for h in ("Origin", "Referer", "Sec-Fetch-Site"):
+        assert h not in headers
+    assert body == {"profile": "default", "min_valid": 60.0}
+
+
+def test_get_token_parameters(agent, monkeypatch):
+    monkeypatch.setenv("KC_AGENT_PROFILE", "analytics")
+    kc.get_token()
+    kc.get_token("other", scopes=["openid", "warehouse"], min_valid=120, force_refresh=True)
+    kc.get_token(scopes="openid profile")
+    bodies = [r[3] for r in agent.token_requests()]
+    assert bodies[0] == {"profile": "analytics", "min_valid": 60.0}
+    assert bodies[1] == {"profile": "other", "min_valid": 120.0, "scopes": ["openid", "warehouse"], "force_refresh": True}
+    assert bodies[2]["scopes"] == ["openid", "profile"]
+
+
+def test_new_connection_per_call(agent):
+    # Forked kernels must not share a connection: every call connects anew.
+    for _ in range(3):
+        kc.get_token()
+    assert agent.connections == 3 and len(agent.token_requests()) == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_works_in_a_forked_child(agent):
+    kc.get_token()
+    pid = os.fork()
+    if pid == 0:  # the child: exit status tells the parent
+        try:
+            os._exit(0 if kc.get_token() == TOKEN else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert kc.get_token() == TOKEN
+    assert agent.connections == 3
+
+
+def test_token_info_hides_the_token(agent):
+    info = kc.get_token_info()
+    assert info.access_token == TOKEN
+    assert info.token_type == "Bearer"
+    assert info.expires_at == datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert info.expires_in == 300
+    assert info.profile == "default"
+    for text in (repr(info), str(info), f"{info}", repr([info]), repr({"t": info})):
+        assert TOKEN not in text
+        assert "hidden" in text
+
+
+def test_expires_at_with_fraction_and_offset(agent):
+    agent.token_answer = (200, {"access_token": TOKEN, "token_type": "Bearer", "expires_at": "2030-01-02T05:04:05.123456789+02:00", "expires_in": 1})
+    info = kc.get_token_info()
+    assert info.expires_at == datetime(2030, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
+
+
+# --- errors ----------------------------------------------------------------------
+
+
+def test_login_required_carries_message_and_hint(agent):
+    agent.token_answer = (401, {"error": "login_required", "message": "the login for profile \"default\" was revoked", "hint": "run `kc-agent login --profile default`"})
+    with pytest.raises(kc.LoginRequired) as ei:
+        kc.get_token()
+    e = ei.value
+    assert isinstance(e, kc.KcAgentError)
+    assert e.code == "login_required"
+    assert e.message == "the login for profile \"default\" was revoked"
+    assert e.hint == "run `kc-agent login --profile default`"
+    assert "kc-agent login --profile default" in str(e)
+    # In Jupyter: one line, with the hint, instead of a traceback.
+    lines = e._render_traceback_()
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert lines[0].startswith("LoginRequired: ") and "kc-agent login" in lines[0]
+    # No chained http.client / socket exceptions to print.
+    assert e.__cause__ is None and (e.__context__ is None or e.__suppress_context__)
+    assert pickle.loads(pickle.dumps(e)).hint == e.hint
+
+
+def test_unknown_profile_is_login_required(agent):
+    agent.token_answer = (401, {"error": "unknown_profile", "message": "no profile \"x\"", "hint": "kc-agent login --profile x <issuer-url>"})
+    with pytest.raises(kc.LoginRequired) as ei:
+        kc.get_token("x")
+    assert ei.value.code == "unknown_profile"
+
+
+@pytest.mark.parametrize(
+    "status,code",
+    [(503, "unavailable"), (400, "invalid_scope"), (400, "bad_request")],
+)
+def test_other_agent_errors(agent, status, code):
+    agent.token_answer = (status, {"error": code, "message": "it failed", "hint": "do this"})
+    with pytest.raises(kc.KcAgentError) as ei:
+        kc.get_token()
+    assert type(ei.value) is kc.KcAgentError
+    assert (ei.value.code, ei.value.message, ei.value.hint) == (code, "it failed", "do this")
+
+
+def test_malformed_answers(agent):
+    agent.token_answer = (200, {"token_type": "Bearer"})
+    with pytest.raises(kc.KcAgentError, match="without a token"):
+        kc.get_token()
+    agent.token_answer = (500, ["not", "an", "object"])
+    with pytest.raises(kc.KcAgentError, match="HTTP 500"):
+        kc.get_token()
+
+
+def test_errors_never_show_a_token():
+    e = kc.KcAgentError(f"server said Bearer {TOKEN}", hint=f"try {TOKEN}")
+    for text in (str(e), repr(e), e._render_traceback_()[0]):
+        assert TOKEN not in text and "[token]" in text
+
+
+# --- refusals ---------------------------------------------------------------------
+
+
+def test_refuses_a_directory_others_can_enter(agent, fake_cli):
+    os.chmod(os.path.dirname(agent.path), 0o755)
+    with pytest.raises(kc.UntrustedAgent) as ei:
+        kc.get_token()
+    assert "0755" in str(ei.value) and os.path.dirname(agent.path) in str(ei.value)
+    assert agent.requests == []
+    assert fake_cli.calls() == []  # never falls back, never autostarts there
+
+
+def test_untrusted_stops_the_probe(monkeypatch, agent, fake_cli):
+    bad = private_dir()
+    os.chmod(bad, 0o777)
+    monkeypatch.setattr(_discovery, "candidates", lambda: [os.path.join(bad, "agent.sock"), agent.path])
+    with pytest.raises(kc.UntrustedAgent):
+        kc.get_token()
+    assert agent.requests == [] and fake_cli.calls() == []
+
+
+needs_root = pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to act as another uid")
+NOBODY = 65534
+
+
+@needs_root
+def test_refuses_a_directory_owned_by_someone_else(agent, fake_cli):
+    os.chown(os.path.dirname(agent.path), NOBODY, NOBODY)
+    with pytest.raises(kc.UntrustedAgent, match=f"belongs to uid {NOBODY}"):
+        kc.get_token()
+    assert agent.requests == [] and fake_cli.calls() == []
+
+
+@needs_root
+def test_refuses_a_peer_running_as_someone_else(monkeypatch, fake_cli):
+    # The directory is ours and 0700, but the process that listens runs as
+    # nobody: SO_PEERCRED tells. It reports what it received on stdout.
+    d = private_dir()
+    path = os.path.join(d, "agent.sock")
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(path)
+    server = textwrap.dedent(
+        """
+        import os, socket, sys
+        os.setgid(65534); os.setuid(65534)
+        s = socket.socket(fileno=int(sys.argv[1]))
+        s.listen(1)
+        print("listening", flush=True)
+        c, _ = s.accept()
+        c.settimeout(3)
+        data = b""
+        try:
+            while True:
+                b = c.recv(4096)
+                if not b:
+                    break
+                data += b
+        except socket.timeout:
+            pass
+        print("received", len(data), flush=True)
+        """
+    )
+    p = subprocess.Popen([sys.executable, "-c", server, str(ls.fileno())], pass_fds=[ls.fileno()], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "listening"
+        monkeypatch.setenv("KC_AGENT_SOCK", path)
+        with pytest.raises(kc.UntrustedAgent, match=f"runs as uid {NOBODY}"):
+            kc.get_token()
+        assert p.stdout.readline().strip() == "received 0"
+    finally:
+        p.kill()
+        p.wait()
+        ls.close()
+    assert fake_cli.calls() == []
+
+
+# --- CLI fallback -------------------------------------------------------------------
+
+
+def test_falls_back_to_the_cli_when_no_agent_answers(fake_cli):
+    info = kc.get_token_info("analytics", scopes=["openid"], min_valid=90, force_refresh=True)
+    assert info.access_token == TOKEN and info.profile == "analytics"
+    assert fake_cli.calls() == [["token", "--format", "json", "--profile", "analytics", "--min-valid", "90s", "--scope", "openid", "--force-refresh"]]
+
+
+def test_falls_back_to_the_cli_without_af_unix(agent, fake_cli, monkeypatch):
+    monkeypatch.setattr(_discovery, "HAVE_AF_UNIX", False)
+    assert kc.get_token() == TOKEN
+    assert agent.requests == []
+    assert fake_cli.calls() == [["token", "--format", "json", "--profile", "default", "--min-valid", "60s"]]
+
+
+def test_cli_exit_4_is_login_required(fake_cli):
+    fake_cli.configure(4, "", "kc-agent: error: the login for profile \"default\" is gone\nkc-agent: hint: run `kc-agent login --profile default`\n")
+    with pytest.raises(kc.LoginRequired) as ei:
+        kc.get_token()
+    assert ei.value.message == "the login for profile \"default\" is gone"
+    assert ei.value.hint == "run `kc-agent login --profile default`"
+
+
+def test_cli_exit_3_is_agent_unavailable(fake_cli):
+    fake_cli.configure(3, "", "kc-agent: error: no kc-agent answers at /x: no socket\n")
+    with pytest.raises(kc.AgentUnavailable) as ei:
+        kc.get_token()
+    assert "no kc-agent answers" in ei.value.message and "kc-agent run" in ei.value.hint
+
+
+def test_cli_failure_never_shows_its_stdout(fake_cli):
+    fake_cli.configure(1, json.dumps({"access_token": TOKEN}), "")
+    with pytest.raises(kc.KcAgentError) as ei:
+        kc.get_token()
+    assert TOKEN not in str(ei.value) and "exited 1" in str(ei.value)
+
+
+def test_no_agent_and_no_cli_says_how_to_start():
+    with pytest.raises(kc.AgentUnavailable) as ei:
+        kc.get_token()
+    assert "kc-agent run" in ei.value.hint and "service install" in ei.value.hint
+    assert os.environ["KC_AGENT_SOCK"] in ei.value.message
+
+
+def test_cli_found_in_install_location(monkeypatch, tmp_path):
+    d = tmp_path / "home" / ".local" / "bin"
+    d.mkdir(parents=True)
+    (d / "kc-agent").write_text("#!/bin/sh\n")
+    (d / "kc-agent").chmod(0o755)
+    monkeypatch.setattr(_client, "CLI_LOCATIONS", ("~/.local/bin",))
+    assert _client.find_cli() == str(d / "kc-agent")
+
+
+# --- routes ---------------------------------------------------------------------------
+
+
+def listening_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    return s, s.getsockname()[1]
+
+
+def test_route_url(agent):
+    ls, port = listening_port()
+    try:
+        agent.proxy_answer = (200, {"configured": True, "running": True, "addr": f"127.0.0.1:{port}", "url": f"http://kc:SECRET@127.0.0.1:{port}",
+                                    "routes": [{"name": "warehouse", "url": f"http://127.0.0.1:{port}/warehouse/", "upstream": "https://w.example", "profile": "default"}]})
+        assert kc.route_url("warehouse") == f"http://127.0.0.1:{port}/warehouse"
+        assert kc.routes() == {"warehouse": f"http://127.0.0.1:{port}/warehouse"}
+        with pytest.raises(kc.KcAgentError, match="no route named 'lake'; the agent has warehouse"):
+            kc.route_url("lake")
+        assert agent.requests[0][:2] == ("GET", "/v1/proxy")
+    finally:
+        ls.close()
+
+
+def test_route_url_without_proxy(agent):
+    with pytest.raises(kc.KcAgentError, match="no routes are configured"):
+        kc.route_url("warehouse")
+    agent.proxy_answer = (200, {"configured": True, "running": False, "error": "listen tcp 127.0.0.1:8421: address already in use", "hint": "set proxy.listen", "routes": []})
+    with pytest.raises(kc.KcAgentError, match="address already in use") as ei:
+        kc.route_url("warehouse")
+    assert ei.value.hint == "set proxy.listen"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/net/tcp is Linux's")
+def test_route_url_nobody_listening(agent):
+    ls, port = listening_port()
+    ls.close()
+    agent.proxy_answer = (200, {"configured": True, "running": True, "routes": [{"name": "w", "url": f"http://127.0.0.1:{port}/w"}]})
+    with pytest.raises(kc.KcAgentError, match="nobody listens"):
+        kc.route_url("w")
+
+
+@needs_root
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/net/tcp is Linux's")
+def test_route_url_refuses_a_port_held_by_another_user(agent):
+    squatter = subprocess.Popen(
+        [sys.executable, "-c", "import os,socket,sys,time\nos.setgid(65534); os.setuid(65534)\ns=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(1)\nprint(s.getsockname()[1], flush=True)\ntime.sleep(30)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(squatter.stdout.readline())
+        agent.proxy_answer = (200, {"configured": True, "running": True, "routes": [{"name": "w", "url": f"http://127.0.0.1:{port}/w"}]})
+        with pytest.raises(kc.UntrustedAgent, match=f"served by uid {NOBODY}"):
+            kc.route_url("w")
+    finally:
+        squatter.kill()
+        squatter.wait()
+
+
+def test_route_url_via_cli(fake_cli, tmp_path):
+    ls, port = listening_port()
+    try:
+        fake_cli.configure(0, f"export HTTP_PROXY='http://kc:SECRET@127.0.0.1:{port}'\nexport KC_AGENT_URL_DATA_LAKE='http://127.0.0.1:{port}/data-lake'\n")
+        assert kc.route_url("data-lake") == f"http://127.0.0.1:{port}/data-lake"
+        assert fake_cli.calls() == [["env", "--shell", "sh"]]
+    finally:
+        ls.close()
+
+
+# --- nothing leaks ----------------------------------------------------------------------
+
+
+def test_debug_logging_never_shows_the_token(agent, fake_cli, caplog, monkeypatch):
+    caplog.set_level(logging.DEBUG)
+    kc.get_token()
+    kc.get_token(force_refresh=True)
+    monkeypatch.setenv("KC_AGENT_SOCK", "/nonexistent/agent.sock")
+    kc.get_token()  # through the CLI
+    assert "kc_agent_client" in {r.name for r in caplog.records}
+    assert TOKEN not in caplog.text and FRESH not in caplog.text
+
+
+def test_agent_socket(agent, monkeypatch):
+    assert kc.agent_socket() == agent.path
+    assert agent.requests[0][:2] == ("GET", "/v1/health")
+    monkeypatch.setenv("KC_AGENT_SOCK", "/nonexistent/agent.sock")
+    assert kc.agent_socket() is None
+
+
+@pytest.mark.parametrize("blocked", [["requests", "httpx"], ["requests"], ["httpx"]])
+def test_core_works_without_the_extras(blocked):
+    # The core is stdlib only; KcAgentAuth works with whichever library is there.
+    code = (
+        "import sys\n"
+        + "".join(f"sys.modules[{m!r}] = None\n" for m in blocked)
+        + "import kc_agent_client as kc\n"
+        "a = kc.KcAgentAuth()\n"
+        "print(type(a).__mro__[1].__module__)\n"
+        "try:\n    kc.get_token()\nexcept kc.AgentUnavailable:\n    print('unavailable')\n"
+    )
+    src = os.path.dirname(os.path.dirname(kc.__file__))
+    env = dict(os.environ, PYTHONPATH=src)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "unavailable"
+
+
+def test_hints_name_the_parameter_not_the_flag(agent):
+    agent.token_answer = (503, {"error": "unavailable", "message": "the identity provider issues tokens that live shorter than the 1m0s asked for", "hint": "ask for a smaller --min-valid"})
+    with pytest.raises(kc.KcAgentError) as ei:
+        kc.get_token()
+    assert ei.value.hint == "ask for a smaller min_valid"
