@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"unicode"
 )
 
 var profileName = sync.OnceValue(func() *regexp.Regexp {
@@ -98,6 +99,11 @@ func (c *Config) validateRoute(i int, r Route, seen map[string]bool, origins map
 	}
 	if _, ok := c.Profiles[r.ProfileName()]; !ok {
 		return fail("profile", fmt.Sprintf("no profile %q; run `kc-agent login --profile %s <issuer-url>` first", r.ProfileName(), r.ProfileName()))
+	}
+	// git reads the helper's answer line by line: a control character in
+	// the user name could add lines of its own.
+	if strings.ContainsFunc(r.GitUsername, unicode.IsControl) {
+		return fail("git_username", "must not contain control characters (line breaks, tabs)")
 	}
 	return nil
 }
