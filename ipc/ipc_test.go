@@ -111,7 +111,7 @@ func TestLockDiesWithItsHolder(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "l")
 	os.Mkdir(dir, 0o700)
 	path := filepath.Join(dir, "agent.lock")
-	holder := exec.Command(flock, path, "sleep", "60")
+	holder := exec.Command(flock, "--close", path, "sleep", "60") // only flock itself holds the lock
 	if err := holder.Start(); err != nil {
 		t.Fatal(err)
 	}
