@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -19,6 +20,9 @@ import (
 type Client struct {
 	Path string
 	hc   *http.Client
+
+	mu     sync.Mutex
+	probed net.Conn // the verified connection discovery opened, used first
 }
 
 // NewClient returns a client for this user's agent: the first discovery
@@ -31,25 +35,17 @@ func NewClient() (*Client, error) {
 		return nil, err
 	}
 	for _, p := range cands {
-		switch err := probe(p); {
+		conn, err := dialVerified(context.Background(), p, time.Second)
+		switch {
 		case err == nil:
-			return NewClientAt(p), nil
+			c := NewClientAt(p)
+			c.probed = conn // the first request reuses it: one connect per call
+			return c, nil
 		case errors.Is(err, ErrUntrusted):
 			return nil, err
 		}
 	}
 	return NewClientAt(cands[0]), nil
-}
-
-// probe tells whether a verified agent listens at path: nil when one does,
-// an *UntrustedError when the place is someone else's, another error when
-// nobody answers.
-func probe(path string) error {
-	c, err := dialVerified(context.Background(), path, time.Second)
-	if err != nil {
-		return err
-	}
-	return c.Close()
 }
 
 // dialVerified connects to the socket at path after checking its directory
@@ -85,8 +81,16 @@ func dialVerified(ctx context.Context, path string, timeout time.Duration) (net.
 // NewClientAt returns a client for the socket at path. Every connection is
 // verified before a request is written (dialVerified).
 func NewClientAt(path string) *Client {
+	c := &Client{Path: path}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			c.mu.Lock()
+			conn := c.probed
+			c.probed = nil
+			c.mu.Unlock()
+			if conn != nil {
+				return conn, nil
+			}
 			return dialVerified(ctx, path, 0)
 		},
 		MaxIdleConns:          1,
@@ -94,7 +98,8 @@ func NewClientAt(path string) *Client {
 		ResponseHeaderTimeout: 60 * time.Second,
 		DisableCompression:    true,
 	}
-	return &Client{Path: path, hc: &http.Client{Transport: tr}}
+	c.hc = &http.Client{Transport: tr}
+	return c
 }
 
 // UnreachableError says no agent answered, and how to start one.

@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 type discoveryVectors struct {
@@ -96,4 +99,42 @@ func TestLockExcludesAndCrashReleases(t *testing.T) {
 		t.Fatalf("after release: %v", err)
 	}
 	l2.Release()
+}
+
+// A lock holder killed with SIGKILL leaves no lock behind: the kernel
+// drops flock locks with the process. flock(1) holds the same kind of lock.
+func TestLockDiesWithItsHolder(t *testing.T) {
+	flock, err := exec.LookPath("flock")
+	if err != nil {
+		t.Skip("flock(1) not installed")
+	}
+	dir := filepath.Join(t.TempDir(), "l")
+	os.Mkdir(dir, 0o700)
+	path := filepath.Join(dir, "agent.lock")
+	holder := exec.Command(flock, "--close", path, "sleep", "60") // only flock itself holds the lock
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Process.Kill()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l, err := TryLock(path, "agent", "")
+		if errors.Is(err, ErrLocked) {
+			break
+		}
+		if err == nil {
+			l.Release()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the holder never took the lock: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	holder.Process.Signal(syscall.SIGKILL)
+	holder.Wait()
+	l, err := TryLock(path, "agent", "")
+	if err != nil {
+		t.Fatalf("after the holder was killed: %v", err)
+	}
+	l.Release()
 }

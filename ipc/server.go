@@ -114,7 +114,7 @@ func guard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Browsers can not dial Unix sockets, but a forwarding tool might;
 		// anything that looks browser-made is refused.
-		if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "" || r.Header.Get("Referer") != "" {
+		if FromBrowser(r.Header) {
 			WriteError(w, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "browser-originated requests are refused"})
 			return
 		}
@@ -125,6 +125,19 @@ func guard(h http.Handler) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBody)
 		h.ServeHTTP(w, r)
 	})
+}
+
+// FromBrowser tells a request a browser made: scripts, curl and the
+// clients send none of these headers; browsers send at least one. The
+// socket API refuses all of them; the proxy applies its browser model
+// (agent/proxy/guard.go) to them.
+func FromBrowser(h http.Header) bool {
+	for _, k := range []string{"Origin", "Referer", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest"} {
+		if h.Get(k) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // WriteJSON writes v as a JSON answer.

@@ -33,6 +33,9 @@ import (
 // browserCheck returns "" when r may get a token through rt, else why not.
 // base is the route's base URL as the client sees it (scheme://host/prefix).
 func browserCheck(r *http.Request, rt *route, base *url.URL) string {
+	if !ipc.FromBrowser(r.Header) {
+		return ""
+	}
 	site := strings.ToLower(r.Header.Get("Sec-Fetch-Site"))
 	mode := strings.ToLower(r.Header.Get("Sec-Fetch-Mode"))
 	dest := strings.ToLower(r.Header.Get("Sec-Fetch-Dest"))

@@ -339,3 +339,17 @@ func FuzzRoutePath(f *testing.F) {
 		}
 	})
 }
+
+// A cleartext upstream off loopback needs the explicit opt-out, and then
+// status warns about it.
+func TestCleartextUpstreamWarns(t *testing.T) {
+	f := startProxy(t, "routes:\n  - name: legacy\n    upstream: http://203.0.113.10/api\n    unsafe_cleartext_upstream: true\n")
+	w := f.p.Status(false).Warnings
+	if len(w) != 1 || !strings.Contains(w[0], "in the clear") || !strings.Contains(w[0], "203.0.113.10") {
+		t.Fatalf("warnings: %v", w)
+	}
+	f2 := startProxy(t, "routes:\n  - name: local\n    upstream: http://127.0.0.1:9/api\n")
+	if w := f2.p.Status(false).Warnings; len(w) != 0 {
+		t.Fatalf("a loopback upstream warned: %v", w)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kc-agent/kc-agent/installers"
-	"github.com/kc-agent/kc-agent/ipc"
 )
 
 // serviceParams describes the service for this user: a stable binary path
@@ -30,12 +29,10 @@ func serviceParams(binary string) (installers.Params, error) {
 		return installers.Params{}, err
 	}
 	env := map[string]string{}
-	// The service sees the same paths as this shell: the socket above all,
-	// since `kc-agent token` must find the service's agent.
-	if sock, err := ipc.SocketPath(); err == nil {
-		env["KC_AGENT_SOCK"] = sock
-	}
-	for _, k := range []string{"KC_AGENT_CONFIG", "KC_AGENT_STATE_DIR"} {
+	// The service sees the overrides this shell has. Without them it
+	// listens where every client looks first (ipc discovery), so nothing
+	// needs pinning.
+	for _, k := range []string{"KC_AGENT_SOCK", "KC_AGENT_CONFIG", "KC_AGENT_STATE_DIR"} {
 		if v := os.Getenv(k); v != "" {
 			env[k] = v
 		}
