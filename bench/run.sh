@@ -9,12 +9,15 @@ need=""
 command -v oidc-agent >/dev/null 2>&1 || need="$need oidc-agent-cli"
 command -v nginx >/dev/null 2>&1 || need="$need nginx-light"
 command -v mitmdump >/dev/null 2>&1 || need="$need mitmproxy"
+command -v wrk >/dev/null 2>&1 || need="$need wrk"
+command -v haproxy >/dev/null 2>&1 || need="$need haproxy"
 if [ -n "$need" ]; then
 	SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 	$SUDO apt-get update -qq >/dev/null
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null
 fi
-CGO_ENABLED=0 go build -o bin/kc-agent ./cmd/kc-agent
+# Built as released (goreleaser: CGO_ENABLED=0 -trimpath).
+CGO_ENABLED=0 go build -trimpath -o bin/kc-agent ./cmd/kc-agent
 echo "== Go benchmark: token round trip over the socket"
 go test -run '^$' -bench TokenRoundTrip -benchtime 3000x ./agent/daemon/
 echo
@@ -25,7 +28,10 @@ echo "== whole-process kc-agent token vs a direct refresh grant and oidc-agent"
 scripts/with-secret-service.sh go run ./bench/tokenbench -bin bin/kc-agent
 scripts/with-secret-service.sh go run ./bench/pyclient -bin bin/kc-agent
 echo
-echo "== proxy overhead: direct vs reverse route vs HTTPS_PROXY interception (loopback, keep-alive)"
+echo "== proxy, separate processes: wrk/loadgen -> proxy -> nginx upstream, vs nginx, HAProxy, mitmproxy"
+bench/proxy-fair.sh
+echo
+echo "== proxy overhead, in-process (one Go process is load, upstream and proxy; for profiles)"
 go run ./bench/proxybench -n 20000 -c 8 -compare
 echo
 echo "== refresh storm: concurrent token requests across an expiry (rotation on)"

@@ -1,0 +1,584 @@
+//go:build linux
+
+// Command proxyfair measures kc-agent's proxy the way the field measures
+// proxies: every party in its own process, pinned with taskset.
+//
+//   - upstream: nginx serving a 11-byte body over TLS (one worker);
+//   - kc-agent: the real binary (`kc-agent run`) with a route, logged in
+//     against the test Keycloak, so every request carries a real token;
+//   - peers: an nginx reverse proxy with a static Authorization header and
+//     upstream keepalive (as nginx's docs recommend), HAProxy doing the
+//     same, and mitmproxy intercepting TLS with an addon that sets the header;
+//   - load: wrk for everything it can drive, and bench/loadgen (a small Go
+//     closed-loop generator in its own process) for everything, since wrk
+//     can not speak through a CONNECT proxy and interception needs one.
+//
+// Modes alternate within each round; each figure is the median of the
+// rounds, and each ratio to nginx is taken within a round, against nginx
+// driven by the same load generator at the same concurrency.
+// Run it through bench/run.sh or bench/proxy-fair.sh.
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
+)
+
+const body = `{"ok":true}`
+
+type mode struct {
+	name  string
+	gen   string // "wrk" or "loadgen"
+	url   string
+	proxy string // loadgen: CONNECT proxy URL
+	ca    string // loadgen: CA bundle to trust
+	base  bool   // the nginx reverse proxy: the baseline of its generator
+}
+
+type sample struct {
+	rps      float64
+	p50, p99 time.Duration
+	errors   int
+}
+
+type layout struct {
+	name, load, upstream, proxy string // taskset CPU lists; "" = not pinned
+}
+
+var layouts = map[string]layout{
+	// The proxy under test has a core of its own; the load generator and
+	// the upstream (both cheap next to a proxy) share the other.
+	"proxy-alone": {"proxy-alone", "0", "0", "1"},
+	// The load generator has a core of its own; upstream and proxy share one.
+	"load-alone": {"load-alone", "0", "1", "1"},
+	"none":       {"none", "", "", ""},
+}
+
+func main() {
+	bin := flag.String("bin", "bin/kc-agent", "kc-agent binary")
+	dur := flag.Duration("d", 4*time.Second, "measuring time per mode, concurrency and round")
+	rounds := flag.Int("rounds", 3, "rounds; modes alternate within each")
+	concs := flag.String("c", "1,8,64", "concurrencies (connections)")
+	lay := flag.String("layout", "proxy-alone", "CPU pinning: proxy-alone (proxy on CPU 1; load and upstream on CPU 0), load-alone (load on CPU 0; upstream and proxy on CPU 1) or none")
+	only := flag.String("only", "", "measure only modes whose name contains this")
+	flag.Parse()
+	l, ok := layouts[*lay]
+	if !ok {
+		fail(fmt.Errorf("unknown layout %q", *lay))
+	}
+	var cs []int
+	for _, f := range strings.Split(*concs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fail(fmt.Errorf("bad -c %q", *concs))
+		}
+		cs = append(cs, n)
+	}
+	b := &bench{layout: l, dur: *dur}
+	defer b.stop()
+	if err := b.setup(*bin); err != nil {
+		b.stop()
+		fail(err)
+	}
+	var modes []mode
+	for _, m := range b.modes {
+		if strings.Contains(m.name, *only) || m.base {
+			modes = append(modes, m)
+		}
+	}
+	results := map[string]map[int][]sample{} // key: gen+"\x00"+name
+	key := func(m mode) string { return m.gen + "\x00" + m.name }
+	for r := 0; r < *rounds; r++ {
+		for _, c := range cs {
+			for _, m := range modes {
+				s, err := b.measure(m, c)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "proxyfair: %s via %s, c=%d: %v\n", m.name, m.gen, c, err)
+					continue
+				}
+				if results[key(m)] == nil {
+					results[key(m)] = map[int][]sample{}
+				}
+				results[key(m)][c] = append(results[key(m)][c], s)
+			}
+		}
+		fmt.Fprintf(os.Stderr, "proxyfair: round %d of %d done\n", r+1, *rounds)
+	}
+
+	fmt.Printf("Layout %q: load generator on CPU %s, upstream nginx on CPU %s, proxy under test on CPU %s; %d rounds of %s per mode and concurrency, modes alternating; medians over rounds, ratio range over rounds in brackets.\n\n",
+		l.name, orAny(l.load), orAny(l.upstream), orAny(l.proxy), *rounds, *dur)
+	for _, gen := range []string{"wrk", "loadgen"} {
+		var base mode
+		for _, m := range modes {
+			if m.gen == gen && m.base {
+				base = m
+			}
+		}
+		fmt.Printf("Load generator: %s\n\n", genDesc[gen])
+		fmt.Printf("| mode | conns | req/s | p50 | p99 | req/s vs nginx | p99 vs nginx | errors |\n|---|---|---|---|---|---|---|---|\n")
+		for _, c := range cs {
+			bs := results[key(base)][c]
+			for _, m := range modes {
+				if m.gen != gen {
+					continue
+				}
+				ss := results[key(m)][c]
+				if len(ss) == 0 {
+					fmt.Printf("| %s | %d | failed | | | | | |\n", m.name, c)
+					continue
+				}
+				rr, pr := ratios(ss, bs)
+				errs := 0
+				for _, s := range ss {
+					errs += s.errors
+				}
+				fmt.Printf("| %s | %d | %.0f | %s | %s | %s | %s | %d |\n", m.name, c, median(ss, func(s sample) float64 { return s.rps }),
+					us(median(ss, func(s sample) float64 { return float64(s.p50) })), us(median(ss, func(s sample) float64 { return float64(s.p99) })),
+					rr, pr, errs)
+			}
+		}
+		fmt.Println()
+	}
+}
+
+var genDesc = map[string]string{
+	"wrk":     "wrk 1 thread (Debian); it can not use a CONNECT proxy, so no interception modes",
+	"loadgen": "bench/loadgen (Go, closed loop, one connection per worker, CONNECT-capable)",
+}
+
+func orAny(cpu string) string {
+	if cpu == "" {
+		return "any"
+	}
+	return cpu
+}
+
+// ratios gives "median [min-max]" of the per-round ratios of req/s and of
+// p99 to the baseline's.
+func ratios(ss, bs []sample) (string, string) {
+	var rr, pr []float64
+	for i := range min(len(ss), len(bs)) {
+		rr = append(rr, ss[i].rps/bs[i].rps)
+		pr = append(pr, float64(ss[i].p99)/float64(bs[i].p99))
+	}
+	f := func(v []float64) string {
+		if len(v) == 0 {
+			return "-"
+		}
+		slices.Sort(v)
+		return fmt.Sprintf("%.2fx [%.2f-%.2f]", v[len(v)/2], v[0], v[len(v)-1])
+	}
+	return f(rr), f(pr)
+}
+
+func median(ss []sample, f func(sample) float64) float64 {
+	v := make([]float64, len(ss))
+	for i, s := range ss {
+		v[i] = f(s)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+func us(ns float64) string {
+	d := time.Duration(ns)
+	if d >= 10*time.Millisecond {
+		return fmt.Sprintf("%.1f ms", float64(d)/1e6)
+	}
+	return fmt.Sprintf("%.3f ms", float64(d)/1e6)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "proxyfair: error:", err)
+	os.Exit(1)
+}
+
+type bench struct {
+	layout  layout
+	dur     time.Duration
+	dir     string
+	procs   []*exec.Cmd
+	modes   []mode
+	loadgen string
+	env     []string
+}
+
+// pinned is a command run on the given CPUs (taskset), or anywhere.
+func pinned(cpus, name string, args ...string) *exec.Cmd {
+	if cpus == "" {
+		return exec.Command(name, args...)
+	}
+	return exec.Command("taskset", append([]string{"-c", cpus, name}, args...)...)
+}
+
+func (b *bench) start(cmd *exec.Cmd, addr string) error {
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	b.procs = append(b.procs, cmd)
+	if addr != "" && !waitPort(addr) {
+		return fmt.Errorf("%s did not listen on %s", cmd.Args, addr)
+	}
+	return nil
+}
+
+func (b *bench) stop() {
+	for i := len(b.procs) - 1; i >= 0; i-- {
+		p := b.procs[i]
+		p.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			p.Process.Kill()
+		}
+	}
+	b.procs = nil
+	if b.dir != "" {
+		os.RemoveAll(b.dir)
+	}
+}
+
+func (b *bench) setup(bin string) error {
+	for _, tool := range []string{"wrk", "nginx"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is not installed (bench/run.sh installs it)", tool)
+		}
+	}
+	var err error
+	if bin, err = filepath.Abs(bin); err != nil {
+		return err
+	}
+	if b.dir, err = os.MkdirTemp("", "proxyfair"); err != nil {
+		return err
+	}
+	// The load generator, built in its own binary.
+	b.loadgen = filepath.Join(b.dir, "loadgen")
+	build := exec.Command("go", "build", "-trimpath", "-o", b.loadgen, "./bench/loadgen")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building bench/loadgen: %v\n%s", err, out)
+	}
+	caPath, certPath, keyPath, err := writeCerts(b.dir)
+	if err != nil {
+		return err
+	}
+
+	// Upstream: nginx over TLS, one worker.
+	upPort := freePort()
+	up := "https://localhost:" + upPort
+	if err := b.nginx("upstream", b.layout.upstream, fmt.Sprintf(`
+  server {
+    listen 127.0.0.1:%s ssl;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    keepalive_requests 100000000;
+    location / { default_type application/json; return 200 '%s'; }
+  }`, upPort, certPath, keyPath, body), "127.0.0.1:"+upPort); err != nil {
+		return err
+	}
+
+	// kc-agent, logged in for real, with a reverse route that also
+	// intercepts HTTPS_PROXY traffic to the same upstream.
+	ctx := context.Background()
+	kc, err := keycloak.Ensure(ctx, func(f string, a ...any) { fmt.Fprintf(os.Stderr, "proxyfair: "+f+"\n", a...) })
+	if err != nil {
+		return err
+	}
+	issuer := kc.Issuer(keycloak.RealmDemo)
+	kcPort := freePort()
+	cfg := fmt.Sprintf("profiles:\n  default:\n    issuer: %s\n    store: file\nroutes:\n  - name: api\n    upstream: %s\n    intercept: true\nproxy:\n  listen: 127.0.0.1:%s\n  ca_file: %s\n",
+		issuer, up, kcPort, caPath)
+	cfgPath := filepath.Join(b.dir, "kc-agent.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	b.env = append(os.Environ(), "KC_AGENT_CONFIG="+cfgPath, "KC_AGENT_STATE_DIR="+filepath.Join(b.dir, "state"),
+		"KC_AGENT_SOCK="+filepath.Join(b.dir, "s", "agent.sock"), "KC_AGENT_NO_AUTOSTART=1")
+	for _, kv := range b.env[len(b.env)-4:] {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
+	if err := keycloak.LoginWithCLI(bin, issuer, "demo", "demo"); err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	agent := pinned(b.layout.proxy, bin, "run", "--log-level", "warn")
+	agent.Env = b.env
+	if err := b.start(agent, "127.0.0.1:"+kcPort); err != nil {
+		return err
+	}
+	envOut, err := exec.Command(bin, "env").Output()
+	if err != nil {
+		return fmt.Errorf("kc-agent env: %w", err)
+	}
+	vars := parseEnv(string(envOut))
+	if vars["HTTPS_PROXY"] == "" || vars["SSL_CERT_FILE"] == "" {
+		return fmt.Errorf("kc-agent env printed no HTTPS_PROXY or SSL_CERT_FILE:\n%s", envOut)
+	}
+
+	// The direct and reverse modes, then the peers that are installed.
+	direct := up + "/x"
+	// The agent makes its local CA on the first intercepted connection, and
+	// the load generator reads the bundle when it starts.
+	if err := exec.Command("curl", "-sfk", "-o", "/dev/null", "-x", vars["HTTPS_PROXY"], direct).Run(); err != nil {
+		return fmt.Errorf("a first request through kc-agent's HTTPS_PROXY failed: %w", err)
+	}
+	kcRev := "http://127.0.0.1:" + kcPort + "/api/x"
+	b.modes = append(b.modes,
+		mode{name: "direct to upstream", gen: "wrk", url: direct},
+		mode{name: "direct to upstream", gen: "loadgen", url: direct, ca: caPath},
+		mode{name: "kc-agent reverse route", gen: "wrk", url: kcRev},
+		mode{name: "kc-agent reverse route", gen: "loadgen", url: kcRev},
+		mode{name: "kc-agent HTTPS_PROXY interception", gen: "loadgen", url: direct, proxy: vars["HTTPS_PROXY"], ca: vars["SSL_CERT_FILE"]},
+	)
+	ngPort := freePort()
+	if err := b.nginx("proxy", b.layout.proxy, fmt.Sprintf(`
+  upstream up { server 127.0.0.1:%[1]s; keepalive 64; keepalive_requests 100000000; }
+  server {
+    listen 127.0.0.1:%[2]s;
+    keepalive_requests 100000000;
+    location /api/ {
+      proxy_pass https://up/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host localhost:%[1]s;
+      proxy_set_header Authorization "Bearer bench-token";
+      proxy_ssl_verify on;
+      proxy_ssl_trusted_certificate %[3]s;
+      proxy_ssl_name localhost;
+      proxy_ssl_server_name on;
+      proxy_ssl_session_reuse on;
+    }
+  }`, upPort, ngPort, caPath), "127.0.0.1:"+ngPort); err != nil {
+		return err
+	}
+	ngURL := "http://127.0.0.1:" + ngPort + "/api/x"
+	b.modes = append(b.modes,
+		mode{name: "nginx reverse proxy (peer)", gen: "wrk", url: ngURL, base: true},
+		mode{name: "nginx reverse proxy (peer)", gen: "loadgen", url: ngURL, base: true},
+	)
+	if _, err := exec.LookPath("haproxy"); err == nil {
+		hpPort := freePort()
+		hcfg := filepath.Join(b.dir, "haproxy.cfg")
+		os.WriteFile(hcfg, []byte(fmt.Sprintf(`global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:%[1]s
+  default_backend be
+backend be
+  http-request set-header Authorization "Bearer bench-token"
+  http-request set-header Host localhost:%[2]s
+  http-request replace-path /api(/.*) \1
+  server up 127.0.0.1:%[2]s ssl verify required ca-file %[3]s sni str(localhost) alpn http/1.1
+`, hpPort, upPort, caPath)), 0o644)
+		if err := b.start(pinned(b.layout.proxy, "haproxy", "-db", "-f", hcfg), "127.0.0.1:"+hpPort); err != nil {
+			fmt.Fprintln(os.Stderr, "proxyfair: haproxy did not start; skipping:", err)
+		} else {
+			hpURL := "http://127.0.0.1:" + hpPort + "/api/x"
+			b.modes = append(b.modes,
+				mode{name: "HAProxy reverse proxy (peer)", gen: "wrk", url: hpURL},
+				mode{name: "HAProxy reverse proxy (peer)", gen: "loadgen", url: hpURL},
+			)
+		}
+	} else {
+		fmt.Fprintln(os.Stderr, "proxyfair: haproxy not installed; skipping")
+	}
+	if _, err := exec.LookPath("mitmdump"); err == nil {
+		md := filepath.Join(b.dir, "mitm")
+		os.MkdirAll(md, 0o700)
+		addon := filepath.Join(md, "auth.py")
+		os.WriteFile(addon, []byte("def request(flow):\n    flow.request.headers[\"Authorization\"] = \"Bearer bench-token\"\n"), 0o644)
+		mp := freePort()
+		err := b.start(pinned(b.layout.proxy, "mitmdump", "-q", "--listen-host", "127.0.0.1", "--listen-port", mp,
+			"--set", "confdir="+md, "--set", "ssl_verify_upstream_trusted_ca="+caPath, "-s", addon), "127.0.0.1:"+mp)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "proxyfair: mitmdump did not start; skipping:", err)
+		} else {
+			b.modes = append(b.modes, mode{name: "mitmproxy interception + addon (peer)", gen: "loadgen", url: direct,
+				proxy: "http://127.0.0.1:" + mp, ca: filepath.Join(md, "mitmproxy-ca-cert.pem")})
+		}
+	} else {
+		fmt.Fprintln(os.Stderr, "proxyfair: mitmproxy not installed; skipping")
+	}
+	return nil
+}
+
+// nginx starts an nginx with one worker and the given server blocks.
+func (b *bench) nginx(name, cpus, servers, addr string) error {
+	nd := filepath.Join(b.dir, "nginx-"+name)
+	os.MkdirAll(nd, 0o755)
+	conf := fmt.Sprintf(`worker_processes 1;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
+%[2]s
+}
+`, nd, servers)
+	cfg := filepath.Join(nd, "nginx.conf")
+	os.WriteFile(cfg, []byte(conf), 0o644)
+	return b.start(pinned(cpus, "nginx", "-c", cfg, "-p", nd), addr)
+}
+
+func (b *bench) measure(m mode, conc int) (sample, error) {
+	secs := strconv.Itoa(max(1, int(b.dur.Seconds())))
+	if m.gen == "wrk" {
+		// A short warm-up run: connections, the upstream pool.
+		pinned(b.layout.load, "wrk", "-t1", "-c"+strconv.Itoa(conc), "-d1s", m.url).Run()
+		out, err := pinned(b.layout.load, "wrk", "-t1", "-c"+strconv.Itoa(conc), "-d"+secs+"s", "--latency", m.url).Output()
+		if err != nil {
+			return sample{}, err
+		}
+		return parseWrk(string(out))
+	}
+	args := []string{"-url", m.url, "-c", strconv.Itoa(conc), "-d", b.dur.String(), "-warm", "1s"}
+	if m.proxy != "" {
+		args = append(args, "-proxy", m.proxy)
+	}
+	if m.ca != "" {
+		args = append(args, "-ca", m.ca)
+	}
+	cmd := pinned(b.layout.load, b.loadgen, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return sample{}, err
+	}
+	var s sample
+	var p50, p99 int64
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "rps=%f p50_us=%d p99_us=%d errors=%d", &s.rps, &p50, &p99, &s.errors); err != nil {
+		return sample{}, fmt.Errorf("loadgen printed %q", out)
+	}
+	s.p50, s.p99 = time.Duration(p50)*time.Microsecond, time.Duration(p99)*time.Microsecond
+	return s, nil
+}
+
+var (
+	wrkPct  = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$`)
+	wrkRPS  = regexp.MustCompile(`(?m)^Requests/sec:\s+([\d.]+)`)
+	wrkNon2 = regexp.MustCompile(`(?m)Non-2xx or 3xx responses: (\d+)`)
+	wrkSock = regexp.MustCompile(`(?m)Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+)
+
+func parseWrk(out string) (sample, error) {
+	var s sample
+	m := wrkRPS.FindStringSubmatch(out)
+	if m == nil {
+		return s, errors.New("no Requests/sec in wrk's output:\n" + out)
+	}
+	s.rps, _ = strconv.ParseFloat(m[1], 64)
+	for _, p := range wrkPct.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(p[2], 64)
+		unit := map[string]float64{"us": 1e3, "ms": 1e6, "s": 1e9}[p[3]]
+		d := time.Duration(v * unit)
+		if p[1] == "50" {
+			s.p50 = d
+		} else {
+			s.p99 = d
+		}
+	}
+	if m := wrkNon2.FindStringSubmatch(out); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		s.errors += n
+	}
+	if m := wrkSock.FindStringSubmatch(out); m != nil {
+		for _, f := range m[1:] {
+			n, _ := strconv.Atoi(f)
+			s.errors += n
+		}
+	}
+	return s, nil
+}
+
+func parseEnv(out string) map[string]string {
+	vars := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		line = strings.TrimPrefix(strings.TrimSpace(line), "export ")
+		k, v, ok := strings.Cut(line, "=")
+		if ok {
+			vars[k] = strings.Trim(v, `'"`)
+		}
+	}
+	return vars
+}
+
+// writeCerts writes a CA and a leaf for localhost/127.0.0.1 signed by it.
+func writeCerts(dir string) (caPath, certPath, keyPath string, err error) {
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "proxyfair CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return "", "", "", err
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return "", "", "", err
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	caPath, certPath, keyPath = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")
+	os.WriteFile(caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
+	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
+	return caPath, certPath, keyPath, nil
+}
+
+func freePort() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fail(err)
+	}
+	defer ln.Close()
+	_, p, _ := net.SplitHostPort(ln.Addr().String())
+	return p
+}
+
+func waitPort(addr string) bool {
+	for i := 0; i < 200; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
