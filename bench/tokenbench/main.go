@@ -14,9 +14,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/kc-agent/kc-agent/agent/config"
@@ -72,7 +74,19 @@ func run(bin string, n, nDirect int) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	tokenTimes := timeIt(n, func() error { return exec.Command(bin, "token").Run() })
+	// The floor: a static Go hello world built the way kc-agent is
+	// released, timed in the same loop as kc-agent, call for call.
+	hello, err := buildHello(dir)
+	if err != nil {
+		return err
+	}
+	floor := interleave(n, map[string]*exec.Cmd{
+		"hello":   exec.Command(hello),
+		"version": exec.Command(bin, "version"),
+		"token":   exec.Command(bin, "token"),
+	})
+	tokenTimes := floor["token"].times
+	inits := initTrace(bin, 50)
 
 	cfg, _ := config.Load(os.Getenv("KC_AGENT_CONFIG"))
 	prof, _ := cfg.Profile("default")
@@ -110,7 +124,23 @@ func run(bin string, n, nDirect int) error {
 		fmt.Printf("| oidc-token (oidc-agent %s, default scope, warm) | %s | %s | %d |\n", oa.version, ms(pct(oa.def, 50)), ms(pct(oa.def, 95)), len(oa.def))
 		fmt.Printf("| oidc-token -s \"openid profile\" (non-default scope) | %s | %s | %d |\n", ms(pct(oa.scoped, 50)), ms(pct(oa.scoped, 95)), len(oa.scoped))
 	}
-	fmt.Printf("\nratio: direct refresh p50 / kc-agent token p50 = %.1fx (target >= 20x)\n", float64(dp50)/float64(tp50))
+	fmt.Printf("\nWhere a whole-process `kc-agent token` goes (same run, calls interleaved; CPU and page faults from the child's rusage):\n\n")
+	fmt.Printf("| process | p50 | p95 | user+sys CPU (mean) | minor page faults (mean) | binary |\n|---|---|---|---|---|---|\n")
+	for _, k := range []struct{ key, label, path string }{
+		{"hello", "Go hello world (CGO_ENABLED=0 -trimpath): the floor", hello},
+		{"version", "kc-agent version (runtime, inits, cobra; no I/O)", bin},
+		{"token", "kc-agent token (+ socket discovery, dial, JSON)", bin},
+	} {
+		r := floor[k.key]
+		fmt.Printf("| %s | %s | %s | %s | %d | %.1f MB |\n", k.label, ms(pct(r.times, 50)), ms(pct(r.times, 95)), ms(r.cpu), r.faults, float64(fileSize(k.path))/1e6)
+	}
+	fmt.Printf("\nratio: kc-agent token p50 / hello world p50 = %.2fx (target <= 1.3x)\n", float64(tp50)/float64(pct(floor["hello"].times, 50)))
+	fmt.Printf("package inits (GODEBUG=inittrace=1, median of 50 runs of kc-agent token): %d inits, %.3f ms of init work, main reached %.3f ms after runtime start; largest:", inits.count, inits.sum, inits.mainAt)
+	for _, t := range inits.top {
+		fmt.Printf(" %s %.3f ms;", t.name, t.ms)
+	}
+	fmt.Println()
+	fmt.Printf("ratio: direct refresh p50 / kc-agent token p50 = %.1fx (target >= 20x)\n", float64(dp50)/float64(tp50))
 	if oaErr == nil {
 		fmt.Printf("ratio: oidc-token p50 / kc-agent token p50, default scope = %.2fx (target >= 1x)\n", float64(pct(oa.def, 50))/float64(tp50))
 		fmt.Printf("ratio: oidc-token p50 / kc-agent token p50, non-default scope = %.1fx (target >= 10x)\n", float64(pct(oa.scoped, 50))/float64(pct(scopedTimes, 50)))
@@ -175,6 +205,137 @@ func oidcAgentCompare(issuer, refreshToken, dir string, n int) (*oidcAgentResult
 	res.def = timeIt(n, oidcToken())
 	res.scoped = timeIt(n/5, oidcToken("-s", "openid profile"))
 	return res, nil
+}
+
+type procStats struct {
+	times  []time.Duration // sorted
+	cpu    time.Duration   // mean user+sys
+	faults int64           // mean minor page faults
+}
+
+// interleave runs each command n times, one of each per round, so that
+// noise from the shared machine hits them alike.
+func interleave(n int, cmds map[string]*exec.Cmd) map[string]*procStats {
+	keys := make([]string, 0, len(cmds))
+	for k := range cmds {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := map[string]*procStats{}
+	for _, k := range keys {
+		out[k] = &procStats{}
+	}
+	for i := 0; i < n; i++ {
+		for _, k := range keys {
+			c := exec.Command(cmds[k].Path, cmds[k].Args[1:]...)
+			start := time.Now()
+			if err := c.Run(); err != nil {
+				fmt.Fprintf(os.Stderr, "tokenbench: %s failed: %v\n", k, err)
+				continue
+			}
+			r := out[k]
+			r.times = append(r.times, time.Since(start))
+			if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
+				r.cpu += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+				r.faults += ru.Minflt
+			}
+		}
+	}
+	for _, r := range out {
+		if len(r.times) > 0 {
+			r.cpu /= time.Duration(len(r.times))
+			r.faults /= int64(len(r.times))
+		}
+		sort.Slice(r.times, func(i, j int) bool { return r.times[i] < r.times[j] })
+	}
+	return out
+}
+
+// buildHello builds the floor: fmt.Println in a static binary, with the
+// release build's flags.
+func buildHello(dir string) (string, error) {
+	src := filepath.Join(dir, "hello")
+	os.MkdirAll(src, 0o755)
+	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module hello\n\ngo 1.26\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n"), 0o644)
+	out := filepath.Join(dir, "hello-bin")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the hello world: %v\n%s", err, b)
+	}
+	return out, nil
+}
+
+func fileSize(p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+type initStats struct {
+	count       int
+	sum, mainAt float64 // ms, medians
+	top         []struct {
+		name string
+		ms   float64
+	}
+}
+
+var initLine = regexp.MustCompile(`^init (\S+) @([\d.]+) ms, ([\d.]+) ms clock`)
+
+// initTrace runs `kc-agent token` with GODEBUG=inittrace=1 and takes the
+// medians: total init work, when the last init ended (about when main
+// starts), and the five largest inits.
+func initTrace(bin string, n int) initStats {
+	var sums, ends []float64
+	per := map[string][]float64{}
+	count := 0
+	for i := 0; i < n; i++ {
+		c := exec.Command(bin, "token")
+		c.Env = append(os.Environ(), "GODEBUG=inittrace=1")
+		var stderr strings.Builder
+		c.Stderr = &stderr
+		if c.Run() != nil {
+			continue
+		}
+		sum, end, k := 0.0, 0.0, 0
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			m := initLine.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			at, _ := strconv.ParseFloat(m[2], 64)
+			clock, _ := strconv.ParseFloat(m[3], 64)
+			sum += clock
+			end = max(end, at+clock)
+			per[m[1]] = append(per[m[1]], clock)
+			k++
+		}
+		sums, ends, count = append(sums, sum), append(ends, end), k
+	}
+	med := func(v []float64) float64 {
+		if len(v) == 0 {
+			return 0
+		}
+		sort.Float64s(v)
+		return v[len(v)/2]
+	}
+	st := initStats{count: count, sum: med(sums), mainAt: med(ends)}
+	for name, v := range per {
+		st.top = append(st.top, struct {
+			name string
+			ms   float64
+		}{name, med(v)})
+	}
+	sort.Slice(st.top, func(i, j int) bool { return st.top[i].ms > st.top[j].ms })
+	if len(st.top) > 5 {
+		st.top = st.top[:5]
+	}
+	return st
 }
 
 func timeIt(n int, f func() error) []time.Duration {
