@@ -3,7 +3,8 @@
 // (HTTPS_PROXY interception, mitmproxy). It runs in its own process, so it
 // competes with the proxy under test only for the cores taskset gives it.
 // Each of -c workers keeps one connection alive and sends requests back to
-// back for -d; it prints one line: "rps=<n> p50_us=<n> p99_us=<n> errors=<n>".
+// back for -d; it prints one line: "rps=<n> p50_us=<n> p99_us=<n> errors=<n>
+// total=<n>" (total: completed requests, warm-up included).
 package main
 
 import (
@@ -63,6 +64,7 @@ func main() {
 		measuring atomic.Bool
 		stop      atomic.Bool
 		errs      atomic.Int64
+		total     atomic.Int64 // completed requests, warm-up included
 		mu        sync.Mutex
 		all       []time.Duration
 		wg        sync.WaitGroup
@@ -81,6 +83,9 @@ func main() {
 					if err == nil && resp.StatusCode != http.StatusOK {
 						err = fmt.Errorf("status %d", resp.StatusCode)
 					}
+				}
+				if err == nil {
+					total.Add(1)
 				}
 				if !measuring.Load() {
 					continue
@@ -113,5 +118,5 @@ func main() {
 		}
 		return all[(len(all)-1)*p/100].Microseconds()
 	}
-	fmt.Printf("rps=%.0f p50_us=%d p99_us=%d errors=%d\n", float64(len(all))/elapsed.Seconds(), pct(50), pct(99), errs.Load())
+	fmt.Printf("rps=%.0f p50_us=%d p99_us=%d errors=%d total=%d\n", float64(len(all))/elapsed.Seconds(), pct(50), pct(99), errs.Load(), total.Load())
 }

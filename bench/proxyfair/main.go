@@ -34,11 +34,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
@@ -53,12 +55,14 @@ type mode struct {
 	proxy string // loadgen: CONNECT proxy URL
 	ca    string // loadgen: CA bundle to trust
 	base  bool   // the nginx reverse proxy: the baseline of its generator
+	pid   int    // the process (tree) doing the proxying, for its CPU time
 }
 
 type sample struct {
 	rps      float64
 	p50, p99 time.Duration
 	errors   int
+	cpuPer   time.Duration // CPU time of the proxy's processes per request
 }
 
 type layout struct {
@@ -76,11 +80,13 @@ var layouts = map[string]layout{
 
 func main() {
 	bin := flag.String("bin", "bin/kc-agent", "kc-agent binary")
-	dur := flag.Duration("d", 4*time.Second, "measuring time per mode, concurrency and round")
+	dur := flag.Duration("d", 3*time.Second, "measuring time per mode, concurrency and round")
 	rounds := flag.Int("rounds", 3, "rounds; modes alternate within each")
 	concs := flag.String("c", "1,8,64", "concurrencies (connections)")
 	lay := flag.String("layout", "proxy-alone", "CPU pinning: proxy-alone (proxy on CPU 1; load and upstream on CPU 0), load-alone (load on CPU 0; upstream and proxy on CPU 1) or none")
-	only := flag.String("only", "", "measure only modes whose name contains this")
+	only := flag.String("only", "", "measure only modes whose name contains one of these comma-separated strings (the nginx baseline always runs)")
+	hold := flag.Bool("hold", false, "set everything up, print the modes' URLs and PIDs, and wait for Ctrl-C (for profiling by hand)")
+	flag.Var(&agents, "agent", "a kc-agent to measure, as label=binary[,KEY=VALUE...] (repeatable; default: kc-agent=-bin)")
 	flag.Parse()
 	l, ok := layouts[*lay]
 	if !ok {
@@ -100,9 +106,22 @@ func main() {
 		b.stop()
 		fail(err)
 	}
+	if *hold {
+		for _, m := range b.modes {
+			fmt.Printf("%-40s %-8s pid %-7d %s %s\n", m.name, m.gen, m.pid, m.url, m.proxy)
+		}
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		return
+	}
 	var modes []mode
 	for _, m := range b.modes {
-		if strings.Contains(m.name, *only) || m.base {
+		keep := m.base || *only == ""
+		for _, o := range strings.Split(*only, ",") {
+			keep = keep || (o != "" && strings.Contains(m.name, o))
+		}
+		if keep {
 			modes = append(modes, m)
 		}
 	}
@@ -135,7 +154,7 @@ func main() {
 			}
 		}
 		fmt.Printf("Load generator: %s\n\n", genDesc[gen])
-		fmt.Printf("| mode | conns | req/s | p50 | p99 | req/s vs nginx | p99 vs nginx | errors |\n|---|---|---|---|---|---|---|---|\n")
+		fmt.Printf("| mode | conns | req/s | p50 | p99 | req/s vs nginx | p99 vs nginx | proxy CPU/req | req per CPU-s vs nginx | errors |\n|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, c := range cs {
 			bs := results[key(base)][c]
 			for _, m := range modes {
@@ -144,17 +163,17 @@ func main() {
 				}
 				ss := results[key(m)][c]
 				if len(ss) == 0 {
-					fmt.Printf("| %s | %d | failed | | | | | |\n", m.name, c)
+					fmt.Printf("| %s | %d | failed | | | | | | | |\n", m.name, c)
 					continue
 				}
-				rr, pr := ratios(ss, bs)
+				rr, pr, cr := ratios(ss, bs)
 				errs := 0
 				for _, s := range ss {
 					errs += s.errors
 				}
-				fmt.Printf("| %s | %d | %.0f | %s | %s | %s | %s | %d |\n", m.name, c, median(ss, func(s sample) float64 { return s.rps }),
+				fmt.Printf("| %s | %d | %.0f | %s | %s | %s | %s | %.1f µs | %s | %d |\n", m.name, c, median(ss, func(s sample) float64 { return s.rps }),
 					us(median(ss, func(s sample) float64 { return float64(s.p50) })), us(median(ss, func(s sample) float64 { return float64(s.p99) })),
-					rr, pr, errs)
+					rr, pr, median(ss, func(s sample) float64 { return float64(s.cpuPer) / 1e3 }), cr, errs)
 			}
 		}
 		fmt.Println()
@@ -173,13 +192,16 @@ func orAny(cpu string) string {
 	return cpu
 }
 
-// ratios gives "median [min-max]" of the per-round ratios of req/s and of
-// p99 to the baseline's.
-func ratios(ss, bs []sample) (string, string) {
-	var rr, pr []float64
+// ratios gives "median [min-max]" of the per-round ratios to the
+// baseline's: req/s, p99, and requests per CPU-second of the proxy.
+func ratios(ss, bs []sample) (string, string, string) {
+	var rr, pr, cr []float64
 	for i := range min(len(ss), len(bs)) {
 		rr = append(rr, ss[i].rps/bs[i].rps)
 		pr = append(pr, float64(ss[i].p99)/float64(bs[i].p99))
+		if ss[i].cpuPer > 0 {
+			cr = append(cr, float64(bs[i].cpuPer)/float64(ss[i].cpuPer))
+		}
 	}
 	f := func(v []float64) string {
 		if len(v) == 0 {
@@ -188,7 +210,7 @@ func ratios(ss, bs []sample) (string, string) {
 		slices.Sort(v)
 		return fmt.Sprintf("%.2fx [%.2f-%.2f]", v[len(v)/2], v[0], v[len(v)-1])
 	}
-	return f(rr), f(pr)
+	return f(rr), f(pr), f(cr)
 }
 
 func median(ss []sample, f func(sample) float64) float64 {
@@ -220,7 +242,7 @@ type bench struct {
 	procs   []*exec.Cmd
 	modes   []mode
 	loadgen string
-	env     []string
+	last    int // pid of the process start started last
 }
 
 // pinned is a command run on the given CPUs (taskset), or anywhere.
@@ -237,6 +259,7 @@ func (b *bench) start(cmd *exec.Cmd, addr string) error {
 		return err
 	}
 	b.procs = append(b.procs, cmd)
+	b.last = cmd.Process.Pid
 	if addr != "" && !waitPort(addr) {
 		return fmt.Errorf("%s did not listen on %s", cmd.Args, addr)
 	}
@@ -274,12 +297,15 @@ func (b *bench) setup(bin string) error {
 	if b.dir, err = os.MkdirTemp("", "proxyfair"); err != nil {
 		return err
 	}
-	// The load generator, built in its own binary.
+	// The load generator and the Go floor, each its own binary.
 	b.loadgen = filepath.Join(b.dir, "loadgen")
-	build := exec.Command("go", "build", "-trimpath", "-o", b.loadgen, "./bench/loadgen")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("building bench/loadgen: %v\n%s", err, out)
+	gofloor := filepath.Join(b.dir, "gofloor")
+	for _, t := range [][2]string{{b.loadgen, "./bench/loadgen"}, {gofloor, "./bench/gofloor"}} {
+		build := exec.Command("go", "build", "-trimpath", "-o", t[0], t[1])
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			return fmt.Errorf("building %s: %v\n%s", t[1], err, out)
+		}
 	}
 	caPath, certPath, keyPath, err := writeCerts(b.dir)
 	if err != nil {
@@ -299,60 +325,49 @@ func (b *bench) setup(bin string) error {
   }`, upPort, certPath, keyPath, body), "127.0.0.1:"+upPort); err != nil {
 		return err
 	}
+	upPID := b.last
 
 	// kc-agent, logged in for real, with a reverse route that also
-	// intercepts HTTPS_PROXY traffic to the same upstream.
+	// intercepts HTTPS_PROXY traffic to the same upstream; one per -agent.
 	ctx := context.Background()
 	kc, err := keycloak.Ensure(ctx, func(f string, a ...any) { fmt.Fprintf(os.Stderr, "proxyfair: "+f+"\n", a...) })
 	if err != nil {
 		return err
 	}
-	issuer := kc.Issuer(keycloak.RealmDemo)
-	kcPort := freePort()
-	cfg := fmt.Sprintf("profiles:\n  default:\n    issuer: %s\n    store: file\nroutes:\n  - name: api\n    upstream: %s\n    intercept: true\nproxy:\n  listen: 127.0.0.1:%s\n  ca_file: %s\n",
-		issuer, up, kcPort, caPath)
-	cfgPath := filepath.Join(b.dir, "kc-agent.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return err
-	}
-	b.env = append(os.Environ(), "KC_AGENT_CONFIG="+cfgPath, "KC_AGENT_STATE_DIR="+filepath.Join(b.dir, "state"),
-		"KC_AGENT_SOCK="+filepath.Join(b.dir, "s", "agent.sock"), "KC_AGENT_NO_AUTOSTART=1")
-	for _, kv := range b.env[len(b.env)-4:] {
-		k, v, _ := strings.Cut(kv, "=")
-		os.Setenv(k, v)
-	}
-	if err := keycloak.LoginWithCLI(bin, issuer, "demo", "demo"); err != nil {
-		return fmt.Errorf("login: %w", err)
-	}
-	agent := pinned(b.layout.proxy, bin, "run", "--log-level", "warn")
-	agent.Env = b.env
-	if err := b.start(agent, "127.0.0.1:"+kcPort); err != nil {
-		return err
-	}
-	envOut, err := exec.Command(bin, "env").Output()
-	if err != nil {
-		return fmt.Errorf("kc-agent env: %w", err)
-	}
-	vars := parseEnv(string(envOut))
-	if vars["HTTPS_PROXY"] == "" || vars["SSL_CERT_FILE"] == "" {
-		return fmt.Errorf("kc-agent env printed no HTTPS_PROXY or SSL_CERT_FILE:\n%s", envOut)
-	}
-
-	// The direct and reverse modes, then the peers that are installed.
 	direct := up + "/x"
-	// The agent makes its local CA on the first intercepted connection, and
-	// the load generator reads the bundle when it starts.
-	if err := exec.Command("curl", "-sfk", "-o", "/dev/null", "-x", vars["HTTPS_PROXY"], direct).Run(); err != nil {
-		return fmt.Errorf("a first request through kc-agent's HTTPS_PROXY failed: %w", err)
-	}
-	kcRev := "http://127.0.0.1:" + kcPort + "/api/x"
 	b.modes = append(b.modes,
-		mode{name: "direct to upstream", gen: "wrk", url: direct},
-		mode{name: "direct to upstream", gen: "loadgen", url: direct, ca: caPath},
-		mode{name: "kc-agent reverse route", gen: "wrk", url: kcRev},
-		mode{name: "kc-agent reverse route", gen: "loadgen", url: kcRev},
-		mode{name: "kc-agent HTTPS_PROXY interception", gen: "loadgen", url: direct, proxy: vars["HTTPS_PROXY"], ca: vars["SSL_CERT_FILE"]},
+		mode{name: "direct to upstream", gen: "wrk", url: direct, pid: upPID},
+		mode{name: "direct to upstream", gen: "loadgen", url: direct, ca: caPath, pid: upPID},
 	)
+	if len(agents) == 0 {
+		agents = []agentSpec{{label: "kc-agent", bin: bin}}
+	}
+	for i, a := range agents {
+		if err := b.startAgent(i, a, kc.Issuer(keycloak.RealmDemo), up, caPath); err != nil {
+			return fmt.Errorf("%s: %w", a.label, err)
+		}
+	}
+	// What Go can do: bench/gofloor, with and without net/http's Transport.
+	for _, v := range []struct{ name, flag string }{
+		{"Go floor: ReadRequest/ReadResponse loop, own upstream conn (bench/gofloor)", ""},
+		{"Go floor + http.Transport pool (bench/gofloor -transport)", "-transport"},
+	} {
+		gp := freePort()
+		args := []string{"-listen", "127.0.0.1:" + gp, "-upstream", "127.0.0.1:" + upPort, "-ca", caPath}
+		if v.flag != "" {
+			args = append(args, v.flag)
+		}
+		cmd := pinned(b.layout.proxy, gofloor, args...)
+		cmd.Stdout = nil
+		if err := b.start(cmd, "127.0.0.1:"+gp); err != nil {
+			return err
+		}
+		u := "http://127.0.0.1:" + gp + "/api/x"
+		b.modes = append(b.modes,
+			mode{name: v.name, gen: "wrk", url: u, pid: b.last},
+			mode{name: v.name, gen: "loadgen", url: u, pid: b.last},
+		)
+	}
 	ngPort := freePort()
 	if err := b.nginx("proxy", b.layout.proxy, fmt.Sprintf(`
   upstream up { server 127.0.0.1:%[1]s; keepalive 64; keepalive_requests 100000000; }
@@ -376,8 +391,8 @@ func (b *bench) setup(bin string) error {
 	}
 	ngURL := "http://127.0.0.1:" + ngPort + "/api/x"
 	b.modes = append(b.modes,
-		mode{name: "nginx reverse proxy (peer)", gen: "wrk", url: ngURL, base: true},
-		mode{name: "nginx reverse proxy (peer)", gen: "loadgen", url: ngURL, base: true},
+		mode{name: "nginx reverse proxy (peer)", gen: "wrk", url: ngURL, base: true, pid: b.last},
+		mode{name: "nginx reverse proxy (peer)", gen: "loadgen", url: ngURL, base: true, pid: b.last},
 	)
 	if _, err := exec.LookPath("haproxy"); err == nil {
 		hpPort := freePort()
@@ -405,8 +420,8 @@ backend be
 		} else {
 			hpURL := "http://127.0.0.1:" + hpPort + "/api/x"
 			b.modes = append(b.modes,
-				mode{name: "HAProxy reverse proxy (peer)", gen: "wrk", url: hpURL},
-				mode{name: "HAProxy reverse proxy (peer)", gen: "loadgen", url: hpURL},
+				mode{name: "HAProxy reverse proxy (peer)", gen: "wrk", url: hpURL, pid: b.last},
+				mode{name: "HAProxy reverse proxy (peer)", gen: "loadgen", url: hpURL, pid: b.last},
 			)
 		}
 	} else {
@@ -424,11 +439,87 @@ backend be
 			fmt.Fprintln(os.Stderr, "proxyfair: mitmdump did not start; skipping:", err)
 		} else {
 			b.modes = append(b.modes, mode{name: "mitmproxy interception + addon (peer)", gen: "loadgen", url: direct,
-				proxy: "http://127.0.0.1:" + mp, ca: filepath.Join(md, "mitmproxy-ca-cert.pem")})
+				proxy: "http://127.0.0.1:" + mp, ca: filepath.Join(md, "mitmproxy-ca-cert.pem"), pid: b.last})
 		}
 	} else {
 		fmt.Fprintln(os.Stderr, "proxyfair: mitmproxy not installed; skipping")
 	}
+	return nil
+}
+
+// agentSpec is one kc-agent to measure: a binary and extra environment
+// (e.g. GOGC=200), so that variants are compared within one run.
+type agentSpec struct {
+	label string
+	bin   string
+	env   []string
+}
+
+type agentFlags []agentSpec
+
+func (f *agentFlags) String() string { return "" }
+
+// Set parses "label=binary[,KEY=VALUE...]".
+func (f *agentFlags) Set(v string) error {
+	label, rest, ok := strings.Cut(v, "=")
+	if !ok || label == "" {
+		return fmt.Errorf("want label=binary[,KEY=VALUE...], not %q", v)
+	}
+	parts := strings.Split(rest, ",")
+	bin, err := filepath.Abs(parts[0])
+	if err != nil {
+		return err
+	}
+	*f = append(*f, agentSpec{label: label, bin: bin, env: parts[1:]})
+	return nil
+}
+
+var agents agentFlags
+
+func (b *bench) startAgent(i int, a agentSpec, issuer, up, caPath string) error {
+	dir := filepath.Join(b.dir, fmt.Sprintf("agent%d", i))
+	os.MkdirAll(dir, 0o700)
+	port := freePort()
+	cfg := fmt.Sprintf("profiles:\n  default:\n    issuer: %s\n    store: file\nroutes:\n  - name: api\n    upstream: %s\n    intercept: true\nproxy:\n  listen: 127.0.0.1:%s\n  ca_file: %s\n",
+		issuer, up, port, caPath)
+	cfgPath := filepath.Join(dir, "kc-agent.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	env := map[string]string{"KC_AGENT_CONFIG": cfgPath, "KC_AGENT_STATE_DIR": filepath.Join(dir, "state"),
+		"KC_AGENT_SOCK": filepath.Join(dir, "s", "agent.sock"), "KC_AGENT_NO_AUTOSTART": "1"}
+	for k, v := range env {
+		os.Setenv(k, v) // for keycloak.LoginWithCLI
+	}
+	if err := keycloak.LoginWithCLI(a.bin, issuer, "demo", "demo"); err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	cmd := pinned(b.layout.proxy, a.bin, "run", "--log-level", "warn")
+	cmd.Env = append(os.Environ(), a.env...)
+	if err := b.start(cmd, "127.0.0.1:"+port); err != nil {
+		return err
+	}
+	pid := b.last
+	envOut, err := exec.Command(a.bin, "env").Output()
+	if err != nil {
+		return fmt.Errorf("kc-agent env: %w", err)
+	}
+	vars := parseEnv(string(envOut))
+	if vars["HTTPS_PROXY"] == "" || vars["SSL_CERT_FILE"] == "" {
+		return fmt.Errorf("kc-agent env printed no HTTPS_PROXY or SSL_CERT_FILE:\n%s", envOut)
+	}
+	direct := up + "/x"
+	// The agent makes its local CA on the first intercepted connection, and
+	// the load generator reads the bundle when it starts.
+	if err := exec.Command("curl", "-sfk", "-o", "/dev/null", "-x", vars["HTTPS_PROXY"], direct).Run(); err != nil {
+		return fmt.Errorf("a first request through kc-agent's HTTPS_PROXY failed: %w", err)
+	}
+	rev := "http://127.0.0.1:" + port + "/api/x"
+	b.modes = append(b.modes,
+		mode{name: a.label + " reverse route", gen: "wrk", url: rev, pid: pid},
+		mode{name: a.label + " reverse route", gen: "loadgen", url: rev, pid: pid},
+		mode{name: a.label + " HTTPS_PROXY interception", gen: "loadgen", url: direct, proxy: vars["HTTPS_PROXY"], ca: vars["SSL_CERT_FILE"], pid: pid},
+	)
 	return nil
 }
 
@@ -452,18 +543,37 @@ http {
 	return b.start(pinned(cpus, "nginx", "-c", cfg, "-p", nd), addr)
 }
 
+// measure runs one load at one concurrency. Besides req/s and latency it
+// takes the CPU time the proxy's processes spent per request: on a shared
+// machine, throughput moves with the neighbours' load, CPU per request
+// much less (it is what one core's worth of req/s would be).
 func (b *bench) measure(m mode, conc int) (sample, error) {
 	secs := strconv.Itoa(max(1, int(b.dur.Seconds())))
 	if m.gen == "wrk" {
 		// A short warm-up run: connections, the upstream pool.
 		pinned(b.layout.load, "wrk", "-t1", "-c"+strconv.Itoa(conc), "-d1s", m.url).Run()
+		cpu0 := treeCPU(m.pid)
 		out, err := pinned(b.layout.load, "wrk", "-t1", "-c"+strconv.Itoa(conc), "-d"+secs+"s", "--latency", m.url).Output()
+		cpu := treeCPU(m.pid) - cpu0
 		if err != nil {
 			return sample{}, err
 		}
-		return parseWrk(string(out))
+		s, err := parseWrk(string(out))
+		if n := wrkCount(string(out)); n > 0 {
+			s.cpuPer = cpu / time.Duration(n)
+		}
+		return s, err
 	}
-	args := []string{"-url", m.url, "-c", strconv.Itoa(conc), "-d", b.dur.String(), "-warm", "1s"}
+	// A short warm-up run: connections, the upstream pool, leaf certificates.
+	warm := []string{"-url", m.url, "-c", strconv.Itoa(conc), "-d", "500ms", "-warm", "0s"}
+	if m.proxy != "" {
+		warm = append(warm, "-proxy", m.proxy)
+	}
+	if m.ca != "" {
+		warm = append(warm, "-ca", m.ca)
+	}
+	pinned(b.layout.load, b.loadgen, warm...).Run()
+	args := []string{"-url", m.url, "-c", strconv.Itoa(conc), "-d", b.dur.String(), "-warm", "0s"}
 	if m.proxy != "" {
 		args = append(args, "-proxy", m.proxy)
 	}
@@ -472,14 +582,19 @@ func (b *bench) measure(m mode, conc int) (sample, error) {
 	}
 	cmd := pinned(b.layout.load, b.loadgen, args...)
 	cmd.Stderr = os.Stderr
+	cpu0 := treeCPU(m.pid)
 	out, err := cmd.Output()
+	cpu := treeCPU(m.pid) - cpu0
 	if err != nil {
 		return sample{}, err
 	}
 	var s sample
-	var p50, p99 int64
-	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "rps=%f p50_us=%d p99_us=%d errors=%d", &s.rps, &p50, &p99, &s.errors); err != nil {
+	var p50, p99, total int64
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "rps=%f p50_us=%d p99_us=%d errors=%d total=%d", &s.rps, &p50, &p99, &s.errors, &total); err != nil {
 		return sample{}, fmt.Errorf("loadgen printed %q", out)
+	}
+	if total > 0 {
+		s.cpuPer = cpu / time.Duration(total)
 	}
 	s.p50, s.p99 = time.Duration(p50)*time.Microsecond, time.Duration(p99)*time.Microsecond
 	return s, nil
@@ -491,6 +606,42 @@ var (
 	wrkNon2 = regexp.MustCompile(`(?m)Non-2xx or 3xx responses: (\d+)`)
 	wrkSock = regexp.MustCompile(`(?m)Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 )
+
+var wrkN = regexp.MustCompile(`(?m)^\s+(\d+) requests in`)
+
+func wrkCount(out string) int {
+	if m := wrkN.FindStringSubmatch(out); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 0
+}
+
+// treeCPU is the time on CPU of a process, its threads and its children
+// (nginx's workers), from schedstat (nanoseconds).
+func treeCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	var total time.Duration
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	for _, t := range tasks {
+		if data, err := os.ReadFile(filepath.Join(t, "schedstat")); err == nil {
+			if f := strings.Fields(string(data)); len(f) > 0 {
+				ns, _ := strconv.ParseInt(f[0], 10, 64)
+				total += time.Duration(ns)
+			}
+		}
+		if data, err := os.ReadFile(filepath.Join(t, "children")); err == nil {
+			for _, c := range strings.Fields(string(data)) {
+				if cp, err := strconv.Atoi(c); err == nil {
+					total += treeCPU(cp)
+				}
+			}
+		}
+	}
+	return total
+}
 
 func parseWrk(out string) (sample, error) {
 	var s sample
