@@ -58,9 +58,16 @@ func withHint(err error, hint string) error {
 
 // run is the whole CLI: main calls it, tests call it in-process.
 func run(args []string, streams *IOStreams) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := context.Background(), func() {}
+	if !isTokenCmd(args) {
+		// Commands that wait (login, run, exec) clean up when the context
+		// ends. `token` has nothing to clean up, so it dies of the signal
+		// the default way: setting up delivery (a goroutine, and a thread
+		// parked for it) cost ~0.3 ms of its ~2 ms (docs/BENCHMARKS.md).
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	}
 	defer stop()
-	root := newRootCmd(streams)
+	root := newRootCmdFor(streams, args)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -134,7 +141,13 @@ func usageArgs(v cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
-func newRootCmd(streams *IOStreams) *cobra.Command {
+func newRootCmd(streams *IOStreams) *cobra.Command { return newRootCmdFor(streams, nil) }
+
+// newRootCmdFor builds the command tree that args need. Scripts run
+// `kc-agent token` in loops, so for token only its own branch is built
+// (no other command's flags and help, no completion commands); everything
+// else, help and completion included, gets the whole tree.
+func newRootCmdFor(streams *IOStreams, args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kc-agent",
 		Short: "Keycloak tokens for scripts and notebooks, without secrets in code",
@@ -150,6 +163,11 @@ and notebooks (a localhost proxy that adds Authorization: Bearer).`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &cliError{code: exitUsage, err: err, hint: fmt.Sprintf("see `%s --help`", c.CommandPath())}
 	})
+	if isTokenCmd(args) {
+		root.CompletionOptions.DisableDefaultCmd = true
+		root.AddCommand(newTokenCmd(streams))
+		return root
+	}
 	// Every command, in the order of `kc-agent --help`.
 	root.AddCommand(
 		newLoginCmd(streams),
@@ -181,6 +199,10 @@ and notebooks (a localhost proxy that adds Authorization: Bearer).`,
 	}
 	return root
 }
+
+// isTokenCmd tells `kc-agent token ...`, the command scripts run in loops,
+// which gets a lighter start (see run and newRootCmdFor).
+func isTokenCmd(args []string) bool { return len(args) > 0 && args[0] == "token" }
 
 // loadConfig reads the config file, turning validation errors into a
 // message that says how to fix them.
