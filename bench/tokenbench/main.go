@@ -80,10 +80,15 @@ func run(bin string, n, nDirect int) error {
 	if err != nil {
 		return err
 	}
+	tokenFloor := filepath.Join(dir, "tokenfloor")
+	if err := goBuild(tokenFloor, "./bench/tokenfloor", ""); err != nil {
+		return err
+	}
 	floor := interleave(n, map[string]*exec.Cmd{
-		"hello":   exec.Command(hello),
-		"version": exec.Command(bin, "version"),
-		"token":   exec.Command(bin, "token"),
+		"hello":      exec.Command(hello),
+		"tokenfloor": exec.Command(tokenFloor),
+		"version":    exec.Command(bin, "version"),
+		"token":      exec.Command(bin, "token"),
 	})
 	tokenTimes := floor["token"].times
 	inits := initTrace(bin, 50)
@@ -128,13 +133,16 @@ func run(bin string, n, nDirect int) error {
 	fmt.Printf("| process | p50 | p95 | user+sys CPU (mean) | minor page faults (mean) | binary |\n|---|---|---|---|---|---|\n")
 	for _, k := range []struct{ key, label, path string }{
 		{"hello", "Go hello world (CGO_ENABLED=0 -trimpath): the floor", hello},
+		{"tokenfloor", "bench/tokenfloor: the same request, no net/http, no checks, 3 packages", tokenFloor},
 		{"version", "kc-agent version (runtime, inits, cobra; no I/O)", bin},
 		{"token", "kc-agent token (+ socket discovery, dial, JSON)", bin},
 	} {
 		r := floor[k.key]
 		fmt.Printf("| %s | %s | %s | %s | %d | %.1f MB |\n", k.label, ms(pct(r.times, 50)), ms(pct(r.times, 95)), ms(r.cpu), r.faults, float64(fileSize(k.path))/1e6)
 	}
-	fmt.Printf("\nratio: kc-agent token p50 / hello world p50 = %.2fx (target <= 1.3x)\n", float64(tp50)/float64(pct(floor["hello"].times, 50)))
+	hp50 := float64(pct(floor["hello"].times, 50))
+	fmt.Printf("\nratio: kc-agent token p50 / hello world p50 = %.2fx (target <= 1.3x); tokenfloor / hello world = %.2fx; kc-agent version / hello world = %.2fx\n",
+		float64(tp50)/hp50, float64(pct(floor["tokenfloor"].times, 50))/hp50, float64(pct(floor["version"].times, 50))/hp50)
 	fmt.Printf("package inits (GODEBUG=inittrace=1, median of 50 runs of kc-agent token): %d inits, %.3f ms of init work, main reached %.3f ms after runtime start; largest:", inits.count, inits.sum, inits.mainAt)
 	for _, t := range inits.top {
 		fmt.Printf(" %s %.3f ms;", t.name, t.ms)
@@ -259,13 +267,18 @@ func buildHello(dir string) (string, error) {
 	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module hello\n\ngo 1.26\n"), 0o644)
 	os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n"), 0o644)
 	out := filepath.Join(dir, "hello-bin")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, ".")
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	return out, goBuild(out, ".", src)
+}
+
+// goBuild builds a package the way kc-agent is released.
+func goBuild(out, pkg, dir string) error {
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the hello world: %v\n%s", err, b)
+		return fmt.Errorf("building %s: %v\n%s", pkg, err, b)
 	}
-	return out, nil
+	return nil
 }
 
 func fileSize(p string) int64 {
