@@ -31,6 +31,7 @@ func main() {
 	n := flag.Int("n", 300, "token calls to time")
 	nDirect := flag.Int("direct", 30, "direct refresh grants to time")
 	bin := flag.String("bin", "bin/kc-agent", "kc-agent binary")
+	flag.StringVar(&before, "before", "", "another kc-agent binary (e.g. built from main) whose `token` is timed in the same loop, for a before/after")
 	flag.Parse()
 	if err := run(*bin, *n, *nDirect); err != nil {
 		fmt.Fprintln(os.Stderr, "tokenbench: error:", err)
@@ -84,12 +85,16 @@ func run(bin string, n, nDirect int) error {
 	if err := goBuild(tokenFloor, "./bench/tokenfloor", ""); err != nil {
 		return err
 	}
-	floor := interleave(n, map[string]*exec.Cmd{
+	cmds := map[string]*exec.Cmd{
 		"hello":      exec.Command(hello),
 		"tokenfloor": exec.Command(tokenFloor),
 		"version":    exec.Command(bin, "version"),
 		"token":      exec.Command(bin, "token"),
-	})
+	}
+	if before != "" {
+		cmds["before"] = exec.Command(before, "token")
+	}
+	floor := interleave(n, cmds)
 	tokenTimes := floor["token"].times
 	inits := initTrace(bin, 50)
 
@@ -136,7 +141,11 @@ func run(bin string, n, nDirect int) error {
 		{"tokenfloor", "bench/tokenfloor: the same request, no net/http, no checks, 3 packages", tokenFloor},
 		{"version", "kc-agent version (runtime, inits, cobra; no I/O)", bin},
 		{"token", "kc-agent token (+ socket discovery, dial, JSON)", bin},
+		{"before", "kc-agent token, -before binary", before},
 	} {
+		if floor[k.key] == nil {
+			continue
+		}
 		r := floor[k.key]
 		fmt.Printf("| %s | %s | %s | %s | %d | %.1f MB |\n", k.label, ms(pct(r.times, 50)), ms(pct(r.times, 95)), ms(r.cpu), r.faults, float64(fileSize(k.path))/1e6)
 	}
@@ -350,6 +359,8 @@ func initTrace(bin string, n int) initStats {
 	}
 	return st
 }
+
+var before string
 
 func timeIt(n int, f func() error) []time.Duration {
 	out := make([]time.Duration, 0, n)
