@@ -9,13 +9,17 @@
 //   - peers: an nginx reverse proxy with a static Authorization header and
 //     upstream keepalive (as nginx's docs recommend), HAProxy doing the
 //     same, and mitmproxy intercepting TLS with an addon that sets the header;
+//   - Go floors: bench/gofloor, the least a Go proxy can do, with and
+//     without net/http's Transport pool;
 //   - load: wrk for everything it can drive, and bench/loadgen (a small Go
 //     closed-loop generator in its own process) for everything, since wrk
 //     can not speak through a CONNECT proxy and interception needs one.
 //
 // Modes alternate within each round; each figure is the median of the
 // rounds, and each ratio to nginx is taken within a round, against nginx
-// driven by the same load generator at the same concurrency.
+// driven by the same load generator at the same concurrency. Besides req/s
+// and latency it reports the CPU time the proxy's processes spent per
+// request, which the neighbours' load on a shared machine moves far less.
 // Run it through bench/run.sh or bench/proxy-fair.sh.
 package main
 
@@ -63,6 +67,7 @@ type sample struct {
 	p50, p99 time.Duration
 	errors   int
 	cpuPer   time.Duration // CPU time of the proxy's processes per request
+	round    int
 }
 
 type layout struct {
@@ -138,6 +143,7 @@ func main() {
 				if results[key(m)] == nil {
 					results[key(m)] = map[int][]sample{}
 				}
+				s.round = r
 				results[key(m)][c] = append(results[key(m)][c], s)
 			}
 		}
@@ -196,11 +202,16 @@ func orAny(cpu string) string {
 // baseline's: req/s, p99, and requests per CPU-second of the proxy.
 func ratios(ss, bs []sample) (string, string, string) {
 	var rr, pr, cr []float64
-	for i := range min(len(ss), len(bs)) {
-		rr = append(rr, ss[i].rps/bs[i].rps)
-		pr = append(pr, float64(ss[i].p99)/float64(bs[i].p99))
-		if ss[i].cpuPer > 0 {
-			cr = append(cr, float64(bs[i].cpuPer)/float64(ss[i].cpuPer))
+	for _, s := range ss {
+		i := slices.IndexFunc(bs, func(b sample) bool { return b.round == s.round })
+		if i < 0 {
+			continue // the baseline failed in that round
+		}
+		b := bs[i]
+		rr = append(rr, s.rps/b.rps)
+		pr = append(pr, float64(s.p99)/float64(b.p99))
+		if s.cpuPer > 0 {
+			cr = append(cr, float64(b.cpuPer)/float64(s.cpuPer))
 		}
 	}
 	f := func(v []float64) string {
