@@ -185,3 +185,26 @@ func TestLoadRefusesEmptyFile(t *testing.T) {
 		}
 	}
 }
+
+// A CA file another user can write could add a CA that reads route tokens.
+func TestCAFileOthersCanWriteIsRefused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	os.Mkdir(dir, 0o755)
+	pem := filepath.Join(dir, "ca.pem")
+	os.WriteFile(pem, []byte("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n"), 0o644)
+	cfg := "proxy:\n  ca_file: " + pem + "\n"
+	if _, err := Parse("c.yaml", []byte(cfg)); err != nil {
+		t.Fatalf("a private CA file was refused: %v", err)
+	}
+	os.Chmod(pem, 0o666)
+	if _, err := Parse("c.yaml", []byte(cfg)); err == nil || !strings.Contains(err.Error(), "other users could change it") {
+		t.Fatalf("a world-writable CA file was accepted: %v", err)
+	}
+	os.Chmod(pem, 0o644)
+	if os.Getuid() == 0 {
+		os.Chown(pem, 65534, 65534)
+		if _, err := Parse("c.yaml", []byte(cfg)); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534") {
+			t.Fatalf("a CA file of another user was accepted: %v", err)
+		}
+	}
+}

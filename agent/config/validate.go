@@ -206,6 +206,10 @@ func checkPEMFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("can not read %s: %v", path, errors.Unwrap(err))
 	}
+	// Whoever can write it can add a CA and read route tokens.
+	if err := CheckTrusted(path); err != nil {
+		return err
+	}
 	if !bytes.Contains(data, []byte("-----BEGIN CERTIFICATE-----")) {
 		return fmt.Errorf("%s holds no PEM certificate", path)
 	}

@@ -58,7 +58,9 @@ func (p *Proxy) handleForwardHTTP(w http.ResponseWriter, r *http.Request, t *tab
 		return
 	}
 	ob := &outbound{upstream: &url.URL{Scheme: "http", Host: r.URL.Host}, path: r.URL.Path, rawPath: r.URL.RawPath}
-	if rt, ok := t.rules[originKey("http", r.URL.Host)]; ok {
+	// A token only inside the rule's base path; elsewhere on the origin the
+	// request passes untouched, as for a host without a rule.
+	if rt, ok := t.rules[originKey("http", r.URL.Host)]; ok && (underBase(r.URL.Path, rt.upstream.Path) || unsafePath(r.URL.Path)) {
 		if !p.tokenAllowed(w, r, rt, &url.URL{Scheme: "http", Host: r.URL.Host, Path: rt.upstream.Path}) {
 			return
 		}
@@ -258,11 +260,16 @@ func (p *Proxy) intercept(conn net.Conn, host, port string, rt *route) {
 		if !p.tokenAllowed(w, r, cur, &url.URL{Scheme: "https", Host: upstream.Host, Path: cur.upstream.Path}) {
 			return
 		}
-		tok, ok := p.token(w, r, cur)
-		if !ok {
-			return
+		ob := &outbound{upstream: upstream, path: r.URL.Path, rawPath: r.URL.RawPath}
+		// A token only inside the route's base path.
+		if underBase(r.URL.Path, cur.upstream.Path) {
+			tok, ok := p.token(w, r, cur)
+			if !ok {
+				return
+			}
+			ob.token, ob.sandbox = tok, true
 		}
-		t.forward(w, r, &outbound{token: tok, upstream: upstream, path: r.URL.Path, rawPath: r.URL.RawPath, sandbox: true})
+		t.forward(w, r, ob)
 	})
 	ln := newOneConnListener(tconn)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,

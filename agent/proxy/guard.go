@@ -76,19 +76,41 @@ func withinBase(ref string, base *url.URL) bool {
 }
 
 // unsafePath tells whether a request path could leave a route's base path
-// on the upstream: a "." or ".." segment (r.URL.Path is already decoded,
-// so %2e%2e and ..%2f are caught too) or a backslash, which some servers
-// read as a slash.
+// on some upstream. r.URL.Path is already decoded once, so %2e%2e and ..%2f
+// arrive as dot segments. Refused as well: a dot segment before a ";"
+// (Tomcat and Spring read "..;" as ".."), a backslash (read as a slash by
+// some servers), control characters (%00 cuts paths short), and escapes
+// left after the first decode (%252e is ".." to a server that decodes
+// twice).
 func unsafePath(p string) bool {
 	if strings.ContainsRune(p, '\\') {
 		return true
 	}
+	for _, c := range p {
+		if c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	lower := strings.ToLower(p)
+	for _, esc := range []string{"%2e", "%2f", "%5c", "%25", "%00"} {
+		if strings.Contains(lower, esc) {
+			return true
+		}
+	}
 	for _, seg := range strings.Split(p, "/") {
+		seg, _, _ = strings.Cut(seg, ";")
 		if seg == "." || seg == ".." {
 			return true
 		}
 	}
 	return false
+}
+
+// underBase tells whether path is at or under base (a route's upstream
+// path). Dot segments are refused before this is asked.
+func underBase(path, base string) bool {
+	base = strings.TrimSuffix(base, "/")
+	return base == "" || path == base || strings.HasPrefix(path, base+"/")
 }
 
 func sandboxHeaders(h http.Header) {

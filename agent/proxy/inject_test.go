@@ -159,7 +159,8 @@ func TestForwardPlainHTTPNeedsIntercept(t *testing.T) {
 func TestDotSegmentsRefused(t *testing.T) {
 	up := newUpstream(t)
 	f := startProxy(t, fmt.Sprintf("routes:\n  - name: api\n    upstream: %s/api\n", up.URL))
-	for _, raw := range []string{"/api/../x", "/api/%2e%2e/x", "/api/%2E%2e/x", "/api/..%2fx", "/api/./x", "/api/a/..", "/api/..%5cx", "/api/a\\..\\x"} {
+	for _, raw := range []string{"/api/../x", "/api/%2e%2e/x", "/api/%2E%2e/x", "/api/..%2fx", "/api/./x", "/api/a/..", "/api/..%5cx", "/api/a\\..\\x",
+		"/api/..;/x", "/api/%2e%2e;/x", "/api/..%00/x", "/api/%252e%252e/x", "/api/a%252fb", "/api/x%0a"} {
 		c, err := net.Dial("tcp", f.main)
 		if err != nil {
 			t.Fatal(err)
@@ -351,5 +352,57 @@ func TestCleartextUpstreamWarns(t *testing.T) {
 	f2 := startProxy(t, "routes:\n  - name: local\n    upstream: http://127.0.0.1:9/api\n")
 	if w := f2.p.Status(false).Warnings; len(w) != 0 {
 		t.Fatalf("a loopback upstream warned: %v", w)
+	}
+}
+
+// An intercept rule's token stays inside its base path: elsewhere on the
+// same origin the request goes through without one.
+func TestForwardTokenOnlyUnderBasePath(t *testing.T) {
+	up := newUpstream(t)
+	f := startProxy(t, fmt.Sprintf("routes:\n  - name: api\n    upstream: %s/only/here\n    intercept: true\n", up.URL))
+	f.forwardGet(t, up.URL+"/only/here/x")
+	f.forwardGet(t, up.URL+"/totally/elsewhere")
+	f.forwardGet(t, up.URL+"/only/hereafter")
+	seen := up.requests()
+	if len(seen) != 3 || seen[0].Header.Get("Authorization") == "" {
+		t.Fatalf("inside the base path: %+v", seen)
+	}
+	for _, r := range seen[1:] {
+		if r.Header.Get("Authorization") != "" {
+			t.Fatalf("a token went to %s, outside the route's base path", r.URL.Path)
+		}
+	}
+}
+
+// With proxy.upstream_proxy set, plain-http and loopback upstreams are
+// never sent through it: it would see the token in the clear.
+func TestUpstreamProxyNeverCarriesCleartext(t *testing.T) {
+	spy := newUpstream(t) // stands for the corporate proxy
+	up := newUpstream(t)
+	f := startProxy(t, fmt.Sprintf("proxy:\n  listen: 127.0.0.1:0\n  upstream_proxy: %s\nroutes:\n  - name: api\n    upstream: %s/base\n", spy.URL, up.URL))
+	if resp := f.get(t, "/api/x"); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if n := len(spy.requests()); n != 0 {
+		t.Fatalf("%d requests with the token went through the upstream proxy", n)
+	}
+	if n := len(up.requests()); n != 1 {
+		t.Fatalf("the upstream saw %d requests", n)
+	}
+}
+
+func TestConnectToUnspecifiedAddressRefused(t *testing.T) {
+	f := startProxy(t, "proxy:\n  listen: 127.0.0.1:0\n")
+	_, port, _ := net.SplitHostPort(f.main)
+	c, err := net.Dial("tcp", f.main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	auth := base64.StdEncoding.EncodeToString([]byte(ProxyUser + ":" + f.secret))
+	fmt.Fprintf(c, "CONNECT 0.0.0.0:%s HTTP/1.1\r\nHost: 0.0.0.0:%s\r\nProxy-Authorization: Basic %s\r\n\r\n", port, port, auth)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 403 {
+		t.Fatalf("CONNECT 0.0.0.0 back to the proxy: %v %v", resp, err)
 	}
 }

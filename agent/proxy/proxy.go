@@ -229,6 +229,9 @@ func (p *Proxy) listensOn(host, port string) bool {
 	if strings.EqualFold(host, "localhost") {
 		ips = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 	} else if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil {
+		if ip.IsUnspecified() { // 0.0.0.0 and :: reach this host
+			ip = net.IPv4(127, 0, 0, 1)
+		}
 		ips = []net.IP{ip}
 	} else {
 		return false

@@ -89,7 +89,17 @@ func (p *Proxy) compile(cfg *config.Config) (*table, error) {
 		Proxy: nil,
 	}
 	if t.upstream != nil {
-		t.transport.Proxy = http.ProxyURL(t.upstream)
+		// The user's proxy carries requests to https upstreams off this
+		// machine, as a CONNECT tunnel with TLS end to end. A plain-http
+		// request through it would hand it the token in the clear, and a
+		// loopback upstream behind it would be the proxy's own loopback.
+		up := t.upstream
+		t.transport.Proxy = func(r *http.Request) (*url.URL, error) {
+			if r.URL.Scheme != "https" || config.IsLoopbackHost(r.URL.Host) {
+				return nil, nil
+			}
+			return up, nil
+		}
 	}
 	t.rp = p.newReverseProxy(t.transport)
 	return t, nil
