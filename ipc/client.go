@@ -34,18 +34,51 @@ func NewClient() (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range cands {
+	return clientFor(cands)
+}
+
+func clientFor(cands []string) (*Client, error) {
+	for i, p := range cands {
 		conn, err := dialVerified(context.Background(), p, time.Second)
 		switch {
 		case err == nil:
 			c := NewClientAt(p)
 			c.probed = conn // the first request reuses it: one connect per call
 			return c, nil
-		case errors.Is(err, ErrUntrusted):
+		case errors.Is(err, ErrUntrusted) && i == 0:
+			// The place where this user's agent belongs is someone
+			// else's: refuse, loudly.
 			return nil, err
 		}
+		// A later place someone else planted is never contacted; the
+		// first one (ours) is where an agent is started. doctor names it.
 	}
 	return NewClientAt(cands[0]), nil
+}
+
+// FindRunning returns a client for a verified agent at any well-known
+// place, KC_AGENT_SOCK's and the default ones alike, or nil when none
+// answers. `kc-agent run` asks it before starting a second agent.
+func FindRunning(ctx context.Context) *Client {
+	env, err := currentEnv()
+	if err != nil {
+		return nil
+	}
+	places := CandidatesFor(env)
+	if env.Sock != "" {
+		env.Sock = ""
+		places = append(places, CandidatesFor(env)...)
+	}
+	for _, p := range places {
+		c := NewClientAt(p)
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := c.Health(hctx)
+		cancel()
+		if err == nil {
+			return c
+		}
+	}
+	return nil
 }
 
 // dialVerified connects to the socket at path after checking its directory

@@ -138,3 +138,27 @@ func TestLockDiesWithItsHolder(t *testing.T) {
 	}
 	l.Release()
 }
+
+// A directory someone else planted at a later candidate is never
+// contacted, and does not stop the client from using (or starting an
+// agent at) the first candidate, which is ours. At the first candidate it
+// is an error.
+func TestPlantedLaterCandidateIsSkipped(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to make a directory of another user")
+	}
+	base := t.TempDir()
+	ours := filepath.Join(base, "ours")
+	os.Mkdir(ours, 0o700)
+	foreign := filepath.Join(base, "foreign")
+	os.Mkdir(foreign, 0o755)
+	os.Chown(foreign, 65534, 65534)
+	c, err := clientFor([]string{filepath.Join(ours, "agent.sock"), filepath.Join(foreign, "agent.sock")})
+	if err != nil || c.Path != filepath.Join(ours, "agent.sock") {
+		t.Fatalf("with our own first candidate: %v %v", c, err)
+	}
+	_, err = clientFor([]string{filepath.Join(foreign, "agent.sock"), filepath.Join(ours, "agent.sock")})
+	if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "uid 65534") {
+		t.Fatalf("a foreign first candidate: %v", err)
+	}
+}

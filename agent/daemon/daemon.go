@@ -5,6 +5,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -91,18 +92,56 @@ func Run(ctx context.Context, opts Options) error {
 	} else {
 		defer stopWatch()
 	}
+	gone := d.watchSocket(ctx)
 
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
 		ipc.Shutdown(srv)
 		return nil
+	case err := <-gone:
+		log.Warn("shutting down: clients can no longer find this agent, and a new one may start", "err", err.Error())
+		ipc.Shutdown(srv)
+		return err
 	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {
 			return nil
 		}
 		return err
 	}
+}
+
+// SocketCheckEvery is how often the agent makes sure its socket is still
+// there.
+var SocketCheckEvery = 2 * time.Second
+
+// watchSocket reports when the agent's socket file is removed or replaced
+// (logind deletes /run/user/<uid> at the last logout, say). Clients can no
+// longer find this agent then, and would start another on the same stored
+// login, so this one steps down rather than refresh alongside it.
+func (d *Daemon) watchSocket(ctx context.Context) <-chan error {
+	gone := make(chan error, 1)
+	first, err := os.Lstat(d.opts.SocketPath)
+	if err != nil {
+		return gone
+	}
+	go func() {
+		t := time.NewTicker(SocketCheckEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			now, err := os.Lstat(d.opts.SocketPath)
+			if err != nil || !os.SameFile(first, now) {
+				gone <- fmt.Errorf("the socket %s was removed or replaced", d.opts.SocketPath)
+				return
+			}
+		}
+	}()
+	return gone
 }
 
 func (d *Daemon) loadConfig() error {

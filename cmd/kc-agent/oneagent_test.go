@@ -211,6 +211,16 @@ func TestOneAgentAcrossEnvironments(t *testing.T) {
 		t.Fatal("a second agent with another socket kept running")
 	}
 
+	// Nor does one with another socket and another state directory (and so
+	// another lock): it finds the running agent at the default place.
+	tctx, tcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer tcancel()
+	third := exec.CommandContext(tctx, bin, "run")
+	third.Env = append(slicesClone(desktop), "KC_AGENT_SOCK="+filepath.Join(other, "agent.sock"), "KC_AGENT_STATE_DIR="+filepath.Join(e.dir, "state2"))
+	if out, err := third.CombinedOutput(); err == nil || !strings.Contains(string(out), "already runs for this user") {
+		t.Fatalf("an agent with its own socket and state directory: %v: %s", err, out)
+	}
+
 	// The session is alive: a forced refresh works at Keycloak.
 	if code, _, stderr := e.runBin(cron, bin, "token", "--profile", e.profile, "--force-refresh"); code != 0 {
 		t.Fatalf("forced refresh after the run: exit %d: %s", code, stderr)

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -56,16 +54,16 @@ func newRunCmd(streams *IOStreams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// An agent at another well-known place (started before
-			// /run/user/<uid> existed, say) is still this user's agent.
-			if c, err := ipc.NewClient(); err == nil && c.Path != sock {
-				hctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Second)
-				herr := c.Health(hctx)
-				cancel()
-				if herr == nil {
-					return withHint(fmt.Errorf("another kc-agent already runs for this user on %s", c.Path),
-						"one agent per user: use the running one (`kc-agent status`), or stop it first")
+			// An agent at any well-known place (started before
+			// /run/user/<uid> existed, or with another KC_AGENT_SOCK) is
+			// this user's agent already.
+			if c := ipc.FindRunning(cmd.Context()); c != nil {
+				who := "another kc-agent"
+				if st, err := c.Status(cmd.Context()); err == nil {
+					who = fmt.Sprintf("another kc-agent (pid %d)", st.PID)
 				}
+				return withHint(fmt.Errorf("%s already runs for this user on %s", who, c.Path),
+					"one agent per user: use the running one (`kc-agent status`), or stop it first")
 			}
 			err = daemon.Run(cmd.Context(), daemon.Options{
 				Version: version, ConfigPath: cfgPath, SocketPath: sock, Log: log, StateDir: stateDir, LockPath: lock,

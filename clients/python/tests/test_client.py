@@ -202,13 +202,25 @@ def test_refuses_a_directory_others_can_enter(agent, fake_cli):
     assert fake_cli.calls() == []  # never falls back, never autostarts there
 
 
-def test_untrusted_stops_the_probe(monkeypatch, agent, fake_cli):
+def test_untrusted_first_candidate_stops_the_probe(monkeypatch, agent, fake_cli):
     bad = private_dir()
     os.chmod(bad, 0o777)
     monkeypatch.setattr(_discovery, "candidates", lambda: [os.path.join(bad, "agent.sock"), agent.path])
     with pytest.raises(kc.UntrustedAgent):
         kc.get_token()
     assert agent.requests == [] and fake_cli.calls() == []
+
+
+def test_untrusted_later_candidate_is_skipped(monkeypatch, agent, fake_cli):
+    # Someone planted the fallback place while ours is empty: the planted
+    # one is never contacted, and the CLI (which starts an agent at ours)
+    # takes over.
+    empty = private_dir()
+    bad = private_dir()
+    os.chmod(bad, 0o777)
+    monkeypatch.setattr(_discovery, "candidates", lambda: [os.path.join(empty, "agent.sock"), os.path.join(bad, "agent.sock")])
+    kc.get_token()
+    assert len(fake_cli.calls()) == 1
 
 
 needs_root = pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to act as another uid")

@@ -67,19 +67,25 @@ class _NoAgent(Exception):
 
 def _request(method: str, path: str, body: Optional[dict] = None) -> Tuple[int, dict]:
     """Sends one request to the first verified agent that answers, in
-    discovery order. Raises _NoAgent when none does, UntrustedAgent when a
-    candidate is someone else's (never probing past it, as the Go CLI)."""
+    discovery order. Raises _NoAgent when none does, UntrustedAgent when the
+    first candidate (where this user's agent belongs) is someone else's. A
+    later candidate someone else planted is never contacted, as in the Go
+    CLI (ipc.clientFor)."""
     if not _discovery.HAVE_AF_UNIX:
         raise _NoAgent([], "this Python has no Unix sockets")
     paths = _discovery.candidates()
     if not paths:
         raise _NoAgent([], "no place for the agent's socket (set KC_AGENT_SOCK)")
     why = ""
-    for p in paths:
+    for i, p in enumerate(paths):
         try:
             sock = _discovery.connect_verified(p, CONNECT_TIMEOUT)
         except _discovery.Unreachable as e:
             why = str(e)
+            continue
+        except UntrustedAgent:
+            if i == 0:
+                raise
             continue
         return _exchange(sock, p, method, path, body)
     raise _NoAgent(paths, why)
