@@ -75,6 +75,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	// The socket as created, before anyone can be told it is there.
+	sockFile, _ := os.Lstat(opts.SocketPath)
 	if err := d.loadConfig(); err != nil {
 		log.Error("config is invalid; serving no profiles until it is fixed", "err", err.Error())
 	}
@@ -92,7 +94,7 @@ func Run(ctx context.Context, opts Options) error {
 	} else {
 		defer stopWatch()
 	}
-	gone := d.watchSocket(ctx)
+	gone := d.watchSocket(ctx, sockFile)
 
 	select {
 	case <-ctx.Done():
@@ -119,10 +121,9 @@ var SocketCheckEvery = 2 * time.Second
 // (logind deletes /run/user/<uid> at the last logout, say). Clients can no
 // longer find this agent then, and would start another on the same stored
 // login, so this one steps down rather than refresh alongside it.
-func (d *Daemon) watchSocket(ctx context.Context) <-chan error {
+func (d *Daemon) watchSocket(ctx context.Context, first os.FileInfo) <-chan error {
 	gone := make(chan error, 1)
-	first, err := os.Lstat(d.opts.SocketPath)
-	if err != nil {
+	if first == nil {
 		return gone
 	}
 	go func() {
