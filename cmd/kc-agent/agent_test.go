@@ -429,7 +429,7 @@ func TestAgentSocketHygiene(t *testing.T) {
 		}
 	}
 	code, _, stderr := e.run("run")
-	if code == 0 || !strings.Contains(stderr, "another kc-agent already serves") {
+	if code == 0 || !strings.Contains(stderr, "already runs for this user") || !strings.Contains(stderr, sock) {
 		t.Fatalf("second agent: exit %d %s", code, stderr)
 	}
 	agent.stop()
