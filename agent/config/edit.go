@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/kc-agent/kc-agent/internal/atomicfile"
+	"github.com/kc-agent/kc-agent/internal/yamlnode"
 	"gopkg.in/yaml.v3"
 )
 
@@ -86,32 +87,13 @@ func (c *Config) SetProfile(name string, p Profile) error {
 		return err
 	}
 	doc := c.root.Content[0]
-	profiles := mapValue(doc, "profiles")
+	profiles := yamlnode.Get(doc, "profiles")
 	if profiles == nil || profiles.Kind != yaml.MappingNode {
 		profiles = &yaml.Node{Kind: yaml.MappingNode}
-		setMapValue(doc, "profiles", profiles)
+		yamlnode.Set(doc, "profiles", profiles)
 	}
-	setMapValue(profiles, name, &value)
+	yamlnode.Set(profiles, name, &value)
 	return nil
-}
-
-func mapValue(m *yaml.Node, key string) *yaml.Node {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
-}
-
-func setMapValue(m *yaml.Node, key string, v *yaml.Node) {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			m.Content[i+1] = v
-			return
-		}
-	}
-	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, v)
 }
 
 // Save writes the config atomically (temp file + rename), mode 0600.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/internal/atomicfile"
+	"github.com/kc-agent/kc-agent/internal/yamlnode"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -263,8 +264,8 @@ func mergeKubeconfig(data []byte, entries map[string]any, useContext bool, conte
 		return nil, errors.New("not a kubeconfig: the top level is not a mapping")
 	}
 	setDefault := func(key, value string) {
-		if mappingValue(root, key) == nil {
-			setMapping(root, key, &yaml.Node{Kind: yaml.ScalarNode, Value: value})
+		if yamlnode.Get(root, key) == nil {
+			yamlnode.Set(root, key, &yaml.Node{Kind: yaml.ScalarNode, Value: value})
 		}
 	}
 	setDefault("apiVersion", "v1")
@@ -283,7 +284,7 @@ func mergeKubeconfig(data []byte, entries map[string]any, useContext bool, conte
 		}
 	}
 	if useContext {
-		setMapping(root, "current-context", &yaml.Node{Kind: yaml.ScalarNode, Value: context})
+		yamlnode.Set(root, "current-context", &yaml.Node{Kind: yaml.ScalarNode, Value: context})
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
@@ -294,39 +295,20 @@ func mergeKubeconfig(data []byte, entries map[string]any, useContext bool, conte
 	return buf.Bytes(), nil
 }
 
-func mappingValue(m *yaml.Node, key string) *yaml.Node {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
-	}
-	return nil
-}
-
-func setMapping(m *yaml.Node, key string, v *yaml.Node) {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			m.Content[i+1] = v
-			return
-		}
-	}
-	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, v)
-}
-
 // upsertNamed replaces the entry of list whose name matches entry's, or
 // appends entry.
 func upsertNamed(root *yaml.Node, list string, entry *yaml.Node) error {
-	name := mappingValue(entry, "name").Value
-	seq := mappingValue(root, list)
+	name := yamlnode.Get(entry, "name").Value
+	seq := yamlnode.Get(root, list)
 	if seq == nil || seq.Kind == yaml.ScalarNode && (seq.Tag == "!!null" || seq.Value == "") {
 		seq = &yaml.Node{Kind: yaml.SequenceNode}
-		setMapping(root, list, seq)
+		yamlnode.Set(root, list, seq)
 	}
 	if seq.Kind != yaml.SequenceNode {
 		return fmt.Errorf("%s is not a list", list)
 	}
 	for i, item := range seq.Content {
-		if n := mappingValue(item, "name"); item.Kind == yaml.MappingNode && n != nil && n.Value == name {
+		if n := yamlnode.Get(item, "name"); item.Kind == yaml.MappingNode && n != nil && n.Value == name {
 			seq.Content[i] = entry
 			return nil
 		}
