@@ -77,8 +77,11 @@ type gitRequest struct {
 // Unknown keys are ignored, as the protocol asks.
 func readGitRequest(r io.Reader) (gitRequest, error) {
 	req := gitRequest{Capabilities: map[string]bool{}}
-	sc := bufio.NewScanner(io.LimitReader(r, gitInputMax))
-	sc.Buffer(make([]byte, 4096), gitInputMax)
+	// One byte more than allowed: input cut at the limit (a host name cut
+	// short, say) is refused, never parsed.
+	lr := &io.LimitedReader{R: r, N: gitInputMax + 1}
+	sc := bufio.NewScanner(lr)
+	sc.Buffer(make([]byte, 4096), gitInputMax+1)
 	var rawURL string
 	for sc.Scan() {
 		line := strings.TrimSuffix(sc.Text(), "\r")
@@ -106,6 +109,9 @@ func readGitRequest(r io.Reader) (gitRequest, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return req, fmt.Errorf("reading git's request: %w", err)
+	}
+	if lr.N <= 0 {
+		return req, fmt.Errorf("git's request is longer than %d bytes", gitInputMax)
 	}
 	// url= stands for the fields it holds, unless git also sent them.
 	if rawURL != "" {
@@ -259,7 +265,8 @@ func gitCredentialRun(ctx context.Context, streams *IOStreams, op string, opts *
 	if !ok {
 		return nil // not a place a token may go: say nothing at all
 	}
-	ctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+	// git waits for us: an agent that does not answer within 15 s will not.
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	tokReq := ipc.TokenRequest{Profile: route.ProfileName(), Scopes: route.Scopes}
 	if op == "erase" {
@@ -364,8 +371,31 @@ func gitSetupRun(ctx context.Context, streams *IOStreams, rawURL string, opts *g
 				"run the commands of `kc-agent git setup --print "+rawURL+"` yourself")
 		}
 	}
-	fmt.Fprintf(streams.Err, "kc-agent: git now asks kc-agent for %s (and keeps no other helper's credential there)\n", rawURL)
+	fmt.Fprintf(streams.Err, "kc-agent: git now asks kc-agent for %s (helpers configured before this are not used there)\n", rawURL)
+	warnLaterHelpers(ctx, streams.Err, helper)
 	return nil
+}
+
+// warnLaterHelpers names the credential helpers git runs after kc-agent's
+// (configured later in the global file, or in the system or a repository's
+// file): git hands them the token with `store`, and a storage helper would
+// keep it on disk.
+func warnLaterHelpers(ctx context.Context, w io.Writer, ours string) {
+	out, err := exec.CommandContext(ctx, "git", "config", "--show-origin", "--get-regexp", `^credential\..*helper$`).Output()
+	if err != nil {
+		return
+	}
+	seen := false
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		origin, rest, _ := strings.Cut(line, "\t")
+		_, value, _ := strings.Cut(rest, " ")
+		switch {
+		case value == ours:
+			seen = true
+		case seen && value != "":
+			fmt.Fprintf(w, "kc-agent: warning: git also runs the credential helper %q (%s) after kc-agent's, and would hand it the token to store; remove it or limit it to other URLs (credential.<url>.helper)\n", value, strings.TrimPrefix(origin, "file:"))
+		}
+	}
 }
 
 // shellQuote quotes s for sh when it needs it.

@@ -253,6 +253,17 @@ func TestGitCloneAndPush(t *testing.T) {
 	if helpers != "\n!"+kcAgentCommand(t)+" git-credential --min-valid 5s\n" {
 		t.Fatalf("helpers for the URL: %q", helpers)
 	}
+	if strings.Contains(stderr, "warning") {
+		t.Fatalf("setup warned about a helper configured before it: %s", stderr)
+	}
+	// A storage helper configured after kc-agent's would be handed the
+	// token: setup names it.
+	f.git(t, "", "config", "--global", "--add", "credential."+f.gs.URL+".helper", "cache") // a new section, after ours
+	code, _, stderr = f.e.run("git", "setup", "--command", kcAgentCommand(t), "--min-valid", "5s", f.gs.URL+"/team")
+	if code != 0 || !strings.Contains(stderr, `warning: git also runs the credential helper "cache"`) {
+		t.Fatalf("setup did not warn about a later helper: exit %d: %s", code, stderr)
+	}
+	f.git(t, "", "config", "--global", "--unset", "credential."+f.gs.URL+".helper", "cache")
 
 	// A clone whose pack takes longer than a token lives (10 s).
 	f.gs.slow.Store(int64(12 * time.Second))

@@ -142,3 +142,16 @@ func TestShellQuote(t *testing.T) {
 		}
 	}
 }
+
+// Input cut at the size limit is refused, never parsed: a host name cut
+// short could match a route.
+func TestReadGitRequestRefusesOverlongInput(t *testing.T) {
+	filler := "x=" + strings.Repeat("a", gitInputMax-len("x=\n")-len("host=git.example.com")) + "\n"
+	in := filler + "host=git.example.com.evil.net\n\n"
+	if _, err := readGitRequest(strings.NewReader(in)); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("an overlong request was parsed: %v", err)
+	}
+	if _, err := readGitRequest(strings.NewReader("protocol=https\nhost=git.example.com\n\n")); err != nil {
+		t.Fatal(err)
+	}
+}

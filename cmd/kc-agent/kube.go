@@ -134,7 +134,7 @@ func kubeCredentialRun(ctx context.Context, streams *IOStreams, opts *kubeCreden
 	}
 	// A margin no token could leave room for (tokens shorter-lived than it)
 	// shrinks to half the token's remaining life.
-	margin := min(opts.margin, time.Until(tok.ExpiresAt)/2)
+	margin := max(min(opts.margin, time.Until(tok.ExpiresAt)/2), 0)
 	out := execCredential{Kind: "ExecCredential", APIVersion: version, Status: &execCredentialToken{
 		ExpirationTimestamp: tok.ExpiresAt.Add(-margin).UTC().Format(time.RFC3339),
 		Token:               tok.Token(),

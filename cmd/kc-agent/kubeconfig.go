@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -136,6 +137,11 @@ func kubeconfigRun(streams *IOStreams, opts *kubeconfigOptions) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
+	// Write through a symlink (dotfile managers link ~/.kube/config), not
+	// over it.
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
 	// 0600: a kubeconfig may hold other users' credentials.
 	if err := atomicfile.Write(path, out, 0o600); err != nil {
 		return err
@@ -253,8 +259,17 @@ func kubeconfigPath(flag string) (string, error) {
 // everything else (comments included). Empty data starts a new file.
 func mergeKubeconfig(data []byte, entries map[string]any, useContext bool, context string) ([]byte, error) {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("not a kubeconfig: %w", err)
+	}
+	// Only one document is written back: refuse to drop the others.
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return nil, errors.New("not a kubeconfig: the file holds more than one YAML document")
+	}
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 0 || doc.Kind == 0 && len(bytes.TrimSpace(data)) > 0 {
+		return nil, errors.New("not a kubeconfig: the file holds no mapping (comments only?); write a separate one with --kubeconfig")
 	}
 	if doc.Kind == 0 {
 		doc = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode}}}

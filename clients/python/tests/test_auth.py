@@ -107,6 +107,51 @@ def test_requests_retries_once_with_a_fresh_token(agent, api, tmp_path):
     assert r.status_code == 200 and [s[3] for s in api.seen] == [b"file body", b"file body"]
 
 
+def test_requests_never_retries_a_redirect_with_a_token(agent):
+    # A (a trusted API) redirects to B (another host) which answers 401:
+    # B must never see a token, not even the forced fresh one.
+    seen = []
+
+    def server(host, handler_body):
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                seen.append((host, self.headers.get("Authorization")))
+                handler_body(self)
+
+        srv = ThreadingHTTPServer((host, 0), H)
+        threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
+        return srv
+
+    def deny(h):
+        h.send_response(401)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    b = server("127.0.0.2", deny)
+    target = f"http://127.0.0.2:{b.server_address[1]}/elsewhere"
+
+    def redirect(h):
+        h.send_response(302)
+        h.send_header("Location", target)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    a = server("127.0.0.1", redirect)
+    try:
+        r = requests.get(f"http://127.0.0.1:{a.server_address[1]}/start", auth=kc.KcAgentAuth())
+        assert r.status_code == 401
+        assert [h for h, auth in seen if h == "127.0.0.2" and auth] == []
+        assert forced(agent) == [False]
+    finally:
+        a.shutdown()
+        b.shutdown()
+
+
 def test_requests_gives_up_after_one_retry(agent, api):
     api.accept = "nothing"
     with requests.Session() as s:

@@ -82,6 +82,9 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
     def __call__(self, r):
         _check_destination(r.url)
         r.headers["Authorization"] = self._header()
+        # The retry on 401 is for this request only: requests copies the
+        # hook onto redirected requests (another host, maybe), not this mark.
+        r._kc_agent_url = r.url
         try:
             r._kc_agent_body_pos = r.body.tell()  # a file body is rewound for the retry
         except Exception:
@@ -92,6 +95,9 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
     def _requests_retry_on_401(self, r, **kwargs):
         if r.status_code != 401 or getattr(r.request, "_kc_agent_retried", False):
             return r
+        if getattr(r.request, "_kc_agent_url", None) != r.request.url or r.history:
+            return r  # a redirect's answer: never send a token after it
+        _check_destination(r.request.url)
         body = r.request.body
         if body is not None and not isinstance(body, (bytes, str)):
             pos = getattr(r.request, "_kc_agent_body_pos", None)

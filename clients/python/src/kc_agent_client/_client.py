@@ -197,11 +197,15 @@ CLI_LOCATIONS = ("~/.local/bin", "/usr/local/bin", "/opt/homebrew/bin")
 
 
 def find_cli() -> Optional[str]:
-    """The kc-agent binary: on PATH, else in CLI_LOCATIONS."""
-    found = shutil.which("kc-agent")
-    if found:
-        return found
+    """The kc-agent binary: on PATH, else in CLI_LOCATIONS. Only absolute
+    PATH entries count: a notebook's working directory (a shared or cloned
+    folder) must not be able to supply a "kc-agent" whose output is taken
+    for a token (Windows searches the current directory first)."""
     exe = "kc-agent.exe" if sys.platform.startswith("win") else "kc-agent"
+    dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and os.path.isabs(d)]
+    found = shutil.which(exe, path=os.pathsep.join(dirs)) if dirs else None
+    if found and os.path.isabs(found):
+        return found
     for d in CLI_LOCATIONS:
         cand = os.path.join(os.path.expanduser(d), exe)
         if os.path.isfile(cand) and os.access(cand, os.X_OK):
@@ -373,11 +377,15 @@ def agent_socket() -> Optional[str]:
     """The socket path where a verified agent answers, or None."""
     if not _discovery.HAVE_AF_UNIX:
         return None
-    for p in _discovery.candidates():
+    for i, p in enumerate(_discovery.candidates()):
         try:
             sock = _discovery.connect_verified(p, CONNECT_TIMEOUT)
         except _discovery.Unreachable:
             continue
+        except UntrustedAgent:
+            if i == 0:
+                raise
+            continue  # as get_token: a planted later place is skipped
         _exchange(sock, p, "GET", "/v1/health", None)
         return p
     return None
