@@ -15,12 +15,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/bench/internal/timing"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
 )
 
@@ -89,8 +89,8 @@ func run(bin, python string, n, nIn int) error {
 	if err := json.Unmarshal(out, &in); err != nil {
 		return fmt.Errorf("in-process get_token() printed %q: %w", out, err)
 	}
-	cli := timeIt(n, func() error { return exec.Command(bin, "token").Run() })
-	pyProc := timeIt(n/5, func() error {
+	cli := timing.Times("pyclient", n, func() error { return exec.Command(bin, "token").Run() })
+	pyProc := timing.Times("pyclient", n/5, func() error {
 		return exec.Command(python, "-c", "from kc_agent_client import get_token; get_token()").Run()
 	})
 
@@ -106,18 +106,18 @@ func run(bin, python string, n, nIn int) error {
 	pv, _ := exec.Command(python, "--version").Output()
 	fmt.Printf("| measurement (%s) | p50 | p95 | n |\n|---|---|---|---|\n", strings.TrimSpace(string(pv)))
 	fmt.Printf("| get_token(), in-process, warm agent | %.3f ms | %.3f ms | %d |\n", in.P50, in.P95, in.N)
-	fmt.Printf("| kc-agent token (whole process) | %s | %s | %d |\n", ms(pct(cli, 50)), ms(pct(cli, 95)), len(cli))
-	fmt.Printf("| python -c 'get_token()' (whole process, incl. interpreter start) | %s | %s | %d |\n", ms(pct(pyProc, 50)), ms(pct(pyProc, 95)), len(pyProc))
+	fmt.Printf("| kc-agent token (whole process) | %s | %s | %d |\n", timing.Ms(timing.Pct(cli, 50)), timing.Ms(timing.Pct(cli, 95)), len(cli))
+	fmt.Printf("| python -c 'get_token()' (whole process, incl. interpreter start) | %s | %s | %d |\n", timing.Ms(timing.Pct(pyProc, 50)), timing.Ms(timing.Pct(pyProc, 95)), len(pyProc))
 	if oidcErr != nil {
 		fmt.Printf("\noidc-agent comparison skipped: %v\n", oidcErr)
 	} else {
-		fmt.Printf("| oidc-token (oidc-agent %s, warm) | %s | %s | %d |\n", version, ms(pct(oidc, 50)), ms(pct(oidc, 95)), len(oidc))
+		fmt.Printf("| oidc-token (oidc-agent %s, warm) | %s | %s | %d |\n", version, timing.Ms(timing.Pct(oidc, 50)), timing.Ms(timing.Pct(oidc, 95)), len(oidc))
 	}
 	fmt.Printf("\nimport kc_agent_client: %.1f ms (once per kernel)\n", in.ImportMS)
 	inP50 := time.Duration(in.P50 * float64(time.Millisecond))
-	fmt.Printf("ratio: kc-agent token p50 / get_token() p50 = %.0fx\n", float64(pct(cli, 50))/float64(inP50))
+	fmt.Printf("ratio: kc-agent token p50 / get_token() p50 = %.0fx\n", float64(timing.Pct(cli, 50))/float64(inP50))
 	if oidcErr == nil {
-		fmt.Printf("ratio: oidc-token p50 / get_token() p50 = %.0fx (target >= 3x)\n", float64(pct(oidc, 50))/float64(inP50))
+		fmt.Printf("ratio: oidc-token p50 / get_token() p50 = %.0fx (target >= 3x)\n", float64(timing.Pct(oidc, 50))/float64(inP50))
 	}
 	return nil
 }
@@ -166,28 +166,5 @@ func oidcToken(issuer, refreshToken, dir string, n int) ([]time.Duration, string
 		return c.Run()
 	}
 	call() // warm
-	return timeIt(n, call), strings.TrimSpace(strings.TrimPrefix(string(vout), "oidc-agent")), nil
+	return timing.Times("pyclient", n, call), strings.TrimSpace(strings.TrimPrefix(string(vout), "oidc-agent")), nil
 }
-
-func timeIt(n int, f func() error) []time.Duration {
-	out := make([]time.Duration, 0, n)
-	for i := 0; i < n; i++ {
-		start := time.Now()
-		if err := f(); err != nil {
-			fmt.Fprintln(os.Stderr, "pyclient: call failed:", err)
-			continue
-		}
-		out = append(out, time.Since(start))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
-}
-
-func pct(d []time.Duration, p int) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	return d[(len(d)-1)*p/100]
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }

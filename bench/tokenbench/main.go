@@ -23,6 +23,7 @@ import (
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/bench/internal/timing"
 	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
 )
@@ -107,7 +108,7 @@ func run(bin string, n, nDirect int) error {
 	}
 	tokenURL := kc.Issuer(keycloak.RealmDemo) + "/protocol/openid-connect/token"
 	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {"kc-agent"}, "refresh_token": {rec.RefreshToken}}.Encode()
-	directTimes := timeIt(nDirect, func() error {
+	directTimes := timing.Times("tokenbench", nDirect, func() error {
 		cmd := exec.Command("curl", "-sf", "-o", "/dev/null", "--data-binary", "@-", "-H", "Content-Type: application/x-www-form-urlencoded", tokenURL)
 		cmd.Stdin = strings.NewReader(form)
 		return cmd.Run()
@@ -119,20 +120,20 @@ func run(bin string, n, nDirect int) error {
 	time.Sleep(10 * time.Second)
 	cpuIdle := cpuTicks(agent.Process.Pid) - cpu0
 
-	scopedTimes := timeIt(n, func() error { return exec.Command(bin, "token", "--scope", "openid", "--scope", "profile").Run() })
+	scopedTimes := timing.Times("tokenbench", n, func() error { return exec.Command(bin, "token", "--scope", "openid", "--scope", "profile").Run() })
 	oa, oaErr := oidcAgentCompare(kc.Issuer(keycloak.RealmDemo), rec.RefreshToken, dir, n)
 
-	tp50, tp95 := pct(tokenTimes, 50), pct(tokenTimes, 95)
-	dp50, dp95 := pct(directTimes, 50), pct(directTimes, 95)
+	tp50, tp95 := timing.Pct(tokenTimes, 50), timing.Pct(tokenTimes, 95)
+	dp50, dp95 := timing.Pct(directTimes, 50), timing.Pct(directTimes, 95)
 	fmt.Printf("| measurement | p50 | p95 | n |\n|---|---|---|---|\n")
-	fmt.Printf("| kc-agent token (whole process, warm agent) | %s | %s | %d |\n", ms(tp50), ms(tp95), n)
-	fmt.Printf("| curl refresh grant to Keycloak (baseline) | %s | %s | %d |\n", ms(dp50), ms(dp95), nDirect)
-	fmt.Printf("| kc-agent token --scope openid --scope profile (warm) | %s | %s | %d |\n", ms(pct(scopedTimes, 50)), ms(pct(scopedTimes, 95)), n)
+	fmt.Printf("| kc-agent token (whole process, warm agent) | %s | %s | %d |\n", timing.Ms(tp50), timing.Ms(tp95), n)
+	fmt.Printf("| curl refresh grant to Keycloak (baseline) | %s | %s | %d |\n", timing.Ms(dp50), timing.Ms(dp95), nDirect)
+	fmt.Printf("| kc-agent token --scope openid --scope profile (warm) | %s | %s | %d |\n", timing.Ms(timing.Pct(scopedTimes, 50)), timing.Ms(timing.Pct(scopedTimes, 95)), n)
 	if oaErr != nil {
 		fmt.Printf("\noidc-agent comparison skipped: %v\n", oaErr)
 	} else {
-		fmt.Printf("| oidc-token (oidc-agent %s, default scope, warm) | %s | %s | %d |\n", oa.version, ms(pct(oa.def, 50)), ms(pct(oa.def, 95)), len(oa.def))
-		fmt.Printf("| oidc-token -s \"openid profile\" (non-default scope) | %s | %s | %d |\n", ms(pct(oa.scoped, 50)), ms(pct(oa.scoped, 95)), len(oa.scoped))
+		fmt.Printf("| oidc-token (oidc-agent %s, default scope, warm) | %s | %s | %d |\n", oa.version, timing.Ms(timing.Pct(oa.def, 50)), timing.Ms(timing.Pct(oa.def, 95)), len(oa.def))
+		fmt.Printf("| oidc-token -s \"openid profile\" (non-default scope) | %s | %s | %d |\n", timing.Ms(timing.Pct(oa.scoped, 50)), timing.Ms(timing.Pct(oa.scoped, 95)), len(oa.scoped))
 	}
 	fmt.Printf("\nWhere a whole-process `kc-agent token` goes (same run, calls interleaved; CPU and page faults from the child's rusage):\n\n")
 	fmt.Printf("| process | p50 | p95 | user+sys CPU (mean) | minor page faults (mean) | binary |\n|---|---|---|---|---|---|\n")
@@ -147,11 +148,11 @@ func run(bin string, n, nDirect int) error {
 			continue
 		}
 		r := floor[k.key]
-		fmt.Printf("| %s | %s | %s | %s | %d | %.1f MB |\n", k.label, ms(pct(r.times, 50)), ms(pct(r.times, 95)), ms(r.cpu), r.faults, float64(fileSize(k.path))/1e6)
+		fmt.Printf("| %s | %s | %s | %s | %d | %.1f MB |\n", k.label, timing.Ms(timing.Pct(r.times, 50)), timing.Ms(timing.Pct(r.times, 95)), timing.Ms(r.cpu), r.faults, float64(fileSize(k.path))/1e6)
 	}
-	hp50 := float64(pct(floor["hello"].times, 50))
+	hp50 := float64(timing.Pct(floor["hello"].times, 50))
 	fmt.Printf("\nratio: kc-agent token p50 / hello world p50 = %.2fx (target <= 1.3x); tokenfloor / hello world = %.2fx; kc-agent version / hello world = %.2fx\n",
-		float64(tp50)/hp50, float64(pct(floor["tokenfloor"].times, 50))/hp50, float64(pct(floor["version"].times, 50))/hp50)
+		float64(tp50)/hp50, float64(timing.Pct(floor["tokenfloor"].times, 50))/hp50, float64(timing.Pct(floor["version"].times, 50))/hp50)
 	fmt.Printf("package inits (GODEBUG=inittrace=1, median of 50 runs of kc-agent token): %d inits, %.3f ms of init work, main reached %.3f ms after runtime start; largest:", inits.count, inits.sum, inits.mainAt)
 	for _, t := range inits.top {
 		fmt.Printf(" %s %.3f ms;", t.name, t.ms)
@@ -159,8 +160,8 @@ func run(bin string, n, nDirect int) error {
 	fmt.Println()
 	fmt.Printf("ratio: direct refresh p50 / kc-agent token p50 = %.1fx (target >= 20x)\n", float64(dp50)/float64(tp50))
 	if oaErr == nil {
-		fmt.Printf("ratio: oidc-token p50 / kc-agent token p50, default scope = %.2fx (target >= 1x)\n", float64(pct(oa.def, 50))/float64(tp50))
-		fmt.Printf("ratio: oidc-token p50 / kc-agent token p50, non-default scope = %.1fx (target >= 10x)\n", float64(pct(oa.scoped, 50))/float64(pct(scopedTimes, 50)))
+		fmt.Printf("ratio: oidc-token p50 / kc-agent token p50, default scope = %.2fx (target >= 1x)\n", float64(timing.Pct(oa.def, 50))/float64(tp50))
+		fmt.Printf("ratio: oidc-token p50 / kc-agent token p50, non-default scope = %.1fx (target >= 10x)\n", float64(timing.Pct(oa.scoped, 50))/float64(timing.Pct(scopedTimes, 50)))
 	}
 	fmt.Printf("agent idle RSS: %d KiB (target < 25 MiB)\n", rss)
 	fmt.Printf("agent CPU over 10 s idle: %d clock ticks (1 tick = 10 ms; target ~0)\n", cpuIdle)
@@ -219,8 +220,8 @@ func oidcAgentCompare(issuer, refreshToken, dir string, n int) (*oidcAgentResult
 		}
 	}
 	oidcToken()() // warm
-	res.def = timeIt(n, oidcToken())
-	res.scoped = timeIt(n/5, oidcToken("-s", "openid profile"))
+	res.def = timing.Times("tokenbench", n, oidcToken())
+	res.scoped = timing.Times("tokenbench", n/5, oidcToken("-s", "openid profile"))
 	return res, nil
 }
 
@@ -361,29 +362,6 @@ func initTrace(bin string, n int) initStats {
 }
 
 var before string
-
-func timeIt(n int, f func() error) []time.Duration {
-	out := make([]time.Duration, 0, n)
-	for i := 0; i < n; i++ {
-		start := time.Now()
-		if err := f(); err != nil {
-			fmt.Fprintln(os.Stderr, "tokenbench: call failed:", err)
-			continue
-		}
-		out = append(out, time.Since(start))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
-}
-
-func pct(d []time.Duration, p int) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	return d[(len(d)-1)*p/100]
-}
-
-func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
 func cpuTicks(pid int) int {
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
