@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,6 +81,7 @@ type listener struct {
 	srv  *http.Server
 	ln   net.Listener
 	addr string // the real address
+	tcp  *net.TCPAddr
 }
 
 // New checks the configuration and prepares a proxy; Start listens.
@@ -184,7 +186,8 @@ func (p *Proxy) listen(addr string, h http.Handler, unsafe bool) (*listener, err
 		// websockets) may run for hours.
 		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
-	return &listener{srv: srv, ln: ln, addr: ln.Addr().String()}, nil
+	tcp, _ := ln.Addr().(*net.TCPAddr)
+	return &listener{srv: srv, ln: ln, addr: ln.Addr().String(), tcp: tcp}, nil
 }
 
 // listenError says who holds a port that is in use: another user's
@@ -239,8 +242,8 @@ func (p *Proxy) listensOn(host, port string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, l := range p.listeners {
-		ta, err := net.ResolveTCPAddr("tcp", l.addr)
-		if err != nil || fmt.Sprint(ta.Port) != port {
+		ta := l.tcp
+		if ta == nil || strconv.Itoa(ta.Port) != port {
 			continue
 		}
 		for _, ip := range ips {

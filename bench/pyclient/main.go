@@ -20,6 +20,7 @@ import (
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/bench/internal/oidcagent"
 	"github.com/kc-agent/kc-agent/bench/internal/timing"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
 )
@@ -126,45 +127,12 @@ func run(bin, python string, n, nIn int) error {
 // realm, user and client (with its own copy of the offline token) and times
 // oidc-token, warm.
 func oidcToken(issuer, refreshToken, dir string, n int) ([]time.Duration, string, error) {
-	if _, err := exec.LookPath("oidc-agent"); err != nil {
-		return nil, "", fmt.Errorf("oidc-agent not installed (apt-get install oidc-agent-cli)")
-	}
-	cfgDir := filepath.Join(dir, "oidc-agent")
-	os.MkdirAll(cfgDir, 0o700)
-	env := append(os.Environ(), "OIDC_CONFIG_DIR="+cfgDir, "OIDC_ENCRYPTION_PW=kc-agent-bench")
-	out, err := exec.Command("oidc-agent", "--no-autoload").Output()
+	a, err := oidcagent.Start(issuer, refreshToken, dir, "kcpybench")
 	if err != nil {
-		return nil, "", fmt.Errorf("starting oidc-agent: %v", err)
+		return nil, "", err
 	}
-	var sock, pid string
-	for _, part := range strings.Split(string(out), ";") {
-		part = strings.TrimSpace(part)
-		if v, ok := strings.CutPrefix(part, "OIDC_SOCK="); ok {
-			sock = v
-		}
-		if v, ok := strings.CutPrefix(part, "OIDCD_PID="); ok {
-			pid = v
-		}
-	}
-	if pid != "" {
-		defer exec.Command("kill", pid).Run()
-	}
-	env = append(env, "OIDC_SOCK="+sock)
-	gen := exec.Command("oidc-gen", "--manual", "--iss="+issuer, "--client-id=kc-agent", "--client-secret=",
-		"--flow=refresh", "--rt-env=KC_BENCH_REFRESH_TOKEN", "--scope=openid offline_access profile email",
-		"--redirect-uri=http://localhost:4242", "--pw-env", "--prompt=none", "--confirm-default", "--no-url-call", "kcpybench")
-	// Through the environment, not argv: a command line is visible to every
-	// user in ps.
-	gen.Env = append(env, "KC_BENCH_REFRESH_TOKEN="+refreshToken)
-	if out, err := gen.CombinedOutput(); err != nil {
-		return nil, "", fmt.Errorf("oidc-gen: %v: %s", err, out)
-	}
-	vout, _ := exec.Command("oidc-agent", "--version").Output()
-	call := func() error {
-		c := exec.Command("oidc-token", "kcpybench")
-		c.Env = env
-		return c.Run()
-	}
+	defer a.Stop()
+	call := a.Token()
 	call() // warm
-	return timing.Times("pyclient", n, call), strings.TrimSpace(strings.TrimPrefix(string(vout), "oidc-agent")), nil
+	return timing.Times("pyclient", n, call), a.Version, nil
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/bench/internal/oidcagent"
 	"github.com/kc-agent/kc-agent/bench/internal/timing"
 	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
@@ -177,52 +178,17 @@ type oidcAgentResult struct {
 // same realm, user and client (with its own copy of the offline token) and
 // times oidc-token, warm, with the default and a non-default scope.
 func oidcAgentCompare(issuer, refreshToken, dir string, n int) (*oidcAgentResult, error) {
-	if _, err := exec.LookPath("oidc-agent"); err != nil {
-		return nil, fmt.Errorf("oidc-agent not installed (apt-get install oidc-agent-cli)")
-	}
-	cfgDir := filepath.Join(dir, "oidc-agent")
-	os.MkdirAll(cfgDir, 0o700)
-	env := append(os.Environ(), "OIDC_CONFIG_DIR="+cfgDir, "OIDC_ENCRYPTION_PW=kc-agent-bench")
-	out, err := exec.Command("oidc-agent", "--no-autoload").Output()
+	a, err := oidcagent.Start(issuer, refreshToken, dir, "kcbench")
 	if err != nil {
-		return nil, fmt.Errorf("starting oidc-agent: %v", err)
+		return nil, err
 	}
-	var sock, pid string
-	for _, part := range strings.Split(string(out), ";") {
-		part = strings.TrimSpace(part)
-		if v, ok := strings.CutPrefix(part, "OIDC_SOCK="); ok {
-			sock = v
-		}
-		if v, ok := strings.CutPrefix(part, "OIDCD_PID="); ok {
-			pid = v
-		}
-	}
-	if pid != "" {
-		defer exec.Command("kill", pid).Run()
-	}
-	env = append(env, "OIDC_SOCK="+sock)
-	gen := exec.Command("oidc-gen", "--manual", "--iss="+issuer, "--client-id=kc-agent", "--client-secret=",
-		"--flow=refresh", "--rt-env=KC_BENCH_REFRESH_TOKEN", "--scope=openid offline_access profile email",
-		"--redirect-uri=http://localhost:4242", "--pw-env", "--prompt=none", "--confirm-default", "--no-url-call", "kcbench")
-	// Through the environment, not argv: a command line is visible to every
-	// user in ps.
-	gen.Env = append(env, "KC_BENCH_REFRESH_TOKEN="+refreshToken)
-	if out, err := gen.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("oidc-gen: %v: %s", err, out)
-	}
-	vout, _ := exec.Command("oidc-agent", "--version").Output()
-	res := &oidcAgentResult{version: strings.TrimSpace(strings.TrimPrefix(string(vout), "oidc-agent"))}
-	oidcToken := func(args ...string) func() error {
-		return func() error {
-			c := exec.Command("oidc-token", append(args, "kcbench")...)
-			c.Env = env
-			return c.Run()
-		}
-	}
-	oidcToken()() // warm
-	res.def = timing.Times("tokenbench", n, oidcToken())
-	res.scoped = timing.Times("tokenbench", n/5, oidcToken("-s", "openid profile"))
-	return res, nil
+	defer a.Stop()
+	a.Token()() // warm
+	return &oidcAgentResult{
+		version: a.Version,
+		def:     timing.Times("tokenbench", n, a.Token()),
+		scoped:  timing.Times("tokenbench", n/5, a.Token("-s", "openid profile")),
+	}, nil
 }
 
 type procStats struct {

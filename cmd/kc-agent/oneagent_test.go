@@ -523,7 +523,9 @@ routes:
 `, plain)), 0o600)
 	c := ipc.NewClientAt(os.Getenv("KC_AGENT_SOCK"))
 	waitFor(t, func() bool { ps, err := c.Proxy(context.Background()); return err == nil && ps.Running }, "the proxy to start after the config change")
-	script = fmt.Sprintf(`set -e; eval "$(%s env)"; curl -sS -o /dev/null -w '%%{http_code}' --noproxy '' %s/through`, bin, plain)
+	// Through the printed proxy, explicitly: a missing HTTP_PROXY fails
+	// here rather than letting curl go direct.
+	script = fmt.Sprintf(`set -e; eval "$(%s env)"; [ -n "$HTTP_PROXY" ] || exit 9; curl -sS -o /dev/null -w '%%{http_code}' -x "$HTTP_PROXY" --noproxy '' %s/through`, bin, plain)
 	out, err = exec.Command("bash", "-c", script).Output()
 	if err != nil || string(out) != "200" {
 		t.Fatalf("eval with a proxy, then curl through it: %v %q", err, out)
