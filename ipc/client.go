@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 // Client talks to the agent over its socket.
@@ -30,7 +32,7 @@ type Client struct {
 // candidate, where an agent would be started. A socket or directory owned
 // by someone else is an *UntrustedError.
 func NewClient() (*Client, error) {
-	cands, err := Candidates()
+	cands, err := discovery.Candidates()
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +47,7 @@ func clientFor(cands []string) (*Client, error) {
 			c := NewClientAt(p)
 			c.probed = conn // the first request reuses it: one connect per call
 			return c, nil
-		case errors.Is(err, ErrUntrusted) && i == 0:
+		case errors.Is(err, discovery.ErrUntrusted) && i == 0:
 			// The place where this user's agent belongs is someone
 			// else's: refuse, loudly.
 			return nil, err
@@ -60,14 +62,14 @@ func clientFor(cands []string) (*Client, error) {
 // place, KC_AGENT_SOCK's and the default ones alike, or nil when none
 // answers. `kc-agent run` asks it before starting a second agent.
 func FindRunning(ctx context.Context) *Client {
-	env, err := currentEnv()
+	env, err := discovery.CurrentEnv()
 	if err != nil {
 		return nil
 	}
-	places := CandidatesFor(env)
+	places := discovery.CandidatesFor(env)
 	if env.Sock != "" {
 		env.Sock = ""
-		places = append(places, CandidatesFor(env)...)
+		places = append(places, discovery.CandidatesFor(env)...)
 	}
 	for _, p := range places {
 		c := NewClientAt(p)
@@ -82,11 +84,10 @@ func FindRunning(ctx context.Context) *Client {
 }
 
 // dialVerified connects to the socket at path after checking its directory
-// (ours, 0700), and then checks that the process answering is ours too:
-// file modes alone do not stop another user who created the directory
-// first.
+// (ours, 0700), and then checks that the process answering is ours too
+// (discovery.CheckPeer).
 func dialVerified(ctx context.Context, path string, timeout time.Duration) (net.Conn, error) {
-	if err := CheckSocketDir(filepath.Dir(path)); err != nil {
+	if err := discovery.CheckSocketDir(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	d := net.Dialer{Timeout: timeout}
@@ -99,14 +100,16 @@ func dialVerified(ctx context.Context, path string, timeout time.Duration) (net.
 		c.Close()
 		return nil, errors.New("not a Unix socket connection")
 	}
-	uid, err := peerUID(uc)
+	raw, err := uc.SyscallConn()
+	if err == nil {
+		cerr := raw.Control(func(fd uintptr) { err = discovery.CheckPeer(path, fd) })
+		if err == nil {
+			err = cerr
+		}
+	}
 	if err != nil {
 		c.Close()
-		return nil, &UntrustedError{Path: path, Owner: -1, Msg: fmt.Sprintf("can not tell who serves %s: %v", path, err)}
-	}
-	if uid != os.Getuid() {
-		c.Close()
-		return nil, &UntrustedError{Path: path, Owner: uid, Msg: fmt.Sprintf("the process serving %s runs as uid %d, not as you (uid %d)", path, uid, os.Getuid())}
+		return nil, err
 	}
 	return c, nil
 }
@@ -169,7 +172,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		var ue *UntrustedError
+		var ue *discovery.UntrustedError
 		if errors.As(err, &ue) {
 			return ue
 		}

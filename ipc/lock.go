@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 // The one-agent lock. The running agent holds an exclusive lock on a file
@@ -69,7 +71,7 @@ func TryLock(path, role, socket string) (*Lock, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the lock directory: %w", err)
 	}
-	if err := CheckSocketDir(dir); err != nil {
+	if err := discovery.CheckSocketDir(dir); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)

@@ -10,7 +10,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
+
+	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 // ErrAgentRunning means another agent already serves the socket.
@@ -22,7 +25,7 @@ var ErrAgentRunning = errors.New("another kc-agent already serves this socket")
 // is checked to come from this same uid.
 func Listen(path string, log *slog.Logger) (net.Listener, error) {
 	dir := filepath.Dir(path)
-	if err := PrepareSocketDir(dir); err != nil {
+	if err := discovery.PrepareSocketDir(dir); err != nil {
 		return nil, err
 	}
 	if fi, err := os.Lstat(path); err == nil {
@@ -51,6 +54,8 @@ func Listen(path string, log *slog.Logger) (net.Listener, error) {
 	return &SameUserListener{Listener: ln, PeerUID: unixPeerUID, Log: log,
 		Refusal: "refused a socket connection from another user"}, nil
 }
+
+var errNotSocket = errors.New("not a socket")
 
 func unixPeerUID(c net.Conn) (int, error) {
 	uc, ok := c.(*net.UnixConn)
@@ -140,14 +145,19 @@ func FromBrowser(h http.Header) bool {
 	return false
 }
 
-// WriteJSON writes v as a JSON answer.
+// WriteJSON writes v as a JSON answer, with a Content-Length: small
+// clients (the kc-agent front program, scripts) need not read chunks.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		status, data = http.StatusInternalServerError, []byte(`{"code":"`+CodeInternal+`","message":"encoding the answer failed"}`)
+	}
+	data = append(data, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	_, _ = w.Write(data)
 }
 
 // WriteError writes a typed error body.

@@ -31,7 +31,7 @@ type Options struct {
 	Manager *tokens.Manager
 	// StateDir holds the proxy secret and the local CA.
 	StateDir string
-	// LockPath, when set, is the one-agent lock (ipc.LockPath) the agent
+	// LockPath, when set, is the one-agent lock (discovery.LockPath) the agent
 	// holds while it runs: a second agent for the same user refuses.
 	LockPath string
 }

@@ -22,7 +22,7 @@ from conftest import FRESH, REPO, TOKEN, FakeAgent, private_dir
 
 
 def load_vectors():
-    with open(os.path.join(REPO, "ipc", "testdata", "discovery.json")) as f:
+    with open(os.path.join(REPO, "ipc", "discovery", "testdata", "discovery.json")) as f:
         return json.load(f)["cases"]
 
 

@@ -2,7 +2,7 @@
 there is the user's own agent.
 
 The order is the Go CLI's (ipc/paths.go), tested against the same vectors
-(ipc/testdata/discovery.json):
+(ipc/discovery/testdata/discovery.json):
 
 1. ``$KC_AGENT_SOCK`` when set: that path and nothing else.
 2. Linux and the BSDs: ``/run/user/<uid>/kc-agent/agent.sock`` when

@@ -13,6 +13,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/daemon"
 	"github.com/kc-agent/kc-agent/ipc"
+	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 func newRunCmd(streams *IOStreams) *cobra.Command {
@@ -42,7 +43,7 @@ func newRunCmd(streams *IOStreams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sock, err := ipc.SocketPath()
+			sock, err := discovery.SocketPath()
 			if err != nil {
 				return err
 			}
@@ -50,7 +51,7 @@ func newRunCmd(streams *IOStreams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			lock, err := ipc.LockPath()
+			lock, err := discovery.LockPath()
 			if err != nil {
 				return err
 			}

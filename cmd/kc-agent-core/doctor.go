@@ -15,6 +15,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/store"
 	"github.com/kc-agent/kc-agent/ipc"
+	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 type check struct {
@@ -132,13 +133,13 @@ func doctorChecks(ctx context.Context, name string) []check {
 func agentChecks(ctx context.Context, cfg *config.Config) []check {
 	var checks []check
 	add := func(c check) { checks = append(checks, c) }
-	cands, err := ipc.Candidates()
+	cands, err := discovery.Candidates()
 	if err != nil {
 		return []check{{"socket", "FAIL", err.Error(), "set KC_AGENT_SOCK to a path in a private directory"}}
 	}
 	for _, sock := range cands {
 		dir := filepath.Dir(sock)
-		err := ipc.CheckSocketDir(dir)
+		err := discovery.CheckSocketDir(dir)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 			add(check{"socket directory", "ok", dir + " (not created yet)", ""})
@@ -148,7 +149,7 @@ func agentChecks(ctx context.Context, cfg *config.Config) []check {
 			add(check{"socket directory", "ok", dir + " (yours, 0700)", ""})
 		}
 	}
-	if lock, err := ipc.LockPath(); err == nil {
+	if lock, err := discovery.LockPath(); err == nil {
 		h := ipc.ReadLockHolder(lock)
 		if h.PID > 0 {
 			add(check{"agent lock", "ok", fmt.Sprintf("%s: held by %s pid %d", lock, h.Role, h.PID), ""})

@@ -14,6 +14,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/store"
 	"github.com/kc-agent/kc-agent/ipc"
+	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 type loginOptions struct {
@@ -237,7 +238,7 @@ func expiryPolicy(refreshExpiresIn time.Duration) string {
 // the new token (it re-reads the store before every refresh) and is told
 // by notifyAgent.
 func lockStoreWrite(role string) (release func()) {
-	path, err := ipc.LockPath()
+	path, err := discovery.LockPath()
 	if err != nil {
 		return func() {}
 	}

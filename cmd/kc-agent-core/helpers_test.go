@@ -183,13 +183,15 @@ func (e *cliEnv) login(realm, user, password string, extra ...string) {
 	}
 }
 
-// buildBinary builds the real kc-agent binary for tests that run it as a
-// process of its own.
+// buildBinary builds the real programs, kc-agent (the front, cmd/kc-agent)
+// and kc-agent-core beside it, for tests that run them as processes of
+// their own, and returns the front's path: every call goes the way a
+// user's does, through the front's fast path or on to the core.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "kc-agent")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	dir := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", dir+string(filepath.Separator), ".", "../kc-agent").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	return bin
+	return filepath.Join(dir, "kc-agent")
 }

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package ipc
+package discovery
 
 import "os"
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/ipc"
+	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 // connectAgent finds this user's verified agent (ipc.NewClient: discovery
@@ -110,7 +111,7 @@ func startAgent(ctx context.Context, c *ipc.Client, stderr io.Writer) error {
 		if err == nil {
 			return nil
 		}
-		if errors.Is(err, ipc.ErrUntrusted) {
+		if errors.Is(err, discovery.ErrUntrusted) {
 			return err
 		}
 		select {

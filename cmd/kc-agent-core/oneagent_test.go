@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,6 +18,7 @@ import (
 	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
 	"github.com/kc-agent/kc-agent/ipc"
+	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 // The tests in this file use the default, uid-keyed agent location (no
@@ -56,7 +58,7 @@ func defaultLocation(t *testing.T, e *cliEnv) (home string) {
 	for _, k := range []string{"KC_AGENT_SOCK", "KC_AGENT_CONFIG", "KC_AGENT_STATE_DIR", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR"} {
 		t.Setenv(k, "")
 	}
-	cands, _ := ipc.Candidates()
+	cands, _ := discovery.Candidates()
 	for _, c := range cands {
 		if ipc.NewClientAt(c).Health(context.Background()) == nil {
 			t.Fatalf("an agent already runs at the default location %s; stop it before running the tests", c)
@@ -64,7 +66,7 @@ func defaultLocation(t *testing.T, e *cliEnv) (home string) {
 	}
 	// A foreign directory left behind by an earlier run of the plant test.
 	for _, c := range cands {
-		if err := ipc.CheckSocketDir(filepath.Dir(c)); err != nil && !os.IsNotExist(err) {
+		if err := discovery.CheckSocketDir(filepath.Dir(c)); err != nil && !os.IsNotExist(err) {
 			os.RemoveAll(filepath.Dir(c))
 		}
 	}
@@ -73,19 +75,24 @@ func defaultLocation(t *testing.T, e *cliEnv) (home string) {
 
 // agentPIDs lists the `kc-agent run` processes of bin.
 func agentPIDs(bin string) []int {
+	// The program running is bin itself (a test binary) or, for the
+	// front, the kc-agent-core it executes: started as `kc-agent run` or
+	// autostarted by the core.
+	programs := []string{bin, filepath.Join(filepath.Dir(bin), "kc-agent-core")}
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, d := range entries {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		exe, _ := os.Readlink(filepath.Join("/proc", d.Name(), "exe"))
 		if err != nil {
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
-		if len(args) >= 2 && args[0] == bin && args[1] == "run" {
+		if len(args) >= 2 && args[1] == "run" && slices.Contains(programs, exe) {
+			pid, _ := strconv.Atoi(d.Name())
 			pids = append(pids, pid)
 		}
 	}
@@ -340,9 +347,10 @@ while True:
 // in it, gets nothing: token, env and exec refuse with exit 3, name the
 // path and its owner, start no agent, and send the fake no request.
 func TestPlantedSocketDirectoryRefused(t *testing.T) {
+	bin := buildBinary(t) // before HOME moves: go finds its caches through it
 	e := newCLIEnv(t)
 	defaultLocation(t, e)
-	cands, _ := ipc.Candidates()
+	cands, _ := discovery.Candidates()
 	planted := cands[len(cands)-1] // /tmp/kc-agent-<uid>/agent.sock: where anyone can create it
 	dir := filepath.Dir(planted)
 	os.RemoveAll(dir)
@@ -372,10 +380,18 @@ func TestPlantedSocketDirectoryRefused(t *testing.T) {
 			t.Errorf("%v: the error does not name the directory and its owner: %s", args, stderr)
 		}
 	}
+	// The same through the real programs: the front's fast path makes the
+	// same checks, and hands the refusal to the core.
+	for _, args := range [][]string{{"token"}, {"token", "--format", "header"}} {
+		code, stdout, stderr := e.runBin(os.Environ(), bin, args...)
+		if code != exitUnreachable || stdout != "" || !strings.Contains(stderr, "uid 65534") {
+			t.Errorf("front %v: exit %d, %d bytes on stdout: %s", args, code, len(stdout), stderr)
+		}
+	}
 	if data, _ := os.ReadFile(reqLog); len(data) > 0 {
 		t.Fatalf("requests reached the fake agent: %s", data)
 	}
-	if pids := agentPIDs(mustExecutable(t)); len(pids) > 0 {
+	if pids := append(agentPIDs(mustExecutable(t)), agentPIDs(bin)...); len(pids) > 0 {
 		t.Fatalf("an agent was autostarted: %v", pids)
 	}
 	// doctor says what is wrong and what to do.
@@ -396,6 +412,7 @@ func mustExecutable(t *testing.T) string {
 // A socket in our own private directory, but served by another user's
 // process (moved there by root, say), is refused on the peer uid alone.
 func TestForeignPeerRefused(t *testing.T) {
+	bin := buildBinary(t)
 	e := newCLIEnv(t)
 	nobodyDir, _ := os.MkdirTemp("", "kcn")
 	t.Cleanup(func() { os.RemoveAll(nobodyDir) })
@@ -414,6 +431,11 @@ func TestForeignPeerRefused(t *testing.T) {
 	code, stdout, stderr := e.run("token")
 	if code != exitUnreachable || stdout != "" || !strings.Contains(stderr, "runs as uid 65534") {
 		t.Fatalf("token from a foreign peer: exit %d %q %s", code, stdout, stderr)
+	}
+	// The real programs: the front's fast path checks the peer too.
+	code, stdout, stderr = e.runBin(os.Environ(), bin, "token")
+	if code != exitUnreachable || stdout != "" || !strings.Contains(stderr, "runs as uid 65534") {
+		t.Fatalf("front: token from a foreign peer: exit %d, %d bytes on stdout: %s", code, len(stdout), stderr)
 	}
 	if data, _ := os.ReadFile(reqLog); len(data) > 0 {
 		t.Fatalf("a request reached the foreign peer: %s", data)

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ import (
 	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
 	"github.com/kc-agent/kc-agent/ipc"
+	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 // syncBuffer is a log sink safe for concurrent writes.
@@ -87,7 +89,7 @@ func (e *cliEnv) startAgent() *agentProc {
 		return &cc, nil
 	}
 	cfgPath, _ := config.FilePath()
-	sock, _ := ipc.SocketPath()
+	sock, _ := discovery.SocketPath()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
@@ -609,10 +611,7 @@ func TestTokenAutostart(t *testing.T) {
 	testenv.SecretService(t)
 	e := newCLIEnv(t)
 	e.login(keycloak.RealmTest, "mallory", "mallory-pw")
-	bin := filepath.Join(t.TempDir(), "kc-agent")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	env := append(os.Environ(), "KC_AGENT_NO_AUTOSTART=")
 	cmd := exec.Command(bin, "token", "--profile", e.profile)
 	cmd.Env = env
@@ -643,5 +642,21 @@ func TestTokenAutostart(t *testing.T) {
 	}()
 	if st.PID == os.Getpid() {
 		t.Fatal("agent runs in the test process")
+	}
+	// With the agent up, the front answers token by itself, in every form
+	// it takes, printing what the core prints: with kc-agent-core moved
+	// away, a call the front handed on would fail.
+	core := filepath.Join(filepath.Dir(bin), "kc-agent-core")
+	for _, args := range [][]string{{"token", "--profile", e.profile}, {"token", "-p", e.profile, "--format", "header", "--min-valid", "30s"}} {
+		coreCode, coreOut, _ := e.runBin(env, core, args...)
+		os.Rename(core, core+".away")
+		code, frontOut, stderr := e.runBin(env, bin, args...)
+		os.Rename(core+".away", core)
+		if coreCode != 0 || code != 0 || frontOut != coreOut {
+			t.Fatalf("%v: the front did not answer like the core (exit %d, %d vs %d bytes): %s", args, code, len(frontOut), len(coreOut), stderr)
+		}
+		if slices.Contains(args, "header") && !strings.HasPrefix(frontOut, "Authorization: Bearer ey") {
+			t.Fatalf("%v: not a header line (%d bytes)", args, len(frontOut))
+		}
 	}
 }

@@ -1,17 +1,16 @@
 //go:build !linux && !darwin
 
-package ipc
+package discovery
 
 import (
 	"errors"
-	"net"
 	"os"
 	"runtime"
 )
 
-// peerUID: where the OS offers no peer credentials, the 0700 directory and
+// PeerUID: where the OS offers no peer credentials, the 0700 directory and
 // 0600 socket are the only guard (Windows ACLs the per-user directory).
-func peerUID(c *net.UnixConn) (int, error) {
+func PeerUID(fd uintptr) (int, error) {
 	if runtime.GOOS == "windows" {
 		return os.Getuid(), nil
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
-	"github.com/kc-agent/kc-agent/ipc"
+	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 // The Python client (clients/python) against the real agent, Keycloak and
@@ -83,7 +83,7 @@ func TestPythonClient(t *testing.T) {
 	defaultLocation(t, e)
 	t.Setenv("KC_AGENT_CONFIG", filepath.Join(e.dir, "config", "config.yaml"))
 	t.Setenv("KC_AGENT_STATE_DIR", filepath.Join(e.dir, "state"))
-	sock, err := ipc.SocketPath()
+	sock, err := discovery.SocketPath()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/ipc"
+	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 // Exit codes, one place for all of them.
@@ -105,7 +106,7 @@ func report(w io.Writer, err error) int {
 			code = exitCodeForIPC(ae)
 		}
 	}
-	if (errors.Is(err, ipc.ErrUnreachable) || errors.Is(err, ipc.ErrUntrusted)) && code == exitError {
+	if (errors.Is(err, ipc.ErrUnreachable) || errors.Is(err, discovery.ErrUntrusted)) && code == exitError {
 		code = exitUnreachable
 	}
 	if hint == "" {

@@ -1,4 +1,11 @@
-package ipc
+// Package discovery is where this user's agent listens and whether what
+// listens there is this user's: the discovery order, the one-agent lock's
+// place, and the owner and peer checks every client makes before it sends
+// a request. It imports nothing but the standard library's lightest
+// packages, so that the kc-agent front program (cmd/kc-agent), which
+// answers `kc-agent token` without loading the rest of kc-agent, makes the
+// same checks as everything else.
+package discovery
 
 import (
 	"errors"
@@ -69,8 +76,8 @@ func CandidatesFor(env DiscoveryEnv) []string {
 	return append(out, uidTmp)
 }
 
-// currentEnv reads the discovery inputs of this process.
-func currentEnv() (DiscoveryEnv, error) {
+// CurrentEnv reads the discovery inputs of this process.
+func CurrentEnv() (DiscoveryEnv, error) {
 	env := DiscoveryEnv{GOOS: runtime.GOOS, UID: os.Getuid(), Home: os.Getenv("HOME"), LocalAppData: os.Getenv("LOCALAPPDATA")}
 	if p := os.Getenv("KC_AGENT_SOCK"); p != "" {
 		abs, err := filepath.Abs(p)
@@ -94,7 +101,7 @@ func currentEnv() (DiscoveryEnv, error) {
 
 // Candidates lists this process's socket paths, in discovery order.
 func Candidates() ([]string, error) {
-	env, err := currentEnv()
+	env, err := CurrentEnv()
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +134,7 @@ func LockPath() (string, error) {
 		}
 		return filepath.Join(abs, "agent.lock"), nil
 	}
-	env, err := currentEnv()
+	env, err := CurrentEnv()
 	if err != nil {
 		return "", err
 	}
@@ -189,4 +196,16 @@ func CheckSocketDir(dir string) error {
 	return nil
 }
 
-var errNotSocket = errors.New("not a socket")
+// CheckPeer verifies that the process at the other end of the connected
+// socket fd, dialed at path, runs as this user: file modes alone do not
+// stop another user who created the directory first.
+func CheckPeer(path string, fd uintptr) error {
+	uid, err := PeerUID(fd)
+	if err != nil {
+		return &UntrustedError{Path: path, Owner: -1, Msg: fmt.Sprintf("can not tell who serves %s: %v", path, err)}
+	}
+	if uid != os.Getuid() {
+		return &UntrustedError{Path: path, Owner: uid, Msg: fmt.Sprintf("the process serving %s runs as uid %d, not as you (uid %d)", path, uid, os.Getuid())}
+	}
+	return nil
+}

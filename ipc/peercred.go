@@ -3,7 +3,7 @@ package ipc
 import (
 	"net"
 
-	"golang.org/x/sys/unix"
+	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 // peerUID returns the uid of the process at the other end of a Unix socket.
@@ -12,17 +12,8 @@ func peerUID(c *net.UnixConn) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	uid := -1
-	var serr error
-	err = raw.Control(func(fd uintptr) {
-		cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-		if err != nil {
-			serr = err
-			return
-		}
-		uid = int(cred.Uid)
-	})
-	if err != nil {
+	uid, serr := -1, error(nil)
+	if err := raw.Control(func(fd uintptr) { uid, serr = discovery.PeerUID(fd) }); err != nil {
 		return -1, err
 	}
 	return uid, serr
