@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kc-agent/kc-agent/internal/bearer"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
@@ -129,8 +130,10 @@ func NewClientAt(path string) *Client {
 			}
 			return dialVerified(ctx, path, 0)
 		},
-		MaxIdleConns:          1,
-		IdleConnTimeout:       30 * time.Second,
+		// One request per connection: a command makes one or two, and an
+		// idle connection would make net/http log whatever bytes an agent
+		// sends after an answer (a token, say) to stderr.
+		DisableKeepAlives:     true,
 		ResponseHeaderTimeout: 60 * time.Second,
 		DisableCompression:    true,
 	}
@@ -230,8 +233,16 @@ func (c *Client) Token(ctx context.Context, req TokenRequest) (*TokenResponse, e
 	if req.Type == TokenTypeID && out.IDToken == "" {
 		return nil, &Error{Code: CodeInternal, Message: "the agent answered without an ID token", Hint: older}
 	}
-	if out.Token() == "" {
+	if out.Token() == "" || (req.Type != TokenTypeID && out.AccessToken == "") {
 		return nil, &Error{Code: CodeInternal, Message: "the agent answered without a token"}
+	}
+	// Tokens are printed into shells, header lines and git's line
+	// protocol: one that is not an RFC 6750 token (a quote, a space, a
+	// line break, from the identity provider or a broken agent) is never
+	// handed on.
+	if !bearer.IsToken(out.Token()) || !bearer.IsToken(out.TokenType) {
+		return nil, &Error{Code: CodeInternal, Message: fmt.Sprintf("the agent answered a token (or token type) with characters a bearer token can not have (%d bytes); refusing to use it", len(out.Token())),
+			Hint: "check the identity provider's tokens (kc-agent status shows the issuer)"}
 	}
 	return &out, nil
 }

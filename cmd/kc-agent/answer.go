@@ -3,65 +3,109 @@ package main
 import (
 	"bytes"
 	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kc-agent/kc-agent/internal/bearer"
 )
 
-// tokenFromAnswer reads the agent's whole HTTP answer to a token request:
-// 200, a Content-Length that matches, and a flat JSON object whose
-// access_token and token_type are plain strings. Anything else is not
-// ok, and the core asks again and reports it.
+// tokenFromAnswer reads the agent's whole HTTP answer to a token request,
+// and accepts only the one shape the agent writes (ipc.WriteJSON of an
+// ipc.TokenResponse): "HTTP/1.1 200 OK", CRLF header lines of printable
+// ASCII, one Content-Length that matches the body, and a flat JSON object
+// whose fields have the types the core decodes them into. Anything else,
+// even what net/http and encoding/json would read some way, is not ok: the
+// core asks again and reports it.
 func tokenFromAnswer(answer []byte) (tok, typ string, ok bool) {
 	head, body, found := bytes.Cut(answer, []byte("\r\n\r\n"))
 	if !found {
 		return "", "", false
 	}
-	status, headers, _ := bytes.Cut(head, []byte("\r\n"))
-	if !bytes.HasPrefix(status, []byte("HTTP/1.1 200 ")) {
+	lines := strings.Split(string(head), "\r\n")
+	if lines[0] != "HTTP/1.1 200 OK" {
 		return "", "", false
 	}
-	n, ok := contentLength(headers)
+	n, ok := contentLength(lines[1:])
 	if !ok || n != len(body) {
 		return "", "", false
 	}
-	fields, ok := flatJSONStrings(body)
-	if !ok {
+	fields, ok := tokenResponseFields(body)
+	if !ok || !bearer.IsToken(fields["access_token"]) || !bearer.IsToken(fields["token_type"]) {
 		return "", "", false
 	}
-	tok, typ = fields["access_token"], fields["token_type"]
-	if !tokenLike(tok) || !tokenLike(typ) {
-		return "", "", false
-	}
-	return tok, typ, true
+	return fields["access_token"], fields["token_type"], true
 }
 
-// contentLength finds the one Content-Length header; chunked or missing
-// framing is not ok.
-func contentLength(headers []byte) (int, bool) {
-	n, seen := -1, false
-	for len(headers) > 0 {
-		var line []byte
-		line, headers, _ = bytes.Cut(headers, []byte("\r\n"))
-		name, value, found := bytes.Cut(line, []byte(":"))
-		if !found {
+// answerComplete says whether answer holds a whole head and as many body
+// bytes as its Content-Length names, so the reader need not wait for the
+// agent to close.
+func answerComplete(answer []byte) bool {
+	i := bytes.Index(answer, []byte("\r\n\r\n"))
+	if i < 0 {
+		return false
+	}
+	lines := strings.Split(string(answer[:i]), "\r\n")
+	n, ok := contentLength(lines[1:])
+	return !ok || len(answer)-i-4 >= n // a head the parser refuses is complete too
+}
+
+// contentLength finds the one Content-Length among header lines; a line
+// that is not "token: printable ASCII", a second length, a sign, or any
+// Transfer-Encoding is not ok.
+func contentLength(lines []string) (int, bool) {
+	n := -1
+	for _, line := range lines {
+		name, value, found := strings.Cut(line, ":")
+		if !found || !isHTTPToken(name) || !printable(value) {
 			return 0, false
 		}
-		switch string(bytes.ToLower(bytes.TrimSpace(name))) {
+		value = strings.Trim(value, " \t")
+		switch strings.ToLower(name) {
 		case "content-length":
-			v, err := strconv.Atoi(string(bytes.TrimSpace(value)))
-			if seen || err != nil || v < 0 {
+			if n >= 0 || value == "" || len(value) > 7 || strings.Trim(value, "0123456789") != "" {
 				return 0, false
 			}
-			n, seen = v, true
+			n, _ = strconv.Atoi(value)
 		case "transfer-encoding":
 			return 0, false
 		}
 	}
-	return n, seen
+	return n, n >= 0
 }
 
-// flatJSONStrings reads a JSON object of plain values: strings without
-// escapes (kept), numbers, true, false, null (skipped). Nested values and
-// escaped strings are not ok.
-func flatJSONStrings(b []byte) (map[string]string, bool) {
+func isHTTPToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if (s[i] < 0x20 && s[i] != '\t') || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// The fields of ipc.TokenResponse, and the shape each must have here.
+var responseFields = map[string]func(value string, isString bool) bool{
+	"access_token": func(v string, str bool) bool { return str },
+	"id_token":     func(v string, str bool) bool { return str },
+	"token_type":   func(v string, str bool) bool { return str },
+	"expires_at":   func(v string, str bool) bool { return str && isUTCSeconds(v) && parsesAsTime(v) },
+	"expires_in":   func(v string, str bool) bool { return !str && isJSONInt(v) },
+}
+
+// tokenResponseFields reads a flat JSON object. encoding/json matches keys
+// without regard to case and lets the last duplicate win, so a key that
+// equals another, or one of the response's fields, in another case is not
+// ok; neither is a field of the wrong type, a nested value, or an escape.
+func tokenResponseFields(b []byte) (map[string]string, bool) {
 	p := jsonScan{b: b}
 	out := map[string]string{}
 	if !p.byte('{') {
@@ -75,19 +119,16 @@ func flatJSONStrings(b []byte) (map[string]string, bool) {
 		if !ok || !p.byte(':') {
 			return nil, false
 		}
-		p.ws()
-		if p.i < len(p.b) && p.b[p.i] == '"' {
-			v, ok := p.str()
-			if !ok {
-				return nil, false
-			}
-			if _, dup := out[key]; dup {
-				return nil, false
-			}
-			out[key] = v
-		} else if !p.scalar() {
+		lower := strings.ToLower(key)
+		if _, dup := out[lower]; dup {
 			return nil, false
 		}
+		value, isString, ok := p.value()
+		check, known := responseFields[lower]
+		if !ok || (known && (key != lower || !check(value, isString))) {
+			return nil, false
+		}
+		out[lower] = value
 		if p.byte('}') {
 			return out, p.end()
 		}
@@ -103,7 +144,7 @@ type jsonScan struct {
 }
 
 func (p *jsonScan) ws() {
-	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\t' || p.b[p.i] == '\n' || p.b[p.i] == '\r') {
+	for p.i < len(p.b) && strings.IndexByte(" \t\n\r", p.b[p.i]) >= 0 {
 		p.i++
 	}
 }
@@ -141,36 +182,78 @@ func (p *jsonScan) str() (string, bool) {
 	return "", false
 }
 
-// scalar skips a number, true, false or null.
-func (p *jsonScan) scalar() bool {
+// value reads a plain string, a number (JSON's grammar), true, false or
+// null.
+func (p *jsonScan) value() (v string, isString, ok bool) {
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == '"' {
+		v, ok = p.str()
+		return v, true, ok
+	}
 	start := p.i
-	for p.i < len(p.b) && bytes.IndexByte([]byte("0123456789+-.eEtrufalsn"), p.b[p.i]) >= 0 {
+	for p.i < len(p.b) && strings.IndexByte("0123456789+-.eEtrufalsn", p.b[p.i]) >= 0 {
 		p.i++
 	}
-	switch v := string(p.b[start:p.i]); v {
-	case "true", "false", "null":
-		return true
-	default:
-		_, err := strconv.ParseFloat(v, 64)
-		return err == nil && v != "" && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9'))
-	}
+	v = string(p.b[start:p.i])
+	return v, false, v == "true" || v == "false" || v == "null" || isJSONNumber(v)
 }
 
-// tokenLike: a non-empty run of the characters of a JWT or a token type
-// (base64url, '.', '~', '+', '/', '='), nothing a shell or a header would
-// read differently.
-func tokenLike(s string) bool {
-	if s == "" {
+// isJSONNumber: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isJSONNumber(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	i := digitRun(s)
+	if i == 0 || (s[0] == '0' && i > 1) {
+		return false
+	}
+	s = s[i:]
+	if strings.HasPrefix(s, ".") {
+		if i = digitRun(s[1:]); i == 0 {
+			return false
+		}
+		s = s[1+i:]
+	}
+	if s != "" && (s[0] == 'e' || s[0] == 'E') {
+		s = s[1:]
+		if s != "" && (s[0] == '+' || s[0] == '-') {
+			s = s[1:]
+		}
+		if i = digitRun(s); i == 0 {
+			return false
+		}
+		s = s[i:]
+	}
+	return s == ""
+}
+
+// isJSONInt: a JSON integer an int64 holds (up to 18 digits).
+func isJSONInt(s string) bool {
+	d := strings.TrimPrefix(s, "-")
+	return isJSONNumber(s) && d != "" && digitRun(d) == len(d) && len(d) <= 18
+}
+
+// isUTCSeconds: the agent's expires_at, YYYY-MM-DDTHH:MM:SSZ.
+func isUTCSeconds(s string) bool {
+	const shape = "dddd-dd-ddTdd:dd:ddZ"
+	if len(s) != len(shape) {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-' || c == '_' || c == '.' || c == '~' || c == '+' || c == '/' || c == '=':
-		default:
+		if shape[i] == 'd' && (s[i] < '0' || s[i] > '9') || shape[i] != 'd' && s[i] != shape[i] {
 			return false
 		}
 	}
 	return true
+}
+
+func parsesAsTime(s string) bool {
+	_, err := time.Parse(time.RFC3339, s)
+	return err == nil
+}
+
+func digitRun(s string) int {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i
 }

@@ -28,27 +28,42 @@ type tokenCall struct {
 	format   string // raw, header or env
 }
 
+// askResult is how a fast-path call ended.
+type askResult int
+
+const (
+	askCore     askResult = iota // the core must do it (and report whatever went wrong)
+	askOK                        // the agent answered (the answer may still be refused)
+	askTimedOut                  // the agent took the request but did not answer in time
+)
+
+// askTimeout bounds the whole exchange with the agent, as the core's 60 s.
+var askTimeout = 60 * time.Second
+
 // fastToken answers `kc-agent token args...` when it is plain: options it
-// knows, a verified agent that answers 200 with a token. ok false means
-// "let kc-agent-core do it".
-func fastToken(args []string) (out []byte, ok bool) {
+// knows, a verified agent that answers 200 with a token. askCore means
+// "let kc-agent-core do it", which asks again: an agent's error costs a
+// second request (fast: the agent answers errors from its state), and the
+// hot path, a success, costs one. With askTimedOut, path is the agent's
+// socket.
+func fastToken(args []string) (out []byte, path string, res askResult) {
 	call, ok := parseTokenArgs(args, os.Getenv)
 	if !ok {
-		return nil, false
+		return nil, "", askCore
 	}
 	body, ok := call.body()
 	if !ok {
-		return nil, false
+		return nil, "", askCore
 	}
-	answer, ok := askAgent(tokenRequest(body))
-	if !ok {
-		return nil, false
+	answer, path, res := askAgent(tokenRequest(body))
+	if res != askOK {
+		return nil, path, res
 	}
 	tok, typ, ok := tokenFromAnswer(answer)
 	if !ok {
-		return nil, false
+		return nil, "", askCore
 	}
-	return call.output(tok, typ), true
+	return call.output(tok, typ), "", askOK
 }
 
 // parseTokenArgs accepts the token command's options in the forms the

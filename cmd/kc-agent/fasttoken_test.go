@@ -10,11 +10,13 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/daemon"
+	"github.com/kc-agent/kc-agent/internal/bearer"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -101,6 +103,12 @@ func TestTokenFromAnswer(t *testing.T) {
 	if tok, typ, ok := tokenFromAnswer([]byte(ok200(`{"access_token": "a.b-c_d", "token_type": "Bearer", "expires_at": "2026-01-01T00:00:00Z", "expires_in": 299}` + "\n"))); !ok || tok != "a.b-c_d" || typ != "Bearer" {
 		t.Fatalf("a plain answer: %v", ok)
 	}
+	if _, _, ok := tokenFromAnswer([]byte(ok200(`{"access_token":"a","token_type":"Bearer","expires_in":-3,"other":{"x":1e5}}`))); ok {
+		t.Fatal("a nested unknown field was read")
+	}
+	if _, _, ok := tokenFromAnswer([]byte(ok200(`{"access_token":"a","token_type":"Bearer","expires_in":-3,"other":-1.5e+3,"z":null,"t":true}`))); !ok {
+		t.Fatal("plain unknown fields refused")
+	}
 	for name, answer := range map[string]string{
 		"401":              strings.Replace(ok200(`{"access_token":"a","token_type":"Bearer"}`), "200 OK", "401 Unauthorized", 1),
 		"short body":       ok200(`{"access_token":"a","token_type":"Bearer"}`)[:60],
@@ -114,6 +122,27 @@ func TestTokenFromAnswer(t *testing.T) {
 		"trailing data":    ok200(`{"access_token":"a","token_type":"Bearer"} {}`),
 		"id token only":    ok200(`{"id_token":"a","token_type":"Bearer"}`),
 		"HTTP/1.0":         strings.Replace(ok200(`{"access_token":"a","token_type":"Bearer"}`), "HTTP/1.1", "HTTP/1.0", 1),
+		// encoding/json matches keys in any case, the last one winning.
+		"key in another case":  ok200(`{"access_token":"a","token_type":"Bearer","Access_Token":"b"}`),
+		"type in another case": ok200(`{"access_token":"a","token_type":"Bearer","TOKEN_TYPE":"DPoP"}`),
+		// net/http reads bare LF line ends: another head, another body.
+		"bare LF":         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX: a\n\n{}\r\n\r\n{}",
+		"NUL in a header": "HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 2\r\n\r\n{}",
+		"bad header name": "HTTP/1.1 200 OK\r\nX(y: a\r\nContent-Length: 2\r\n\r\n{}",
+		"signed length":   strings.Replace(ok200(`{"access_token":"a","token_type":"Bearer"}`), "Content-Length: ", "Content-Length: +", 1),
+		// What encoding/json refuses, or decodes into the wrong type.
+		"number 01":           ok200(`{"access_token":"a","token_type":"Bearer","expires_in":01}`),
+		"number 1.":           ok200(`{"access_token":"a","token_type":"Bearer","x":1.}`),
+		"number -.5":          ok200(`{"access_token":"a","token_type":"Bearer","x":-.5}`),
+		"expires_in string":   ok200(`{"access_token":"a","token_type":"Bearer","expires_in":"5"}`),
+		"expires_in float":    ok200(`{"access_token":"a","token_type":"Bearer","expires_in":1.5}`),
+		"expires_in too big":  ok200(`{"access_token":"a","token_type":"Bearer","expires_in":99999999999999999999}`),
+		"expires_at not time": ok200(`{"access_token":"a","token_type":"Bearer","expires_at":"soon"}`),
+		"expires_at month 13": ok200(`{"access_token":"a","token_type":"Bearer","expires_at":"2026-13-01T00:00:00Z"}`),
+		"id_token number":     ok200(`{"access_token":"a","token_type":"Bearer","id_token":7}`),
+		"access_token twice":  ok200(`{"access_token":"a","token_type":"Bearer","access_token":5}`),
+		"access_token null":   ok200(`{"access_token":null,"token_type":"Bearer"}`),
+		"quote in token":      ok200(`{"access_token":"a'b","token_type":"Bearer"}`),
 	} {
 		if _, _, ok := tokenFromAnswer([]byte(answer)); ok {
 			t.Errorf("%s: accepted", name)
@@ -126,7 +155,7 @@ func FuzzTokenFromAnswer(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"))
 	f.Fuzz(func(t *testing.T, answer []byte) {
 		tok, typ, ok := tokenFromAnswer(answer)
-		if ok && (!tokenLike(tok) || !tokenLike(typ) || !strings.Contains(string(answer), `"`+tok+`"`)) {
+		if ok && (!bearer.IsToken(tok) || !bearer.IsToken(typ) || !strings.Contains(string(answer), `"`+tok+`"`)) {
 			t.Fatalf("accepted a token of %d bytes that is not one", len(tok))
 		}
 	})
@@ -164,11 +193,12 @@ func TestFastTokenAgainstTheDaemonsWriter(t *testing.T) {
 			return
 		}
 		json.NewDecoder(r.Body).Decode(&got)
-		ipc.WriteJSON(w, http.StatusOK, ipc.TokenResponse{AccessToken: long, TokenType: "Bearer", ExpiresAt: time.Now(), ExpiresIn: 300})
+		// As the daemon's handleToken writes it.
+		ipc.WriteJSON(w, http.StatusOK, ipc.TokenResponse{AccessToken: long, TokenType: "Bearer", ExpiresAt: time.Now().UTC().Truncate(time.Second), ExpiresIn: 300})
 	})
-	out, ok := fastToken([]string{"--profile", "work", "--format", "header"})
-	if !ok || string(out) != "Authorization: Bearer "+long+"\n" {
-		t.Fatalf("fast path: ok %v, %d bytes", ok, len(out))
+	out, _, res := fastToken([]string{"--profile", "work", "--format", "header"})
+	if res != askOK || string(out) != "Authorization: Bearer "+long+"\n" {
+		t.Fatalf("fast path: %v, %d bytes", res, len(out))
 	}
 	if got.Profile != "work" {
 		t.Fatalf("the agent got %+v", got)
@@ -180,12 +210,105 @@ func TestFastTokenLeavesErrorsToTheCore(t *testing.T) {
 	agentStub(t, func(w http.ResponseWriter, r *http.Request) {
 		ipc.WriteError(w, &ipc.Error{Status: 401, Code: ipc.CodeLoginRequired, Message: "log in"})
 	})
-	if _, ok := fastToken(nil); ok {
-		t.Fatal("an error answer was taken as a token")
+	if _, _, res := fastToken(nil); res != askCore {
+		t.Fatalf("an error answer: %v", res)
 	}
 	t.Setenv("KC_AGENT_SOCK", filepath.Join(t.TempDir(), "none", "agent.sock"))
-	if _, ok := fastToken(nil); ok {
-		t.Fatal("no agent, and still ok")
+	if _, _, res := fastToken(nil); res != askCore {
+		t.Fatalf("no agent: %v", res)
+	}
+}
+
+// rawAgent listens on a Unix socket in a private directory, points
+// KC_AGENT_SOCK at it, and runs serve for each connection.
+func rawAgent(t *testing.T, serve func(net.Conn)) {
+	t.Helper()
+	dir, _ := os.MkdirTemp("", "kcf")
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "d", "agent.sock")
+	os.Mkdir(filepath.Dir(sock), 0o700)
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); serve(c) }()
+		}
+	}()
+	t.Setenv("KC_AGENT_SOCK", sock)
+}
+
+const plainAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 46\r\n\r\n{\"access_token\":\"a.b.c\",\"token_type\":\"Bearer\"}"
+
+// An agent that keeps the connection open after a complete answer: the
+// front reads up to the Content-Length and is done.
+func TestAnswerReadToItsLength(t *testing.T) {
+	askTimeout = 5 * time.Second
+	t.Cleanup(func() { askTimeout = 60 * time.Second })
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	rawAgent(t, func(c net.Conn) {
+		c.Read(make([]byte, 4096))
+		c.Write([]byte(plainAnswer))
+		<-hold
+	})
+	if out, _, res := fastToken(nil); res != askOK || string(out) != "a.b.c\n" {
+		t.Fatalf("%v %q", res, out)
+	}
+}
+
+// One deadline for the whole exchange: an agent that drips its answer a
+// byte at a time can not hold the front longer than askTimeout.
+func TestDripStopsAtTheDeadline(t *testing.T) {
+	askTimeout = 600 * time.Millisecond
+	t.Cleanup(func() { askTimeout = 60 * time.Second })
+	rawAgent(t, func(c net.Conn) {
+		c.Read(make([]byte, 4096))
+		for i := 0; i < len(plainAnswer); i++ {
+			if _, err := c.Write([]byte{plainAnswer[i]}); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	if _, path, res := fastToken(nil); res != askTimedOut || path != os.Getenv("KC_AGENT_SOCK") {
+		t.Fatalf("%v %q", res, path)
+	}
+}
+
+// A listener whose queue is full (a stuck agent) makes connect fail at
+// once, as for the core, instead of waiting for room.
+func TestFullListenQueueDoesNotBlock(t *testing.T) {
+	dir, _ := os.MkdirTemp("", "kcf")
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "d", "agent.sock")
+	os.Mkdir(filepath.Dir(sock), 0o700)
+	lfd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(lfd) })
+	if err := syscall.Bind(lfd, &syscall.SockaddrUnix{Name: sock}); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Listen(lfd, 1) // never accepted
+	for i := 0; i < 16; i++ {
+		fd, _ := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+		t.Cleanup(func() { syscall.Close(fd) })
+		syscall.SetNonblock(fd, true)
+		if syscall.Connect(fd, &syscall.SockaddrUnix{Name: sock}) != nil {
+			break
+		}
+	}
+	t.Setenv("KC_AGENT_SOCK", sock)
+	if _, _, res := fastToken(nil); res != askCore {
+		t.Fatalf("a full queue: %v", res)
 	}
 }
 

@@ -7,7 +7,8 @@
 // it links before main, and kc-agent-core links the daemon (TLS proxy,
 // D-Bus keychain, OIDC, YAML, fsnotify): ~1 ms per call before a token
 // could be asked for (docs/BENCHMARKS.md, section 6.5). This program links
-// the standard library's lightest packages and ipc/discovery, nothing else.
+// the standard library's lightest packages, ipc/discovery and
+// internal/bearer, nothing else.
 //
 // The fast path is an optimisation, never a second implementation of
 // behaviour: it makes the same discovery and the same owner and peer checks
@@ -17,14 +18,22 @@
 // again the one canonical way: messages, hints, exit codes, autostart.
 package main
 
-import "os"
+import (
+	"fmt"
+	"os"
+)
 
 func main() {
 	args := os.Args[1:]
 	if len(args) > 0 && args[0] == "token" {
-		if out, ok := fastToken(args[1:]); ok {
+		switch out, path, res := fastToken(args[1:]); res {
+		case askOK:
 			os.Stdout.Write(out)
 			os.Exit(0)
+		case askTimedOut:
+			fmt.Fprintf(os.Stderr, "kc-agent: error: the agent at %s took the request but did not answer within %s\n", path, askTimeout)
+			fmt.Fprintln(os.Stderr, "kc-agent: hint: see `kc-agent status` and the agent's log; `kc-agent service restart` (or stopping it) ends a stuck agent")
+			os.Exit(1)
 		}
 	}
 	os.Exit(runCore(args))

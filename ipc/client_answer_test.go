@@ -1,0 +1,87 @@
+package ipc
+
+import (
+	"bytes"
+	"context"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rawAgent answers every connection on a fresh private socket with answer,
+// as written, and returns a client for it.
+func rawAgent(t *testing.T, answer string) *Client {
+	t.Helper()
+	dir, _ := os.MkdirTemp("", "kci")
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "d", "agent.sock")
+	os.Mkdir(filepath.Dir(sock), 0o700)
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Read(make([]byte, 4096))
+			c.Write([]byte(answer))
+			time.Sleep(100 * time.Millisecond)
+			c.Close()
+		}
+	}()
+	return NewClientAt(sock)
+}
+
+func answer200(body string) string {
+	return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+}
+
+// A token a shell, a header line or git would read differently is never
+// handed on, and the error does not show it.
+func TestTokenMustBeABearerToken(t *testing.T) {
+	for _, tok := range []string{`tok'$(id)'`, "tok en", `tok\nInjected: x`, "tok;x"} {
+		c := rawAgent(t, answer200(`{"access_token":"`+tok+`","token_type":"Bearer"}`))
+		_, err := c.Token(context.Background(), TokenRequest{Profile: "p"})
+		if err == nil || strings.Contains(err.Error(), tok) {
+			t.Errorf("%q: %v", tok, err)
+		}
+	}
+	c := rawAgent(t, answer200(`{"access_token":"a.b.c","token_type":"Bearer x"}`))
+	if _, err := c.Token(context.Background(), TokenRequest{Profile: "p"}); err == nil {
+		t.Error("a token type with a space was accepted")
+	}
+}
+
+// An access request answered with only an ID token is an error, not an
+// empty line.
+func TestAccessRequestNeedsAnAccessToken(t *testing.T) {
+	c := rawAgent(t, answer200(`{"id_token":"a.b.c","token_type":"Bearer"}`))
+	if _, err := c.Token(context.Background(), TokenRequest{Profile: "p"}); err == nil {
+		t.Fatal("no access token, and no error")
+	}
+}
+
+// Bytes an agent sends after its answer are never logged: net/http logs
+// what arrives on an idle connection, and that could be a token.
+func TestBytesAfterTheAnswerAreNotLogged(t *testing.T) {
+	var logged bytes.Buffer
+	log.SetOutput(&logged)
+	t.Cleanup(func() { log.SetOutput(os.Stderr) })
+	c := rawAgent(t, answer200(`{"access_token":"a.b.c","token_type":"Bearer"}`)+`{"access_token":"SECRET.TOKEN.VALUE"}`)
+	if _, err := c.Token(context.Background(), TokenRequest{Profile: "p"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if strings.Contains(logged.String(), "SECRET") {
+		t.Fatalf("logged: %d bytes with the token", logged.Len())
+	}
+}
