@@ -128,6 +128,20 @@ def test_token_info_hides_the_token(agent):
         assert "hidden" in text
 
 
+@pytest.mark.parametrize("bad", ["tok'$(id)'", "tok en", "tok\nInjected: x", "tok;x", "tok=x"])
+def test_a_token_that_is_not_a_bearer_token_is_refused(agent, bad):
+    agent.token_answer = (200, {"access_token": bad, "token_type": "Bearer", "expires_at": "2030-01-02T03:04:05Z", "expires_in": 300})
+    with pytest.raises(kc.KcAgentError) as e:
+        kc.get_token()
+    assert bad not in str(e.value) and "bearer token" in str(e.value)
+
+
+def test_a_token_type_that_is_not_a_token_is_refused(agent):
+    agent.token_answer = (200, {"access_token": TOKEN, "token_type": "Bearer x", "expires_at": "2030-01-02T03:04:05Z", "expires_in": 300})
+    with pytest.raises(kc.KcAgentError):
+        kc.get_token()
+
+
 def test_expires_at_with_fraction_and_offset(agent):
     agent.token_answer = (200, {"access_token": TOKEN, "token_type": "Bearer", "expires_at": "2030-01-02T05:04:05.123456789+02:00", "expires_in": 1})
     info = kc.get_token_info()

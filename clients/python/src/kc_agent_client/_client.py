@@ -145,17 +145,29 @@ def _parse_time(s: str) -> datetime:
     return dt
 
 
+# RFC 6750's b64token, the rule kc-agent's Go programs apply too
+# (internal/bearer): a token with a quote, a space or a line break would be
+# read differently by a header line or a shell, and is never handed on.
+_BEARER = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
 def _token_info(doc: dict, profile: str) -> TokenInfo:
     tok = doc.get("access_token")
     if not isinstance(tok, str) or not tok:
         raise KcAgentError("the agent answered without a token")
+    token_type = doc.get("token_type") or "Bearer"
+    if not _BEARER.fullmatch(tok) or not isinstance(token_type, str) or not _BEARER.fullmatch(token_type):
+        raise KcAgentError(
+            f"the agent answered a token (or token type) with characters a bearer token can not have ({len(tok)} characters); refusing to use it",
+            hint="check the identity provider's tokens (kc-agent status shows the issuer)",
+        )
     try:
         expires_at = _parse_time(str(doc.get("expires_at", "")))
     except ValueError:
         raise KcAgentError("the agent's answer has no valid expires_at") from None
     return TokenInfo(
         access_token=tok,
-        token_type=str(doc.get("token_type") or "Bearer"),
+        token_type=token_type,
         expires_at=expires_at,
         expires_in=int(doc.get("expires_in") or 0),
         profile=profile,
