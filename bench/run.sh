@@ -30,6 +30,8 @@ scripts/with-secret-service.sh go run ./bench/pyclient -bin bin/kc-agent
 echo
 echo "== proxy, separate processes: wrk/loadgen -> proxy -> nginx upstream, vs nginx, HAProxy, mitmproxy"
 bench/proxy-fair.sh
+echo "== the proxy when every request opens a connection (curl in a loop)"
+bench/proxy-fair.sh -close -c 1,8 -only "reverse route"
 echo
 echo "== proxy overhead, in-process (one Go process is load, upstream and proxy; for profiles)"
 go run ./bench/proxybench -n 20000 -c 8 -compare

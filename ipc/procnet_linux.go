@@ -12,14 +12,23 @@ import (
 	"strings"
 )
 
-// Who owns a loopback TCP socket, from /proc/net/tcp{,6}: the proxy uses it
+// Who owns a loopback TCP socket, from sock_diag (sockdiag_linux.go) or
+// /proc/net/tcp{,6}: the proxy uses it
 // to refuse other users' connections, and clients to check that the proxy
 // address the agent gave them is really served by this user.
 
 // TCPConnUID finds the uid owning the client end of a loopback TCP
 // connection: the socket whose local address is client and whose remote
-// address is server.
+// address is server. The proxy asks on every accept: sock_diag answers in
+// one lookup; /proc/net/tcp, read whole, is the fallback.
 func TCPConnUID(server, client *net.TCPAddr) (int, error) {
+	if uid, ok, err := sockDiagUID(client, server); ok {
+		return uid, err
+	}
+	return procConnUID(server, client)
+}
+
+func procConnUID(server, client *net.TCPAddr) (int, error) {
 	return scanProcNetAll(client, func(six bool) (string, bool) { return procAddr(server, six) }, "")
 }
 

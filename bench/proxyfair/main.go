@@ -90,6 +90,7 @@ func main() {
 	concs := flag.String("c", "1,8,64", "concurrencies (connections)")
 	lay := flag.String("layout", "proxy-alone", "CPU pinning: proxy-alone (proxy on CPU 1; load and upstream on CPU 0), load-alone (load on CPU 0; upstream and proxy on CPU 1) or none")
 	only := flag.String("only", "", "measure only modes whose name contains one of these comma-separated strings (the nginx baseline always runs)")
+	closeEach := flag.Bool("close", false, "a new connection for every request (wrk -H 'Connection: close'), as clients that run curl per request do; wrk modes only")
 	hold := flag.Bool("hold", false, "set everything up, print the modes' URLs and PIDs, and wait for Ctrl-C (for profiling by hand)")
 	flag.Var(&agents, "agent", "a kc-agent to measure, as label=binary[,KEY=VALUE...] (repeatable; default: kc-agent=-bin)")
 	flag.Parse()
@@ -105,7 +106,7 @@ func main() {
 		}
 		cs = append(cs, n)
 	}
-	b := &bench{layout: l, dur: *dur}
+	b := &bench{layout: l, dur: *dur, closeEach: *closeEach}
 	defer b.stop()
 	if err := b.setup(*bin); err != nil {
 		b.stop()
@@ -122,6 +123,9 @@ func main() {
 	}
 	var modes []mode
 	for _, m := range b.modes {
+		if *closeEach && m.gen != "wrk" {
+			continue
+		}
 		keep := m.base || *only == ""
 		for _, o := range strings.Split(*only, ",") {
 			keep = keep || (o != "" && strings.Contains(m.name, o))
@@ -152,7 +156,13 @@ func main() {
 
 	fmt.Printf("Layout %q: load generator on CPU %s, upstream nginx on CPU %s, proxy under test on CPU %s; %d rounds of %s per mode and concurrency, modes alternating; medians over rounds, ratio range over rounds in brackets.\n\n",
 		l.name, orAny(l.load), orAny(l.upstream), orAny(l.proxy), *rounds, *dur)
+	if *closeEach {
+		fmt.Printf("Every request on a new connection (wrk -H 'Connection: close'): what a client that runs curl per request costs.\n\n")
+	}
 	for _, gen := range []string{"wrk", "loadgen"} {
+		if *closeEach && gen != "wrk" {
+			continue
+		}
 		var base mode
 		for _, m := range modes {
 			if m.gen == gen && m.base {
@@ -254,6 +264,8 @@ type bench struct {
 	modes   []mode
 	loadgen string
 	last    int // pid of the process start started last
+	// closeEach: a new connection for every request (wrk modes only).
+	closeEach bool
 }
 
 // pinned is a command run on the given CPUs (taskset), or anywhere.
@@ -562,9 +574,13 @@ func (b *bench) measure(m mode, conc int) (sample, error) {
 	secs := strconv.Itoa(max(1, int(b.dur.Seconds())))
 	if m.gen == "wrk" {
 		// A short warm-up run: connections, the upstream pool.
-		pinned(b.layout.load, "wrk", "-t1", "-c"+strconv.Itoa(conc), "-d1s", m.url).Run()
+		var hdr []string
+		if b.closeEach {
+			hdr = []string{"-H", "Connection: close"}
+		}
+		pinned(b.layout.load, "wrk", append(hdr, "-t1", "-c"+strconv.Itoa(conc), "-d1s", m.url)...).Run()
 		cpu0 := treeCPU(m.pid)
-		out, err := pinned(b.layout.load, "wrk", "-t1", "-c"+strconv.Itoa(conc), "-d"+secs+"s", "--latency", m.url).Output()
+		out, err := pinned(b.layout.load, "wrk", append(hdr, "-t1", "-c"+strconv.Itoa(conc), "-d"+secs+"s", "--latency", m.url)...).Output()
 		cpu := treeCPU(m.pid) - cpu0
 		if err != nil {
 			return sample{}, err
