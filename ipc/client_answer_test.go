@@ -1,31 +1,25 @@
+//go:build unix
+
 package ipc
 
 import (
 	"bytes"
 	"context"
 	"log"
-	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kc-agent/kc-agent/internal/testenv"
 )
 
 // rawAgent answers every connection on a fresh private socket with answer,
 // as written, and returns a client for it.
 func rawAgent(t *testing.T, answer string) *Client {
 	t.Helper()
-	dir, _ := os.MkdirTemp("", "kci")
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "d", "agent.sock")
-	os.Mkdir(filepath.Dir(sock), 0o700)
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln, sock := testenv.PrivateSocket(t)
 	go func() {
 		for {
 			c, err := ln.Accept()

@@ -5,12 +5,11 @@ package ipc
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kc-agent/kc-agent/internal/testenv"
 )
 
 // olderAgent serves the token endpoint the way an agent from before ID
@@ -18,17 +17,7 @@ import (
 // answering an access token whatever the type.
 func olderAgent(t *testing.T, strict bool) *Client {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "kci")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o700)
-	path := filepath.Join(dir, "agent.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, path := testenv.PrivateSocket(t)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Profile string `json:"profile"`

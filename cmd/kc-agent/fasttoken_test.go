@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/daemon"
 	"github.com/kc-agent/kc-agent/internal/bearer"
+	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -165,17 +168,7 @@ func FuzzTokenFromAnswer(f *testing.F) {
 // (ipc.WriteJSON), in a private directory, and points KC_AGENT_SOCK at it.
 func agentStub(t *testing.T, handler http.HandlerFunc) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "kcf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "d", "agent.sock")
-	os.Mkdir(filepath.Dir(sock), 0o700)
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, sock := testenv.PrivateSocket(t)
 	srv := &http.Server{Handler: handler}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
@@ -223,15 +216,7 @@ func TestFastTokenLeavesErrorsToTheCore(t *testing.T) {
 // KC_AGENT_SOCK at it, and runs serve for each connection.
 func rawAgent(t *testing.T, serve func(net.Conn)) {
 	t.Helper()
-	dir, _ := os.MkdirTemp("", "kcf")
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "d", "agent.sock")
-	os.Mkdir(filepath.Dir(sock), 0o700)
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln, sock := testenv.PrivateSocket(t)
 	go func() {
 		for {
 			c, err := ln.Accept()
