@@ -18,5 +18,5 @@ if [ -n "$need" ]; then
 	$SUDO apt-get update -qq >/dev/null
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null
 fi
-CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/kc-agent ./cmd/kc-agent-core
+CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/kc-agent
 exec go run ./bench/proxyfair -bin bin/kc-agent "$@"

@@ -17,7 +17,7 @@ if [ -n "$need" ]; then
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null
 fi
 # Built as released (goreleaser: CGO_ENABLED=0 -trimpath).
-CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/kc-agent ./cmd/kc-agent-core
+CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/kc-agent
 echo "== Go benchmark: token round trip over the socket"
 go test -run '^$' -bench TokenRoundTrip -benchtime 3000x ./agent/daemon/
 echo

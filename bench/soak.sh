@@ -3,5 +3,5 @@
 set -e
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
-CGO_ENABLED=0 go build -o bin/ ./cmd/kc-agent ./cmd/kc-agent-core
+CGO_ENABLED=0 go build -o bin/ ./cmd/kc-agent
 scripts/with-secret-service.sh go run ./bench/soak -bin bin/kc-agent -d "${SOAK:-10m}"

@@ -1,22 +1,22 @@
 #!/bin/sh
 # Installs kc-agent for the current user (no root): builds it with Go (or
 # copies the programs given with KC_AGENT_BINARY) into ~/.local/bin, then
-# offers to install the per-user service. kc-agent is two programs that
-# must sit side by side: kc-agent (the front) and kc-agent-core.
+# offers to install the per-user service. A kc-agent-core left there by the
+# two-program releases is removed.
 #   sh installers/install.sh            # from a checkout
-#   KC_AGENT_BINARY=./kc-agent sh install.sh   # kc-agent-core beside it too
+#   KC_AGENT_BINARY=./kc-agent sh install.sh
 set -e
 dest="${KC_AGENT_BIN_DIR:-$HOME/.local/bin}"
 mkdir -p "$dest"
 if [ -n "${KC_AGENT_BINARY:-}" ]; then
 	install -m 0755 "$KC_AGENT_BINARY" "$dest/kc-agent"
-	install -m 0755 "$(dirname "$KC_AGENT_BINARY")/kc-agent-core" "$dest/kc-agent-core"
 elif [ -f "$(dirname "$0")/../go.mod" ]; then
-	(cd "$(dirname "$0")/.." && CGO_ENABLED=0 go build -trimpath -o "$dest/" ./cmd/kc-agent ./cmd/kc-agent-core)
+	(cd "$(dirname "$0")/.." && CGO_ENABLED=0 go build -trimpath -o "$dest/" ./cmd/kc-agent)
 else
-	GOBIN="$dest" go install github.com/kc-agent/kc-agent/cmd/kc-agent@latest github.com/kc-agent/kc-agent/cmd/kc-agent-core@latest
+	GOBIN="$dest" go install github.com/kc-agent/kc-agent/cmd/kc-agent@latest
 fi
-echo "installed $dest/kc-agent and $dest/kc-agent-core"
+rm -f "$dest/kc-agent-core"
+echo "installed $dest/kc-agent"
 case ":$PATH:" in
 *":$dest:"*) ;;
 *) echo "note: $dest is not on your PATH; add it to your shell profile" ;;

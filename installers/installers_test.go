@@ -131,11 +131,10 @@ func TestStableBinary(t *testing.T) {
 	}
 }
 
-// The deb/rpm ship the unit rendered for /usr/bin/kc-agent-core (the agent
-// runs as the core; the kc-agent front hands `run` to it); it must stay the same
-// template output as `service install` writes.
+// The deb/rpm ship the unit rendered for /usr/bin/kc-agent; it must stay the
+// same template output as `service install` writes.
 func TestPackagedUnitGolden(t *testing.T) {
-	unit, err := SystemdUnit(Params{Binary: "/usr/bin/kc-agent-core"}) // what `service install` finds running
+	unit, err := SystemdUnit(Params{Binary: "/usr/bin/kc-agent"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ type Client struct {
 }
 
 // NewClient returns a client for this user's agent: the first discovery
-// candidate (see paths.go) where a verified agent answers, else the first
+// candidate (see ipc/discovery) where a verified agent answers, else the first
 // candidate, where an agent would be started. A socket or directory owned
 // by someone else is an *UntrustedError.
 func NewClient() (*Client, error) {

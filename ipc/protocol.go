@@ -1,7 +1,7 @@
 // Package ipc is the agent's local API: HTTP/1.1 with JSON bodies over a
-// Unix socket, versioned paths, typed errors, and the peer checks that make
-// sure only the agent's own user gets a token. It holds the socket paths,
-// the server-side listener and the client.
+// Unix socket, versioned paths, typed errors, the protocol's limits and
+// defaults, the server-side listener with its peer check, and the client.
+// Where the socket is and whether it is this user's is ipc/discovery.
 package ipc
 
 import (
@@ -23,6 +23,13 @@ const (
 // accepts nothing else, so a browser request carrying some other Host
 // can not be replayed against the socket.
 const Host = "kc-agent.sock"
+
+// DefaultProfile is the profile a request means when it names none, and
+// the one commands use when neither --profile nor KC_AGENT_PROFILE names one.
+const DefaultProfile = "default"
+
+// MaxMinValid bounds TokenRequest.MinValid: no access token lives a day.
+const MaxMinValid = 24 * time.Hour
 
 // MaxRequestBody bounds request bodies.
 const MaxRequestBody = 64 << 10

@@ -146,11 +146,11 @@ func FromBrowser(h http.Header) bool {
 }
 
 // WriteJSON writes v as a JSON answer, with a Content-Length: small
-// clients (the kc-agent front program, scripts) need not read chunks.
+// clients (scripts, curl, the Python client) need not read chunks.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		status, data = http.StatusInternalServerError, []byte(`{"code":"`+CodeInternal+`","message":"encoding the answer failed"}`)
+		status, data = http.StatusInternalServerError, []byte(`{"error":"`+CodeInternal+`","message":"encoding the answer failed"}`)
 	}
 	data = append(data, '\n')
 	w.Header().Set("Content-Type", "application/json")

@@ -12,7 +12,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 [ -n "${NO_COLOR:-}" ] && step() { printf '\n== %s\n' "$*" >&2; }
 
 step "building kc-agent"
-CGO_ENABLED=0 go build -o bin/ ./cmd/kc-agent ./cmd/kc-agent-core
+CGO_ENABLED=0 go build -o bin/ ./cmd/kc-agent
 go build -o bin/kctest ./internal/testenv/cmd/kctest
 KC=$PWD/bin/kc-agent
 

@@ -15,15 +15,12 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kc-agent/kc-agent/ipc"
 	"gopkg.in/yaml.v3"
 )
 
 // DefaultClientID is the Keycloak client kc-agent uses unless told otherwise.
 const DefaultClientID = "kc-agent"
-
-// DefaultProfile is the profile used when neither --profile nor
-// KC_AGENT_PROFILE names one.
-const DefaultProfile = "default"
 
 // Store kinds.
 const (
@@ -229,7 +226,7 @@ func (c *Config) ProxyListen() string {
 // ProfileName is the profile a route uses.
 func (r Route) ProfileName() string {
 	if r.Profile == "" {
-		return DefaultProfile
+		return ipc.DefaultProfile
 	}
 	return r.Profile
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+
+	"github.com/kc-agent/kc-agent/ipc"
 )
 
 // FilePath is the config file: $KC_AGENT_CONFIG, else config.yaml in the
@@ -57,5 +59,5 @@ func ProfileName(flag string) string {
 	if p := os.Getenv("KC_AGENT_PROFILE"); p != "" {
 		return p
 	}
-	return DefaultProfile
+	return ipc.DefaultProfile
 }

@@ -29,9 +29,6 @@ func (d *Daemon) routes() http.Handler {
 	return mux
 }
 
-// MaxMinValid bounds min_valid: no access token lives a day.
-const MaxMinValid = 24 * time.Hour
-
 func (d *Daemon) handleToken(w http.ResponseWriter, r *http.Request) {
 	var req ipc.TokenRequest
 	if e := ipc.DecodeJSON(r, &req); e != nil {
@@ -67,7 +64,7 @@ func validateTokenRequest(req *ipc.TokenRequest) *ipc.Error {
 		return &ipc.Error{Status: http.StatusBadRequest, Code: ipc.CodeBadRequest, Message: msg}
 	}
 	if req.Profile == "" {
-		req.Profile = config.DefaultProfile
+		req.Profile = ipc.DefaultProfile
 	}
 	if len(req.Profile) > 64 {
 		return bad("profile name too long")
@@ -77,8 +74,8 @@ func validateTokenRequest(req *ipc.TokenRequest) *ipc.Error {
 	default:
 		return bad(fmt.Sprintf("type must be %q or %q", ipc.TokenTypeAccess, ipc.TokenTypeID))
 	}
-	if req.MinValid < 0 || req.MinValid > MaxMinValid.Seconds() || req.MinValid != req.MinValid {
-		return bad(fmt.Sprintf("min_valid must be between 0 and %d seconds", int(MaxMinValid.Seconds())))
+	if req.MinValid < 0 || req.MinValid > ipc.MaxMinValid.Seconds() || req.MinValid != req.MinValid {
+		return bad(fmt.Sprintf("min_valid must be between 0 and %d seconds", int(ipc.MaxMinValid.Seconds())))
 	}
 	if len(req.Scopes) > 32 {
 		return bad("too many scopes")

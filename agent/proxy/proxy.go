@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,7 @@ import (
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/tokens"
+	"github.com/kc-agent/kc-agent/internal/tcpowner"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -197,10 +199,10 @@ func listenError(addr string, err error) error {
 		return fmt.Errorf("proxy can not listen on %s: %w", addr, err)
 	}
 	ta, rerr := net.ResolveTCPAddr("tcp", addr)
-	if rerr == nil && ipc.ListenerOwnerKnown {
-		if uid, uerr := ipc.TCPListenerUID(ta); uerr == nil {
-			if uid != os.Getuid() {
-				return fmt.Errorf("proxy can not listen on %s: the port is taken by uid %d (another user); set proxy.listen to another port (127.0.0.1:0 picks a free one)", addr, uid)
+	if rerr == nil {
+		if o, oerr := tcpowner.Listener(ta); oerr == nil {
+			if !o.Self() {
+				return fmt.Errorf("proxy can not listen on %s: the port is taken by %s (another user); set proxy.listen to another port (127.0.0.1:0 picks a free one)", addr, o)
 			}
 			return fmt.Errorf("proxy can not listen on %s: another of your processes holds the port; stop it or set proxy.listen to another port", addr)
 		}
@@ -304,13 +306,15 @@ func (p *Proxy) Close() {
 }
 
 // loopbackPeerUID finds the uid behind an accepted loopback TCP connection.
+// A caller whose owner can't be found is refused, except on macOS, which
+// shows no socket owners: there the loopback-only listener and the proxy
+// secret are the guards (README, security model).
 func loopbackPeerUID(c net.Conn) (int, error) {
-	server, ok1 := c.LocalAddr().(*net.TCPAddr)
-	client, ok2 := c.RemoteAddr().(*net.TCPAddr)
-	if !ok1 || !ok2 {
-		return -1, errors.New("not a TCP connection")
+	o, err := tcpowner.Peer(c)
+	if errors.Is(err, tcpowner.ErrUnsupported) && runtime.GOOS == "darwin" {
+		return os.Getuid(), nil
 	}
-	return ipc.TCPConnUID(server, client)
+	return o.UID, err
 }
 
 // serveMain is the main listener: CONNECT and absolute-form requests are

@@ -3,8 +3,8 @@
 // --format env)"`), header lines (`--format header | curl -H @-`) and git's
 // line protocol, so a token from the agent (and so from the identity
 // provider) with a quote, a space or a line break is refused, never
-// printed. Both programs (the kc-agent front and the core's ipc client)
-// use this one rule; it imports nothing. testdata/vectors.json holds the
+// printed. The ipc client and the Python client use this one rule; it
+// imports nothing. testdata/vectors.json holds the
 // cases both this package and the Python client (same rule) are tested on.
 package bearer
 

@@ -1,10 +1,9 @@
 // Package discovery is where this user's agent listens and whether what
 // listens there is this user's: the discovery order, the one-agent lock's
 // place, and the owner and peer checks every client makes before it sends
-// a request. It imports nothing but the standard library's lightest
-// packages, so that the kc-agent front program (cmd/kc-agent), which
-// answers `kc-agent token` without loading the rest of kc-agent, makes the
-// same checks as everything else.
+// a request. It is the one implementation of them: ipc.Client and every
+// command use it, and its vectors (testdata/discovery.json) are shared with
+// the Python client.
 package discovery
 
 import (

@@ -1,4 +1,4 @@
-package ipc
+package tcpowner
 
 import (
 	"bufio"
@@ -12,47 +12,41 @@ import (
 	"strings"
 )
 
-// Who owns a loopback TCP socket, from sock_diag (sockdiag_linux.go) or
-// /proc/net/tcp{,6}: the proxy uses it
-// to refuse other users' connections, and clients to check that the proxy
-// address the agent gave them is really served by this user.
-
-// TCPConnUID finds the uid owning the client end of a loopback TCP
-// connection: the socket whose local address is client and whose remote
-// address is server. The proxy asks on every accept: sock_diag answers in
-// one lookup; /proc/net/tcp, read whole, is the fallback.
-func TCPConnUID(server, client *net.TCPAddr) (int, error) {
-	if uid, ok, err := sockDiagUID(client, server); ok {
-		return uid, err
+// socket finds the owner of the TCP socket whose local address is local
+// and whose remote address is remote. The proxy asks on every accept:
+// sock_diag answers in one lookup; /proc/net/tcp, read whole, is the
+// fallback.
+func socket(local, remote *net.TCPAddr) (Owner, error) {
+	if uid, ok, err := sockDiagUID(local, remote); ok {
+		return Owner{UID: uid}, err
 	}
-	return procConnUID(server, client)
+	uid, err := procConnUID(local, remote)
+	return Owner{UID: uid}, err
 }
 
-func procConnUID(server, client *net.TCPAddr) (int, error) {
-	return scanProcNetAll(client, func(six bool) (string, bool) { return procAddr(server, six) }, "")
+func procConnUID(local, remote *net.TCPAddr) (int, error) {
+	return scanProcNetAll(local, func(six bool) (string, bool) { return procAddr(remote, six) }, "")
 }
 
-// TCPListenerUID finds the uid owning the socket listening on addr (a
-// wildcard listener on the same port counts: it receives the traffic too).
-func TCPListenerUID(addr *net.TCPAddr) (int, error) {
+// Listener finds the owner of the socket listening on addr (a wildcard
+// listener on the same port counts: it receives the traffic too).
+func Listener(addr *net.TCPAddr) (Owner, error) {
 	uid, err := scanProcNetAll(addr, func(bool) (string, bool) { return "", true }, tcpListen)
-	if err == nil || !errors.Is(err, errNoEntry) {
-		return uid, err
+	if err == nil || !errors.Is(err, ErrNoSocket) {
+		return Owner{UID: uid}, err
 	}
 	for _, any := range []net.IP{net.IPv4zero, net.IPv6zero} {
 		if uid, err := scanProcNetAll(&net.TCPAddr{IP: any, Port: addr.Port}, func(bool) (string, bool) { return "", true }, tcpListen); err == nil {
-			return uid, nil
+			return Owner{UID: uid}, nil
 		}
 	}
-	return -1, fmt.Errorf("nobody listens on %s: %w", addr, errNoEntry)
+	return Owner{UID: -1}, fmt.Errorf("nobody listens on %s: %w", addr, ErrNoSocket)
 }
 
-// ErrNoListener means no socket listens on the address.
-var ErrNoListener = errNoEntry
+// Supported says whether this system shows socket owners.
+const Supported = true
 
 const tcpListen = "0A"
-
-var errNoEntry = errors.New("no such socket in /proc/net/tcp*")
 
 func scanProcNetAll(local *net.TCPAddr, remote func(six bool) (string, bool), state string) (int, error) {
 	files := []string{"/proc/net/tcp6", "/proc/net/tcp"}
@@ -67,11 +61,11 @@ func scanProcNetAll(local *net.TCPAddr, remote func(six bool) (string, bool), st
 			continue
 		}
 		uid, err := scanProcNet(f, wantLocal, wantRemote, state)
-		if err == nil || !errors.Is(err, errNoEntry) {
+		if err == nil || !errors.Is(err, ErrNoSocket) {
 			return uid, err
 		}
 	}
-	return -1, errNoEntry
+	return -1, ErrNoSocket
 }
 
 // scanProcNet finds the line with local address wantLocal and, when given,
@@ -79,7 +73,7 @@ func scanProcNetAll(local *net.TCPAddr, remote func(six bool) (string, bool), st
 func scanProcNet(path, wantLocal, wantRemote, state string) (int, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return -1, errNoEntry
+		return -1, ErrNoSocket
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -100,7 +94,7 @@ func scanProcNet(path, wantLocal, wantRemote, state string) (int, error) {
 		}
 		return strconv.Atoi(fields[7])
 	}
-	return -1, errNoEntry
+	return -1, ErrNoSocket
 }
 
 // procAddr renders an address the way /proc/net/tcp{,6} prints it: the IP
@@ -124,6 +118,3 @@ func procAddr(a *net.TCPAddr, six bool) (string, bool) {
 	}
 	return strings.ToUpper(hex.EncodeToString(out)) + ":" + fmt.Sprintf("%04X", a.Port), true
 }
-
-// ListenerOwnerKnown says whether TCPListenerUID works here.
-const ListenerOwnerKnown = true

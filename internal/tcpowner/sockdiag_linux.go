@@ -1,4 +1,4 @@
-package ipc
+package tcpowner
 
 import (
 	"encoding/binary"
@@ -14,7 +14,7 @@ import (
 // makes the kernel print, and us read, every socket on the machine (a few
 // thousand after a burst of short connections: milliseconds per accept).
 // ok false when sock_diag is not available here (the caller falls back to
-// /proc); err errNoEntry when no such socket exists.
+// /proc); err ErrNoSocket when no such socket exists.
 func sockDiagUID(local, remote *net.TCPAddr) (uid int, ok bool, err error) {
 	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, syscall.NETLINK_INET_DIAG)
 	if err != nil {
@@ -40,7 +40,7 @@ func sockDiagUID(local, remote *net.TCPAddr) (uid int, ok bool, err error) {
 			return uid, true, nil
 		}
 	}
-	return -1, true, errNoEntry
+	return -1, true, ErrNoSocket
 }
 
 const (

@@ -1,4 +1,4 @@
-package ipc
+package tcpowner
 
 import (
 	"errors"
@@ -21,18 +21,18 @@ func TestProcAddr(t *testing.T) {
 	}
 }
 
-func TestTCPListenerUID(t *testing.T) {
+func TestListener(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().(*net.TCPAddr)
-	uid, err := TCPListenerUID(addr)
-	if err != nil || uid != os.Getuid() {
-		t.Fatalf("listener uid = %d, %v; want %d", uid, err, os.Getuid())
+	o, err := Listener(addr)
+	if err != nil || !o.Self() {
+		t.Fatalf("listener %s, %v; want uid %d", o, err, os.Getuid())
 	}
 	ln.Close()
-	if _, err := TCPListenerUID(addr); err == nil {
+	if _, err := Listener(addr); !errors.Is(err, ErrNoSocket) {
 		t.Fatal("a closed listener was found")
 	}
 }
@@ -67,18 +67,18 @@ func TestTCPConnUIDSockDiag(t *testing.T) {
 		if !ok {
 			t.Skip("no sock_diag here")
 		}
-		procUID, perr := procConnUID(server, client)
+		procUID, perr := procConnUID(client, server)
 		if err != nil || perr != nil || uid != os.Getuid() || procUID != uid {
 			t.Fatalf("%s: sock_diag %d %v, /proc %d %v, want %d", nw[0], uid, err, procUID, perr, os.Getuid())
 		}
 		gone := &net.TCPAddr{IP: client.IP, Port: 1}
-		if _, _, err := sockDiagUID(gone, server); !errors.Is(err, errNoEntry) {
+		if _, _, err := sockDiagUID(gone, server); !errors.Is(err, ErrNoSocket) {
 			t.Fatalf("%s: a socket that does not exist: %v", nw[0], err)
 		}
 	}
 }
 
-// go test -bench TCPConnUID ./ipc: sock_diag against reading /proc/net/tcp,
+// go test -bench TCPConnUID ./internal/tcpowner: sock_diag against reading /proc/net/tcp,
 // in the same run (the /proc cost grows with the sockets on the machine).
 func BenchmarkTCPConnUID(b *testing.B) {
 	server, client := connPair(b, "tcp4", "127.0.0.1:0")
@@ -91,7 +91,7 @@ func BenchmarkTCPConnUID(b *testing.B) {
 	})
 	b.Run("proc", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := procConnUID(server, client); err != nil {
+			if _, err := procConnUID(client, server); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -100,7 +100,7 @@ func BenchmarkTCPConnUID(b *testing.B) {
 
 // The uid sock_diag names is the client's: a connection from nobody is
 // nobody's.
-func TestTCPConnUIDOfAnotherUser(t *testing.T) {
+func TestPeerOfAnotherUser(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to connect as another user")
 	}
@@ -125,8 +125,8 @@ func TestTCPConnUIDOfAnotherUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	uid, err := TCPConnUID(s.LocalAddr().(*net.TCPAddr), s.RemoteAddr().(*net.TCPAddr))
-	if err != nil || uid != 65534 {
-		t.Fatalf("uid %d, %v; want 65534", uid, err)
+	o, err := Peer(s)
+	if err != nil || o.UID != 65534 || o.String() != "uid 65534" || o.Trusted() {
+		t.Fatalf("%s, %v; want uid 65534", o, err)
 	}
 }

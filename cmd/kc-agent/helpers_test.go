@@ -183,14 +183,12 @@ func (e *cliEnv) login(realm, user, password string, extra ...string) {
 	}
 }
 
-// buildBinary builds the real programs, kc-agent (the front, cmd/kc-agent)
-// and kc-agent-core beside it, for tests that run them as processes of
-// their own, and returns the front's path: every call goes the way a
-// user's does, through the front's fast path or on to the core.
+// buildBinary builds the real program, for tests that run it as processes
+// of their own, and returns its path.
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", dir+string(filepath.Separator), ".", "../kc-agent").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", dir+string(filepath.Separator), ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return filepath.Join(dir, "kc-agent")

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -642,21 +641,5 @@ func TestTokenAutostart(t *testing.T) {
 	}()
 	if st.PID == os.Getpid() {
 		t.Fatal("agent runs in the test process")
-	}
-	// With the agent up, the front answers token by itself, in every form
-	// it takes, printing what the core prints: with kc-agent-core moved
-	// away, a call the front handed on would fail.
-	core := filepath.Join(filepath.Dir(bin), "kc-agent-core")
-	for _, args := range [][]string{{"token", "--profile", e.profile}, {"token", "-p", e.profile, "--format", "header", "--min-valid", "30s"}} {
-		coreCode, coreOut, _ := e.runBin(env, core, args...)
-		os.Rename(core, core+".away")
-		code, frontOut, stderr := e.runBin(env, bin, args...)
-		os.Rename(core+".away", core)
-		if coreCode != 0 || code != 0 || frontOut != coreOut {
-			t.Fatalf("%v: the front did not answer like the core (exit %d, %d vs %d bytes): %s", args, code, len(frontOut), len(coreOut), stderr)
-		}
-		if slices.Contains(args, "header") && !strings.HasPrefix(frontOut, "Authorization: Bearer ey") {
-			t.Fatalf("%v: not a header line (%d bytes)", args, len(frontOut))
-		}
 	}
 }

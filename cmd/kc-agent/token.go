@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kc-agent/kc-agent/agent/config"
-	"github.com/kc-agent/kc-agent/agent/daemon"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -55,8 +54,8 @@ func tokenRun(ctx context.Context, streams *IOStreams, opts *tokenOptions) error
 	default:
 		return usageErr("--format must be raw, json, header or env, not %q", opts.format)
 	}
-	if opts.minValid < 0 || opts.minValid > daemon.MaxMinValid {
-		return usageErr("--min-valid must be between 0 and %s", daemon.MaxMinValid)
+	if opts.minValid < 0 || opts.minValid > ipc.MaxMinValid {
+		return usageErr("--min-valid must be between 0 and %s", ipc.MaxMinValid)
 	}
 	if err := checkTokenType(opts.tokenType); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kc-agent/kc-agent/internal/tcpowner"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -65,20 +66,20 @@ func proxyEnv(ctx context.Context, stderr io.Writer, noAutostart bool) (vars [][
 // proxy address is served by this user: the agent said it listens there,
 // but a client trusts only what it can check.
 func verifyProxyOwner(addr string) error {
-	if !ipc.ListenerOwnerKnown {
+	if !tcpowner.Supported {
 		return nil
 	}
 	ta, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("the agent reported a proxy address %q that is not host:port", addr)
 	}
-	uid, err := ipc.TCPListenerUID(ta)
+	o, err := tcpowner.Listener(ta)
 	if err != nil {
 		return &cliError{code: exitError, err: fmt.Errorf("nobody listens on the proxy address %s", addr),
 			hint: "the agent's proxy stopped; see `kc-agent status`"}
 	}
-	if uid != os.Getuid() {
-		return &cliError{code: exitError, err: fmt.Errorf("the proxy address %s is served by uid %d, not by you (uid %d)", addr, uid, os.Getuid()),
+	if !o.Self() {
+		return &cliError{code: exitError, err: fmt.Errorf("the proxy address %s is served by %s, not by you (uid %d)", addr, o, os.Getuid()),
 			hint: "another user holds the port: set proxy.listen to another port in your config (127.0.0.1:0 picks a free one)"}
 	}
 	return nil

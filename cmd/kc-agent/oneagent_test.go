@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -75,10 +74,6 @@ func defaultLocation(t *testing.T, e *cliEnv) (home string) {
 
 // agentPIDs lists the `kc-agent run` processes of bin.
 func agentPIDs(bin string) []int {
-	// The program running is bin itself (a test binary) or, for the
-	// front, the kc-agent-core it executes: started as `kc-agent run` or
-	// autostarted by the core.
-	programs := []string{bin, filepath.Join(filepath.Dir(bin), "kc-agent-core")}
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, d := range entries {
@@ -91,7 +86,7 @@ func agentPIDs(bin string) []int {
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
-		if len(args) >= 2 && args[1] == "run" && slices.Contains(programs, exe) {
+		if len(args) >= 2 && args[1] == "run" && exe == bin {
 			pid, _ := strconv.Atoi(d.Name())
 			pids = append(pids, pid)
 		}
@@ -380,12 +375,11 @@ func TestPlantedSocketDirectoryRefused(t *testing.T) {
 			t.Errorf("%v: the error does not name the directory and its owner: %s", args, stderr)
 		}
 	}
-	// The same through the real programs: the front's fast path makes the
-	// same checks, and hands the refusal to the core.
+	// The same through the real program, as a process of its own.
 	for _, args := range [][]string{{"token"}, {"token", "--format", "header"}} {
 		code, stdout, stderr := e.runBin(os.Environ(), bin, args...)
 		if code != exitUnreachable || stdout != "" || !strings.Contains(stderr, "uid 65534") {
-			t.Errorf("front %v: exit %d, %d bytes on stdout: %s", args, code, len(stdout), stderr)
+			t.Errorf("process %v: exit %d, %d bytes on stdout: %s", args, code, len(stdout), stderr)
 		}
 	}
 	if data, _ := os.ReadFile(reqLog); len(data) > 0 {
@@ -432,10 +426,10 @@ func TestForeignPeerRefused(t *testing.T) {
 	if code != exitUnreachable || stdout != "" || !strings.Contains(stderr, "runs as uid 65534") {
 		t.Fatalf("token from a foreign peer: exit %d %q %s", code, stdout, stderr)
 	}
-	// The real programs: the front's fast path checks the peer too.
+	// The same through the real program, as a process of its own.
 	code, stdout, stderr = e.runBin(os.Environ(), bin, "token")
 	if code != exitUnreachable || stdout != "" || !strings.Contains(stderr, "runs as uid 65534") {
-		t.Fatalf("front: token from a foreign peer: exit %d, %d bytes on stdout: %s", code, len(stdout), stderr)
+		t.Fatalf("process: token from a foreign peer: exit %d, %d bytes on stdout: %s", code, len(stdout), stderr)
 	}
 	if data, _ := os.ReadFile(reqLog); len(data) > 0 {
 		t.Fatalf("a request reached the foreign peer: %s", data)

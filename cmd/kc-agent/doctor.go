@@ -14,6 +14,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/internal/tcpowner"
 	"github.com/kc-agent/kc-agent/ipc"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
@@ -202,19 +203,19 @@ func agentChecks(ctx context.Context, cfg *config.Config) []check {
 // portCheck tells whether addr is free, or served by this user, or taken
 // by another user (squatted).
 func portCheck(addr string) check {
-	if !ipc.ListenerOwnerKnown {
+	if !tcpowner.Supported {
 		return check{"proxy port", "ok", addr + " (owner not visible on this system)", ""}
 	}
 	ta, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
 		return check{"proxy port", "FAIL", fmt.Sprintf("%q is not host:port", addr), "fix proxy.listen"}
 	}
-	uid, err := ipc.TCPListenerUID(ta)
+	o, err := tcpowner.Listener(ta)
 	switch {
 	case err != nil:
 		return check{"proxy port", "ok", addr + " is free", ""}
-	case uid != os.Getuid():
-		return check{"proxy port", "FAIL", fmt.Sprintf("%s is taken by uid %d, not by you", addr, uid), "another user holds the port and would receive your API traffic: set proxy.listen to another port (127.0.0.1:0 picks a free one)"}
+	case !o.Self():
+		return check{"proxy port", "FAIL", fmt.Sprintf("%s is taken by %s, not by you", addr, o), "another user holds the port and would receive your API traffic: set proxy.listen to another port (127.0.0.1:0 picks a free one)"}
 	}
 	return check{"proxy port", "ok", addr + " is served by you", ""}
 }

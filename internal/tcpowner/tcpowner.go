@@ -1,0 +1,51 @@
+// Package tcpowner tells which user owns a local TCP socket. Loopback is
+// shared by every user of a machine, so kc-agent asks before it trusts one:
+// the proxy refuses connections from other users, `env` and `doctor` check
+// that the proxy's port is served by this user, and nothing sends a token
+// in the clear to a loopback port another user listens on.
+//
+// Linux answers with the socket's uid, from sock_diag (one lookup by
+// 4-tuple) or /proc/net/tcp as the fallback. Other systems report
+// ErrUnsupported (see Supported).
+package tcpowner
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+)
+
+// Owner is the user a socket belongs to.
+type Owner struct {
+	UID int
+}
+
+// Self reports whether the socket is this process's user's.
+func (o Owner) Self() bool { return o.UID == os.Getuid() }
+
+// Trusted reports whether the socket is this user's or the superuser's:
+// root can read the user's keychain anyway.
+func (o Owner) Trusted() bool { return o.Self() || o.UID == 0 }
+
+func (o Owner) String() string { return fmt.Sprintf("uid %d", o.UID) }
+
+var (
+	// ErrNoSocket means no such socket exists (nobody listens, or the
+	// connection is gone).
+	ErrNoSocket = errors.New("no such socket")
+	// ErrUnsupported means this system does not show socket owners.
+	ErrUnsupported = errors.New("socket owners are not visible on this system")
+)
+
+// Peer finds the owner of the other end of a loopback TCP connection c,
+// whether c was accepted (the caller) or dialed (the server).
+func Peer(c net.Conn) (Owner, error) {
+	local, ok1 := c.LocalAddr().(*net.TCPAddr)
+	remote, ok2 := c.RemoteAddr().(*net.TCPAddr)
+	if !ok1 || !ok2 {
+		return Owner{UID: -1}, errors.New("not a TCP connection")
+	}
+	// The other end is the socket whose local address is our remote one.
+	return socket(remote, local)
+}
