@@ -2,16 +2,23 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: soak faults release-check build deps test test-short demo keycloak keycloak-stop bench lint fuzz snapshot clean
+.PHONY: soak faults release-check build deps test test-short test-windows demo keycloak keycloak-stop bench lint fuzz snapshot clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/kc-agent
 
 # The whole suite: unit tests, real Keycloak, real Secret Service, real
-# Chromium/curl/python. CI runs exactly this.
+# Chromium/curl/python, the Windows build under Wine. CI runs exactly this.
 test: deps
 	KC_AGENT_REQUIRE_SECRET_SERVICE=1 KC_AGENT_REQUIRE_CHROMIUM=1 KC_AGENT_REQUIRE_PYTHON=1 KC_AGENT_REQUIRE_JUPYTER=1 \
+		KC_AGENT_REQUIRE_WINE=1 \
 		scripts/with-secret-service.sh $(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# The Windows part of test alone: every package's Windows test binary under
+# Wine (one subtest per package), and kc-agent.exe end to end.
+test-windows: deps
+	KC_AGENT_REQUIRE_WINE=1 $(GO) test -count=1 -v -timeout 10m ./internal/testenv/wine
+	KC_AGENT_REQUIRE_WINE=1 $(GO) test -count=1 -v -timeout 10m -run '^TestWindows' ./cmd/kc-agent
 
 deps:
 	@scripts/install-test-deps.sh

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what the test suite and the demo need, when missing:
 # Debian packages (Secret Service, D-Bus, Chromium, curl, git, kubectl,
-# python3 with requests/httpx/pytest/ipykernel/venv, nbconvert), Python requests.
+# python3 with requests/httpx/pytest/ipykernel/venv, nbconvert, Wine and mingw
+# for the Windows tests), Python requests.
 # Java 17, Maven and Go must already be there. Idempotent and quiet when
 # everything is present.
 set -e
@@ -14,6 +15,11 @@ command -v curl >/dev/null 2>&1 || need="$need curl"
 command -v setpriv >/dev/null 2>&1 || need="$need util-linux"
 command -v git >/dev/null 2>&1 || need="$need git"
 command -v kubectl >/dev/null 2>&1 || need="$need kubernetes-client"
+# The Windows tests (internal/testenv/wine): Wine runs the Windows binaries,
+# mingw builds the ProcessPrng DLL that Go needs and Wine 8 lacks.
+command -v wine >/dev/null 2>&1 || need="$need wine"
+[ -x /usr/lib/wine/wine64 ] || need="$need wine64"
+command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 || need="$need gcc-mingw-w64-x86-64"
 # The Python client's tests: Debian's python3 with its requests, httpx,
 # pytest, Jupyter kernel and nbconvert, and venv for the PyPI run.
 for m in requests httpx pytest ipykernel; do
