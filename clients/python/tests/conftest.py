@@ -87,6 +87,8 @@ class FakeAgent:
                 else:
                     self._answer(404, {"error": "bad_request", "message": "no such endpoint"})
 
+        self.Handler = Handler  # serves one connection of any kind (the fake Windows pipe)
+
         class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             daemon_threads = True
 

@@ -1,7 +1,7 @@
-"""Talking to the agent: HTTP/1.1 with JSON over its Unix socket, a new
-verified connection per call (safe in forked kernels), and the CLI
-(``kc-agent token --format json``) where no agent answers or there is no
-AF_UNIX (Windows CPython). The CLI also starts the agent."""
+"""Talking to the agent: HTTP/1.1 with JSON over its Unix socket (on
+Windows, its named pipe), a new verified connection per call (safe in
+forked kernels), and the CLI (``kc-agent token --format json``) where no
+agent answers. The CLI also starts the agent."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def _request(method: str, path: str, body: Optional[dict] = None) -> Tuple[int, 
     first candidate (where this user's agent belongs) is someone else's. A
     later candidate someone else planted is never contacted, as in the Go
     CLI (ipc.clientFor)."""
-    if not _discovery.HAVE_AF_UNIX:
+    if not _discovery.can_connect():
         raise _NoAgent([], "this Python has no Unix sockets")
     paths = _discovery.candidates()
     if not paths:
@@ -386,8 +386,9 @@ def listener_uid(ip: str, port: int) -> Optional[int]:
 
 
 def agent_socket() -> Optional[str]:
-    """The socket path where a verified agent answers, or None."""
-    if not _discovery.HAVE_AF_UNIX:
+    """The socket path (on Windows, the pipe) where a verified agent
+    answers, or None."""
+    if not _discovery.can_connect():
         return None
     for i, p in enumerate(_discovery.candidates()):
         try:

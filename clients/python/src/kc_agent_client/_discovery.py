@@ -10,7 +10,7 @@ The order is the Go CLI's (ipc/paths.go), tested against the same vectors
    ``/tmp/kc-agent-<uid>/agent.sock``.
    macOS: ``$HOME/Library/Caches/kc-agent/agent.sock``, then
    ``/tmp/kc-agent-<uid>/agent.sock``.
-   Windows: ``%LOCALAPPDATA%\\kc-agent\\agent.sock``.
+   Windows: the named pipe ``\\\\.\\pipe\\kc-agent-<user SID>``.
 
 Nothing depends on ``XDG_RUNTIME_DIR`` or ``TMPDIR``: kernels started by a
 launcher often lack them, and a client that computed another path than the
@@ -27,9 +27,16 @@ import struct
 import sys
 from typing import List, Mapping, Optional
 
-from ._errors import UntrustedAgent
+from . import _winpipe
+from ._errors import KcAgentError, UntrustedAgent
 
 HAVE_AF_UNIX = hasattr(socket, "AF_UNIX")
+
+
+def can_connect() -> bool:
+    """Whether this Python can reach an agent itself: over a Unix socket, or
+    over the named pipe on Windows."""
+    return HAVE_AF_UNIX or _goos() == "windows"
 
 
 def _goos() -> str:
@@ -43,11 +50,14 @@ def _goos() -> str:
     return p.rstrip("0123456789")  # freebsd13 -> freebsd
 
 
+PIPE_PREFIX = "\\\\.\\pipe\\"
+
+
 def candidates_for(env: Mapping) -> List[str]:
     """The socket paths for ``env``, in probing order. ``env`` holds what
     discovery looks at, with the keys of the shared test vectors: ``goos``,
-    ``uid``, ``KC_AGENT_SOCK``, ``HOME``, ``LOCALAPPDATA`` and
-    ``run_user_dir`` ("owned", "foreign" or absent)."""
+    ``uid``, ``sid`` (Windows), ``KC_AGENT_SOCK``, ``HOME``,
+    ``LOCALAPPDATA`` and ``run_user_dir`` ("owned", "foreign" or absent)."""
     sock = env.get("KC_AGENT_SOCK") or ""
     if sock:
         return [sock]
@@ -56,12 +66,8 @@ def candidates_for(env: Mapping) -> List[str]:
     uid_tmp = f"/tmp/kc-agent-{uid}/agent.sock"
     goos = env.get("goos")
     if goos == "windows":
-        lad = env.get("LOCALAPPDATA") or ""
-        if lad:
-            return [lad + "\\kc-agent\\agent.sock"]
-        if home:
-            return [home + "\\AppData\\Local\\kc-agent\\agent.sock"]
-        return []
+        sid = env.get("sid") or ""
+        return [PIPE_PREFIX + "kc-agent-" + sid] if sid else []
     if goos == "darwin":
         out = []
         if home.startswith("/"):
@@ -79,10 +85,23 @@ def current_env() -> dict:
     uid = os.getuid() if hasattr(os, "getuid") else -1
     env = {"goos": goos, "uid": uid, "HOME": os.environ.get("HOME", ""), "LOCALAPPDATA": os.environ.get("LOCALAPPDATA", "")}
     sock = os.environ.get("KC_AGENT_SOCK", "")
-    if sock:
+    if goos == "windows":
+        if sock and not _winpipe.is_pipe(sock):
+            raise KcAgentError(
+                f"KC_AGENT_SOCK={sock}: on Windows the agent listens on a named pipe",
+                hint=f"set it to {PIPE_PREFIX}<name>, or unset it",
+                code="usage",
+            )
+        if sock:
+            env["KC_AGENT_SOCK"] = sock
+        if not env["HOME"]:
+            env["HOME"] = os.environ.get("USERPROFILE", "")
+        try:
+            env["sid"] = _winpipe.current_sid()
+        except OSError as e:
+            raise KcAgentError(f"can not read this account's SID: {e}") from None
+    elif sock:
         env["KC_AGENT_SOCK"] = os.path.abspath(sock)
-    if goos == "windows" and not env["HOME"]:
-        env["HOME"] = os.environ.get("USERPROFILE", "")
     if goos != "windows":
         try:
             st = os.stat(f"/run/user/{uid}")
@@ -156,7 +175,12 @@ def connect_verified(path: str, timeout: float) -> socket.socket:
     """Connects to the socket at path after checking its directory, then
     checks that the process answering runs as this user. Raises Unreachable
     when nobody answers, UntrustedAgent when the place or the peer is
-    someone else's."""
+    someone else's. On Windows, path is the agent's named pipe."""
+    if _goos() == "windows":
+        try:
+            return _winpipe.connect_verified(path, timeout)
+        except _winpipe.Unreachable as e:
+            raise Unreachable(str(e)) from e
     check_socket_dir(path)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
