@@ -10,7 +10,7 @@ The order is the Go CLI's (ipc/paths.go), tested against the same vectors
    ``/tmp/kc-agent-<uid>/agent.sock``.
    macOS: ``$HOME/Library/Caches/kc-agent/agent.sock``, then
    ``/tmp/kc-agent-<uid>/agent.sock``.
-   Windows: ``%LOCALAPPDATA%\\kc-agent\\agent.sock``.
+   Windows: the named pipe ``\\\\.\\pipe\\kc-agent-<user SID>``.
 
 Nothing depends on ``XDG_RUNTIME_DIR`` or ``TMPDIR``: kernels started by a
 launcher often lack them, and a client that computed another path than the
@@ -43,11 +43,14 @@ def _goos() -> str:
     return p.rstrip("0123456789")  # freebsd13 -> freebsd
 
 
+PIPE_PREFIX = "\\\\.\\pipe\\"
+
+
 def candidates_for(env: Mapping) -> List[str]:
     """The socket paths for ``env``, in probing order. ``env`` holds what
     discovery looks at, with the keys of the shared test vectors: ``goos``,
-    ``uid``, ``KC_AGENT_SOCK``, ``HOME``, ``LOCALAPPDATA`` and
-    ``run_user_dir`` ("owned", "foreign" or absent)."""
+    ``uid``, ``sid`` (Windows), ``KC_AGENT_SOCK``, ``HOME``,
+    ``LOCALAPPDATA`` and ``run_user_dir`` ("owned", "foreign" or absent)."""
     sock = env.get("KC_AGENT_SOCK") or ""
     if sock:
         return [sock]
@@ -56,12 +59,8 @@ def candidates_for(env: Mapping) -> List[str]:
     uid_tmp = f"/tmp/kc-agent-{uid}/agent.sock"
     goos = env.get("goos")
     if goos == "windows":
-        lad = env.get("LOCALAPPDATA") or ""
-        if lad:
-            return [lad + "\\kc-agent\\agent.sock"]
-        if home:
-            return [home + "\\AppData\\Local\\kc-agent\\agent.sock"]
-        return []
+        sid = env.get("sid") or ""
+        return [PIPE_PREFIX + "kc-agent-" + sid] if sid else []
     if goos == "darwin":
         out = []
         if home.startswith("/"):
