@@ -1,7 +1,16 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package ipc
 
-import "net"
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"runtime"
+)
 
-func listenPrivate(path string) (net.Listener, error) { return net.Listen("unix", path) }
+// Listen: this system has neither Unix sockets with peer credentials nor
+// named pipes.
+func Listen(path string, log *slog.Logger) (net.Listener, error) {
+	return nil, errors.New("kc-agent can not serve its socket API on " + runtime.GOOS)
+}

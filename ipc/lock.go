@@ -67,11 +67,7 @@ func (e *LockedError) Hint() string {
 // TryLock takes the lock at path without waiting, creating its 0700
 // directory when missing (which must then be this user's own).
 func TryLock(path, role, socket string) (*Lock, error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating the lock directory: %w", err)
-	}
-	if err := discovery.CheckSocketDir(dir); err != nil {
+	if err := discovery.PrepareSocketDir(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)

@@ -9,68 +9,23 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 
-	"github.com/kc-agent/kc-agent/ipc/discovery"
+	"github.com/kc-agent/kc-agent/internal/tcpowner"
 )
 
 // ErrAgentRunning means another agent already serves the socket.
 var ErrAgentRunning = errors.New("another kc-agent already serves this socket")
 
-// Listen opens the agent's socket at path: the directory is created 0700
-// and verified, a live agent is detected by dialling first, a stale socket
-// file is removed, and the socket is made 0600. Every accepted connection
-// is checked to come from this same uid.
-func Listen(path string, log *slog.Logger) (net.Listener, error) {
-	dir := filepath.Dir(path)
-	if err := discovery.PrepareSocketDir(dir); err != nil {
-		return nil, err
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("%s exists and is %w; move it away", path, errNotSocket)
-		}
-		c, err := net.DialTimeout("unix", path, time.Second)
-		if err == nil {
-			c.Close()
-			return nil, fmt.Errorf("%w (%s)", ErrAgentRunning, path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("removing stale socket: %w", err)
-		}
-		log.Info("removed stale socket", "path", path)
-	}
-	ln, err := listenPrivate(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	ln.(*net.UnixListener).SetUnlinkOnClose(true)
-	return &SameUserListener{Listener: ln, PeerUID: unixPeerUID, Log: log,
-		Refusal: "refused a socket connection from another user"}, nil
-}
-
-var errNotSocket = errors.New("not a socket")
-
-func unixPeerUID(c net.Conn) (int, error) {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return -1, errors.New("not a Unix socket connection")
-	}
-	return peerUID(uc)
-}
-
 // SameUserListener drops, before any byte is read, every connection whose
-// peer is not this process's user, and logs the refusal. The socket API and
-// the proxy each supply their own way of finding the peer's uid.
+// peer is not this process's user, and logs the refusal. The socket API
+// (peer credentials, or the pipe client's process on Windows) and the
+// proxy (internal/tcpowner) each supply their own way of finding the peer.
 type SameUserListener struct {
 	net.Listener
-	PeerUID func(net.Conn) (int, error)
+	Peer    func(net.Conn) (tcpowner.Owner, error)
 	Log     *slog.Logger
 	Refusal string // the log message for a refused connection
 	// OnRefuse, when set, is called for each refused connection.
@@ -83,13 +38,17 @@ func (l *SameUserListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		uid, err := l.PeerUID(c)
-		if err != nil || uid != os.Getuid() {
+		o, err := l.Peer(c)
+		if err != nil || !o.Self() {
 			errText := ""
 			if err != nil {
 				errText = err.Error()
 			}
-			l.Log.Warn(l.Refusal, "peer_uid", uid, "agent_uid", os.Getuid(), "err", errText)
+			if o.SID != "" || runtime.GOOS == "windows" {
+				l.Log.Warn(l.Refusal, "peer", o.String(), "peer_pid", o.PID, "err", errText)
+			} else {
+				l.Log.Warn(l.Refusal, "peer_uid", o.UID, "agent_uid", os.Getuid(), "err", errText)
+			}
 			if l.OnRefuse != nil {
 				l.OnRefuse()
 			}

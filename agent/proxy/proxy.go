@@ -177,7 +177,7 @@ func (p *Proxy) listen(addr string, h http.Handler, unsafe bool) (*listener, err
 	if err != nil {
 		return nil, listenError(addr, err)
 	}
-	ln = &ipc.SameUserListener{Listener: ln, PeerUID: loopbackPeerUID, Log: p.log,
+	ln = &ipc.SameUserListener{Listener: ln, Peer: loopbackPeer, Log: p.log,
 		Refusal: "proxy refused a connection from another user", OnRefuse: func() { p.refusals.count(reasonOtherUser) }}
 	srv := &http.Server{
 		Handler:           h,
@@ -305,16 +305,17 @@ func (p *Proxy) Close() {
 	p.table.Load().transport.CloseIdleConnections()
 }
 
-// loopbackPeerUID finds the uid behind an accepted loopback TCP connection.
-// A caller whose owner can't be found is refused, except on macOS, which
-// shows no socket owners: there the loopback-only listener and the proxy
-// secret are the guards (README, security model).
-func loopbackPeerUID(c net.Conn) (int, error) {
+// loopbackPeer finds the user behind an accepted loopback TCP connection
+// (a uid on Unix, the owning process's SID on Windows). A caller whose
+// owner can't be found is refused, except on macOS, which shows no socket
+// owners: there the loopback-only listener and the proxy secret are the
+// guards (README, security model).
+func loopbackPeer(c net.Conn) (tcpowner.Owner, error) {
 	o, err := tcpowner.Peer(c)
 	if errors.Is(err, tcpowner.ErrUnsupported) && runtime.GOOS == "darwin" {
-		return os.Getuid(), nil
+		return tcpowner.Owner{UID: os.Getuid()}, nil
 	}
-	return o.UID, err
+	return o, err
 }
 
 // serveMain is the main listener: CONNECT and absolute-form requests are

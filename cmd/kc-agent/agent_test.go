@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -11,14 +13,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/daemon"
@@ -420,15 +419,7 @@ func TestAgentSocketHygiene(t *testing.T) {
 	if di.Mode().Perm() != 0o700 {
 		t.Fatalf("socket dir mode %v", di.Mode().Perm())
 	}
-	if runtime.GOOS == "linux" {
-		if d, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0); d != 0 {
-			t.Error("the agent process is still dumpable")
-		}
-		var rl unix.Rlimit
-		if unix.Getrlimit(unix.RLIMIT_CORE, &rl); rl.Cur != 0 {
-			t.Error("the agent may still write core dumps")
-		}
-	}
+	checkNoCoreDumps(t)
 	code, _, stderr := e.run("run")
 	if code == 0 || !strings.Contains(stderr, "already runs for this user") || !strings.Contains(stderr, sock) {
 		t.Fatalf("second agent: exit %d %s", code, stderr)

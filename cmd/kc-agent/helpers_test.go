@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -192,4 +194,11 @@ func buildBinary(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return filepath.Join(dir, "kc-agent")
+}
+
+// record keeps an output for the token leak check (checkNoTokens).
+func (e *cliEnv) record(out string) {
+	e.mu.Lock()
+	e.outputs = append(e.outputs, out)
+	e.mu.Unlock()
 }

@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -380,4 +382,40 @@ func (f *kubeFixture) tlsClient() *http.Client {
 	pool := x509.NewCertPool()
 	pool.AddCert(f.ca.Cert)
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// --merge writes through a symlinked kubeconfig, and refuses files it
+// would lose parts of (several documents, comments only).
+func TestKubeconfigMergeSymlinkAndLossyFiles(t *testing.T) {
+	e := newCLIEnv(t)
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.yaml")
+	os.WriteFile(real, []byte("apiVersion: v1\nkind: Config\n# mine\nclusters: []\n"), 0o600)
+	link := filepath.Join(dir, "link.yaml")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := e.run("kubeconfig", "--merge", "--kubeconfig", link); code != 0 {
+		t.Fatalf("merge through a symlink: exit %d: %s", code, stderr)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatal("the symlink was replaced by a file")
+	}
+	data, _ := os.ReadFile(real)
+	if !strings.Contains(string(data), "kc-agent") || !strings.Contains(string(data), "# mine") {
+		t.Fatalf("the linked file was not updated in place:\n%s", data)
+	}
+	for name, content := range map[string]string{
+		"two documents": "apiVersion: v1\nkind: Config\n---\nusers: []\n",
+		"comments only": "# just a comment\n",
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yaml")
+		os.WriteFile(p, []byte(content), 0o600)
+		if code, _, stderr := e.run("kubeconfig", "--merge", "--kubeconfig", p); code == 0 || !strings.Contains(stderr, "not a kubeconfig") {
+			t.Errorf("%s: exit %d: %s", name, code, stderr)
+		}
+		if got, _ := os.ReadFile(p); string(got) != content {
+			t.Errorf("%s: the file was changed", name)
+		}
+	}
 }

@@ -305,13 +305,6 @@ func runNotebook(t *testing.T, e *cliEnv, py pythonInterp, name string, extraEnv
 	return &nb
 }
 
-// record keeps an output for the token leak check (checkNoTokens).
-func (e *cliEnv) record(out string) {
-	e.mu.Lock()
-	e.outputs = append(e.outputs, out)
-	e.mu.Unlock()
-}
-
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]

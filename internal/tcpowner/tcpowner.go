@@ -5,35 +5,49 @@
 // in the clear to a loopback port another user listens on.
 //
 // Linux answers with the socket's uid, from sock_diag (one lookup by
-// 4-tuple) or /proc/net/tcp as the fallback. Other systems report
-// ErrUnsupported (see Supported).
+// 4-tuple) or /proc/net/tcp as the fallback. Windows answers with the
+// user SID of the process that owns the socket (GetExtendedTcpTable, then
+// that process's token). Other systems report ErrUnsupported (see
+// Supported).
 package tcpowner
 
 import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 )
 
-// Owner is the user a socket belongs to.
+// Owner is the user a socket belongs to: a uid on Unix, a user SID on
+// Windows (where UID is -1).
 type Owner struct {
 	UID int
+	SID string
+	// PID is the owning process on Windows, 0 elsewhere.
+	PID int
 }
 
 // Self reports whether the socket is this process's user's.
-func (o Owner) Self() bool { return o.UID == os.Getuid() }
+func (o Owner) Self() bool { return isSelf(o) }
 
-// Trusted reports whether the socket is this user's or the superuser's:
-// root can read the user's keychain anyway.
-func (o Owner) Trusted() bool { return o.Self() || o.UID == 0 }
+// Trusted reports whether the socket is this user's or the superuser's
+// (root, LocalSystem): they can read the user's keychain anyway.
+func (o Owner) Trusted() bool { return o.Self() || isSuperuser(o) }
 
-func (o Owner) String() string { return fmt.Sprintf("uid %d", o.UID) }
+func (o Owner) String() string {
+	if o.SID != "" {
+		return describeSID(o.SID)
+	}
+	return fmt.Sprintf("uid %d", o.UID)
+}
 
 var (
 	// ErrNoSocket means no such socket exists (nobody listens, or the
 	// connection is gone).
 	ErrNoSocket = errors.New("no such socket")
+	// ErrNoOwner means the socket exists but its owner can't be told
+	// (Windows: no owning process, or one that can not be opened). Callers
+	// refuse such a socket.
+	ErrNoOwner = errors.New("the socket's owner is not known")
 	// ErrUnsupported means this system does not show socket owners.
 	ErrUnsupported = errors.New("socket owners are not visible on this system")
 )

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 )
 
 // Where the agent's socket lives. The order is written down once, here and
@@ -25,7 +26,9 @@ import (
 //     /tmp/kc-agent-<uid>/agent.sock.
 //     macOS: $HOME/Library/Caches/kc-agent/agent.sock (when $HOME is set),
 //     then /tmp/kc-agent-<uid>/agent.sock.
-//     Windows: %LOCALAPPDATA%\kc-agent\agent.sock.
+//     Windows: the named pipe \\.\pipe\kc-agent-<user SID> (a pipe is
+//     per machine, not per directory: the SID makes it per user, and the
+//     pipe's DACL and both ends' SID checks make it private).
 //
 // The first candidate is where an agent is started; clients probe them all,
 // in order, before autostarting one. Nothing depends on XDG_RUNTIME_DIR or
@@ -41,6 +44,8 @@ type DiscoveryEnv struct {
 	Sock         string `json:"KC_AGENT_SOCK,omitempty"`
 	Home         string `json:"HOME,omitempty"`
 	LocalAppData string `json:"LOCALAPPDATA,omitempty"`
+	// SID is the user's SID on Windows.
+	SID string `json:"sid,omitempty"`
 	// RunUserDir is "owned" when /run/user/<uid> is a directory owned by
 	// uid, "foreign" when it belongs to someone else, "" when missing.
 	RunUserDir string `json:"run_user_dir,omitempty"`
@@ -54,13 +59,10 @@ func CandidatesFor(env DiscoveryEnv) []string {
 	uidTmp := "/tmp/kc-agent-" + strconv.Itoa(env.UID) + "/agent.sock"
 	switch env.GOOS {
 	case "windows":
-		if env.LocalAppData != "" {
-			return []string{env.LocalAppData + `\kc-agent\agent.sock`}
+		if env.SID == "" {
+			return nil
 		}
-		if env.Home != "" {
-			return []string{env.Home + `\AppData\Local\kc-agent\agent.sock`}
-		}
-		return nil
+		return []string{PipePrefix + "kc-agent-" + env.SID}
 	case "darwin":
 		var out []string
 		if filepath.IsAbs(env.Home) {
@@ -78,15 +80,29 @@ func CandidatesFor(env DiscoveryEnv) []string {
 // CurrentEnv reads the discovery inputs of this process.
 func CurrentEnv() (DiscoveryEnv, error) {
 	env := DiscoveryEnv{GOOS: runtime.GOOS, UID: os.Getuid(), Home: os.Getenv("HOME"), LocalAppData: os.Getenv("LOCALAPPDATA")}
-	if p := os.Getenv("KC_AGENT_SOCK"); p != "" {
-		abs, err := filepath.Abs(p)
+	if runtime.GOOS == "windows" {
+		if env.Home == "" {
+			env.Home = os.Getenv("USERPROFILE")
+		}
+		sid, err := currentSID()
 		if err != nil {
 			return env, err
 		}
-		env.Sock = abs
+		env.SID = sid
 	}
-	if runtime.GOOS == "windows" && env.Home == "" {
-		env.Home = os.Getenv("USERPROFILE")
+	if p := os.Getenv("KC_AGENT_SOCK"); p != "" {
+		if runtime.GOOS == "windows" {
+			if !IsPipe(p) {
+				return env, fmt.Errorf("KC_AGENT_SOCK=%s: on Windows the agent listens on a named pipe; set it to %s<name>, or unset it", p, PipePrefix)
+			}
+			env.Sock = p
+		} else {
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				return env, err
+			}
+			env.Sock = abs
+		}
 	}
 	if fi, err := os.Stat("/run/user/" + strconv.Itoa(env.UID)); err == nil && fi.IsDir() {
 		if uid, ok := ownerUID(fi); ok && uid == env.UID {
@@ -137,20 +153,38 @@ func LockPath() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	env.Sock = ""
-	c := CandidatesFor(env)
-	if len(c) == 0 {
-		return "", errors.New("no place for the agent's lock: set KC_AGENT_STATE_DIR")
+	if dir := LockDirFor(env); dir != "" {
+		return filepath.Join(dir, "agent.lock"), nil
 	}
-	return filepath.Join(filepath.Dir(c[0]), "agent.lock"), nil
+	return "", errors.New("no place for the agent's lock: set KC_AGENT_STATE_DIR")
 }
 
-// PrepareSocketDir creates dir (0700) when missing and verifies it.
-func PrepareSocketDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating socket directory: %w", err)
+// LockDirFor is the directory of the one-agent lock when
+// KC_AGENT_STATE_DIR is not set: beside the default socket on Unix, and
+// %LOCALAPPDATA%\kc-agent on Windows (a pipe has no directory).
+func LockDirFor(env DiscoveryEnv) string {
+	if env.GOOS == "windows" {
+		switch {
+		case env.LocalAppData != "":
+			return env.LocalAppData + `\kc-agent`
+		case env.Home != "":
+			return env.Home + `\AppData\Local\kc-agent`
+		}
+		return ""
 	}
-	return CheckSocketDir(dir)
+	env.Sock = ""
+	if c := CandidatesFor(env); len(c) > 0 {
+		return filepath.Dir(c[0])
+	}
+	return ""
+}
+
+// PipePrefix starts every Windows named pipe path.
+const PipePrefix = `\\.\pipe\`
+
+// IsPipe tells whether path names a Windows named pipe.
+func IsPipe(path string) bool {
+	return len(path) > len(PipePrefix) && strings.EqualFold(path[:len(PipePrefix)], PipePrefix)
 }
 
 // UntrustedError says a socket, or its directory, is not this user's own:
@@ -172,39 +206,3 @@ func (e *UntrustedError) Hint() string {
 
 // ErrUntrusted means a socket or its directory belongs to someone else.
 var ErrUntrusted = errors.New("untrusted agent socket")
-
-// CheckSocketDir verifies that dir belongs to this user and nobody else can
-// enter it: a socket in a shared directory could be swapped by someone else.
-func CheckSocketDir(dir string) error {
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return &UntrustedError{Path: dir, Owner: -1, Msg: fmt.Sprintf("socket directory %s is not a directory", dir)}
-	}
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	if uid, ok := ownerUID(fi); ok && uid != os.Getuid() {
-		return &UntrustedError{Path: dir, Owner: uid, Msg: fmt.Sprintf("socket directory %s belongs to uid %d, not to you (uid %d)", dir, uid, os.Getuid())}
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return &UntrustedError{Path: dir, Owner: os.Getuid(), Msg: fmt.Sprintf("socket directory %s has mode %v; it must be 0700", dir, fi.Mode().Perm())}
-	}
-	return nil
-}
-
-// CheckPeer verifies that the process at the other end of the connected
-// socket fd, dialed at path, runs as this user: file modes alone do not
-// stop another user who created the directory first.
-func CheckPeer(path string, fd uintptr) error {
-	uid, err := PeerUID(fd)
-	if err != nil {
-		return &UntrustedError{Path: path, Owner: -1, Msg: fmt.Sprintf("can not tell who serves %s: %v", path, err)}
-	}
-	if uid != os.Getuid() {
-		return &UntrustedError{Path: path, Owner: uid, Msg: fmt.Sprintf("the process serving %s runs as uid %d, not as you (uid %d)", path, uid, os.Getuid())}
-	}
-	return nil
-}

@@ -1,0 +1,31 @@
+//go:build unix
+
+package store_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kc-agent/kc-agent/agent/store"
+)
+
+// checkFileStoreProtection: on Unix the file is 0600 in a 0700 directory,
+// and a file others can read is refused.
+func checkFileStoreProtection(t *testing.T, f *store.File) {
+	t.Helper()
+	fi, err := os.Stat(filepath.Join(f.Dir, "p.json"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode %v, want 0600 (%v)", fi.Mode().Perm(), err)
+	}
+	di, _ := os.Stat(f.Dir)
+	if di.Mode().Perm() != 0o700 {
+		t.Fatalf("token dir mode %v, want 0700", di.Mode().Perm())
+	}
+	os.Chmod(filepath.Join(f.Dir, "p.json"), 0o644)
+	if _, err := f.Get(context.Background(), "p"); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("world-readable token file accepted: %v", err)
+	}
+}

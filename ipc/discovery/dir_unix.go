@@ -1,0 +1,51 @@
+//go:build unix
+
+package discovery
+
+import (
+	"fmt"
+	"os"
+)
+
+func currentSID() (string, error) { return "", nil }
+
+// PrepareSocketDir creates dir (0700) when missing and verifies it.
+func PrepareSocketDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating socket directory: %w", err)
+	}
+	return CheckSocketDir(dir)
+}
+
+// CheckSocketDir verifies that dir belongs to this user and nobody else can
+// enter it: a socket in a shared directory could be swapped by someone else.
+func CheckSocketDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return &UntrustedError{Path: dir, Owner: -1, Msg: fmt.Sprintf("socket directory %s is not a directory", dir)}
+	}
+	if uid, ok := ownerUID(fi); ok && uid != os.Getuid() {
+		return &UntrustedError{Path: dir, Owner: uid, Msg: fmt.Sprintf("socket directory %s belongs to uid %d, not to you (uid %d)", dir, uid, os.Getuid())}
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return &UntrustedError{Path: dir, Owner: os.Getuid(), Msg: fmt.Sprintf("socket directory %s has mode %v; it must be 0700", dir, fi.Mode().Perm())}
+	}
+	return nil
+}
+
+// CheckPeer verifies that the process at the other end of the connected
+// socket fd, dialed at path, runs as this user: file modes alone do not
+// stop another user who created the directory first.
+func CheckPeer(path string, fd uintptr) error {
+	uid, err := PeerUID(fd)
+	if err != nil {
+		return &UntrustedError{Path: path, Owner: -1, Msg: fmt.Sprintf("can not tell who serves %s: %v", path, err)}
+	}
+	if uid != os.Getuid() {
+		return &UntrustedError{Path: path, Owner: uid, Msg: fmt.Sprintf("the process serving %s runs as uid %d, not as you (uid %d)", path, uid, os.Getuid())}
+	}
+	return nil
+}

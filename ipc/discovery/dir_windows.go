@@ -1,0 +1,68 @@
+package discovery
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/kc-agent/kc-agent/internal/winacl"
+	"github.com/kc-agent/kc-agent/internal/winsid"
+)
+
+func currentSID() (string, error) { return winsid.Current() }
+
+// ProcessSID finds a process's user, for both ends of the pipe. Tests
+// replace it to play another account, which Wine can not provide.
+var ProcessSID = winsid.OfProcess
+
+// PrepareSocketDir creates dir (the lock's directory: a pipe has none)
+// when missing, with a DACL for the user alone, and verifies it.
+func PrepareSocketDir(dir string) error {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("creating %s: %w", dir, err)
+		}
+		if err := winacl.Protect(dir); err != nil {
+			return err
+		}
+	}
+	return CheckSocketDir(dir)
+}
+
+// CheckSocketDir verifies that dir belongs to this user (or to SYSTEM or
+// the Administrators) and that no other account may write in it.
+func CheckSocketDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return &UntrustedError{Path: dir, Owner: -1, Msg: fmt.Sprintf("%s is not a directory", dir)}
+	}
+	if err := winacl.Check(dir, winacl.Write); err != nil {
+		var ae *winacl.Error
+		if errors.As(err, &ae) {
+			return &UntrustedError{Path: dir, Owner: -1, Msg: "kc-agent's directory " + ae.Msg}
+		}
+		return err
+	}
+	return nil
+}
+
+// CheckPipeServer verifies that the process serving the pipe at path (pid,
+// from GetNamedPipeServerProcessId) runs as this user: a pipe name is
+// first come, first served, and another account may have created it.
+func CheckPipeServer(path string, pid uint32) error {
+	me, err := winsid.Current()
+	if err != nil {
+		return err
+	}
+	sid, err := ProcessSID(pid)
+	if err != nil {
+		return &UntrustedError{Path: path, Owner: -1, Msg: fmt.Sprintf("can not tell who serves %s (pid %d): %v", path, pid, err)}
+	}
+	if sid != me {
+		return &UntrustedError{Path: path, Owner: -1, Msg: fmt.Sprintf("the process serving %s (pid %d) runs as %s (%s), not as you (%s)", path, pid, winsid.Name(sid), sid, me)}
+	}
+	return nil
+}
