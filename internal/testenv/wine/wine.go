@@ -294,3 +294,28 @@ func CombinedOutput(cmd *exec.Cmd) ([]byte, error) {
 	}
 	return out, err
 }
+
+// Output runs cmd and returns its stdout and stderr, each through a file
+// (see CombinedOutput for why not a pipe).
+func Output(cmd *exec.Cmd) (stdout, stderr []byte, err error) {
+	dir, err := os.MkdirTemp("", "kc-agent-wine-out")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(dir)
+	outF, err := os.Create(filepath.Join(dir, "stdout"))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer outF.Close()
+	errF, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer errF.Close()
+	cmd.Stdout, cmd.Stderr = outF, errF
+	err = cmd.Run()
+	stdout, _ = os.ReadFile(outF.Name())
+	stderr, _ = os.ReadFile(errF.Name())
+	return stdout, stderr, err
+}
