@@ -33,15 +33,15 @@ func Prefix(t testing.TB) string {
 	Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cached, err := CachedPrefix(ctx, t.Logf)
+	dir, err := NewClone(ctx, t.Logf)
 	if err != nil {
 		t.Fatalf("wine prefix: %v", err)
 	}
-	dir := t.TempDir()
-	if err := Clone(cached, dir); err != nil {
-		t.Fatalf("cloning the wine prefix: %v", err)
-	}
-	t.Cleanup(func() { Kill(dir) })
+	t.Cleanup(func() {
+		if err := Remove(dir); err != nil {
+			t.Errorf("removing the wine prefix: %v", err)
+		}
+	})
 	// A wineserver that stays up between programs: without it each program
 	// that finds none starts one and Wine's services again (seconds each).
 	// It exits by itself 30 s after the last program if the test dies

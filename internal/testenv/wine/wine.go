@@ -178,6 +178,43 @@ func lock(path string) (func(), error) {
 	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
+// NewClone makes a private prefix, cloned from the cached one (made first
+// if needed), next to the cache so that the clone's DLLs can be hard links
+// even where /tmp is another file system. The caller ends it with Remove.
+// Clones more than a day old (left by a test that was killed) are removed.
+func NewClone(ctx context.Context, logf func(string, ...any)) (string, error) {
+	cached, err := CachedPrefix(ctx, logf)
+	if err != nil {
+		return "", err
+	}
+	clones := filepath.Join(filepath.Dir(cached), "clones")
+	if err := os.MkdirAll(clones, 0o755); err != nil {
+		return "", err
+	}
+	if old, err := os.ReadDir(clones); err == nil {
+		for _, d := range old {
+			if fi, err := d.Info(); err == nil && time.Since(fi.ModTime()) > 24*time.Hour {
+				Remove(filepath.Join(clones, d.Name()))
+			}
+		}
+	}
+	dir, err := os.MkdirTemp(clones, "p")
+	if err != nil {
+		return "", err
+	}
+	if err := Clone(cached, dir); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("cloning the wine prefix: %w", err)
+	}
+	return dir, nil
+}
+
+// Remove ends every Windows process of the prefix and removes it.
+func Remove(prefix string) error {
+	Kill(prefix)
+	return os.RemoveAll(prefix)
+}
+
 // Clone makes dst a private prefix from the cached src: the registry and
 // the user's files are copied, the Windows directory's files (some 700 MB
 // of DLLs Wine only reads) are hard links when src and dst share a file
@@ -233,11 +270,16 @@ func copyFile(src, dst string) error {
 }
 
 // Kill ends every Windows process of prefix (its wineserver and all it
-// runs): they are this harness's own, whatever they started.
+// runs: they are this harness's own, whatever they started) and waits
+// until the wineserver has gone.
 func Kill(prefix string) {
-	k := exec.Command("wineserver", "-k")
-	k.Env = Env(prefix)
-	k.Run()
+	for _, flag := range []string{"-k", "-w"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		k := exec.CommandContext(ctx, "wineserver", flag)
+		k.Env = Env(prefix)
+		k.Run()
+		cancel()
+	}
 }
 
 // Command runs the Windows program exe (a Linux path) under Wine in prefix.
