@@ -1,9 +1,15 @@
 """The agent's named pipe on Windows (``\\\\.\\pipe\\kc-agent-<user SID>``),
 with the standard library: the pipe is opened as a file, and the account
 of the process serving it is checked with ctypes before anything is sent,
-as ``SO_PEERCRED`` is on Linux. A pipe served by another account (someone
-who created the pipe first, to collect tokens) is refused with
-UntrustedAgent, like a socket directory someone else planted.
+as ``SO_PEERCRED`` is on Linux. It is opened with CreateFile rather than
+open(path): so that the server can not impersonate this user
+(``SECURITY_SQOS_PRESENT | SECURITY_ANONYMOUS``, as go-winio's client does),
+and so that a busy pipe reads as ERROR_PIPE_BUSY (the C runtime's open
+turns it into EINVAL). The handle then becomes a plain unbuffered file.
+
+A pipe served by another account (someone who created the pipe first, to
+collect tokens) is refused with UntrustedAgent, like a socket directory
+someone else planted.
 
 Everything that calls Windows sits in ``_Win32``; the logic around it
 (busy pipes, errors, the SID check) talks to it through ``api()``, which the
@@ -56,7 +62,6 @@ class _Win32:
         k32.LocalFree.argtypes, k32.LocalFree.restype = [ctypes.c_void_p], ctypes.c_void_p
         k32.GetNamedPipeServerProcessId.argtypes = [HANDLE, ctypes.POINTER(wintypes.ULONG)]
         k32.GetNamedPipeServerProcessId.restype = BOOL
-        k32.WaitNamedPipeW.argtypes, k32.WaitNamedPipeW.restype = [wintypes.LPCWSTR, DWORD], BOOL
         adv.OpenProcessToken.argtypes = [HANDLE, DWORD, ctypes.POINTER(HANDLE)]
         adv.OpenProcessToken.restype = BOOL
         adv.GetTokenInformation.argtypes = [HANDLE, ctypes.c_int, ctypes.c_void_p, DWORD, ctypes.POINTER(DWORD)]
@@ -99,11 +104,38 @@ class _Win32:
     def current_sid(self) -> str:
         return self._process_sid(self._k32.GetCurrentProcess())
 
-    def open(self, path: str):
-        return open(path, "r+b", buffering=0)
+    SECURITY_SQOS_PRESENT = 0x00100000
+    SECURITY_ANONYMOUS = 0
 
-    def wait(self, path: str, timeout_ms: int) -> bool:
-        return bool(self._k32.WaitNamedPipeW(path, max(1, int(timeout_ms))))
+    def open(self, path: str):
+        import _winapi
+        import msvcrt
+        import os
+
+        handle = _winapi.CreateFile(
+            path,
+            _winapi.GENERIC_READ | _winapi.GENERIC_WRITE,
+            0,
+            _winapi.NULL,
+            _winapi.OPEN_EXISTING,
+            self.SECURITY_SQOS_PRESENT | self.SECURITY_ANONYMOUS,
+            _winapi.NULL,
+        )
+        try:
+            fd = msvcrt.open_osfhandle(handle, os.O_RDWR | getattr(os, "O_BINARY", 0))
+        except BaseException:
+            _winapi.CloseHandle(handle)
+            raise
+        return open(fd, "r+b", buffering=0)
+
+    def wait(self, path: str, timeout_ms: float) -> bool:
+        import _winapi
+
+        try:
+            _winapi.WaitNamedPipe(path, max(1, int(timeout_ms)))
+        except OSError:
+            return False
+        return True
 
     def server_sid(self, pipe) -> str:
         import msvcrt
