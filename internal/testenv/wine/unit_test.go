@@ -146,7 +146,7 @@ func TestWindowsTestBinaries(t *testing.T) {
 				t.Fatalf("the tests don't build for windows:\n%s", buildErrors(string(buildOut), p.ImportPath))
 			}
 			if knownBroken {
-				t.Errorf("the tests build for windows now: take %s off knownFailures", p.Rel)
+				t.Errorf("the tests build for windows now: take %s off knownFailures (internal/testenv/wine/unit_test.go)", p.Rel)
 			}
 			var names []string
 			for name := range known {
@@ -172,7 +172,7 @@ func TestWindowsTestBinaries(t *testing.T) {
 				switch {
 				case name == "":
 				case strings.Contains(out, "--- PASS: "+name+" "):
-					t.Errorf("%s passes under Wine now: take it off knownFailures", name)
+					t.Errorf("%s passes under Wine now: take it off knownFailures (internal/testenv/wine/unit_test.go)", name)
 				case strings.Contains(out, "--- FAIL: "+name+" "):
 					t.Logf("known failure %s: %s", name, why)
 				default:
