@@ -379,4 +379,16 @@ except Exception as e:
 	if !winWaitFor(20*time.Second, func() bool { code, _, _ = w.run("status"); return code == 3 }) {
 		t.Errorf("the agent still answers after service uninstall (status exited %d)", code)
 	}
+	// The service's log, %LOCALAPPDATA%\kc-agent\agent.log, read from Linux.
+	logs, _ := filepath.Glob(filepath.Join(w.prefix, "drive_c", "users", "*", "AppData", "Local", "kc-agent", "agent.log"))
+	if len(logs) == 0 {
+		t.Errorf("the service wrote no agent.log")
+	}
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		t.Logf("%s: %d bytes", l, len(b))
+		if strings.Contains(string(b), tok) || jwtLike.Match(b) {
+			t.Errorf("the service's log holds a token")
+		}
+	}
 }
