@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -65,8 +66,10 @@ func CandidatesFor(env DiscoveryEnv) []string {
 		return []string{PipePrefix + "kc-agent-" + env.SID}
 	case "darwin":
 		var out []string
-		if filepath.IsAbs(env.Home) {
-			out = append(out, filepath.Join(env.Home, "Library", "Caches", "kc-agent", "agent.sock"))
+		// Computed with forward slashes whatever the host (path, not
+		// filepath): the vectors are checked on every OS.
+		if strings.HasPrefix(env.Home, "/") {
+			out = append(out, path.Join(env.Home, "Library", "Caches", "kc-agent", "agent.sock"))
 		}
 		return append(out, uidTmp)
 	}
@@ -112,6 +115,12 @@ func CurrentEnv() (DiscoveryEnv, error) {
 		}
 	}
 	return env, nil
+}
+
+// UserSID is this process's user SID on Windows, "" elsewhere.
+func UserSID() string {
+	sid, _ := currentSID()
+	return sid
 }
 
 // Candidates lists this process's socket paths, in discovery order.
