@@ -222,6 +222,8 @@ func portCheck(addr string) check {
 	}
 	o, err := tcpowner.Listener(ta)
 	switch {
+	case errors.Is(err, tcpowner.ErrNoOwner):
+		return check{"proxy port", "FAIL", fmt.Sprintf("can not tell who serves %s: %v", addr, err), "env and exec refuse a proxy whose owner is unknown"}
 	case err != nil:
 		return check{"proxy port", "ok", addr + " is free", ""}
 	case !o.Self():
