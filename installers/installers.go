@@ -29,6 +29,16 @@ type Params struct {
 	Env map[string]string
 	// LogDir is where the macOS agent logs (~/Library/Logs/kc-agent).
 	LogDir string
+
+	// Where the platform has no service manager that knows the agent's
+	// process (Windows: a Run key value), the command supplies these.
+	//
+	// AgentPID is the process ID of this user's running agent, 0 when
+	// none runs. It comes from the verified agent (or the one-agent lock),
+	// never from an image name.
+	AgentPID func() (int, error)
+	// Ready tells whether the agent answers on its socket or pipe.
+	Ready func() error
 }
 
 //go:embed kc-agent.service.tmpl

@@ -210,6 +210,9 @@ func (e *UntrustedError) Unwrap() error { return ErrUntrusted }
 
 // Hint tells the user what to do about it.
 func (e *UntrustedError) Hint() string {
+	if IsPipe(e.Path) {
+		return fmt.Sprintf("do not use this agent; find the process that serves %s (another account may be impersonating kc-agent) and end it, or set KC_AGENT_SOCK to another pipe (%skc-agent-<name>)", e.Path, PipePrefix)
+	}
 	return fmt.Sprintf("do not use this agent; check who created %s (another user may be impersonating kc-agent), remove it, or set KC_AGENT_SOCK to a path in a private directory", e.Path)
 }
 
