@@ -17,7 +17,9 @@ import (
 	"github.com/kc-agent/kc-agent/internal/winsid"
 )
 
-const runKey = `Software\Microsoft\Windows\CurrentVersion\Run`
+// runKey is the per-user autostart key (a variable so that tests use a
+// key of their own, never the real one).
+var runKey = `Software\Microsoft\Windows\CurrentVersion\Run`
 
 // runKeyManager autostarts the agent at logon from the per-user Run key. A
 // Windows service (what kardianos/service installs) runs as another account
