@@ -30,6 +30,8 @@ test-short:
 lint:
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; echo "gofmt needed"; exit 1)
 	$(GO) vet $(PKGS)
+	GOOS=windows $(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...
 	@big=$$(git ls-files -z | xargs -0 stat -c '%s %n' 2>/dev/null | awk '$$1 > 1048576 {print $$2}'); \
 		test -z "$$big" || (echo "tracked files over 1 MB (build outputs belong in bin/ or dist/): $$big"; exit 1)
 	@! $(GO) list -deps ./installers | grep -q 'kc-agent/agent/' || (echo "installers must not import agent/"; exit 1)

@@ -29,6 +29,16 @@ type Params struct {
 	Env map[string]string
 	// LogDir is where the macOS agent logs (~/Library/Logs/kc-agent).
 	LogDir string
+
+	// Where the platform has no service manager that knows the agent's
+	// process (Windows: a Run key value), the command supplies these.
+	//
+	// AgentPID is the process ID of this user's running agent, 0 when
+	// none runs. It comes from the verified agent (or the one-agent lock),
+	// never from an image name.
+	AgentPID func() (int, error)
+	// Ready tells whether the agent answers on its socket or pipe.
+	Ready func() error
 }
 
 //go:embed kc-agent.service.tmpl
@@ -37,11 +47,25 @@ var unitTmpl string
 //go:embed kc-agent.plist.tmpl
 var plistTmpl string
 
-func (p Params) check() error {
-	if !filepath.IsAbs(p.Binary) {
+// check verifies the binary path for the target system ("windows" or a
+// Unix), not for the one rendering: the golden tests render every target
+// everywhere.
+func (p Params) check(target string) error {
+	if !isAbsFor(target, p.Binary) {
 		return fmt.Errorf("the service needs an absolute binary path, got %q", p.Binary)
 	}
 	return nil
+}
+
+func isAbsFor(target, path string) bool {
+	if target != "windows" {
+		return strings.HasPrefix(path, "/")
+	}
+	if strings.HasPrefix(path, `\\`) {
+		return true // UNC
+	}
+	return len(path) >= 3 && path[1] == ':' && (path[2] == '\\' || path[2] == '/') &&
+		('a' <= path[0]|0x20 && path[0]|0x20 <= 'z')
 }
 
 // EnvList is Env sorted by key, for stable output.
@@ -86,7 +110,7 @@ func xmlEscape(s string) string {
 var funcs = template.FuncMap{"sq": systemdQuote, "xml": xmlEscape}
 
 func render(name, tmpl string, p Params) (string, error) {
-	if err := p.check(); err != nil {
+	if err := p.check("unix"); err != nil {
 		return "", err
 	}
 	t, err := template.New(name).Funcs(funcs).Parse(tmpl)
@@ -143,7 +167,7 @@ type Manager interface {
 // autostart at logon, in the user's session, so the agent sees the user's
 // Credential Manager (a machine service would not).
 func WindowsRunCommand(p Params) (string, error) {
-	if err := p.check(); err != nil {
+	if err := p.check("windows"); err != nil {
 		return "", err
 	}
 	cmd := `"` + p.Binary + `" run`

@@ -104,15 +104,22 @@ func TestLaunchdPlistGolden(t *testing.T) {
 }
 
 func TestWindowsRunCommand(t *testing.T) {
-	p := params()
-	p.Binary = `C:\Users\alice\AppData\Local\Programs\kc-agent\kc-agent.exe`
-	got, err := WindowsRunCommand(Params{Binary: "/abs/kc-agent"})
-	if err != nil || got != `"/abs/kc-agent" run` {
+	bin := `C:\Users\alice\AppData\Local\Programs\kc-agent\kc-agent.exe`
+	got, err := WindowsRunCommand(Params{Binary: bin})
+	if err != nil || got != `"`+bin+`" run` {
 		t.Fatalf("got %q %v", got, err)
 	}
-	got, _ = WindowsRunCommand(Params{Binary: "/abs/kc-agent", LogDir: `C:\Users\a\AppData\Local\kc-agent`})
-	if got != `"/abs/kc-agent" run --log-file "C:\Users\a\AppData\Local\kc-agent\agent.log"` {
+	got, _ = WindowsRunCommand(Params{Binary: bin, LogDir: `C:\Users\a\AppData\Local\kc-agent`})
+	if got != `"`+bin+`" run --log-file "C:\Users\a\AppData\Local\kc-agent\agent.log"` {
 		t.Fatalf("with a log dir: %q", got)
+	}
+	for _, rel := range []string{"kc-agent.exe", `kc-agent\kc-agent.exe`, "/abs/kc-agent", `C:kc-agent.exe`} {
+		if _, err := WindowsRunCommand(Params{Binary: rel}); err == nil {
+			t.Fatalf("%s accepted as an absolute Windows path", rel)
+		}
+	}
+	if _, err := WindowsRunCommand(Params{Binary: `\\server\share\kc-agent.exe`}); err != nil {
+		t.Fatalf("UNC path refused: %v", err)
 	}
 	if _, err := SystemdUnit(Params{Binary: "kc-agent"}); err == nil {
 		t.Fatal("relative binary accepted")

@@ -148,7 +148,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			return ue
 		}
 		if errors.Is(err, os.ErrNotExist) {
-			return &UnreachableError{Path: c.Path, Err: errors.New("no socket")}
+			what := "no socket"
+			if discovery.IsPipe(c.Path) {
+				what = "no such pipe"
+			}
+			return &UnreachableError{Path: c.Path, Err: errors.New(what)}
 		}
 		var oe *net.OpError
 		if errors.As(err, &oe) && oe.Op == "dial" {

@@ -121,8 +121,10 @@ type StatusResponse struct {
 	ConfigPath  string    `json:"config_path"`
 	ConfigError string    `json:"config_error,omitempty"`
 	// Lock is the one-agent lock this agent holds ("" in tests).
-	Lock     string          `json:"lock,omitempty"`
-	UID      int             `json:"uid"`
+	Lock string `json:"lock,omitempty"`
+	UID  int    `json:"uid"`
+	// SID is the agent's user on Windows, where UID is -1.
+	SID      string          `json:"sid,omitempty"`
 	Proxy    ProxyStatus     `json:"proxy"`
 	Profiles []ProfileStatus `json:"profiles"`
 }

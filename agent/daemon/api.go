@@ -11,6 +11,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/tokens"
 	"github.com/kc-agent/kc-agent/ipc"
+	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 func (d *Daemon) routes() http.Handler {
@@ -166,6 +167,7 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		ConfigError: cfgErr,
 		Lock:        d.opts.LockPath,
 		UID:         os.Getuid(),
+		SID:         discovery.UserSID(),
 		Proxy:       ps,
 		Profiles:    profileStatus(d.mgr.Status()),
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/proxy"
 	"github.com/kc-agent/kc-agent/agent/tokens"
 	"github.com/kc-agent/kc-agent/ipc"
+	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 // Options configure a daemon.
@@ -75,8 +76,13 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	// The socket as created, before anyone can be told it is there.
-	sockFile, _ := os.Lstat(opts.SocketPath)
+	// The socket as created, before anyone can be told it is there. A
+	// Windows pipe is not a file (a stat would connect to it), and its name
+	// lives as long as the listener: there is nothing to watch.
+	var sockFile os.FileInfo
+	if !discovery.IsPipe(opts.SocketPath) {
+		sockFile, _ = os.Lstat(opts.SocketPath)
+	}
 	if err := d.loadConfig(); err != nil {
 		log.Error("config is invalid; serving no profiles until it is fixed", "err", err.Error())
 	}

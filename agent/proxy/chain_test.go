@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/kc-agent/kc-agent/internal/testenv"
+
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/tokens"
 )
@@ -65,7 +67,7 @@ func TestBlindTunnelChainsThroughUpstreamProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(Options{Config: cfg, Tokens: noTokens{}, StateDir: t.TempDir(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	p, err := New(Options{Config: cfg, Tokens: noTokens{}, StateDir: testenv.TempDir(t), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

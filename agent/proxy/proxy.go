@@ -36,7 +36,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/kc-agent/kc-agent/agent/config"
@@ -195,7 +194,7 @@ func (p *Proxy) listen(addr string, h http.Handler, unsafe bool) (*listener, err
 // listenError says who holds a port that is in use: another user's
 // process there would receive the user's API traffic.
 func listenError(addr string, err error) error {
-	if !errors.Is(err, syscall.EADDRINUSE) {
+	if !addrInUse(err) {
 		return fmt.Errorf("proxy can not listen on %s: %w", addr, err)
 	}
 	ta, rerr := net.ResolveTCPAddr("tcp", addr)

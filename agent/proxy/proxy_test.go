@@ -2,11 +2,13 @@ package proxy
 
 import (
 	"encoding/base64"
-	"github.com/kc-agent/kc-agent/agent/config"
 	"net"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/internal/testenv"
 )
 
 func FuzzConnectTarget(f *testing.F) {
@@ -115,7 +117,7 @@ func TestRewriteLocation(t *testing.T) {
 }
 
 func TestCALeaf(t *testing.T) {
-	ca, err := LoadOrCreateCA(t.TempDir())
+	ca, err := LoadOrCreateCA(testenv.TempDir(t))
 	if err != nil {
 		t.Fatal(err)
 	}

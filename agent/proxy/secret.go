@@ -12,21 +12,24 @@ import (
 	"strings"
 
 	"github.com/kc-agent/kc-agent/internal/atomicfile"
+	"github.com/kc-agent/kc-agent/internal/privatefile"
 )
 
 // ProxyUser is the user name in the forward proxy's credentials.
 const ProxyUser = "kc"
 
 // LoadOrCreateSecret returns the per-user proxy secret, kept in a 0600 file
-// in the state directory and created on first use.
+// (a file with a DACL for the user alone, on Windows) in the state
+// directory and created on first use.
 func LoadOrCreateSecret(stateDir string) (string, error) {
 	path := filepath.Join(stateDir, "proxy-secret")
 	data, err := os.ReadFile(path)
 	if err == nil {
 		s := strings.TrimSpace(string(data))
 		if len(s) >= 32 {
-			if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-				return "", fmt.Errorf("%s is readable by others; run `chmod 600 %s`", path, path)
+			var exposed *privatefile.ExposedError
+			if err := privatefile.Check(path); errors.As(err, &exposed) {
+				return "", fmt.Errorf("%s is readable by others (%s); run `%s`", path, exposed.Detail, privatefile.Fix(path))
 			}
 			return s, nil
 		}

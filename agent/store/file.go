@@ -7,12 +7,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/internal/atomicfile"
+	"github.com/kc-agent/kc-agent/internal/privatefile"
 )
 
-// File keeps records in 0600 files under a 0700 directory. It exists for
+// File keeps records in 0600 files under a 0700 directory (on Windows,
+// files and directory with a DACL for the user alone). It exists for
 // headless hosts without a keychain; the user opts in per profile and is
 // warned on every use.
 type File struct {
@@ -29,7 +32,12 @@ func NewFile(warn io.Writer) (*File, error) {
 	return &File{Dir: filepath.Join(dir, "tokens"), Warn: warn}, nil
 }
 
-func (f *File) Describe() string { return "file " + f.Dir + " (0600, opted in)" }
+func (f *File) Describe() string {
+	if runtime.GOOS == "windows" {
+		return "file " + f.Dir + " (private to your account, opted in)"
+	}
+	return "file " + f.Dir + " (0600, opted in)"
+}
 
 func (f *File) path(profile string) string { return filepath.Join(f.Dir, profile+".json") }
 
@@ -48,8 +56,9 @@ func (f *File) Get(ctx context.Context, profile string) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("reading token file: %w", err)
 	}
-	if fi, err := os.Stat(f.path(profile)); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return Record{}, fmt.Errorf("token file %s is readable by others (mode %v); fix it with `chmod 600 %s` and log in again", f.path(profile), fi.Mode().Perm(), f.path(profile))
+	var exposed *privatefile.ExposedError
+	if err := privatefile.Check(f.path(profile)); errors.As(err, &exposed) {
+		return Record{}, fmt.Errorf("token file %s is readable by others (%s); fix it with `%s` and log in again", f.path(profile), exposed.Detail, privatefile.Fix(f.path(profile)))
 	}
 	return decode(data)
 }
@@ -63,7 +72,7 @@ func (f *File) Put(ctx context.Context, profile string, r Record) error {
 	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
 		return fmt.Errorf("creating token directory: %w", err)
 	}
-	if err := os.Chmod(f.Dir, 0o700); err != nil {
+	if err := privatefile.ProtectDir(f.Dir); err != nil {
 		return fmt.Errorf("securing token directory: %w", err)
 	}
 	if err := atomicfile.Write(f.path(profile), data, 0o600); err != nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kc-agent/kc-agent/internal/testenv"
+
 	"github.com/kc-agent/kc-agent/agent/store"
 )
 
@@ -52,7 +54,7 @@ func roundTrip(t *testing.T, s store.Store) {
 
 func TestFileStore(t *testing.T) {
 	var warn strings.Builder
-	f := &store.File{Dir: filepath.Join(t.TempDir(), "tokens"), Warn: &warn}
+	f := &store.File{Dir: filepath.Join(testenv.TempDir(t), "tokens"), Warn: &warn}
 	roundTrip(t, f)
 	if !strings.Contains(warn.String(), "plain file") {
 		t.Fatalf("file store did not warn: %q", warn.String())
@@ -82,7 +84,7 @@ func TestRecordNeverPrintsToken(t *testing.T) {
 }
 
 func TestCorruptRecord(t *testing.T) {
-	dir := t.TempDir()
+	dir := testenv.TempDir(t)
 	f := &store.File{Dir: dir}
 	os.WriteFile(filepath.Join(dir, "bad.json"), []byte("{not json"), 0o600)
 	_, err := f.Get(context.Background(), "bad")

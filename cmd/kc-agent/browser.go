@@ -31,26 +31,13 @@ func browserAvailable() bool {
 	return err == nil
 }
 
-// openBrowser opens url with $BROWSER (a colon-separated list of commands,
-// %s standing for the URL) or the platform's opener.
+// openBrowser opens url with $BROWSER (a list of commands separated like
+// PATH, by ':' or, on Windows, ';'; %s stands for the URL) or the
+// platform's opener.
 func openBrowser(url string) error {
 	if b := os.Getenv("BROWSER"); b != "" {
 		var errs []error
-		for _, c := range strings.Split(b, ":") {
-			if c = strings.TrimSpace(c); c == "" {
-				continue
-			}
-			args := strings.Fields(c)
-			found := false
-			for i, a := range args {
-				if strings.Contains(a, "%s") {
-					args[i] = strings.ReplaceAll(a, "%s", url)
-					found = true
-				}
-			}
-			if !found {
-				args = append(args, url)
-			}
+		for _, args := range browserCommands(b, url, os.PathListSeparator, fileExists) {
 			cmd := exec.Command(args[0], args[1:]...)
 			if err := cmd.Start(); err != nil {
 				errs = append(errs, err)
@@ -98,4 +85,38 @@ func renderQR(text string) string {
 		return ""
 	}
 	return q.ToSmallString(true)
+}
+
+// browserCommands splits $BROWSER into commands, each with url in place of
+// %s (or appended). Entries are separated by sep, as in PATH (a Windows
+// path has a ':' after its drive letter); an entry that names an existing
+// file is one program, spaces and all ("C:\Program Files\...").
+func browserCommands(b, url string, sep rune, exists func(string) bool) [][]string {
+	var out [][]string
+	for _, c := range strings.Split(b, string(sep)) {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		args := strings.Fields(c)
+		if exists(c) {
+			args = []string{c}
+		}
+		found := false
+		for i, a := range args {
+			if strings.Contains(a, "%s") {
+				args[i] = strings.ReplaceAll(a, "%s", url)
+				found = true
+			}
+		}
+		if !found {
+			args = append(args, url)
+		}
+		out = append(out, args)
+	}
+	return out
+}
+
+func fileExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir()
 }

@@ -138,19 +138,29 @@ func agentChecks(ctx context.Context, cfg *config.Config) []check {
 	if err != nil {
 		return []check{{"socket", "FAIL", err.Error(), "set KC_AGENT_SOCK to a path in a private directory"}}
 	}
+	lock, lockErr := discovery.LockPath()
 	for _, sock := range cands {
-		dir := filepath.Dir(sock)
+		name, dir, what := "socket directory", filepath.Dir(sock), "(yours, 0700)"
+		if discovery.IsPipe(sock) {
+			// A pipe has no directory: its DACL and the SID checks at both
+			// ends guard it (`agent` below dials it and checks the server).
+			add(check{"agent pipe", "ok", sock + " (named after your SID)", ""})
+			if lockErr != nil {
+				continue
+			}
+			name, dir, what = "state directory", filepath.Dir(lock), "(yours; no other account may write in it)"
+		}
 		err := discovery.CheckSocketDir(dir)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			add(check{"socket directory", "ok", dir + " (not created yet)", ""})
+			add(check{name, "ok", dir + " (not created yet)", ""})
 		case err != nil:
-			add(check{"socket directory", "FAIL", err.Error(), "someone else may be impersonating the agent: find out who created it, remove it (as root if needed), or set KC_AGENT_SOCK"})
+			add(check{name, "FAIL", err.Error(), "someone else may be impersonating the agent: find out who created it, remove it (as root or an administrator if needed), or set KC_AGENT_SOCK"})
 		default:
-			add(check{"socket directory", "ok", dir + " (yours, 0700)", ""})
+			add(check{name, "ok", dir + " " + what, ""})
 		}
 	}
-	if lock, err := discovery.LockPath(); err == nil {
+	if lockErr == nil {
 		h := ipc.ReadLockHolder(lock)
 		if h.PID > 0 {
 			add(check{"agent lock", "ok", fmt.Sprintf("%s: held by %s pid %d", lock, h.Role, h.PID), ""})
@@ -212,6 +222,8 @@ func portCheck(addr string) check {
 	}
 	o, err := tcpowner.Listener(ta)
 	switch {
+	case errors.Is(err, tcpowner.ErrNoOwner):
+		return check{"proxy port", "FAIL", fmt.Sprintf("can not tell who serves %s: %v", addr, err), "env and exec refuse a proxy whose owner is unknown"}
 	case err != nil:
 		return check{"proxy port", "ok", addr + " is free", ""}
 	case !o.Self():

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -62,7 +64,7 @@ func proxyEnv(ctx context.Context, stderr io.Writer, noAutostart bool) (vars [][
 	return vars, "", nil
 }
 
-// verifyProxyOwner checks, where the system shows it (Linux), that the
+// verifyProxyOwner checks, where the system shows it (Linux, Windows), that the
 // proxy address is served by this user: the agent said it listens there,
 // but a client trusts only what it can check.
 func verifyProxyOwner(addr string) error {
@@ -74,12 +76,20 @@ func verifyProxyOwner(addr string) error {
 		return fmt.Errorf("the agent reported a proxy address %q that is not host:port", addr)
 	}
 	o, err := tcpowner.Listener(ta)
+	if errors.Is(err, tcpowner.ErrNoOwner) {
+		return &cliError{code: exitError, err: fmt.Errorf("can not tell who serves the proxy address %s (%v); not using it", addr, err),
+			hint: "see `kc-agent doctor`; the agent's routes are also reachable without env, at the URLs `kc-agent status` lists"}
+	}
 	if err != nil {
 		return &cliError{code: exitError, err: fmt.Errorf("nobody listens on the proxy address %s", addr),
 			hint: "the agent's proxy stopped; see `kc-agent status`"}
 	}
 	if !o.Self() {
-		return &cliError{code: exitError, err: fmt.Errorf("the proxy address %s is served by %s, not by you (uid %d)", addr, o, os.Getuid()),
+		me := fmt.Sprintf("uid %d", os.Getuid())
+		if runtime.GOOS == "windows" {
+			me = "your account"
+		}
+		return &cliError{code: exitError, err: fmt.Errorf("the proxy address %s is served by %s, not by you (%s)", addr, o, me),
 			hint: "another user holds the port: set proxy.listen to another port in your config (127.0.0.1:0 picks a free one)"}
 	}
 	return nil

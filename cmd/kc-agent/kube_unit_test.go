@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/kc-agent/kc-agent/internal/privatefile"
+	"github.com/kc-agent/kc-agent/internal/testenv"
 	"gopkg.in/yaml.v3"
 )
 
@@ -61,7 +64,7 @@ users:
         command: old
 current-context: admin@prod
 `
-	dir := t.TempDir()
+	dir := testenv.TempDir(t)
 	path := filepath.Join(dir, "config")
 	if err := os.WriteFile(path, []byte(existing), 0o644); err != nil {
 		t.Fatal(err)
@@ -104,7 +107,10 @@ current-context: admin@prod
 	if len(cfg.Contexts) != 1 || cfg.Contexts[0].Name != "kc-agent@prod" || cfg.Contexts[0].Context.User != "kc-agent" || cfg.CurrentContext != "kc-agent@prod" {
 		t.Fatalf("context:\n%s", data)
 	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+	if err := privatefile.Check(path); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v", fi.Mode())
 	}
 	// A file that is not a kubeconfig is left alone.

@@ -22,7 +22,7 @@ func newRunCmd(streams *IOStreams) *cobra.Command {
 		Use:   "run",
 		Short: "Run the agent in the foreground (what the service manager runs)",
 		Args:  usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
 			var logOut io.Writer = streams.Err
 			if logFile != "" {
 				if err := os.MkdirAll(filepath.Dir(logFile), 0o700); err != nil {
@@ -38,6 +38,16 @@ func newRunCmd(streams *IOStreams) *cobra.Command {
 			log, err := newLogger(logOut, logFormat, logLevel)
 			if err != nil {
 				return err
+			}
+			if logFile != "" {
+				// Started by a service manager or the Windows Run key,
+				// stderr may go nowhere (NUL): a fatal error goes to the
+				// log file too.
+				defer func() {
+					if err != nil {
+						report(logOut, err)
+					}
+				}()
 			}
 			cfgPath, err := config.FilePath()
 			if err != nil {

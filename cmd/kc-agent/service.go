@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kc-agent/kc-agent/installers"
+	"github.com/kc-agent/kc-agent/ipc"
+	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 // serviceParams describes the service for this user: a stable binary path
@@ -37,7 +41,50 @@ func serviceParams(binary string) (installers.Params, error) {
 			env[k] = v
 		}
 	}
-	return installers.Params{Binary: abs, Env: env}, nil
+	return installers.Params{Binary: abs, Env: env, AgentPID: runningAgentPID, Ready: agentReady}, nil
+}
+
+// runningAgentPID is the process ID of this user's agent: the one a
+// verified client reaches (its status names its pid), else the holder of
+// the one-agent lock while it holds it (an agent still starting). 0 when
+// none runs. Never an image name: that would match this command too.
+func runningAgentPID() (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if c := ipc.FindRunning(ctx); c != nil {
+		if st, err := c.Status(ctx); err == nil && st.PID > 0 {
+			return st.PID, nil
+		}
+	}
+	lock, err := discovery.LockPath()
+	if err != nil {
+		return 0, err
+	}
+	if h := ipc.ReadLockHolder(lock); h.Role != "agent" || h.PID <= 0 {
+		return 0, nil
+	}
+	// The file names the last holder; only a held lock means it runs.
+	l, err := ipc.TryLock(lock, "service", "")
+	if err == nil {
+		l.Release()
+		return 0, nil
+	}
+	var le *ipc.LockedError
+	if errors.As(err, &le) && le.Holder.Role == "agent" {
+		return le.Holder.PID, nil
+	}
+	return 0, nil
+}
+
+// agentReady tells whether this user's agent answers.
+func agentReady() error {
+	c, err := ipc.NewClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return c.Health(ctx)
 }
 
 func newServiceCmd(streams *IOStreams) *cobra.Command {

@@ -67,7 +67,11 @@ func printStatus(w io.Writer, st *ipc.StatusResponse) {
 		fmt.Fprintf(w, "         INVALID (last good config still live): %s\n", st.ConfigError)
 	}
 	if st.Lock != "" {
-		fmt.Fprintf(w, "lock:    %s (held by pid %d, uid %d)\n", st.Lock, st.PID, st.UID)
+		who := fmt.Sprintf("uid %d", st.UID)
+		if st.SID != "" {
+			who = st.SID
+		}
+		fmt.Fprintf(w, "lock:    %s (held by pid %d, %s)\n", st.Lock, st.PID, who)
 	}
 	printProxy(w, st.Proxy)
 	if len(st.Profiles) == 0 {

@@ -8,15 +8,16 @@ import (
 	"path/filepath"
 )
 
-// Write writes data to a temporary file next to path with mode, syncs it
-// and renames it over path.
+// Write writes data to a temporary file next to path with mode (on
+// Windows, a private mode means a DACL for the user alone), syncs it and
+// renames it over path.
 func Write(path string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
+	if err := protect(tmp, mode); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -4,10 +4,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/kc-agent/kc-agent/internal/testenv"
 )
 
 func TestWriteReplacesWithMode(t *testing.T) {
-	dir := t.TempDir()
+	dir := testenv.TempDir(t)
 	path := filepath.Join(dir, "f")
 	if err := Write(path, []byte("one"), 0o600); err != nil {
 		t.Fatal(err)
@@ -15,11 +17,10 @@ func TestWriteReplacesWithMode(t *testing.T) {
 	if err := Write(path, []byte("two"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	data, _ := os.ReadFile(path)
-	fi, _ := os.Stat(path)
-	if string(data) != "two" || fi.Mode().Perm() != 0o644 {
-		t.Fatalf("got %q %v", data, fi.Mode())
+	if data, _ := os.ReadFile(path); string(data) != "two" {
+		t.Fatalf("got %q", data)
 	}
+	checkMode(t, path, 0o644)
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
 		t.Fatalf("temporary files left behind: %v", entries)
@@ -27,4 +28,8 @@ func TestWriteReplacesWithMode(t *testing.T) {
 	if err := Write(filepath.Join(dir, "missing", "f"), nil, 0o600); err == nil {
 		t.Fatal("a write into a missing directory succeeded")
 	}
+	if err := Write(path, []byte("three"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkMode(t, path, 0o600)
 }

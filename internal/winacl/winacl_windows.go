@@ -19,6 +19,14 @@ const (
 	Read = windows.FILE_READ_DATA | windows.GENERIC_READ | windows.GENERIC_ALL
 )
 
+// ACE types x/sys/windows does not name. A callback entry lays out like
+// ACCESS_ALLOWED_ACE.
+const (
+	systemAuditACEType           = 2
+	systemAlarmACEType           = 3
+	accessAllowedCallbackACEType = 9
+)
+
 // administrators is BUILTIN\Administrators: like SYSTEM, it can take any
 // file anyway, and an elevated process's files belong to it.
 const administrators = "S-1-5-32-544"
@@ -106,11 +114,17 @@ func Check(path string, deny windows.ACCESS_MASK) error {
 		if err := windows.GetAce(dacl, i, &ace); err != nil {
 			return fmt.Errorf("reading the permissions of %s: %w", path, err)
 		}
-		if ace.Header.AceType != windows.ACCESS_ALLOWED_ACE_TYPE || ace.Header.AceFlags&windows.INHERIT_ONLY_ACE != 0 {
-			continue // deny entries only take rights away
+		if ace.Header.AceFlags&windows.INHERIT_ONLY_ACE != 0 || ace.Mask&deny == 0 {
+			continue // not for this file, or no right that matters
 		}
-		if ace.Mask&deny == 0 {
-			continue
+		switch ace.Header.AceType {
+		case windows.ACCESS_DENIED_ACE_TYPE, systemAuditACEType, systemAlarmACEType:
+			continue // they take rights away, or only log
+		case windows.ACCESS_ALLOWED_ACE_TYPE, accessAllowedCallbackACEType:
+		default:
+			// Object entries lay their SID out elsewhere; files have none,
+			// so one here is a reason to refuse, not to guess.
+			return &Error{Path: path, Msg: fmt.Sprintf("%s has an access entry of type %d that kc-agent does not read", path, ace.Header.AceType)}
 		}
 		sid := (*windows.SID)(unsafe.Pointer(&ace.SidStart)).String()
 		if !trusted(sid, me) {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -65,8 +66,10 @@ func CandidatesFor(env DiscoveryEnv) []string {
 		return []string{PipePrefix + "kc-agent-" + env.SID}
 	case "darwin":
 		var out []string
-		if filepath.IsAbs(env.Home) {
-			out = append(out, filepath.Join(env.Home, "Library", "Caches", "kc-agent", "agent.sock"))
+		// Computed with forward slashes whatever the host (path, not
+		// filepath): the vectors are checked on every OS.
+		if strings.HasPrefix(env.Home, "/") {
+			out = append(out, path.Join(env.Home, "Library", "Caches", "kc-agent", "agent.sock"))
 		}
 		return append(out, uidTmp)
 	}
@@ -112,6 +115,12 @@ func CurrentEnv() (DiscoveryEnv, error) {
 		}
 	}
 	return env, nil
+}
+
+// UserSID is this process's user SID on Windows, "" elsewhere.
+func UserSID() string {
+	sid, _ := currentSID()
+	return sid
 }
 
 // Candidates lists this process's socket paths, in discovery order.
@@ -201,6 +210,9 @@ func (e *UntrustedError) Unwrap() error { return ErrUntrusted }
 
 // Hint tells the user what to do about it.
 func (e *UntrustedError) Hint() string {
+	if IsPipe(e.Path) {
+		return fmt.Sprintf("do not use this agent; find the process that serves %s (another account may be impersonating kc-agent) and end it, or set KC_AGENT_SOCK to another pipe (%skc-agent-<name>)", e.Path, PipePrefix)
+	}
 	return fmt.Sprintf("do not use this agent; check who created %s (another user may be impersonating kc-agent), remove it, or set KC_AGENT_SOCK to a path in a private directory", e.Path)
 }
 
