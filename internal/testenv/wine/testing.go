@@ -46,7 +46,7 @@ func Prefix(t testing.TB) string {
 	// that finds none starts one and Wine's services again (seconds each).
 	// It exits by itself 30 s after the last program if the test dies
 	// before its cleanup. Its output is not waited for: it forks.
-	srv := exec.Command("wineserver", "-p30")
+	srv := exec.Command("sh", "-c", "umask 077 && exec wineserver -p30")
 	srv.Env = Env(dir)
 	if err := srv.Run(); err != nil {
 		t.Fatalf("wineserver -p30: %v", err)

@@ -20,33 +20,9 @@ import (
 // empty name stands for the whole package (its tests don't build for
 // windows). They are kept out of the main run and run on their own: one
 // that passes fails this test, so that the list only ever shrinks.
-// wineDACL is why a file protected by an ACL reads back as open to
-// Everyone under Wine, measured: SetNamedSecurityInfo returns success but
-// keeps nothing (no user.wine.sd attribute, the mode unchanged), and reads
-// give a DACL made from the Unix mode (SYSTEM, the owner, and Everyone
-// 0x1200a9 from the "other" bits).
-const wineDACL = "Wine 8 keeps no file DACL (see wineDACL)"
-
 var knownFailures = map[string]map[string]string{
-	"agent/config": {
-		"TestLoadMissingCreatesFresh": "checks a Unix file mode; Go reports 0666 on Windows (issue 19, ACLs)",
-	},
-	"agent/proxy": {
-		"TestSecretSurvivesRestart": wineDACL,
-	},
-	"agent/store": {
-		"TestFileStore":     "the file store refuses its own file: Go reports 0666 on Windows (issue 19, ACLs)",
-		"TestCorruptRecord": "the file store refuses its own file: Go reports 0666 on Windows (issue 19, ACLs)",
-	},
-	"cmd/kc-agent": {
-		"TestMergeKubeconfig": "checks a Unix file mode (issue 19, ACLs)",
-	},
-	"internal/atomicfile": {
-		"TestWriteReplacesWithMode": "checks a Unix file mode; Go reports 0666 on Windows (issue 19, ACLs)",
-	},
-	"internal/winacl": {
-		"TestProtectAndCheck": wineDACL,
-	},
+	// None today. An entry looks like
+	//	"agent/config": {"TestName": "why it fails under Wine"},
 }
 
 // hostOnly are packages whose tests are for the host (benchmarks, the

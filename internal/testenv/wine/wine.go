@@ -14,6 +14,14 @@
 //     Windows program. Test binaries get the standard library's fallback
 //     switched on (Overlay); everything else is cleaned up from Linux.
 //   - Wine shares the host's loopback and maps Z: to /.
+//   - Wine 8 keeps no file ACLs: SetNamedSecurityInfo succeeds and stores
+//     nothing, and a file's DACL is made up from its Unix mode (the "other"
+//     bits become an Everyone entry). A new file takes its mode from its
+//     directory's, a new directory from the umask. So the user's profile is
+//     0700 in a clone and programs run under umask 077: files read as the
+//     user's alone, as under a Windows profile's inherited ACL. What Wine
+//     can't show is a DACL set on purpose (Protect-then-check tests pass
+//     because the file was private already).
 package wine
 
 import (
@@ -229,7 +237,10 @@ func Clone(src, dst string) error {
 		to := filepath.Join(dst, rel)
 		switch {
 		case d.IsDir():
-			return os.MkdirAll(to, 0o755)
+			if err := os.MkdirAll(to, 0o755); err != nil {
+				return err
+			}
+			return os.Chmod(to, dirMode(rel))
 		case d.Type()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
 			if err != nil {
@@ -246,6 +257,20 @@ func Clone(src, dst string) error {
 		}
 		return copyFile(p, to)
 	})
+}
+
+// dirMode is the mode of a clone's directory: the user's profile
+// (C:\users\<name>, with %TEMP% and %APPDATA%) is private, as on Windows.
+// It matters under Wine, which keeps no file ACLs: it makes them up from
+// Unix modes, and a new file takes its "other" bits from its directory's,
+// shown as an Everyone entry. In a 0755 profile every file the agent
+// writes would read as open to Everyone, and be refused by its own checks.
+func dirMode(rel string) fs.FileMode {
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	if len(parts) >= 3 && parts[0] == "drive_c" && parts[1] == "users" && parts[2] != "Public" {
+		return 0o700
+	}
+	return 0o755
 }
 
 func copyFile(src, dst string) error {
@@ -282,9 +307,13 @@ func Kill(prefix string) {
 	}
 }
 
-// Command runs the Windows program exe (a Linux path) under Wine in prefix.
+// Command runs the Windows program exe (a Linux path) under Wine in
+// prefix, with umask 077: with the private profile (dirMode), what the
+// program creates reads as its user's alone, as under a Windows profile's
+// inherited ACL; with Wine's default umask every new directory's "other"
+// bits would show as an Everyone entry.
 func Command(ctx context.Context, prefix, exe string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "wine", append([]string{exe}, args...)...)
+	cmd := exec.CommandContext(ctx, "sh", append([]string{"-c", `umask 077 && exec wine "$@"`, "wine", exe}, args...)...)
 	cmd.Env = Env(prefix)
 	return cmd
 }
