@@ -51,5 +51,13 @@ func Prefix(t testing.TB) string {
 	if err := srv.Run(); err != nil {
 		t.Fatalf("wineserver -p30: %v", err)
 	}
+	// The first program in a prefix starts Wine's services (seconds on a
+	// busy machine); start them now, so that the test's first program
+	// doesn't race them with its own timeouts.
+	start := time.Now()
+	if out, err := CombinedOutput(Command(ctx, dir, "cmd.exe", "/c", "exit")); err != nil {
+		t.Fatalf("starting the wine prefix (cmd.exe /c exit): %v\n%s", err, out)
+	}
+	t.Logf("wine prefix %s up in %s", dir, time.Since(start).Round(10*time.Millisecond))
 	return dir
 }
