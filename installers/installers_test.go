@@ -104,15 +104,20 @@ func TestLaunchdPlistGolden(t *testing.T) {
 }
 
 func TestWindowsRunCommand(t *testing.T) {
-	p := params()
-	p.Binary = `C:\Users\alice\AppData\Local\Programs\kc-agent\kc-agent.exe`
-	got, err := WindowsRunCommand(Params{Binary: "/abs/kc-agent"})
-	if err != nil || got != `"/abs/kc-agent" run` {
+	bin := `C:\Users\alice\AppData\Local\Programs\kc-agent\kc-agent.exe`
+	got, err := WindowsRunCommand(Params{Binary: bin})
+	if err != nil || got != `"C:\Users\alice\AppData\Local\Programs\kc-agent\kc-agent.exe" run` {
 		t.Fatalf("got %q %v", got, err)
 	}
-	got, _ = WindowsRunCommand(Params{Binary: "/abs/kc-agent", LogDir: `C:\Users\a\AppData\Local\kc-agent`})
-	if got != `"/abs/kc-agent" run --log-file "C:\Users\a\AppData\Local\kc-agent\agent.log"` {
+	got, _ = WindowsRunCommand(Params{Binary: `\\server\tools\kc-agent.exe`, LogDir: `C:\Users\a\AppData\Local\kc-agent`})
+	if got != `"\\server\tools\kc-agent.exe" run --log-file "C:\Users\a\AppData\Local\kc-agent\agent.log"` {
 		t.Fatalf("with a log dir: %q", got)
+	}
+	for _, bad := range []Params{{Binary: "/abs/kc-agent"}, {Binary: `kc-agent.exe`}, {Binary: `C:kc-agent.exe`},
+		{Binary: `C:\a"b\kc-agent.exe`}, {Binary: bin, LogDir: `logs`}} {
+		if got, err := WindowsRunCommand(bad); err == nil {
+			t.Errorf("%+v accepted: %q", bad, got)
+		}
 	}
 	if _, err := SystemdUnit(Params{Binary: "kc-agent"}); err == nil {
 		t.Fatal("relative binary accepted")

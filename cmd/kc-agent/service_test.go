@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/kc-agent/kc-agent/installers"
 )
 
 // fakeSystemctl writes a systemctl that records its calls and answers like
@@ -54,9 +52,7 @@ func TestServiceRoundTrip(t *testing.T) {
 	} else {
 		t.Log("no systemd user instance here (systemd is not PID 1): using a recording fake systemctl")
 		calls = fakeSystemctl(t, unitDir, false)
-		old := installers.Systemctl
-		installers.Systemctl = filepath.Join(filepath.Dir(calls), "systemctl")
-		t.Cleanup(func() { installers.Systemctl = old })
+		t.Setenv("PATH", filepath.Dir(calls)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	}
 	bin := "/opt/kc/bin/kc-agent"
 	code, printed, stderr := e.run("service", "print", "--binary", bin)
@@ -106,9 +102,7 @@ func TestServiceWithoutUserManager(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
 	calls := fakeSystemctl(t, "", true)
-	old := installers.Systemctl
-	installers.Systemctl = filepath.Join(filepath.Dir(calls), "systemctl")
-	defer func() { installers.Systemctl = old }()
+	t.Setenv("PATH", filepath.Dir(calls)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	code, _, stderr := e.run("service", "install", "--binary", "/opt/kc/bin/kc-agent")
 	if code != exitError || !strings.Contains(stderr, "no systemd user manager is running here") ||
 		!strings.Contains(stderr, "first `kc-agent token`") || !strings.Contains(stderr, "kc-agent run") {
