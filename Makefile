@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: soak faults release-check build deps test test-short demo keycloak keycloak-stop bench lint fuzz snapshot clean
+.PHONY: wheels soak faults release-check build deps test test-short demo keycloak keycloak-stop bench lint fuzz snapshot clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/kc-agent
@@ -53,6 +53,12 @@ soak:
 faults: deps
 	KC_AGENT_REQUIRE_SECRET_SERVICE=1 KC_AGENT_REQUIRE_OTHER_UID=1 scripts/with-secret-service.sh \
 		$(GO) test -tags faults -run '^TestFault' -count=1 -v -timeout 10m ./cmd/kc-agent/
+
+# The Python client's platform wheels, each with its kc-agent, and a pure
+# one (dist/wheels); checked by scripts/check-wheels.py.
+wheels:
+	python3 scripts/build-wheels.py --out dist/wheels
+	python3 scripts/check-wheels.py dist/wheels
 
 # Cross-compile every release target, goreleaser check, host snapshot.
 release-check:

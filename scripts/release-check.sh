@@ -17,4 +17,7 @@ fi
 "$tools/goreleaser" build --snapshot --single-target --clean
 ls dist/*/kc-agent >/dev/null
 ! ls dist/*/kc-agent-core >/dev/null 2>&1 || { echo "release-check: a kc-agent-core was built: kc-agent is one program"; exit 1; }
+# The wheels: goreleaser's before hook builds them into dist/wheels.
+[ -d dist/wheels ] || python3 scripts/build-wheels.py --out dist/wheels >/dev/null
+python3 scripts/check-wheels.py dist/wheels
 echo "release-check: ok"

@@ -208,11 +208,39 @@ def fetch_token(
 CLI_LOCATIONS = ("~/.local/bin", "/usr/local/bin", "/opt/homebrew/bin")
 
 
+def bundled_cli() -> Optional[str]:
+    """The kc-agent that came with this package (a platform wheel installs
+    it beside the interpreter's scripts), or None: from the RECORD of the
+    installed distribution whose files include this very module, so another
+    installation of kc-agent-client elsewhere on sys.path is never taken
+    for ours."""
+    exe = "kc-agent.exe" if sys.platform.startswith("win") else "kc-agent"
+    try:
+        from importlib import metadata
+
+        files = metadata.files("kc-agent-client") or []
+        here = os.path.realpath(__file__)
+        if not any(str(f).replace("\\", "/").endswith("kc_agent_client/_client.py") and os.path.realpath(str(f.locate())) == here for f in files):
+            return None
+        for f in files:
+            if f.name == exe and ".." in f.parts:
+                cand = os.path.realpath(str(f.locate()))
+                if os.path.isfile(cand) and os.access(cand, os.X_OK):
+                    return cand
+    except Exception:  # no metadata (a source checkout): nothing bundled
+        return None
+    return None
+
+
 def find_cli() -> Optional[str]:
-    """The kc-agent binary: on PATH, else in CLI_LOCATIONS. Only absolute
-    PATH entries count: a notebook's working directory (a shared or cloned
-    folder) must not be able to supply a "kc-agent" whose output is taken
-    for a token (Windows searches the current directory first)."""
+    """The kc-agent binary: the one this package came with (bundled_cli),
+    else on PATH, else in CLI_LOCATIONS. Only absolute PATH entries count: a
+    notebook's working directory (a shared or cloned folder) must not be
+    able to supply a "kc-agent" whose output is taken for a token (Windows
+    searches the current directory first)."""
+    own = bundled_cli()
+    if own:
+        return own
     exe = "kc-agent.exe" if sys.platform.startswith("win") else "kc-agent"
     dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and os.path.isabs(d)]
     found = shutil.which(exe, path=os.pathsep.join(dirs)) if dirs else None
