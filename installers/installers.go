@@ -9,6 +9,7 @@ import (
 	_ "embed"
 	"encoding/xml"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -103,6 +104,23 @@ func StableBinary(exe string) string {
 		return exe[:i] + "/bin/" + filepath.Base(exe)
 	}
 	return exe
+}
+
+// PythonEnv tells whether binary lives in a Python environment that can be
+// deleted with everything in it (kc-agent from the kc-agent-client wheel):
+// it returns the environment's directory and its kind ("virtualenv" or
+// "conda environment"), or "" when the binary is not in one. The bin (or
+// Scripts) directory's parent holds pyvenv.cfg in a virtualenv and
+// conda-meta in a conda environment.
+func PythonEnv(binary string) (dir, kind string) {
+	root := filepath.Dir(filepath.Dir(binary))
+	if _, err := os.Stat(filepath.Join(root, "pyvenv.cfg")); err == nil {
+		return root, "virtualenv"
+	}
+	if fi, err := os.Stat(filepath.Join(root, "conda-meta")); err == nil && fi.IsDir() {
+		return root, "conda environment"
+	}
+	return "", ""
 }
 
 // Status is what `service status` reports.

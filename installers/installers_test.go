@@ -152,3 +152,25 @@ func TestPackagedUnitGolden(t *testing.T) {
 		t.Fatalf("%s is stale; run go test ./installers -update", path)
 	}
 }
+
+// A binary from the kc-agent-client wheel lives in a virtualenv or a conda
+// environment, which users delete: the service install warns about it.
+func TestPythonEnv(t *testing.T) {
+	dir := t.TempDir()
+	venv, conda, plain := filepath.Join(dir, "venv"), filepath.Join(dir, "conda"), filepath.Join(dir, "plain")
+	for _, d := range []string{filepath.Join(venv, "bin"), filepath.Join(conda, "bin"), filepath.Join(conda, "conda-meta"), filepath.Join(plain, "bin")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(venv, "pyvenv.cfg"), []byte("home = /usr/bin\n"), 0o644)
+	for bin, want := range map[string][2]string{
+		filepath.Join(venv, "bin", "kc-agent"):  {venv, "virtualenv"},
+		filepath.Join(conda, "bin", "kc-agent"): {conda, "conda environment"},
+		filepath.Join(plain, "bin", "kc-agent"): {"", ""},
+	} {
+		if d, k := PythonEnv(bin); d != want[0] || k != want[1] {
+			t.Errorf("%s: got %q %q, want %q", bin, d, k, want)
+		}
+	}
+}
