@@ -133,7 +133,7 @@ def write_wheel(out_dir: str, v: str, tag: str, binary: "tuple[str, str] | None"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "dist", "wheels"))
-    ap.add_argument("--only", action="append", help="platform tag (or 'any'); repeatable; default all")
+    ap.add_argument("--only", action="append", help="platform tag, 'host' or 'any'; repeatable; default all")
     args = ap.parse_args()
     v = version()
     work = os.path.join(args.out, ".bin")
@@ -142,6 +142,13 @@ def main() -> None:
         if tag == "any":
             print(write_wheel(args.out, v, "any", None))
             continue
+        if tag == "host":
+            import platform
+
+            machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
+            system = {"Linux": "linux", "Darwin": "darwin", "Windows": "windows"}.get(platform.system(), "")
+            tag = next((t for t, (goos, goarch, _) in PLATFORMS.items() if goos == system and
+                        {"x86_64": "amd64", "aarch64": "arm64"}.get(machine) == goarch), tag)
         match = [t for t in PLATFORMS if t == tag or tag in t.split(".")]
         if not match:
             sys.exit(f"build-wheels: unknown platform {tag!r}; one of: {', '.join(PLATFORMS)}, any")
