@@ -55,14 +55,14 @@ faults: deps
 		$(GO) test -tags faults -run '^TestFault' -count=1 -v -timeout 10m ./cmd/kc-agent/
 
 # The Python client's platform wheels, each with its kc-agent, and a pure
-# one (dist/wheels); checked by scripts/check-wheels.py.
+# one (build/wheels); checked by scripts/check-wheels.py.
 wheels:
-	python3 scripts/build-wheels.py --out dist/wheels
-	python3 scripts/check-wheels.py dist/wheels
+	python3 scripts/build-wheels.py --out build/wheels
+	python3 scripts/check-wheels.py build/wheels
 
 # Cross-compile every release target, goreleaser check, host snapshot.
 release-check:
 	scripts/release-check.sh
 
 clean:
-	rm -rf bin dist
+	rm -rf bin dist build

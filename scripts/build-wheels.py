@@ -9,7 +9,7 @@ binary comes from the same `go build` (and the same version) as every other
 release artifact; a build backend around it (hatchling hooks, go-to-wheel)
 would add a tool, not remove work. Standard library only.
 
-    scripts/build-wheels.py [--out dist/wheels] [--version V] [--only TAG]
+    scripts/build-wheels.py [--out build/wheels] [--only TAG]
 
 The version is the Go build's: $KC_AGENT_VERSION, else the latest git tag
 without its "v" (`git describe --tags --abbrev=0`), else pyproject's.
@@ -132,7 +132,7 @@ def write_wheel(out_dir: str, v: str, tag: str, binary: "tuple[str, str] | None"
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=os.path.join(ROOT, "dist", "wheels"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "build", "wheels"))
     ap.add_argument("--only", action="append", help="platform tag, 'host' or 'any'; repeatable; default all")
     args = ap.parse_args()
     v = version()
