@@ -4,10 +4,13 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -470,3 +473,59 @@ def test_hints_name_the_parameter_not_the_flag(agent):
     with pytest.raises(kc.KcAgentError) as ei:
         kc.get_token()
     assert ei.value.hint == "ask for a smaller min_valid"
+
+
+# --- one deadline for the whole exchange -------------------------------------------
+
+
+class DrippingAgent:
+    """Reads a request, then answers a valid token one byte every `every`
+    seconds: each read finds a byte in time, only the whole takes long."""
+
+    def __init__(self, path: str, every: float) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(1)
+        self.every = every
+        self.sent = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return
+        with c:
+            c.recv(65536)
+            body = json.dumps({"access_token": TOKEN, "token_type": "Bearer", "expires_at": "2030-01-02T03:04:05Z", "expires_in": 300}).encode()
+            answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            for i in range(len(answer)):
+                try:
+                    c.sendall(answer[i : i + 1])
+                except OSError:
+                    return  # the client gave up
+                self.sent += 1
+                time.sleep(self.every)
+
+    def close(self) -> None:
+        self.sock.close()
+        self.thread.join(10)
+
+
+def test_a_dripping_agent_meets_one_deadline(monkeypatch):
+    # The answer takes ~300 bytes * 20 ms = 6 s, each byte well within the
+    # deadline; the whole exchange is allowed 0.5 s.
+    d = private_dir()
+    path = os.path.join(d, "agent.sock")
+    drip = DrippingAgent(path, 0.02)
+    try:
+        monkeypatch.setenv("KC_AGENT_SOCK", path)
+        monkeypatch.setattr(_client, "REQUEST_TIMEOUT", 0.5)
+        with pytest.raises(kc.AgentUnavailable) as ei:
+            kc.get_token()
+        assert "did not answer within 0.5 s" in ei.value.message
+        assert 0 < drip.sent < 200  # it stopped waiting long before the end
+    finally:
+        drip.close()
+        shutil.rmtree(d, ignore_errors=True)

@@ -6,6 +6,7 @@ AF_UNIX (Windows CPython). The CLI also starts the agent."""
 from __future__ import annotations
 
 import http.client
+import io
 import ipaddress
 import json
 import logging
@@ -13,8 +14,10 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -28,6 +31,8 @@ log = logging.getLogger("kc_agent_client")
 HOST = "kc-agent.sock"  # the agent accepts no other Host
 CONNECT_TIMEOUT = 2.0
 # The agent gives up on Keycloak after 40 s; wait a little longer than that.
+# One deadline for the whole exchange (request, wait, answer), not for each
+# read: an agent dripping a byte at a time must not hold a caller forever.
 REQUEST_TIMEOUT = 50.0
 CLI_TIMEOUT = 90.0
 MAX_ANSWER = 4 << 20
@@ -91,10 +96,53 @@ def _request(method: str, path: str, body: Optional[dict] = None) -> Tuple[int, 
     raise _NoAgent(paths, why)
 
 
+class _DeadlineSocket:
+    """A connected socket whose writes and reads all end by one deadline:
+    each call waits at most for the time that is left. http.client uses
+    only sendall, makefile("rb") and close of the socket it is given."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self._sock = sock
+        self._end = time.monotonic() + seconds
+
+    def _arm(self) -> None:
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("deadline passed")
+        self._sock.settimeout(left)
+
+    def sendall(self, data) -> None:
+        self._arm()
+        self._sock.sendall(data)
+
+    def recv_into(self, buf) -> int:
+        self._arm()
+        return self._sock.recv_into(buf)
+
+    def makefile(self, mode: str = "rb", *args, **kwargs):
+        if mode != "rb":
+            raise ValueError("only binary reads go through the deadline")
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class _DeadlineReader(io.RawIOBase):
+    def __init__(self, sock: _DeadlineSocket) -> None:
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        return self._sock.recv_into(buf)
+
+
 def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]) -> Tuple[int, dict]:
     conn = http.client.HTTPConnection(HOST, timeout=REQUEST_TIMEOUT)
-    conn.sock = sock  # already connected and verified: connect() is never called
-    sock.settimeout(REQUEST_TIMEOUT)
+    # Already connected and verified: connect() is never called.
+    conn.sock = _DeadlineSocket(sock, REQUEST_TIMEOUT)
     try:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
@@ -102,6 +150,11 @@ def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]
         resp = conn.getresponse()
         raw = resp.read(MAX_ANSWER)
         status = resp.status
+    except socket.timeout:
+        raise AgentUnavailable(
+            f"the agent at {sock_path} did not answer within {REQUEST_TIMEOUT:g} s",
+            hint="see `kc-agent status`; restart the agent if it hangs",
+        ) from None
     except OSError as e:
         raise AgentUnavailable(f"the agent at {sock_path} stopped answering: {e}", hint=START_HINT) from None
     except http.client.HTTPException as e:
