@@ -529,3 +529,75 @@ def test_a_dripping_agent_meets_one_deadline(monkeypatch):
     finally:
         drip.close()
         shutil.rmtree(d, ignore_errors=True)
+
+
+# --- duplicate keys ------------------------------------------------------------------
+
+
+with open(os.path.join(REPO, "ipc", "testdata", "duplicate_keys.json"), encoding="utf-8") as _f:
+    KEY_VECTORS = json.load(_f)  # shared with the Go client (ipc, TestAnswerKeyVectors)
+
+
+class RawAgent:
+    """Answers every connection with `answer`, bytes as written."""
+
+    def __init__(self, path: str, answer: bytes) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(4)
+        self.answer = answer
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                c.settimeout(5)
+                try:
+                    c.recv(65536)
+                    c.sendall(self.answer)
+                    while c.recv(65536):  # the rest of the request; then the client closes
+                        pass
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("case", KEY_VECTORS["cases"], ids=lambda c: c["name"])
+def test_answer_key_vectors(case, monkeypatch):
+    body = case["answer"].encode()
+    answer = b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (case["status"], len(body), body)
+    d = private_dir()
+    raw = RawAgent(os.path.join(d, "agent.sock"), answer)
+    try:
+        monkeypatch.setenv("KC_AGENT_SOCK", raw.sock.getsockname())
+        try:
+            kc.get_token()
+            err = None
+        except kc.KcAgentError as e:
+            err = e
+        ambiguous = err is not None and "duplicate key" in err.message
+        if case["ok"]:
+            assert not ambiguous, err
+            assert case["status"] != 200 or err is None, err
+        else:
+            assert ambiguous, err
+            assert type(err) is kc.KcAgentError  # not LoginRequired, whatever the code said
+    finally:
+        raw.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_answer_keys_match_the_vectors():
+    assert sorted(_client._ANSWER_KEYS) == KEY_VECTORS["known_keys"]
+
+
+@pytest.mark.parametrize("a,b", [("access_token", "ACCESS_TOKEN"), ("acce\u017f\u017f_token", "access_token"), ("\u212aelvin", "kelvin"), ("\u03c2", "\u03a3")])
+def test_keys_fold_as_in_go(a, b):
+    assert _client._fold(a) == _client._fold(b)

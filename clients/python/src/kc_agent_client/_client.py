@@ -162,7 +162,7 @@ def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]
     finally:
         conn.close()
     try:
-        doc = json.loads(raw) if raw else {}
+        doc = _loads_answer(raw) if raw else {}
     except ValueError:
         doc = None
     if not isinstance(doc, dict):
@@ -172,6 +172,68 @@ def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]
     if status >= 300:
         raise _api_error(status, doc)
     return status, doc
+
+
+# The keys of the agent's answers (Go: ipc.AnswerKeys; both tests compare
+# theirs with ipc/testdata/duplicate_keys.json).
+_ANSWER_KEYS = frozenset(
+    """access_expires_at access_token addr ca_bundle client_id config_error config_path configured
+    error expires_at expires_in hint id_token issuer last_error last_refresh last_used lock message
+    name next_refresh persist_pending pid profile profiles proxy refreshes refused routes running
+    socket started_at state store token_type uid upstream uptime url user version warnings""".split()
+)
+
+AMBIGUOUS_ANSWER = "the agent's answer has a duplicate key (or two spellings of one key); refusing it"
+
+
+def _fold_char(c: str) -> str:
+    # The class is closed under one-character lower() and upper(): k, K
+    # and the Kelvin sign; s, S and the long s; sigma's three forms.
+    orbit, todo = {c}, [c]
+    while todo:
+        x = todo.pop()
+        for y in (x.lower(), x.upper()):
+            if len(y) == 1 and y not in orbit:
+                orbit.add(y)
+                todo.append(y)
+    return min(orbit)
+
+
+def _fold(key: str) -> str:
+    """One spelling per simple case-folding class, as Go's strings.EqualFold
+    (and so encoding/json) compares keys: "Access_Token", "ACCESS_TOKEN" and
+    "acce\u017f\u017f_token" (long s) all fold to one."""
+    return "".join(_fold_char(c) for c in key)
+
+
+_FOLDED_KEYS = {_fold(k): k for k in _ANSWER_KEYS}
+
+
+class _AmbiguousAnswer(Exception):
+    pass
+
+
+def _unique_keys(pairs: List[Tuple[str, object]]) -> dict:
+    seen = set()
+    for k, _ in pairs:
+        f = _fold(k)
+        if f in seen or _FOLDED_KEYS.get(f, k) != k:
+            raise _AmbiguousAnswer()
+        seen.add(f)
+    return dict(pairs)
+
+
+def _loads_answer(raw) -> object:
+    """json.loads, refusing (KcAgentError) an answer in which any object has
+    two keys that fold alike or a key spelled like one of the protocol's in
+    other letter case: json keeps the last exact match and Go's
+    encoding/json the last case-insensitive one, so such an answer would
+    mean one token here and another to the Go CLI (see
+    ipc/testdata/duplicate_keys.json). ValueError when raw is not JSON."""
+    try:
+        return json.loads(raw, object_pairs_hook=_unique_keys)
+    except _AmbiguousAnswer:
+        raise KcAgentError(AMBIGUOUS_ANSWER, code="internal") from None
 
 
 def _api_error(status: int, doc: dict) -> KcAgentError:
@@ -353,7 +415,7 @@ def _token_via_cli(name: str, scopes: List[str], min_valid: float, force: bool, 
         args.append("--force-refresh")
     out = _run_cli(args, na)
     try:
-        doc = json.loads(out)
+        doc = _loads_answer(out)
     except ValueError:
         raise KcAgentError("`kc-agent token --format json` printed something that is not JSON") from None
     if not isinstance(doc, dict):
