@@ -214,6 +214,15 @@ def test_malformed_answers(agent):
         kc.get_token()
 
 
+@pytest.mark.parametrize("i", range(len(BEARER_VECTORS["scrub"])))
+def test_errors_scrub_like_the_go_cli(i):
+    # The Go CLI's one error printer cuts the same (internal/bearer.Scrub).
+    text, shown = BEARER_VECTORS["scrub"][i]
+    e = kc.KcAgentError(text, hint=text)
+    ok = e.message == shown and e.hint == shown
+    assert ok, f"vector {i}"  # names no token in a failure message
+
+
 def test_errors_never_show_a_token():
     e = kc.KcAgentError(f"server said Bearer {TOKEN}", hint=f"try {TOKEN}")
     for text in (str(e), repr(e), e._render_traceback_()[0]):
