@@ -23,7 +23,8 @@ import (
 // testdata/duplicate_keys.json: refuse an answer when any object in it, at
 // any depth, has two keys equal under simple Unicode case folding (exact
 // duplicates included), or a key that folds to one of AnswerKeys without
-// being it.
+// being it. (So answers keep names users choose, profiles and routes, out
+// of keys: "Dev" and "dev" would be refused as one key twice.)
 var ErrAmbiguousAnswer = errors.New("the agent's answer has a duplicate key (or two spellings of one key); refusing it")
 
 // answerTypes are the answers the clients read; their JSON keys are the
