@@ -12,7 +12,7 @@ import (
 )
 
 // ErrAmbiguousAnswer: an agent's answer has a duplicate key, or a key
-// spelled like one of the protocol's in other letter case.
+// spelled like one the client reads in other letter case.
 //
 // encoding/json matches keys without regard to case and keeps the last of
 // duplicates; Python's json keeps the last exact match and ignores other
@@ -22,17 +22,18 @@ import (
 // rule, shared with the Python client through
 // testdata/duplicate_keys.json: refuse an answer when any object in it, at
 // any depth, has two keys equal under simple Unicode case folding (exact
-// duplicates included), or a key that folds to one of AnswerKeys without
-// being it. (So answers keep names users choose, profiles and routes, out
-// of keys: "Dev" and "dev" would be refused as one key twice.)
+// duplicates included), or a key that folds to one the client reads
+// without being it. (So answers keep names users choose, profiles and
+// routes, out of keys: "Dev" and "dev" would be refused as one key twice.)
 var ErrAmbiguousAnswer = errors.New("the agent's answer has a duplicate key (or two spellings of one key); refusing it")
 
-// answerTypes are the answers the clients read; their JSON keys are the
-// ones a client could be misled into reading in another spelling.
-var answerTypes = []any{TokenResponse{}, StatusResponse{}, ProxyStatus{}, Error{}}
-
-// AnswerKeys are the keys of the protocol's answers, folded key -> key.
-var AnswerKeys = sync.OnceValue(func() map[string]string {
+// answerKeys are the JSON keys decoding into v's type reads (at any depth),
+// and those of the error body, folded key -> key.
+func answerKeys(v any) map[string]string {
+	t := reflect.TypeOf(v)
+	if k, ok := answerKeyCache.Load(t); ok {
+		return k.(map[string]string)
+	}
 	keys := map[string]string{}
 	seen := map[reflect.Type]bool{}
 	var walk func(reflect.Type)
@@ -57,11 +58,15 @@ var AnswerKeys = sync.OnceValue(func() map[string]string {
 			walk(f.Type)
 		}
 	}
-	for _, v := range answerTypes {
-		walk(reflect.TypeOf(v))
+	if t != nil {
+		walk(t)
 	}
+	walk(reflect.TypeOf(Error{}))
+	answerKeyCache.Store(t, keys)
 	return keys
-})
+}
+
+var answerKeyCache sync.Map // reflect.Type -> map[string]string
 
 // foldKey maps s to one spelling per simple case-folding class: two keys
 // fold alike exactly when strings.EqualFold (and so encoding/json) takes
@@ -79,12 +84,12 @@ func foldKey(s string) string {
 }
 
 // checkKeys returns ErrAmbiguousAnswer when data has, in any object, two
-// keys that fold alike or a key that folds to one of AnswerKeys without
-// being it; a syntax error when data is not JSON.
-func checkKeys(data []byte) error {
+// keys that fold alike or a key that folds to one of known (answerKeys)
+// without being it; a syntax error when data is not JSON.
+func checkKeys(data []byte, known map[string]string) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	if err := checkValue(dec, AnswerKeys()); err != nil {
+	if err := checkValue(dec, known); err != nil {
 		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {

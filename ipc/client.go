@@ -196,7 +196,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return fmt.Errorf("reading the agent's answer: %w", err)
 	}
-	if err := checkKeys(data); errors.Is(err, ErrAmbiguousAnswer) {
+	if err := checkKeys(data, answerKeys(out)); errors.Is(err, ErrAmbiguousAnswer) {
 		return err
 	}
 	if resp.StatusCode >= 300 {

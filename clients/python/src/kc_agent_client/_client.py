@@ -174,13 +174,13 @@ def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]
     return status, doc
 
 
-# The keys of the agent's answers (Go: ipc.AnswerKeys; both tests compare
-# theirs with ipc/testdata/duplicate_keys.json).
+# The keys of the answers this module reads (the token answer, the error
+# body, /v1/proxy): a key spelled like one of these in other letter case is
+# refused, as the Go client refuses one spelled like a key it reads (see
+# _loads_answer). Add a key here when you read a new one.
 _ANSWER_KEYS = frozenset(
-    """access_expires_at access_token addr ca_bundle client_id config_error config_path configured
-    error expires_at expires_in hint id_token issuer last_error last_refresh last_used lock message
-    name next_refresh persist_pending pid profile profiles proxy refreshes refused routes running
-    socket started_at state store token_type uid upstream uptime url user version warnings""".split()
+    """access_token id_token token_type expires_at expires_in error message hint
+    configured running addr url ca_bundle routes name upstream profile warnings refused""".split()
 )
 
 AMBIGUOUS_ANSWER = "the agent's answer has a duplicate key (or two spellings of one key); refusing it"
