@@ -15,7 +15,7 @@ import (
 )
 
 type answerVectors struct {
-	Cases     []struct {
+	Cases []struct {
 		Name   string `json:"name"`
 		Status int    `json:"status"`
 		Answer string `json:"answer"`
