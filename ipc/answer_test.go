@@ -66,9 +66,13 @@ func TestAnswerKeyVectors(t *testing.T) {
 // body's.
 func TestAnswerKeys(t *testing.T) {
 	got := slices.Sorted(maps.Values(answerKeys(&TokenResponse{})))
-	want := []string{"access_token", "error", "expires_at", "expires_in", "hint", "id_token", "message", "token_type"}
-	if !slices.Equal(got, want) {
-		t.Errorf("token answer keys %q, want %q", got, want)
+	for _, want := range []string{"access_token", "error", "expires_at", "expires_in", "hint", "id_token", "message", "token_type"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("token answer keys %q lack %q", got, want)
+		}
+	}
+	if slices.Contains(got, "upstream") {
+		t.Errorf("token answer keys %q include the proxy answer's", got)
 	}
 	if k := answerKeys(&StatusResponse{}); k[foldKey("Upstream")] != "upstream" || k[foldKey("warnings")] != "warnings" {
 		t.Errorf("status answer keys lack nested ones: %v", k)
