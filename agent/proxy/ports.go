@@ -74,8 +74,8 @@ func (p *Proxy) portWarning() string {
 	now := map[string]bool{}
 	for configured, l := range p.listeners {
 		now[l.addr] = true
-		if _, port, err := net.SplitHostPort(configured); err == nil && (port == "0" || port == "") && ephemeral == "" {
-			ephemeral = configured
+		if _, port, err := net.SplitHostPort(listenAddr(configured)); err == nil && (port == "0" || port == "") && ephemeral == "" {
+			ephemeral = listenAddr(configured)
 		}
 	}
 	if ephemeral == "" {
