@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/proxy"
 	"github.com/kc-agent/kc-agent/agent/tokens"
 	"github.com/kc-agent/kc-agent/ipc"
@@ -34,6 +35,9 @@ type Options struct {
 	// LockPath, when set, is the one-agent lock (discovery.LockPath) the agent
 	// holds while it runs: a second agent for the same user refuses.
 	LockPath string
+	// NewOIDC, when set, replaces oidc.New for the sign-ins the agent runs
+	// (tests).
+	NewOIDC func(ctx context.Context, issuer, clientID string) (*oidc.Client, error)
 }
 
 // Daemon is a running agent.
@@ -48,6 +52,8 @@ type Daemon struct {
 	configErr string
 	proxy     *proxy.Proxy
 	proxyErr  string
+
+	logins signIns
 }
 
 // Run serves until ctx ends.
@@ -55,12 +61,14 @@ func Run(ctx context.Context, opts Options) error {
 	harden()
 	log := opts.Log
 	d := &Daemon{opts: opts, log: log, started: time.Now()}
+	d.logins.byID, d.logins.byProfile = map[string]*signIn{}, map[string]*signIn{}
 	d.mgr = opts.Manager
 	if d.mgr == nil {
 		d.mgr = tokens.NewManager(log)
 	}
 	defer d.mgr.Close()
 	defer d.stopProxy()
+	defer d.logins.close() // before the manager closes: a sign-in may be storing
 
 	// The lock and the socket first: a second agent must stop here, before
 	// it starts a proxy or touches a token.
