@@ -162,7 +162,8 @@ func TestPythonClient(t *testing.T) {
 	for _, py := range interps {
 		t.Run("revoked-"+py.name, func(t *testing.T) {
 			out := runNotebook(t, e, py, "revoked.ipynb", nbEnv, true)
-			if !strings.Contains(out.text(), "caught LoginRequired; hint: run `kc-agent login`") {
+			// In a notebook the hint names the notebook's way out.
+			if !strings.Contains(out.text(), "caught LoginRequired; hint: run kc_agent_client.login() in a cell") {
 				t.Errorf("no LoginRequired with the hint:\n%s", out.text())
 			}
 			errs := out.errors()
@@ -170,7 +171,7 @@ func TestPythonClient(t *testing.T) {
 				t.Fatalf("want one error output, got %d:\n%s", len(errs), out.text())
 			}
 			if errs[0].Ename != "LoginRequired" || len(errs[0].Traceback) != 1 ||
-				!strings.HasPrefix(errs[0].Traceback[0], "LoginRequired: ") || !strings.Contains(errs[0].Traceback[0], "kc-agent login") {
+				!strings.HasPrefix(errs[0].Traceback[0], "LoginRequired: ") || !strings.Contains(errs[0].Traceback[0], "kc_agent_client.login()") {
 				t.Errorf("the error is not one line with the hint: %q %q", errs[0].Ename, errs[0].Traceback)
 			}
 		})

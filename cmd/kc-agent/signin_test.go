@@ -4,14 +4,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
 	"github.com/kc-agent/kc-agent/ipc"
+	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 // configureProfile writes the env's profile (issuer of realm) into the
@@ -272,4 +276,289 @@ type netConn = net.Conn
 func dialUnix(ctx context.Context, sock string) (net.Conn, error) {
 	var d net.Dialer
 	return d.DialContext(ctx, "unix", sock)
+}
+
+// systemConfig writes the administrator's file, root-owned and 0644 like a
+// package would install it, and points KC_AGENT_SYSTEM_CONFIG at it.
+func systemConfig(t *testing.T, data string) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("the system-wide config must belong to root: run as root")
+	}
+	dir := filepath.Join(t.TempDir(), "etc-kc-agent")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KC_AGENT_SYSTEM_CONFIG", path)
+	return path
+}
+
+// approver approves, as carol on another device, every pending sign-in
+// that `kc-agent status --format json` shows, until stopped; deny makes
+// it press "No" instead.
+type approver struct {
+	e       *cliEnv
+	stop    chan struct{}
+	done    chan struct{}
+	mu      sync.Mutex
+	seen    map[string]bool
+	errs    []error
+	ok      int
+	deny    bool
+	holdFor func() bool // approve only once this says so
+}
+
+func startApprover(e *cliEnv) *approver {
+	a := &approver{e: e, stop: make(chan struct{}), done: make(chan struct{}), seen: map[string]bool{}}
+	go a.loop()
+	e.t.Cleanup(a.close)
+	return a
+}
+
+func (a *approver) close() {
+	select {
+	case <-a.stop:
+	default:
+		close(a.stop)
+	}
+	<-a.done
+}
+
+func (a *approver) loop() {
+	defer close(a.done)
+	for {
+		select {
+		case <-a.stop:
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		_, out, _ := a.e.run("status", "--format", "json")
+		var st ipc.StatusResponse
+		if json.Unmarshal([]byte(out), &st) != nil {
+			continue
+		}
+		for _, si := range st.SignIns {
+			a.mu.Lock()
+			skip := a.seen[si.ID] || si.State != ipc.LoginPending || (a.holdFor != nil && !a.holdFor())
+			deny := a.deny
+			if !skip {
+				a.seen[si.ID] = true
+			}
+			a.mu.Unlock()
+			if skip {
+				continue
+			}
+			b := keycloak.NewFormBrowser("carol", "carol-pw")
+			b.Deny = deny
+			var err error
+			if deny {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				_, err = b.Visit(ctx, si.VerificationURIComplete)
+				cancel()
+			} else {
+				err = approveDevice(b, si.VerificationURIComplete)
+			}
+			a.mu.Lock()
+			if err != nil {
+				a.errs = append(a.errs, err)
+			} else {
+				a.ok++
+			}
+			a.mu.Unlock()
+		}
+	}
+}
+
+func (a *approver) set(f func(a *approver)) {
+	a.mu.Lock()
+	f(a)
+	a.mu.Unlock()
+}
+
+func (a *approver) result() (int, []error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ok, append([]error(nil), a.errs...)
+}
+
+// A first-time analyst on a machine with the administrator's file and no
+// config of their own: a notebook (kernel without XDG_RUNTIME_DIR or any
+// kc-agent variable) signs in with login(), reaches the API through the
+// route, is revoked, gets LoginRequired, signs in again and works. The
+// sign-in is approved from "another device" found through `kc-agent
+// status`. Then from plain Python: two login() calls at once share one
+// device grant, a denied sign-in raises LoginDenied, an expired one
+// LoginExpired.
+func TestNotebookSignIn(t *testing.T) {
+	testenv.SecretService(t)
+	requirePythonTools(t)
+	root := repoRoot(t)
+	e := newCLIEnv(t)
+	e.profile = "default"
+	home := defaultLocation(t, e) // no KC_AGENT_CONFIG: the user has no config file
+	t.Setenv("KC_AGENT_STATE_DIR", filepath.Join(e.dir, "state"))
+	sock, err := discovery.SocketPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Dir(sock)); os.IsNotExist(err) {
+		t.Cleanup(func() { os.RemoveAll(filepath.Dir(sock)) })
+	}
+	kc := e.keycloak()
+	ca := testenv.NewTestCA(t)
+	rs := testenv.StartResourceServer(t, ca, kc.Issuer(keycloak.RealmTest), "warehouse-api")
+	sys := systemConfig(t, fmt.Sprintf(`# rolled out by the administrator
+profiles:
+  default:
+    issuer: %s
+routes:
+  - name: warehouse
+    upstream: %s/v1
+proxy:
+  listen: %s
+  ca_file: %s
+`, kc.Issuer(keycloak.RealmTest), rs.URL, freeAddr(t), ca.PEMPath))
+	userCfg, _ := config.FilePath()
+	if _, err := os.Stat(userCfg); !os.IsNotExist(err) {
+		t.Fatalf("the user has a config file: %v", err)
+	}
+	agent := e.startAgent()
+
+	// status and doctor say where the profile and the route come from.
+	_, out, _ := e.run("status")
+	if !strings.Contains(out, "under the system-wide "+sys) || !strings.Contains(out, "from      "+sys) || !strings.Contains(out, "route warehouse") {
+		t.Errorf("status does not name the system file:\n%s", out)
+	}
+	_, out, _ = e.run("doctor")
+	if !strings.Contains(out, sys) {
+		t.Errorf("doctor does not name the system file:\n%s", out)
+	}
+
+	ap := startApprover(e)
+	signal := filepath.Join(t.TempDir(), "signal")
+	go func() {
+		// The notebook's cue to revoke the session.
+		for i := 0; i < 3000; i++ {
+			if _, err := os.Stat(signal + ".revoke"); err == nil {
+				if err := kc.Admin().RevokeOfflineSessions(context.Background(), keycloak.RealmTest, "carol"); err != nil {
+					t.Errorf("revoke: %v", err)
+				}
+				os.WriteFile(signal+".revoked", nil, 0o600)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	py := pythonInterp{name: "debian", python: debianPython, env: []string{"PYTHONPATH=" + filepath.Join(root, "clients", "python", "src")}}
+	nb := runNotebook(t, e, py, "signin.ipynb", []string{"NOTEBOOK_SIGNAL=" + signal}, false)
+	text := nb.text()
+	for _, want := range []string{
+		"before login: LoginRequired; hint: run kc_agent_client.login() in a cell",
+		"signed in as carol carol@",
+		"200 carol /v1/tables",
+		"access_token=<hidden>",
+		"after revocation: LoginRequired; hint: run kc_agent_client.login()",
+		"again 200 carol /v1/again",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("notebook output lacks %q:\n%s", want, text)
+		}
+	}
+	if n, errs := ap.result(); n != 2 || len(errs) > 0 {
+		t.Errorf("approvals: %d, errors %v", n, errs)
+	}
+	// The saved notebook shows the sign-in (link, code, QR) and no token;
+	// runNotebook recorded it for the leak check.
+	var html []string
+	for _, c := range nb.Cells {
+		for _, o := range c.Outputs {
+			if h, ok := o.Data["text/html"].(string); ok {
+				html = append(html, h)
+			}
+		}
+	}
+	all := strings.Join(html, "\n")
+	if !strings.Contains(all, "kc-agent-login") || !strings.Contains(all, kc.Issuer(keycloak.RealmTest)+"/device") || !strings.Contains(all, "signed in as carol") {
+		t.Errorf("the saved notebook does not show the sign-in:\n%s", all)
+	}
+	if _, err := e.stored(); err != nil { // its token joins the leak check
+		t.Fatalf("stored: %v", err)
+	}
+	// login never wrote a config: the system file is as rolled out, and
+	// the user still has none.
+	if _, err := os.Stat(userCfg); !os.IsNotExist(err) {
+		t.Errorf("a user config appeared: %v", err)
+	}
+
+	pyEnv := append([]string{"HOME=" + home, "PATH=/usr/bin:/bin", "LANG=C.UTF-8"}, py.env...)
+	pyLogin := func(args string) *exec.Cmd {
+		cmd := exec.Command(debianPython, "-c", `
+import sys, kc_agent_client as k
+try:
+    w = k.login(`+args+`)
+    print("who", w.preferred_username)
+except k.KcAgentError as e:
+    print("raised", type(e).__name__, e)
+`)
+		cmd.Env = pyEnv
+		return cmd
+	}
+	started := func() int { return strings.Count(agent.log.String(), "sign-in started") }
+
+	t.Run("two-at-once-one-grant", func(t *testing.T) {
+		before := started()
+		joined := func() bool { return strings.Contains(agent.log.String(), "sign-in joined") }
+		ap.set(func(a *approver) { a.holdFor = joined })
+		defer ap.set(func(a *approver) { a.holdFor = nil })
+		c1, c2 := pyLogin(`flow="device", timeout=120`), pyLogin(`timeout=120`)
+		var o1, o2 []byte
+		var e1, e2 error
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); o1, e1 = c1.CombinedOutput() }()
+		go func() { defer wg.Done(); o2, e2 = c2.CombinedOutput() }()
+		wg.Wait()
+		e.record(string(o1))
+		e.record(string(o2))
+		if e1 != nil || e2 != nil || !strings.Contains(string(o1), "who carol") || !strings.Contains(string(o2), "who carol") {
+			t.Fatalf("login() twice: %v %v\n%s\n%s", e1, e2, o1, o2)
+		}
+		if n := started() - before; n != 1 {
+			t.Errorf("%d sign-ins started for two login() calls, want 1", n)
+		}
+		if !strings.Contains(string(o1)+string(o2), "WXYZ") && !strings.Contains(string(o1)+string(o2), "enter the code") {
+			t.Errorf("plain Python printed no code:\n%s\n%s", o1, o2)
+		}
+	})
+	t.Run("denied", func(t *testing.T) {
+		ap.set(func(a *approver) { a.deny = true })
+		defer ap.set(func(a *approver) { a.deny = false })
+		out, _ := pyLogin(`timeout=120`).CombinedOutput()
+		e.record(string(out))
+		if !strings.Contains(string(out), "raised LoginDenied") {
+			t.Fatalf("denied:\n%s", out)
+		}
+	})
+	t.Run("expired", func(t *testing.T) {
+		ap.set(func(a *approver) { a.holdFor = func() bool { return false } })
+		defer ap.set(func(a *approver) { a.holdFor = nil })
+		daemon.SignInLifetime = 2 * time.Second
+		defer func() { daemon.SignInLifetime = 0 }()
+		out, _ := pyLogin(`timeout=120`).CombinedOutput()
+		e.record(string(out))
+		if !strings.Contains(string(out), "raised LoginExpired") {
+			t.Fatalf("expired:\n%s", out)
+		}
+	})
+	t.Run("unknown-profile", func(t *testing.T) {
+		out, _ := pyLogin(`"lab", timeout=10`).CombinedOutput()
+		e.record(string(out))
+		if !strings.Contains(string(out), `raised ConfigError no profile "lab"`) || !strings.Contains(string(out), sys) {
+			t.Fatalf("unknown profile:\n%s", out)
+		}
+	})
 }
