@@ -562,3 +562,52 @@ except k.KcAgentError as e:
 		}
 	})
 }
+
+// `kc-agent login` for a configured profile while an agent runs: the
+// agent signs in (and stores), the command shows the same code and QR.
+func TestLoginThroughAgent(t *testing.T) {
+	testenv.SecretService(t)
+	e := newCLIEnv(t)
+	e.configureProfile(keycloak.RealmTest)
+	agent := e.startAgent()
+	cfgPath, _ := config.FilePath()
+	before, _ := os.ReadFile(cfgPath)
+
+	wait := browse(keycloak.NewFormBrowser("oscar", "oscar-pw"))
+	code, _, stderr := e.run("login", "--profile", e.profile, "--device", "--timeout", "60s")
+	if err := wait(); err != nil {
+		t.Fatalf("device approval: %v", err)
+	}
+	if code != 0 {
+		t.Fatalf("login exited %d: %s", code, stderr)
+	}
+	for _, want := range []string{"enter the code", "scan this code", "▀", "logged in as oscar", "the running agent keeps the offline token"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if n := strings.Count(agent.log.String(), "sign-in done"); n != 1 {
+		t.Errorf("the agent ran %d sign-ins", n)
+	}
+	if _, code, stderr := e.tokenJSON(); code != 0 {
+		t.Fatalf("token: %d %s", code, stderr)
+	}
+
+	// The browser flow: the agent's loopback listener gets the redirect.
+	wait = browse(keycloak.NewFormBrowser("oscar", "oscar-pw"))
+	code, _, stderr = e.run("login", "--profile", e.profile, "--timeout", "60s")
+	if err := wait(); err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	if code != 0 || !strings.Contains(stderr, "opened your browser") || strings.Count(agent.log.String(), "sign-in done") != 2 {
+		t.Fatalf("browser login exited %d: %s", code, stderr)
+	}
+	after, _ := os.ReadFile(cfgPath)
+	if string(before) != string(after) {
+		t.Errorf("the config changed:\n%s", after)
+	}
+	rec, err := e.stored()
+	if err != nil || rec.Username != "oscar" {
+		t.Fatalf("stored: %v", err)
+	}
+}
