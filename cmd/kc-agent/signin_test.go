@@ -430,7 +430,7 @@ proxy:
 
 	// status and doctor say where the profile and the route come from.
 	_, out, _ := e.run("status")
-	if !strings.Contains(out, "under the system-wide "+sys) || !strings.Contains(out, "from      "+sys) || !strings.Contains(out, "route warehouse") {
+	if !strings.Contains(out, "under the system-wide "+sys) || strings.Count(out, sys) != 3 || !strings.Contains(out, "route warehouse") {
 		t.Errorf("status does not name the system file:\n%s", out)
 	}
 	_, out, _ = e.run("doctor")
@@ -476,8 +476,15 @@ proxy:
 	var html []string
 	for _, c := range nb.Cells {
 		for _, o := range c.Outputs {
-			if h, ok := o.Data["text/html"].(string); ok {
+			// nbformat keeps multi-line strings as lists of lines.
+			switch h := o.Data["text/html"].(type) {
+			case string:
 				html = append(html, h)
+			case []any:
+				for _, l := range h {
+					s, _ := l.(string)
+					html = append(html, s)
+				}
 			}
 		}
 	}

@@ -135,7 +135,11 @@ def render_html(doc: dict, state: str = "pending", note: str = "") -> str:
     head = f'<div class="kc-agent-login" {box}><b>kc-agent</b> &middot; sign-in for profile <code>{profile}</code><br>'
     link = _link(doc)
     if state == "done":
-        return head + f"&#10003; {e(note)}</div>"
+        # The page it went through stays in the saved notebook (without the
+        # used code): where a reader would sign in too.
+        page = str(doc.get("verification_uri") or "") if doc.get("flow") == "device" else link.split("?", 1)[0]
+        return head + f'&#10003; {e(note)}<br><small>signed in at <a href="{e(page, quote=True)}" target="_blank" rel="noopener noreferrer">{e(page)}</a></small></div>'
+
     if state != "pending":
         return head + f"&#10007; {e(note)}<br>sign-in page: <a href=\"{e(link, quote=True)}\" target=\"_blank\" rel=\"noopener noreferrer\">{e(link)}</a></div>"
     parts = [head]
