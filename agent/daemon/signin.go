@@ -360,7 +360,9 @@ func (d *Daemon) runSignIn(ctx context.Context, s *signIn, prof config.Profile, 
 	case err == nil:
 	case ctx.Err() != nil:
 		s.finish(ipc.LoginCancelled, "the sign-in was cancelled", "", nil)
-	case wctx.Err() != nil || oidcCode(err) == "expired_token":
+	case wctx.Err() != nil || !time.Now().Before(st.ExpiresAt) || oidcCode(err) == "expired_token":
+		// (A browser sign-in's own deadline is ExpiresAt, a little before
+		// wctx's.)
 		s.finish(ipc.LoginExpired, "the sign-in expired before it was approved", "start it again, and approve it sooner", nil)
 	case oidc.KindOf(err) == oidc.KindDenied:
 		s.finish(ipc.LoginDenied, "the sign-in was denied", "start it again and accept the request", nil)
