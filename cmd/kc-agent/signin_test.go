@@ -169,6 +169,13 @@ func TestAgentSignInDeniedAndExpired(t *testing.T) {
 	if end := waitSignIn(t, c, st.ID); end.State != ipc.LoginExpired {
 		t.Fatalf("expired: %+v", end)
 	}
+	st, err = c.StartLogin(ctx, ipc.LoginRequest{Profile: e.profile, Flow: ipc.FlowBrowser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := waitSignIn(t, c, st.ID); end.State != ipc.LoginExpired {
+		t.Fatalf("browser sign-in expired: %+v", end)
+	}
 	if _, err := e.stored(); err == nil {
 		t.Fatal("something was stored")
 	}
@@ -199,7 +206,7 @@ func TestAgentSignInDeniedAndExpired(t *testing.T) {
 
 	// Starting is rate-limited (joining is not).
 	old := daemon.SignInsPerWindow
-	daemon.SignInsPerWindow = 4 // three started above
+	daemon.SignInsPerWindow = 5 // four started above
 	t.Cleanup(func() { daemon.SignInsPerWindow = old })
 	st, err = c.StartLogin(ctx, ipc.LoginRequest{Profile: e.profile})
 	if err != nil {
