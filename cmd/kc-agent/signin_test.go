@@ -628,3 +628,38 @@ func TestLoginThroughAgent(t *testing.T) {
 		t.Fatalf("stored: %v", err)
 	}
 }
+
+// A system-wide file that another user owns, or that others can write, is
+// refused by the commands and the agent with the file and the fix named.
+func TestSystemConfigRefused(t *testing.T) {
+	e := newCLIEnv(t)
+	sys := systemConfig(t, "profiles:\n  default:\n    issuer: https://sso.example.com/realms/a\n")
+	for _, tc := range []struct {
+		name  string
+		setup func() error
+		want  string
+	}{
+		{"writable by others", func() error { return os.Chmod(sys, 0o666) }, "chmod go-w " + sys},
+		{"owned by another user", func() error { os.Chmod(sys, 0o644); return os.Chown(sys, 65534, 65534) }, "belongs to uid 65534, not to root"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.setup(); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := e.run("login", "--profile", "default")
+			if code != exitError || !strings.Contains(stderr, tc.want) || !strings.Contains(stderr, "system-wide config") {
+				t.Errorf("login: exit %d: %s", code, stderr)
+			}
+			_, out, _ := e.run("doctor")
+			if !strings.Contains(out, "FAIL") || !strings.Contains(out, tc.want) {
+				t.Errorf("doctor:\n%s", out)
+			}
+			agent := e.startAgent()
+			st, err := agent.client.Status(context.Background())
+			if err != nil || !strings.Contains(st.ConfigError, tc.want) || len(st.Profiles) != 0 {
+				t.Errorf("agent status: %v %+v", err, st)
+			}
+			agent.stop()
+		})
+	}
+}
