@@ -104,15 +104,20 @@ func TestLaunchdPlistGolden(t *testing.T) {
 }
 
 func TestWindowsRunCommand(t *testing.T) {
-	p := params()
-	p.Binary = `C:\Users\alice\AppData\Local\Programs\kc-agent\kc-agent.exe`
-	got, err := WindowsRunCommand(Params{Binary: "/abs/kc-agent"})
-	if err != nil || got != `"/abs/kc-agent" run` {
+	bin := `C:\Users\alice\AppData\Local\Programs\kc-agent\kc-agent.exe`
+	got, err := WindowsRunCommand(Params{Binary: bin})
+	if err != nil || got != `"C:\Users\alice\AppData\Local\Programs\kc-agent\kc-agent.exe" run` {
 		t.Fatalf("got %q %v", got, err)
 	}
-	got, _ = WindowsRunCommand(Params{Binary: "/abs/kc-agent", LogDir: `C:\Users\a\AppData\Local\kc-agent`})
-	if got != `"/abs/kc-agent" run --log-file "C:\Users\a\AppData\Local\kc-agent\agent.log"` {
+	got, _ = WindowsRunCommand(Params{Binary: `\\server\tools\kc-agent.exe`, LogDir: `C:\Users\a\AppData\Local\kc-agent`})
+	if got != `"\\server\tools\kc-agent.exe" run --log-file "C:\Users\a\AppData\Local\kc-agent\agent.log"` {
 		t.Fatalf("with a log dir: %q", got)
+	}
+	for _, bad := range []Params{{Binary: "/abs/kc-agent"}, {Binary: `kc-agent.exe`}, {Binary: `C:kc-agent.exe`},
+		{Binary: `C:\a"b\kc-agent.exe`}, {Binary: bin, LogDir: `logs`}} {
+		if got, err := WindowsRunCommand(bad); err == nil {
+			t.Errorf("%+v accepted: %q", bad, got)
+		}
 	}
 	if _, err := SystemdUnit(Params{Binary: "kc-agent"}); err == nil {
 		t.Fatal("relative binary accepted")
@@ -145,5 +150,27 @@ func TestPackagedUnitGolden(t *testing.T) {
 	want, _ := os.ReadFile(path)
 	if unit != string(want) {
 		t.Fatalf("%s is stale; run go test ./installers -update", path)
+	}
+}
+
+// A binary from the kc-agent-client wheel lives in a virtualenv or a conda
+// environment, which users delete: the service install warns about it.
+func TestPythonEnv(t *testing.T) {
+	dir := t.TempDir()
+	venv, conda, plain := filepath.Join(dir, "venv"), filepath.Join(dir, "conda"), filepath.Join(dir, "plain")
+	for _, d := range []string{filepath.Join(venv, "bin"), filepath.Join(conda, "bin"), filepath.Join(conda, "conda-meta"), filepath.Join(plain, "bin")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(venv, "pyvenv.cfg"), []byte("home = /usr/bin\n"), 0o644)
+	for bin, want := range map[string][2]string{
+		filepath.Join(venv, "bin", "kc-agent"):  {venv, "virtualenv"},
+		filepath.Join(conda, "bin", "kc-agent"): {conda, "conda environment"},
+		filepath.Join(plain, "bin", "kc-agent"): {"", ""},
+	} {
+		if d, k := PythonEnv(bin); d != want[0] || k != want[1] {
+			t.Errorf("%s: got %q %q, want %q", bin, d, k, want)
+		}
 	}
 }

@@ -197,6 +197,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return fmt.Errorf("reading the agent's answer: %w", err)
 	}
+	if err := checkKeys(data, answerKeys(out)); errors.Is(err, ErrAmbiguousAnswer) {
+		return err
+	}
 	if resp.StatusCode >= 300 {
 		e := &Error{Status: resp.StatusCode}
 		if json.Unmarshal(data, e) != nil || e.Code == "" {

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/kc-agent/kc-agent/agent/config"
-	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/proxy"
 	"github.com/kc-agent/kc-agent/agent/tokens"
 	"github.com/kc-agent/kc-agent/ipc"
@@ -35,9 +34,9 @@ type Options struct {
 	// LockPath, when set, is the one-agent lock (discovery.LockPath) the agent
 	// holds while it runs: a second agent for the same user refuses.
 	LockPath string
-	// NewOIDC, when set, replaces oidc.New for the sign-ins the agent runs
-	// (tests).
-	NewOIDC func(ctx context.Context, issuer, clientID string) (*oidc.Client, error)
+	// SocketCheckEvery is how often the agent makes sure its socket is
+	// still there (default 2 s).
+	SocketCheckEvery time.Duration
 }
 
 // Daemon is a running agent.
@@ -121,10 +120,6 @@ func Run(ctx context.Context, opts Options) error {
 	}
 }
 
-// SocketCheckEvery is how often the agent makes sure its socket is still
-// there.
-var SocketCheckEvery = 2 * time.Second
-
 // watchSocket reports when the agent's socket file is removed or replaced
 // (logind deletes /run/user/<uid> at the last logout, say). Clients can no
 // longer find this agent then, and would start another on the same stored
@@ -135,7 +130,11 @@ func (d *Daemon) watchSocket(ctx context.Context, first os.FileInfo) <-chan erro
 		return gone
 	}
 	go func() {
-		t := time.NewTicker(SocketCheckEvery)
+		every := d.opts.SocketCheckEvery
+		if every <= 0 {
+			every = 2 * time.Second
+		}
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

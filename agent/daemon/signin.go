@@ -287,11 +287,7 @@ func (d *Daemon) unknownProfile(name string, err error) *ipc.Error {
 func (d *Daemon) startSignIn(ctx context.Context, s *signIn, prof config.Profile) (func(context.Context) (*oidc.LoginResult, error), error) {
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	newOIDC := d.opts.NewOIDC
-	if newOIDC == nil {
-		newOIDC = oidc.New
-	}
-	client, err := newOIDC(sctx, prof.Issuer, prof.ClientID)
+	client, err := oidc.New(sctx, prof.Issuer, prof.ClientID)
 	if err != nil {
 		return nil, err
 	}

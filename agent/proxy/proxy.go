@@ -32,6 +32,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,6 +78,7 @@ type Proxy struct {
 	addr      string               // where the main listener really is
 	tunnels   sync.WaitGroup
 	closing   chan struct{}
+	served    []string // addresses served on, this run and before (ports.go)
 }
 
 type listener struct {
@@ -95,6 +97,7 @@ func New(opts Options) (*Proxy, error) {
 		return nil, fmt.Errorf("proxy secret: %w", err)
 	}
 	p.secret = secret
+	p.served = loadPorts(opts.StateDir)
 	t, err := p.compile(opts.Config)
 	if err != nil {
 		return nil, err
@@ -166,6 +169,12 @@ func (p *Proxy) apply(t *table) error {
 	}
 	p.mainAddr = t.cfg.ProxyListen()
 	p.addr = p.listeners[p.mainAddr].addr
+	addrs := make([]string, 0, len(p.listeners))
+	for _, l := range p.listeners {
+		addrs = append(addrs, l.addr)
+	}
+	slices.Sort(addrs)
+	p.servedOn(addrs)
 	return nil
 }
 
@@ -267,9 +276,13 @@ func (p *Proxy) Status(withURL bool) ipc.ProxyStatus {
 	for a, l := range p.listeners {
 		own[a] = l.addr
 	}
+	portWarning := p.portWarning()
 	p.mu.Unlock()
 	st := ipc.ProxyStatus{Configured: true, Running: addr != "", Addr: addr, Routes: []ipc.RouteInfo{},
 		Refused: p.refusals.snapshot(), Warnings: t.warnings}
+	if portWarning != "" {
+		st.Warnings = append(slices.Clip(t.warnings), portWarning)
+	}
 	if withURL && addr != "" {
 		st.URL = (&url.URL{Scheme: "http", User: url.UserPassword(ProxyUser, p.secret), Host: addr}).String()
 	}

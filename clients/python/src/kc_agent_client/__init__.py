@@ -28,6 +28,7 @@ __all__ = [
     "route_url",
     "routes",
     "agent_socket",
+    "agent_path",
     "KcAgentAuth",
     "TokenInfo",
     "KcAgentError",
@@ -91,6 +92,14 @@ def agent_socket() -> Optional[str]:
     agent answers on a socket (get_token then asks the kc-agent command).
     Raises UntrustedAgent when a candidate belongs to someone else."""
     return _client.agent_socket()
+
+
+def agent_path() -> Optional[str]:
+    """The kc-agent binary this client would start when no agent answers:
+    the one its platform wheel brought, else the first on PATH (absolute
+    entries only), else a usual install location; None when there is none.
+    An agent that already runs is used whichever installation started it."""
+    return _client.find_cli()
 
 
 def __getattr__(name: str):
