@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	qrcode "github.com/skip2/go-qrcode"
@@ -22,21 +23,36 @@ import (
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
-// Knobs of the sign-ins the agent runs, plain variables that tests set.
-var (
-	// SignInLifetime, when set, ends a sign-in sooner than its device code
+// SignInLimits shape the sign-ins the agent runs.
+type SignInLimits struct {
+	// Lifetime, when set, ends a sign-in sooner than its device code
 	// (tests: an expiry without waiting ten minutes).
-	SignInLifetime time.Duration
-	// BrowserSignInLifetime is how long a browser sign-in waits for its
-	// redirect.
-	BrowserSignInLifetime = 5 * time.Minute
-	// SignInsPerWindow sign-ins may start per SignInWindow; joining one
-	// that runs is free. A notebook cell in a loop can not spam Keycloak.
-	SignInsPerWindow = 5
-	SignInWindow     = time.Minute
-	// SignInKeep is how long an ended sign-in still answers GET.
-	SignInKeep = 10 * time.Minute
-)
+	Lifetime time.Duration
+	// BrowserLifetime is how long a browser sign-in waits for its redirect.
+	BrowserLifetime time.Duration
+	// PerWindow sign-ins may start per Window; joining one that runs is
+	// free. A notebook cell in a loop can not spam Keycloak.
+	PerWindow int
+	Window    time.Duration
+	// Keep is how long an ended sign-in still answers GET.
+	Keep time.Duration
+}
+
+// DefaultSignInLimits are the limits a real agent runs with.
+var DefaultSignInLimits = SignInLimits{BrowserLifetime: 5 * time.Minute, PerWindow: 5, Window: time.Minute, Keep: 10 * time.Minute}
+
+var signInLimits atomic.Pointer[SignInLimits]
+
+func init() { signInLimits.Store(&DefaultSignInLimits) }
+
+func limits() SignInLimits { return *signInLimits.Load() }
+
+// SetSignInLimits changes the limits of a running agent (tests) and returns
+// a function that puts the old ones back.
+func SetSignInLimits(l SignInLimits) (restore func()) {
+	old := signInLimits.Swap(&l)
+	return func() { signInLimits.Store(old) }
+}
 
 // signIns are the sign-ins the agent runs: one per profile at a time.
 type signIns struct {
@@ -90,11 +106,11 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-// gcLocked forgets sign-ins that ended more than SignInKeep ago.
+// gcLocked forgets sign-ins that ended more than the Keep limit ago.
 func (ss *signIns) gcLocked(now time.Time) {
 	for id, s := range ss.byID {
 		s.mu.Lock()
-		old := !s.endedAt.IsZero() && now.Sub(s.endedAt) > SignInKeep
+		old := !s.endedAt.IsZero() && now.Sub(s.endedAt) > limits().Keep
 		s.mu.Unlock()
 		if old {
 			delete(ss.byID, id)
@@ -202,21 +218,22 @@ func (d *Daemon) handleLoginStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
+	lim := limits()
 	kept := ss.starts[:0]
 	for _, t := range ss.starts {
-		if now.Sub(t) < SignInWindow {
+		if now.Sub(t) < lim.Window {
 			kept = append(kept, t)
 		}
 	}
 	ss.starts = kept
-	if len(ss.starts) >= SignInsPerWindow {
-		retry := SignInWindow - now.Sub(ss.starts[0])
+	if len(ss.starts) >= lim.PerWindow {
+		retry := lim.Window - now.Sub(ss.starts[0])
 		ss.mu.Unlock()
 		cancel()
 		d.log.Warn("sign-in refused: too many started", "profile", req.Profile)
 		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())+1))
 		ipc.WriteError(w, &ipc.Error{Status: http.StatusTooManyRequests, Code: ipc.CodeRateLimited,
-			Message: fmt.Sprintf("%d sign-ins were started in the last %s; not starting another", len(ss.starts), SignInWindow),
+			Message: fmt.Sprintf("%d sign-ins were started in the last %s; not starting another", len(ss.starts), lim.Window),
 			Hint:    fmt.Sprintf("try again in %ds", int(retry.Seconds())+1)})
 		return
 	}
@@ -294,10 +311,11 @@ func (d *Daemon) startSignIn(ctx context.Context, s *signIn, prof config.Profile
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
+	lim := limits()
 	if s.st.Flow == ipc.FlowBrowser {
-		life := BrowserSignInLifetime
-		if SignInLifetime > 0 {
-			life = SignInLifetime
+		life := lim.BrowserLifetime
+		if lim.Lifetime > 0 {
+			life = lim.Lifetime
 		}
 		b, err := client.StartBrowser(prof.Scopes, life)
 		if err != nil {
@@ -316,10 +334,10 @@ func (d *Daemon) startSignIn(ctx context.Context, s *signIn, prof config.Profile
 	}
 	expires := dl.Expiry
 	if expires.IsZero() {
-		expires = now.Add(BrowserSignInLifetime)
+		expires = now.Add(lim.BrowserLifetime)
 	}
-	if SignInLifetime > 0 && now.Add(SignInLifetime).Before(expires) {
-		expires = now.Add(SignInLifetime)
+	if lim.Lifetime > 0 && now.Add(lim.Lifetime).Before(expires) {
+		expires = now.Add(lim.Lifetime)
 	}
 	s.st.VerificationURI = dl.VerificationURI
 	s.st.VerificationURIComplete = dl.VerificationURIComplete

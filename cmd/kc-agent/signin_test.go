@@ -160,8 +160,9 @@ func TestAgentSignInDeniedAndExpired(t *testing.T) {
 	}
 
 	// Expiry through the agent's own limit.
-	daemon.SignInLifetime = 2 * time.Second
-	t.Cleanup(func() { daemon.SignInLifetime = 0 })
+	short := daemon.DefaultSignInLimits
+	short.Lifetime = 2 * time.Second
+	t.Cleanup(daemon.SetSignInLimits(short))
 	st, err = c.StartLogin(ctx, ipc.LoginRequest{Profile: e.profile})
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +182,7 @@ func TestAgentSignInDeniedAndExpired(t *testing.T) {
 	}
 
 	// Cancelled by a caller.
-	daemon.SignInLifetime = 0
+	daemon.SetSignInLimits(daemon.DefaultSignInLimits)
 	st, err = c.StartLogin(ctx, ipc.LoginRequest{Profile: e.profile})
 	if err != nil {
 		t.Fatal(err)
@@ -205,9 +206,9 @@ func TestAgentSignInDeniedAndExpired(t *testing.T) {
 	}
 
 	// Starting is rate-limited (joining is not).
-	old := daemon.SignInsPerWindow
-	daemon.SignInsPerWindow = 5 // four started above
-	t.Cleanup(func() { daemon.SignInsPerWindow = old })
+	few := daemon.DefaultSignInLimits
+	few.PerWindow = 5 // four started above
+	daemon.SetSignInLimits(few)
 	st, err = c.StartLogin(ctx, ipc.LoginRequest{Profile: e.profile})
 	if err != nil {
 		t.Fatal(err)
@@ -563,8 +564,9 @@ except k.KcAgentError as e:
 	t.Run("expired", func(t *testing.T) {
 		ap.set(func(a *approver) { a.holdFor = func() bool { return false } })
 		defer ap.set(func(a *approver) { a.holdFor = nil })
-		daemon.SignInLifetime = 2 * time.Second
-		defer func() { daemon.SignInLifetime = 0 }()
+		short := daemon.DefaultSignInLimits
+		short.Lifetime = 2 * time.Second
+		defer daemon.SetSignInLimits(short)()
 		out, _ := pyLogin(`timeout=120`).CombinedOutput()
 		e.record(string(out))
 		if !strings.Contains(string(out), "raised LoginExpired") {
