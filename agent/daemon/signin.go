@@ -285,6 +285,10 @@ func (d *Daemon) unknownProfile(name string, err error) *ipc.Error {
 		return e
 	}
 	d.mu.Lock()
+	if d.configErr != "" {
+		d.mu.Unlock()
+		return e // apiError says the config is invalid, and what to do
+	}
 	files := d.opts.ConfigPath
 	if d.cfg != nil && d.cfg.SystemPath() != "" {
 		files += " or the system-wide " + d.cfg.SystemPath()
