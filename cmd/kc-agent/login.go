@@ -83,7 +83,14 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 		// The agent is the one writer of the store: while one runs, it
 		// signs the profile in.
 		if c := runningAgent(ctx); c != nil {
-			return opts.loginViaAgent(ctx, c, cfg, name)
+			err := opts.loginViaAgent(ctx, c, cfg, name)
+			var ae *ipc.Error
+			if !errors.As(err, &ae) || ae.Code != ipc.CodeUnknown {
+				return err
+			}
+			// The agent has not read this profile yet (its config is
+			// older, or invalid): sign in here, as without an agent.
+			fmt.Fprintf(opts.io.Err, "kc-agent: the agent does not know profile %q yet; signing in here\n", name)
 		}
 	}
 	prof, err := opts.profileFor(cfg, name)
