@@ -435,6 +435,10 @@ proxy:
 		t.Fatalf("the user has a config file: %v", err)
 	}
 	agent := e.startAgent()
+	// More sign-ins than a real minute allows (the limit has its own test).
+	many := daemon.DefaultSignInLimits
+	many.PerWindow = 100
+	t.Cleanup(daemon.SetSignInLimits(many))
 
 	// status and doctor say where the profile and the route come from.
 	_, out, _ := e.run("status")
@@ -571,6 +575,43 @@ except k.KcAgentError as e:
 		e.record(string(out))
 		if !strings.Contains(string(out), "raised LoginExpired") {
 			t.Fatalf("expired:\n%s", out)
+		}
+	})
+	t.Run("browser-flow-chromium", func(t *testing.T) {
+		chromium := testenv.Chromium(t)
+		ap.set(func(a *approver) { a.holdFor = func() bool { return false } })
+		defer ap.set(func(a *approver) { a.holdFor = nil })
+		// A desktop session: "auto" picks the browser flow. BROWSER=true
+		// makes webbrowser.open a no-op; Chromium plays the user's browser.
+		cmd := pyLogin(`timeout=120`)
+		cmd.Env = append(cmd.Env, "DISPLAY=:99", "BROWSER=true")
+		var out []byte
+		done := make(chan struct{})
+		go func() { out, _ = cmd.CombinedOutput(); close(done) }()
+		authURL := ""
+		for i := 0; i < 200 && authURL == ""; i++ {
+			time.Sleep(100 * time.Millisecond)
+			_, js, _ := e.run("status", "--format", "json")
+			var st ipc.StatusResponse
+			json.Unmarshal([]byte(js), &st)
+			for _, si := range st.SignIns {
+				if si.State == ipc.LoginPending && si.Flow == ipc.FlowBrowser {
+					authURL = si.AuthorizationURL
+				}
+			}
+		}
+		if authURL == "" {
+			<-done
+			e.record(string(out))
+			t.Fatalf("no browser sign-in showed in status; login() said:\n%s", out)
+		}
+		if err := chromium.SignIn(authURL, "carol", "carol-pw"); err != nil {
+			t.Fatalf("chromium: %v", err)
+		}
+		<-done
+		e.record(string(out))
+		if !strings.Contains(string(out), "who carol") || !strings.Contains(string(out), "in a browser on this machine") {
+			t.Fatalf("browser login():\n%s", out)
 		}
 	})
 	t.Run("unknown-profile", func(t *testing.T) {
