@@ -51,6 +51,8 @@ type Daemon struct {
 	configErr string
 	proxy     *proxy.Proxy
 	proxyErr  string
+
+	logins signIns
 }
 
 // Run serves until ctx ends.
@@ -58,12 +60,14 @@ func Run(ctx context.Context, opts Options) error {
 	harden()
 	log := opts.Log
 	d := &Daemon{opts: opts, log: log, started: time.Now()}
+	d.logins.byID, d.logins.byProfile = map[string]*signIn{}, map[string]*signIn{}
 	d.mgr = opts.Manager
 	if d.mgr == nil {
 		d.mgr = tokens.NewManager(log)
 	}
 	defer d.mgr.Close()
 	defer d.stopProxy()
+	defer d.logins.close() // before the manager closes: a sign-in may be storing
 
 	// The lock and the socket first: a second agent must stop here, before
 	// it starts a proxy or touches a token.

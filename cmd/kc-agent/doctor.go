@@ -66,10 +66,23 @@ func doctorChecks(ctx context.Context, name string) []check {
 		add(check{"config", "FAIL", err.Error(), "set KC_AGENT_CONFIG to a file path"})
 	} else if cfg, err = config.Load(path); err != nil {
 		add(check{"config", "FAIL", err.Error(), "fix the file; the running agent keeps the last good config meanwhile"})
-	} else if _, statErr := os.Stat(path); statErr != nil {
-		add(check{"config", "warn", path + " does not exist yet", "run `kc-agent login <issuer-url>` to create it"})
+	} else if _, statErr := os.Stat(path); statErr != nil && cfg.SystemPath() == "" {
+		add(check{"config", "warn", path + " does not exist yet (nor a system-wide " + config.SystemFilePath() + ")", "run `kc-agent login <issuer-url>` to create it"})
 	} else {
-		add(check{"config", "ok", fmt.Sprintf("%s (%d profile(s), %d route(s))", path, len(cfg.Profiles), len(cfg.Routes)), ""})
+		detail := fmt.Sprintf("%s (%d profile(s), %d route(s))", path, len(cfg.Profiles), len(cfg.Routes))
+		if statErr != nil {
+			detail = fmt.Sprintf("%s does not exist: %d profile(s), %d route(s)", path, len(cfg.Profiles), len(cfg.Routes))
+		}
+		if sp := cfg.SystemPath(); sp != "" {
+			detail += ", under the system-wide " + sp
+		}
+		add(check{"config", "ok", detail, ""})
+		for _, n := range cfg.ProfileNames() {
+			add(check{"profile " + n, "ok", "from " + cfg.ProfileSource(n), ""})
+		}
+		for _, r := range cfg.Routes {
+			add(check{"route " + r.Name, "ok", r.Upstream + " from " + cfg.RouteSource(r.Name), ""})
+		}
 	}
 
 	var prof config.Profile

@@ -607,8 +607,10 @@ def test_answer_key_vectors(case, monkeypatch):
 def test_answer_keys_cover_what_the_client_reads():
     # Every key this module reads from an answer (doc.get("…"), r.get("…")) is in
     # _ANSWER_KEYS, so a case variant of it is refused rather than ignored.
-    src = open(_client.__file__, encoding="utf-8").read()
-    read = set(re.findall(r"""(?:doc|r)\.get\(["']([a-z_]+)["']""", src)) | set(re.findall(r"""r\[["']([a-z_]+)["']\]""", src))
+    from kc_agent_client import _login
+
+    src = open(_client.__file__, encoding="utf-8").read() + open(_login.__file__, encoding="utf-8").read()
+    read = set(re.findall(r"""(?:doc|r|ident)\.get\(["']([a-z_]+)["']""", src)) | set(re.findall(r"""r\[["']([a-z_]+)["']\]""", src))
     assert read and read <= _client._ANSWER_KEYS, read - _client._ANSWER_KEYS
 
 

@@ -4,6 +4,7 @@
 
     requests.get("https://api.example.com/v1/tables", auth=KcAgentAuth())
     requests.get(route_url("warehouse") + "/tables")
+    login()   # first time, or after LoginRequired: the agent runs the sign-in
 
 No setup: the client finds the user's agent the way the kc-agent CLI does
 (no environment variables needed), checks that it belongs to this user, and
@@ -17,6 +18,7 @@ from typing import Dict, Iterable, Optional
 from . import _client
 from ._client import TokenInfo
 from ._errors import AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent
+from ._login import ConfigError, Identity, LoginDenied, LoginExpired, login
 
 __version__ = "0.1.0"
 
@@ -33,6 +35,11 @@ __all__ = [
     "LoginRequired",
     "AgentUnavailable",
     "UntrustedAgent",
+    "login",
+    "Identity",
+    "LoginExpired",
+    "LoginDenied",
+    "ConfigError",
 ]
 
 

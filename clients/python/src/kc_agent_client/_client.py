@@ -180,7 +180,9 @@ def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]
 # _loads_answer). Add a key here when you read a new one.
 _ANSWER_KEYS = frozenset(
     """access_token id_token token_type expires_at expires_in error message hint
-    configured running addr url ca_bundle routes name upstream profile warnings refused""".split()
+    configured running addr url ca_bundle routes name upstream profile warnings refused
+    id flow state joined expires_at verification_uri verification_uri_complete user_code qr_svg
+    authorization_url identity preferred_username sub email""".split()
 )
 
 AMBIGUOUS_ANSWER = "the agent's answer has a duplicate key (or two spellings of one key); refusing it"
