@@ -617,3 +617,19 @@ def test_answer_keys_cover_what_the_client_reads():
 @pytest.mark.parametrize("a,b", [("access_token", "ACCESS_TOKEN"), ("acce\u017f\u017f_token", "access_token"), ("\u212aelvin", "kelvin"), ("\u03c2", "\u03a3")])
 def test_keys_fold_as_in_go(a, b):
     assert _client._fold(a) == _client._fold(b)
+
+
+def test_an_older_agent_is_named_with_both_versions(agent):
+    # An agent from before /v1/login answers "no such endpoint": the client
+    # says which versions meet, and how to get the newer agent running.
+    import kc_agent_client
+
+    agent.handlers[("GET", "/v1/health")] = lambda p, b: (200, {"ok": True, "version": "0.5.0"})
+    with pytest.raises(kc_agent_client.KcAgentError) as ei:
+        kc_agent_client.login(flow="device", timeout=5)
+    e = ei.value
+    assert e.code == "agent_too_old", e
+    assert "kc-agent 0.5.0" in e.message and "kc-agent-client " + kc_agent_client.__version__ in e.message
+    assert "POST /v1/login" in e.message and "restart" in e.hint
+    # What it does know still works.
+    assert kc_agent_client.get_token()

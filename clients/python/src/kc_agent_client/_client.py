@@ -169,9 +169,31 @@ def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]
         if status >= 300:
             raise KcAgentError(f"the agent answered HTTP {status}", code="internal")
         raise KcAgentError("the agent's answer is not a JSON object")
+    if status == 404 and str(doc.get("message") or "").startswith("no such endpoint"):
+        raise _older_agent(sock_path, method, path)
     if status >= 300:
         raise _api_error(status, doc)
     return status, doc
+
+
+def _older_agent(sock_path: str, method: str, path: str) -> KcAgentError:
+    """The running agent lacks an endpoint this client uses: it is older
+    than the client (the socket API is versioned by path, so everything it
+    does know keeps working). Names both versions and the way out."""
+    from . import __version__
+
+    agent = "an older kc-agent"
+    try:
+        _, health = _exchange(_discovery.connect_verified(sock_path, CONNECT_TIMEOUT), sock_path, "GET", "/v1/health", None)
+        if health.get("version"):
+            agent = f"kc-agent {health['version']}"
+    except (KcAgentError, _discovery.Unreachable, OSError):
+        pass
+    return KcAgentError(
+        f"the agent at {sock_path} ({agent}) does not know {method} {path}: it is older than this client (kc-agent-client {__version__})",
+        hint="restart the agent so that the newer kc-agent runs: `kc-agent service restart`, or stop it (the client starts its own kc-agent)",
+        code="agent_too_old",
+    )
 
 
 # The keys of the answers this module reads (the token answer, the error
@@ -182,7 +204,7 @@ _ANSWER_KEYS = frozenset(
     """access_token id_token token_type expires_at expires_in error message hint
     configured running addr url ca_bundle routes name upstream profile warnings refused
     id flow state joined expires_at verification_uri verification_uri_complete user_code qr_svg
-    authorization_url identity preferred_username sub email""".split()
+    authorization_url identity preferred_username sub email version""".split()
 )
 
 AMBIGUOUS_ANSWER = "the agent's answer has a duplicate key (or two spellings of one key); refusing it"
