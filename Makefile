@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: soak faults release-check build deps test test-short test-windows demo keycloak keycloak-stop bench lint fuzz snapshot clean
+.PHONY: wheels soak faults release-check build deps test test-short test-windows demo keycloak keycloak-stop bench lint fuzz snapshot clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/kc-agent
@@ -10,7 +10,7 @@ build:
 # The whole suite: unit tests, real Keycloak, real Secret Service, real
 # Chromium/curl/python, the Windows build under Wine. CI runs exactly this.
 test: deps
-	KC_AGENT_REQUIRE_SECRET_SERVICE=1 KC_AGENT_REQUIRE_CHROMIUM=1 KC_AGENT_REQUIRE_PYTHON=1 KC_AGENT_REQUIRE_JUPYTER=1 \
+	KC_AGENT_REQUIRE_SECRET_SERVICE=1 KC_AGENT_REQUIRE_CHROMIUM=1 KC_AGENT_REQUIRE_PYTHON=1 KC_AGENT_REQUIRE_JUPYTER=1 KC_AGENT_REQUIRE_OTHER_UID=1 \
 		KC_AGENT_REQUIRE_WINE=1 \
 		scripts/with-secret-service.sh $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
@@ -60,12 +60,18 @@ soak:
 # Fault scenarios (kill -9 mid-refresh, Keycloak restart, Secret Service
 # killed, disk full). They kill shared peers, so they run alone, after test.
 faults: deps
-	KC_AGENT_REQUIRE_SECRET_SERVICE=1 scripts/with-secret-service.sh \
+	KC_AGENT_REQUIRE_SECRET_SERVICE=1 KC_AGENT_REQUIRE_OTHER_UID=1 scripts/with-secret-service.sh \
 		$(GO) test -tags faults -run '^TestFault' -count=1 -v -timeout 10m ./cmd/kc-agent/
+
+# The Python client's platform wheels, each with its kc-agent, and a pure
+# one (build/wheels); checked by scripts/check-wheels.py.
+wheels:
+	python3 scripts/build-wheels.py --out build/wheels
+	python3 scripts/check-wheels.py build/wheels
 
 # Cross-compile every release target, goreleaser check, host snapshot.
 release-check:
 	scripts/release-check.sh
 
 clean:
-	rm -rf bin dist
+	rm -rf bin dist build

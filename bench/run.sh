@@ -25,7 +25,20 @@ echo "== keychain read the agent does before every refresh (real Secret Service)
 scripts/with-secret-service.sh go test -run '^$' -bench KeychainGet -benchtime 200x ./agent/store/
 echo
 echo "== whole-process kc-agent token vs a direct refresh grant and oidc-agent"
-scripts/with-secret-service.sh go run ./bench/tokenbench -bin bin/kc-agent
+# The before: the last two-program build (a small front answering token
+# itself), or the ref in KC_AGENT_BENCH_BEFORE, timed in the same loop.
+before_ref="${KC_AGENT_BENCH_BEFORE:-8577277}"
+before_dir="$(mktemp -d)"
+trap 'git worktree remove --force "$before_dir/src" >/dev/null 2>&1 || true; rm -rf "$before_dir"' EXIT
+before_flag=""
+if git worktree add -q --detach "$before_dir/src" "$before_ref" 2>/dev/null &&
+	(cd "$before_dir/src" && CGO_ENABLED=0 go build -trimpath -o "$before_dir/bin/" ./cmd/...); then
+	before_flag="-before $before_dir/bin/kc-agent"
+	echo "before: $before_ref ($(cd "$before_dir/src" && git log -1 --format=%s | cut -c1-60))"
+else
+	echo "before: could not build $before_ref; timing this build alone"
+fi
+scripts/with-secret-service.sh go run ./bench/tokenbench -bin bin/kc-agent $before_flag
 scripts/with-secret-service.sh go run ./bench/pyclient -bin bin/kc-agent
 echo
 echo "== proxy, separate processes: wrk/loadgen -> proxy -> nginx upstream, vs nginx, HAProxy, mitmproxy"

@@ -7,7 +7,9 @@ package installers
 import (
 	"bytes"
 	_ "embed"
+	"encoding/xml"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -47,25 +49,14 @@ var unitTmpl string
 //go:embed kc-agent.plist.tmpl
 var plistTmpl string
 
-// check verifies the binary path for the target system ("windows" or a
-// Unix), not for the one rendering: the golden tests render every target
-// everywhere.
-func (p Params) check(target string) error {
-	if !isAbsFor(target, p.Binary) {
+// check verifies the binary path of a Unix service definition: a Unix
+// path whatever system renders it (the golden tests render every target
+// everywhere; Windows has WindowsRunCommand's own check).
+func (p Params) check() error {
+	if !strings.HasPrefix(p.Binary, "/") {
 		return fmt.Errorf("the service needs an absolute binary path, got %q", p.Binary)
 	}
 	return nil
-}
-
-func isAbsFor(target, path string) bool {
-	if target != "windows" {
-		return strings.HasPrefix(path, "/")
-	}
-	if strings.HasPrefix(path, `\\`) {
-		return true // UNC
-	}
-	return len(path) >= 3 && path[1] == ':' && (path[2] == '\\' || path[2] == '/') &&
-		('a' <= path[0]|0x20 && path[0]|0x20 <= 'z')
 }
 
 // EnvList is Env sorted by key, for stable output.
@@ -88,29 +79,17 @@ func systemdQuote(s string) string {
 	return `"` + r.Replace(s) + `"`
 }
 
+// xmlEscape escapes text for a plist's <string> elements.
 func xmlEscape(s string) string {
-	var b bytes.Buffer
-	for _, c := range s {
-		switch c {
-		case '&':
-			b.WriteString("&amp;")
-		case '<':
-			b.WriteString("&lt;")
-		case '>':
-			b.WriteString("&gt;")
-		case '"':
-			b.WriteString("&quot;")
-		default:
-			b.WriteRune(c)
-		}
-	}
+	var b strings.Builder
+	_ = xml.EscapeText(&b, []byte(s)) // a strings.Builder never fails
 	return b.String()
 }
 
 var funcs = template.FuncMap{"sq": systemdQuote, "xml": xmlEscape}
 
 func render(name, tmpl string, p Params) (string, error) {
-	if err := p.check("unix"); err != nil {
+	if err := p.check(); err != nil {
 		return "", err
 	}
 	t, err := template.New(name).Funcs(funcs).Parse(tmpl)
@@ -140,6 +119,23 @@ func StableBinary(exe string) string {
 	return exe
 }
 
+// PythonEnv tells whether binary lives in a Python environment that can be
+// deleted with everything in it (kc-agent from the kc-agent-client wheel):
+// it returns the environment's directory and its kind ("virtualenv" or
+// "conda environment"), or "" when the binary is not in one. The bin (or
+// Scripts) directory's parent holds pyvenv.cfg in a virtualenv and
+// conda-meta in a conda environment.
+func PythonEnv(binary string) (dir, kind string) {
+	root := filepath.Dir(filepath.Dir(binary))
+	if _, err := os.Stat(filepath.Join(root, "pyvenv.cfg")); err == nil {
+		return root, "virtualenv"
+	}
+	if fi, err := os.Stat(filepath.Join(root, "conda-meta")); err == nil && fi.IsDir() {
+		return root, "conda environment"
+	}
+	return "", ""
+}
+
 // Status is what `service status` reports.
 type Status struct {
 	Installed bool
@@ -167,12 +163,27 @@ type Manager interface {
 // autostart at logon, in the user's session, so the agent sees the user's
 // Credential Manager (a machine service would not).
 func WindowsRunCommand(p Params) (string, error) {
-	if err := p.check("windows"); err != nil {
-		return "", err
+	// Windows paths, whatever system renders the command (tests, `service
+	// print` elsewhere): a drive or UNC path, and no quote, which ends the
+	// quoted argument in a Windows command line.
+	if !windowsAbs(p.Binary) || strings.ContainsRune(p.Binary+p.LogDir, '"') {
+		return "", fmt.Errorf("the Run value needs an absolute Windows path without quotes, got %q", p.Binary)
+	}
+	if p.LogDir != "" && !windowsAbs(p.LogDir) {
+		return "", fmt.Errorf("the log directory must be an absolute Windows path, got %q", p.LogDir)
 	}
 	cmd := `"` + p.Binary + `" run`
 	if p.LogDir != "" {
 		cmd += ` --log-file "` + p.LogDir + `\agent.log"`
 	}
 	return cmd, nil
+}
+
+// windowsAbs tells a Windows absolute path: C:\... (or C:/...) or \\server\share.
+func windowsAbs(p string) bool {
+	if len(p) >= 3 && p[1] == ':' && (p[2] == '\\' || p[2] == '/') {
+		c := p[0] | 0x20
+		return c >= 'a' && c <= 'z'
+	}
+	return strings.HasPrefix(p, `\\`) && len(p) > 2
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kc-agent/kc-agent/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -56,7 +58,7 @@ func TestSystemdAnalyzeVerify(t *testing.T) {
 	if err != nil {
 		t.Skip("systemd-analyze not installed (Debian package systemd)")
 	}
-	dir := t.TempDir()
+	dir := testenv.TempDir(t)
 	bin := filepath.Join(dir, "kc-agent")
 	os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755)
 	p := params()
@@ -95,7 +97,7 @@ func TestLaunchdPlistGolden(t *testing.T) {
 		}
 	}
 	if _, err := exec.LookPath("xmllint"); err == nil {
-		path := filepath.Join(t.TempDir(), "p.plist")
+		path := filepath.Join(testenv.TempDir(t), "p.plist")
 		os.WriteFile(path, []byte(plist), 0o644)
 		if out, err := exec.Command("xmllint", "--noout", path).CombinedOutput(); err != nil {
 			t.Fatalf("plist is not well-formed XML: %s", out)
@@ -106,20 +108,18 @@ func TestLaunchdPlistGolden(t *testing.T) {
 func TestWindowsRunCommand(t *testing.T) {
 	bin := `C:\Users\alice\AppData\Local\Programs\kc-agent\kc-agent.exe`
 	got, err := WindowsRunCommand(Params{Binary: bin})
-	if err != nil || got != `"`+bin+`" run` {
+	if err != nil || got != `"C:\Users\alice\AppData\Local\Programs\kc-agent\kc-agent.exe" run` {
 		t.Fatalf("got %q %v", got, err)
 	}
-	got, _ = WindowsRunCommand(Params{Binary: bin, LogDir: `C:\Users\a\AppData\Local\kc-agent`})
-	if got != `"`+bin+`" run --log-file "C:\Users\a\AppData\Local\kc-agent\agent.log"` {
+	got, _ = WindowsRunCommand(Params{Binary: `\\server\tools\kc-agent.exe`, LogDir: `C:\Users\a\AppData\Local\kc-agent`})
+	if got != `"\\server\tools\kc-agent.exe" run --log-file "C:\Users\a\AppData\Local\kc-agent\agent.log"` {
 		t.Fatalf("with a log dir: %q", got)
 	}
-	for _, rel := range []string{"kc-agent.exe", `kc-agent\kc-agent.exe`, "/abs/kc-agent", `C:kc-agent.exe`} {
-		if _, err := WindowsRunCommand(Params{Binary: rel}); err == nil {
-			t.Fatalf("%s accepted as an absolute Windows path", rel)
+	for _, bad := range []Params{{Binary: "/abs/kc-agent"}, {Binary: `kc-agent.exe`}, {Binary: `C:kc-agent.exe`},
+		{Binary: `C:\a"b\kc-agent.exe`}, {Binary: bin, LogDir: `logs`}} {
+		if got, err := WindowsRunCommand(bad); err == nil {
+			t.Errorf("%+v accepted: %q", bad, got)
 		}
-	}
-	if _, err := WindowsRunCommand(Params{Binary: `\\server\share\kc-agent.exe`}); err != nil {
-		t.Fatalf("UNC path refused: %v", err)
 	}
 	if _, err := SystemdUnit(Params{Binary: "kc-agent"}); err == nil {
 		t.Fatal("relative binary accepted")
@@ -152,5 +152,27 @@ func TestPackagedUnitGolden(t *testing.T) {
 	want, _ := os.ReadFile(path)
 	if unit != string(want) {
 		t.Fatalf("%s is stale; run go test ./installers -update", path)
+	}
+}
+
+// A binary from the kc-agent-client wheel lives in a virtualenv or a conda
+// environment, which users delete: the service install warns about it.
+func TestPythonEnv(t *testing.T) {
+	dir := testenv.TempDir(t)
+	venv, conda, plain := filepath.Join(dir, "venv"), filepath.Join(dir, "conda"), filepath.Join(dir, "plain")
+	for _, d := range []string{filepath.Join(venv, "bin"), filepath.Join(conda, "bin"), filepath.Join(conda, "conda-meta"), filepath.Join(plain, "bin")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(venv, "pyvenv.cfg"), []byte("home = /usr/bin\n"), 0o644)
+	for bin, want := range map[string][2]string{
+		filepath.Join(venv, "bin", "kc-agent"):  {venv, "virtualenv"},
+		filepath.Join(conda, "bin", "kc-agent"): {conda, "conda environment"},
+		filepath.Join(plain, "bin", "kc-agent"): {"", ""},
+	} {
+		if d, k := PythonEnv(bin); d != want[0] || k != want[1] {
+			t.Errorf("%s: got %q %q, want %q", bin, d, k, want)
+		}
 	}
 }

@@ -11,10 +11,6 @@ import (
 	"github.com/kc-agent/kc-agent/internal/atomicfile"
 )
 
-// Systemctl is the systemctl command; tests point it at a recording fake
-// where no user systemd instance is available.
-var Systemctl = "systemctl"
-
 // ErrNoUserManager means there is no systemd user instance to install into.
 var ErrNoUserManager = errors.New("no systemd user manager is running here")
 
@@ -27,6 +23,8 @@ type Systemd struct {
 	Params
 	// UnitDir is ~/.config/systemd/user.
 	UnitDir string
+	// Systemctl is the systemctl command, found on PATH when empty.
+	Systemctl string
 }
 
 // NewSystemd returns the Linux manager for the current user.
@@ -50,7 +48,11 @@ func (s *Systemd) Definition() (string, string, error) {
 }
 
 func (s *Systemd) systemctl(args ...string) (string, error) {
-	out, err := exec.Command(Systemctl, append([]string{"--user"}, args...)...).CombinedOutput()
+	systemctl := s.Systemctl
+	if systemctl == "" {
+		systemctl = "systemctl"
+	}
+	out, err := exec.Command(systemctl, append([]string{"--user"}, args...)...).CombinedOutput()
 	return strings.TrimSpace(string(out)), err
 }
 

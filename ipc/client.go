@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -168,6 +169,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return fmt.Errorf("reading the agent's answer: %w", err)
 	}
+	if err := checkKeys(data, answerKeys(out)); errors.Is(err, ErrAmbiguousAnswer) {
+		return err
+	}
 	if resp.StatusCode >= 300 {
 		e := &Error{Status: resp.StatusCode}
 		if json.Unmarshal(data, e) != nil || e.Code == "" {
@@ -240,4 +244,33 @@ func (c *Client) Proxy(ctx context.Context) (*ProxyStatus, error) {
 // Reload tells the agent a profile's login changed ("" for all).
 func (c *Client) Reload(ctx context.Context, profile string) error {
 	return c.do(ctx, http.MethodPost, PathReload, ReloadRequest{Profile: profile}, nil)
+}
+
+// StartLogin asks the agent to sign in a configured profile (or join the
+// sign-in that runs for it).
+func (c *Client) StartLogin(ctx context.Context, req LoginRequest) (*LoginStatus, error) {
+	var out LoginStatus
+	if err := c.do(ctx, http.MethodPost, PathLogin, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// LoginStatus reports on a sign-in, waiting up to wait (at most
+// MaxLoginWait) for it to end.
+func (c *Client) LoginStatus(ctx context.Context, id string, wait time.Duration) (*LoginStatus, error) {
+	var out LoginStatus
+	path := PathLogin + "/" + url.PathEscape(id)
+	if wait > 0 {
+		path += "?wait=" + wait.String()
+	}
+	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// CancelLogin cancels a sign-in.
+func (c *Client) CancelLogin(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, PathLogin+"/"+url.PathEscape(id), nil, nil)
 }

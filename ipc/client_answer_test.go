@@ -5,6 +5,7 @@ package ipc
 import (
 	"bytes"
 	"context"
+	"io"
 	"log"
 	"os"
 	"strconv"
@@ -70,11 +71,29 @@ func TestBytesAfterTheAnswerAreNotLogged(t *testing.T) {
 	var logged bytes.Buffer
 	log.SetOutput(&logged)
 	t.Cleanup(func() { log.SetOutput(os.Stderr) })
-	c := rawAgent(t, answer200(`{"access_token":"a.b.c","token_type":"Bearer"}`)+`{"access_token":"SECRET.TOKEN.VALUE"}`)
-	if _, err := c.Token(context.Background(), TokenRequest{Profile: "p"}); err != nil {
+	ln, sock := testenv.PrivateSocket(t)
+	// The sentinel: the agent's end sees the client close the connection.
+	// After that nothing can arrive on it, so nothing more can be logged;
+	// a client that kept it open would be reading (and logging) the bytes.
+	closed := make(chan bool, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.Read(make([]byte, 4096))
+		c.Write([]byte(answer200(`{"access_token":"a.b.c","token_type":"Bearer"}`) + `{"access_token":"SECRET.TOKEN.VALUE"}`))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = io.Copy(io.Discard, c)
+		closed <- err == nil
+	}()
+	if _, err := NewClientAt(sock).Token(context.Background(), TokenRequest{Profile: "p"}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	if !<-closed {
+		t.Error("the client kept the connection open after the answer")
+	}
 	if strings.Contains(logged.String(), "SECRET") {
 		t.Fatalf("logged: %d bytes with the token", logged.Len())
 	}

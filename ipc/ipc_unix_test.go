@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
@@ -67,9 +68,7 @@ func TestLockDiesWithItsHolder(t *testing.T) {
 // agent at) the first candidate, which is ours. At the first candidate it
 // is an error.
 func TestPlantedLaterCandidateIsSkipped(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to make a directory of another user")
-	}
+	testenv.OtherUser(t) // root, to make a directory of another user
 	base := t.TempDir()
 	ours := filepath.Join(base, "ours")
 	os.Mkdir(ours, 0o700)

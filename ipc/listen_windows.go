@@ -122,7 +122,7 @@ func pipeClient(c net.Conn) (tcpowner.Owner, error) {
 	if err := windows.GetNamedPipeClientProcessId(windows.Handle(f.Fd()), &pid); err != nil {
 		return tcpowner.Owner{UID: -1}, fmt.Errorf("GetNamedPipeClientProcessId: %w", err)
 	}
-	sid, err := discovery.ProcessSID(pid)
+	sid, err := winsid.OfProcess(pid)
 	if err != nil {
 		return tcpowner.Owner{UID: -1, PID: int(pid)}, err
 	}

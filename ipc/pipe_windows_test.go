@@ -96,9 +96,9 @@ func TestPipeServedByAnotherAccountRefused(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { requests.Add(1) })}
 	go srv.Serve(ln)
 	defer srv.Close()
-	restore := discovery.ProcessSID
-	discovery.ProcessSID = func(uint32) (string, error) { return "S-1-5-21-1-2-3-1001", nil }
-	defer func() { discovery.ProcessSID = restore }()
+	restore := winsid.OfProcess
+	winsid.OfProcess = func(uint32) (string, error) { return "S-1-5-21-1-2-3-1001", nil }
+	defer func() { winsid.OfProcess = restore }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = NewClientAt(path).Health(ctx)
@@ -155,9 +155,9 @@ func TestPipeRefusesAnotherAccountsClient(t *testing.T) {
 	ln.OnRefuse = func() { refused.Add(1) }
 	// Play another account for the server's lookup (the raw dial below
 	// does not check the server).
-	restore := discovery.ProcessSID
-	discovery.ProcessSID = func(uint32) (string, error) { return "S-1-5-21-1-2-3-1001", nil }
-	defer func() { discovery.ProcessSID = restore }()
+	restore := winsid.OfProcess
+	winsid.OfProcess = func(uint32) (string, error) { return "S-1-5-21-1-2-3-1001", nil }
+	defer func() { winsid.OfProcess = restore }()
 	c, err := winio.DialPipe(path, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,10 @@ const (
 	PathStatus = "/v1/status"
 	PathReload = "/v1/reload"
 	PathProxy  = "/v1/proxy"
+	// PathLogin starts a sign-in (POST); PathLogin+"/{id}" reports on one
+	// (GET, ?wait=30s to long-poll) or cancels it (DELETE), and
+	// PathLogin+"/{id}/qr.svg" is the QR code of its verification URL.
+	PathLogin = "/v1/login"
 )
 
 // Host is the fake host name the client puts in requests; the server
@@ -85,6 +89,68 @@ type ReloadRequest struct {
 	Profile string `json:"profile,omitempty"`
 }
 
+// Sign-in flows (LoginRequest.Flow).
+const (
+	FlowDevice  = "device"  // approve on any device: a URL, a code, a QR code
+	FlowBrowser = "browser" // a browser on the agent's machine, redirected to the agent's loopback listener
+)
+
+// Sign-in states (LoginStatus.State).
+const (
+	LoginPending   = "pending"
+	LoginDone      = "done"
+	LoginExpired   = "expired"
+	LoginDenied    = "denied"
+	LoginFailed    = "failed"
+	LoginCancelled = "cancelled"
+)
+
+// MaxLoginWait bounds the long poll of GET /v1/login/{id}?wait=.
+const MaxLoginWait = 30 * time.Second
+
+// LoginRequest asks the agent to sign in a profile its config names: the
+// issuer and client come from the config, never from the caller.
+type LoginRequest struct {
+	Profile string `json:"profile"`
+	Flow    string `json:"flow"`
+}
+
+// LoginIdentity is who signed in, from the verified ID token.
+type LoginIdentity struct {
+	PreferredUsername string `json:"preferred_username"`
+	Subject           string `json:"sub"`
+	Email             string `json:"email,omitempty"`
+	Name              string `json:"name,omitempty"`
+}
+
+// LoginStatus is a sign-in the agent runs. The device code and the tokens
+// never leave the agent; the user code is what the user types anyway.
+type LoginStatus struct {
+	ID      string `json:"id"`
+	Profile string `json:"profile"`
+	Flow    string `json:"flow"`
+	State   string `json:"state"`
+	// Joined: the profile's sign-in was already running, and this caller
+	// joined it.
+	Joined    bool      `json:"joined,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// Device flow.
+	VerificationURI         string `json:"verification_uri,omitempty"`
+	VerificationURIComplete string `json:"verification_uri_complete,omitempty"`
+	UserCode                string `json:"user_code,omitempty"`
+	Interval                int    `json:"interval,omitempty"` // seconds
+	// QRSVG is an SVG image of the QR code of VerificationURIComplete
+	// (start and GET answers, not status).
+	QRSVG string `json:"qr_svg,omitempty"`
+	// Browser flow.
+	AuthorizationURL string `json:"authorization_url,omitempty"`
+	// Identity is set once State is done.
+	Identity *LoginIdentity `json:"identity,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	Hint     string         `json:"hint,omitempty"`
+}
+
 // ProfileStatus is one profile in the status answer.
 type ProfileStatus struct {
 	Name            string     `json:"name"`
@@ -101,6 +167,9 @@ type ProfileStatus struct {
 	LastError       string     `json:"last_error,omitempty"`
 	Hint            string     `json:"hint,omitempty"`
 	PersistPending  bool       `json:"persist_pending,omitempty"`
+	// Source is the config file the profile comes from (the user's or
+	// the system-wide one).
+	Source string `json:"source,omitempty"`
 }
 
 // Profile states.
@@ -120,6 +189,8 @@ type StatusResponse struct {
 	Socket      string    `json:"socket"`
 	ConfigPath  string    `json:"config_path"`
 	ConfigError string    `json:"config_error,omitempty"`
+	// SystemConfig is the system-wide file merged under ConfigPath, if any.
+	SystemConfig string `json:"system_config,omitempty"`
 	// Lock is the one-agent lock this agent holds ("" in tests).
 	Lock string `json:"lock,omitempty"`
 	UID  int    `json:"uid"`
@@ -127,6 +198,8 @@ type StatusResponse struct {
 	SID      string          `json:"sid,omitempty"`
 	Proxy    ProxyStatus     `json:"proxy"`
 	Profiles []ProfileStatus `json:"profiles"`
+	// SignIns are the sign-ins running now (or just ended).
+	SignIns []LoginStatus `json:"sign_ins,omitempty"`
 }
 
 // ProxyStatus says whether the proxy runs and where. GET /v1/proxy answers
@@ -157,6 +230,7 @@ type RouteInfo struct {
 	URL      string `json:"url"` // the local base URL, e.g. http://127.0.0.1:8421/warehouse
 	Upstream string `json:"upstream"`
 	Profile  string `json:"profile"`
+	Source   string `json:"source,omitempty"` // the config file it comes from
 }
 
 // String never shows the proxy secret.
@@ -176,6 +250,10 @@ const (
 	// CodeInvalidScope: Keycloak refused a scope the caller asked for. Only
 	// that request fails; the profile keeps serving.
 	CodeInvalidScope = "invalid_scope"
+	// CodeRateLimited: too many sign-ins started; try again later.
+	CodeRateLimited = "rate_limited"
+	// CodeNotFound: no such sign-in (it ended a while ago, or never was).
+	CodeNotFound = "not_found"
 	// Codes only the proxy answers with.
 	CodeNoRoute     = "no_route"
 	CodeUpstream    = "upstream_error"
@@ -197,8 +275,10 @@ func HTTPStatus(code string) int {
 		return 400
 	case CodeForbidden, CodeBrowser, CodeNotLoopback, CodeProxyLoop:
 		return 403
-	case CodeNoRoute:
+	case CodeNoRoute, CodeNotFound:
 		return 404
+	case CodeRateLimited:
+		return 429
 	case CodeProxyAuth:
 		return 407
 	case CodeMisdirected:

@@ -1,7 +1,9 @@
 #!/bin/sh
 # The demo: a local Keycloak with a demo realm, then kc-agent login, token,
-# status, a real API call with the token, and logout, in a throwaway
-# kc-agent home. Set DEMO_INTERACTIVE=1 to sign in yourself in a browser
+# status, a real API call with the token, a notebook (the Python client from
+# its wheel, in a kernel with no kc-agent variables) reading an API through a
+# route and with KcAgentAuth, and logout, in a throwaway kc-agent home. The
+# agent listens at this user's default place, where kernels look. Set DEMO_INTERACTIVE=1 to sign in yourself in a browser
 # (user demo, password demo); by default a scripted browser does it.
 set -e
 cd "$(dirname "$0")/.."
@@ -21,9 +23,14 @@ URL=$(bin/kctest start)
 ISSUER="$URL/realms/demo"
 echo "Keycloak is at $URL; realm 'demo', user 'demo', password 'demo'" >&2
 
+unset KC_AGENT_SOCK KC_AGENT_PROFILE
+if "$KC" status >/dev/null 2>&1; then
+	echo "demo: a kc-agent already runs for $(id -un); the demo's agent needs the default place: stop it first (kc-agent service stop)" >&2
+	exit 1
+fi
 DEMO_HOME=$(mktemp -d)
-export KC_AGENT_CONFIG="$DEMO_HOME/config.yaml" KC_AGENT_STATE_DIR="$DEMO_HOME/state" KC_AGENT_SOCK="$DEMO_HOME/run/agent.sock"
-trap '"$KC" status >/dev/null 2>&1 && kill $(cat "$DEMO_HOME/agent.pid" 2>/dev/null) 2>/dev/null; rm -rf "$DEMO_HOME"' EXIT
+export KC_AGENT_CONFIG="$DEMO_HOME/config.yaml" KC_AGENT_STATE_DIR="$DEMO_HOME/state"
+trap 'kill $(cat "$DEMO_HOME/agent.pid" "$DEMO_HOME/api.pid" 2>/dev/null) 2>/dev/null; rm -rf "$DEMO_HOME"' EXIT
 if [ "${DEMO_INTERACTIVE:-}" != 1 ]; then
 	export BROWSER="$PWD/bin/kctest signin demo demo %s"
 fi
@@ -31,7 +38,15 @@ fi
 step "kc-agent login $ISSUER"
 "$KC" login "$ISSUER"
 
-step "cat \$KC_AGENT_CONFIG   (written by login)"
+step "a small API that checks each token at Keycloak, and a route to it"
+bin/kctest api "$ISSUER" > "$DEMO_HOME/api.url" &
+echo $! > "$DEMO_HOME/api.pid"
+for i in $(seq 50); do [ -s "$DEMO_HOME/api.url" ] && break; sleep 0.1; done
+API=$(cat "$DEMO_HOME/api.url")
+printf 'proxy:\n  listen: 127.0.0.1:0\nroutes:\n  - name: demo-api\n    upstream: %s\n' "$API" >> "$KC_AGENT_CONFIG"
+echo "API at $API" >&2
+
+step "cat \$KC_AGENT_CONFIG   (written by login, plus the route)"
 cat "$KC_AGENT_CONFIG"
 
 step "kc-agent doctor"
@@ -49,6 +64,29 @@ step "kc-agent token --format header | curl -H @- \$ISSUER/protocol/openid-conne
 
 step "kc-agent status"
 "$KC" status
+
+step "a notebook: pip install kc-agent-client (the wheel, with its kc-agent), then nbconvert --execute"
+python3 scripts/build-wheels.py --out "$DEMO_HOME/wheels" --only host >/dev/null
+# Debian's python3, whose ipykernel and requests the venv sees.
+/usr/bin/python3 -m venv --system-site-packages "$DEMO_HOME/venv"
+"$DEMO_HOME/venv/bin/pip" install -q --no-index --no-deps "$DEMO_HOME"/wheels/kc_agent_client-*-py3-none-[!a]*.whl
+mkdir -p "$DEMO_HOME/nb" "$DEMO_HOME/jupyter/kernels/kcdemo" "$DEMO_HOME/kernel-home"
+printf '{"argv": ["%s", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "kc-agent demo", "language": "python"}\n' \
+	"$DEMO_HOME/venv/bin/python" > "$DEMO_HOME/jupyter/kernels/kcdemo/kernel.json"
+printf '{"api": "%s"}\n' "$API" > "$DEMO_HOME/nb/demo.json"
+cp scripts/demo/notebook.ipynb "$DEMO_HOME/nb/"
+# Like a kernel started from a launcher: no kc-agent variables, no
+# XDG_RUNTIME_DIR, a short PATH without kc-agent.
+(cd "$DEMO_HOME/nb" && env -i HOME="$DEMO_HOME/kernel-home" PATH=/usr/bin:/bin LANG=C.UTF-8 JUPYTER_PATH="$DEMO_HOME/jupyter" \
+	/usr/bin/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.kernel_name=kcdemo \
+	--ExecutePreprocessor.timeout=120 --allow-errors --output executed.ipynb notebook.ipynb >"$DEMO_HOME/nbconvert.log" 2>&1) ||
+	{ cat "$DEMO_HOME/nbconvert.log" >&2; exit 1; }
+python3 scripts/demo/show-notebook.py "$DEMO_HOME/nb/executed.ipynb"
+if grep -Eq 'eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.' "$DEMO_HOME/nb/executed.ipynb"; then
+	echo "demo: the saved notebook contains a token" >&2
+	exit 1
+fi
+echo "(the saved notebook has no token in it)" >&2
 
 step "kc-agent logout"
 "$KC" logout

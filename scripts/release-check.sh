@@ -14,7 +14,10 @@ if [ ! -x "$tools/goreleaser" ]; then
 	(cd /tmp && GOBIN="$tools" GOFLAGS=-buildvcs=false go install github.com/goreleaser/goreleaser/v2@v2.15.1)
 fi
 "$tools/goreleaser" check
+rm -rf build/wheels
 "$tools/goreleaser" build --snapshot --single-target --clean
 ls dist/*/kc-agent >/dev/null
 ! ls dist/*/kc-agent-core >/dev/null 2>&1 || { echo "release-check: a kc-agent-core was built: kc-agent is one program"; exit 1; }
+# The wheels: goreleaser's before hook built them into build/wheels.
+python3 scripts/check-wheels.py build/wheels
 echo "release-check: ok"

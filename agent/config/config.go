@@ -83,6 +83,13 @@ type Config struct {
 
 	path string
 	root *yaml.Node
+	// Merged over a system-wide file: own is the user's file as read (what
+	// SetProfile and Save change), sources where each profile and route
+	// came from ("profile/<name>", "route/<name>").
+	own     *Config
+	sources map[string]string
+	// known are profiles another file defines, which routes may name.
+	known map[string]Profile
 }
 
 // Path is the file this config was read from (or will be written to).
@@ -149,10 +156,28 @@ var ErrEmpty = errors.New("the config file is empty")
 // Empty is a config with nothing in it, to be saved at path.
 func Empty(path string) *Config { return &Config{path: path, Profiles: map[string]Profile{}} }
 
-// Load reads the config file at path. A missing file is an empty config,
-// so that `kc-agent login` can create it. The file steers tokens, so one
-// that another user could have written is refused.
+// Load reads the config file at path over the system-wide file
+// (SystemFilePath), which it overrides profile by profile and route by
+// route. A missing file is an empty config, so that `kc-agent login` can
+// create it. The files steer tokens, so one that another user could have
+// written is refused.
 func Load(path string) (*Config, error) {
+	sys, err := loadSystem(SystemFilePath())
+	if err != nil {
+		return nil, err
+	}
+	var known map[string]Profile
+	if sys != nil {
+		known = sys.Profiles
+	}
+	user, err := loadUser(path, known)
+	if err != nil || sys == nil {
+		return user, err
+	}
+	return merge(sys, user)
+}
+
+func loadUser(path string, known map[string]Profile) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := CheckPrivate(filepath.Dir(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -172,7 +197,7 @@ func Load(path string) (*Config, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, &Error{File: path, Msg: ErrEmpty.Error() + "; the last good config stays live (write the whole file, or run `kc-agent login` to start afresh)", err: ErrEmpty}
 	}
-	return Parse(path, data)
+	return parse(path, data, known)
 }
 
 // Compiled on first use: `kc-agent token` runs often and never needs them.
@@ -181,8 +206,11 @@ var yamlLine = sync.OnceValue(func() *regexp.Regexp {
 })
 
 // Parse parses and validates config data; path is used in messages.
-func Parse(path string, data []byte) (*Config, error) {
-	c := &Config{path: path}
+func Parse(path string, data []byte) (*Config, error) { return parse(path, data, nil) }
+
+// parse is Parse where routes may also name the profiles in known.
+func parse(path string, data []byte, known map[string]Profile) (*Config, error) {
+	c := &Config{path: path, known: known}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {

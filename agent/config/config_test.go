@@ -27,6 +27,8 @@ func TestParseErrorsNameLineAndField(t *testing.T) {
 		{"dot segments in upstream", "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: https://a/x/../y\n", "routes[0].upstream: must not contain . or .."},
 		{"two intercepts, one origin", "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: a\n    upstream: https://api.example.com/v1\n    intercept: true\n  - name: b\n    upstream: https://API.example.com:443/v2\n    intercept: true\n", `c.yaml:10: routes[1].intercept: routes "a" and "b" both intercept https://api.example.com:443`},
 		{"missing ca_file", "proxy:\n  ca_file: /nonexistent/ca.pem\n", "c.yaml:2: proxy.ca_file: can not read /nonexistent/ca.pem"},
+		{"route on the main address", "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: https://a\n    listen: 127.0.0.1:8421\n", "routes[0].listen: 127.0.0.1:8421 is the proxy's main address"},
+		{"two routes, one port", "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: a\n    upstream: https://a\n    listen: 127.0.0.1:9001\n  - name: b\n    upstream: https://b\n    listen: 127.0.0.1:9001\n", `routes[1].listen: route "a" listens on 127.0.0.1:9001 already`},
 		{"duplicate route", "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: https://a\n  - name: w\n    upstream: https://b\n", "duplicate route"},
 	}
 	for _, tc := range cases {

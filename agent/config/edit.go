@@ -78,6 +78,12 @@ func (c *Config) SetProfile(name string, p Profile) error {
 		c.Profiles = map[string]Profile{}
 	}
 	c.Profiles[name] = p
+	if c.own != nil {
+		// The system-wide file is never written: the profile goes to the
+		// user's file, where it overrides the system's of that name.
+		c.sources["profile/"+name] = c.own.path
+		return c.own.SetProfile(name, p)
+	}
 	if c.root == nil || len(c.root.Content) == 0 || c.root.Content[0].Kind != yaml.MappingNode {
 		c.root = nil
 		return nil
@@ -98,6 +104,9 @@ func (c *Config) SetProfile(name string, p Profile) error {
 
 // Save writes the config atomically (temp file + rename), mode 0600.
 func (c *Config) Save() error {
+	if c.own != nil {
+		return c.own.Save()
+	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kc-agent/kc-agent/internal/testenv"
 )
 
 // checkWrittenPrivate: what login writes is 0600.
@@ -19,7 +21,7 @@ func checkWrittenPrivate(t *testing.T, path string) {
 }
 
 func TestLoadRefusesConfigOthersCanWrite(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "kc")
+	dir := filepath.Join(testenv.TempDir(t), "kc")
 	os.MkdirAll(dir, 0o700)
 	path := filepath.Join(dir, "config.yaml")
 	os.WriteFile(path, []byte("profiles:\n  default:\n    issuer: https://x/realms/a\n"), 0o600)
@@ -49,7 +51,7 @@ func TestLoadRefusesConfigOthersCanWrite(t *testing.T) {
 
 // A CA file another user can write could add a CA that reads route tokens.
 func TestCAFileOthersCanWriteIsRefused(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "ca")
+	dir := filepath.Join(testenv.TempDir(t), "ca")
 	os.Mkdir(dir, 0o755)
 	pem := filepath.Join(dir, "ca.pem")
 	os.WriteFile(pem, []byte("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n"), 0o644)

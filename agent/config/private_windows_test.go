@@ -83,3 +83,15 @@ func TestCAFileOthersCanWriteIsRefusedWindows(t *testing.T) {
 		t.Fatalf("a CA file Everyone may write was accepted: %v", err)
 	}
 }
+
+// A system-wide config the user (or anyone but the administrators) owns
+// or may change steers every user's tokens: refused.
+func TestSystemFileOfAUserIsRefusedWindows(t *testing.T) {
+	dir := filepath.Join(testenv.TempDir(t), "kc-agent")
+	os.MkdirAll(dir, 0o755)
+	path := filepath.Join(dir, "config.yaml")
+	os.WriteFile(path, []byte("profiles: {}\n"), 0o644)
+	if err := CheckSystemFile(path); err == nil || !strings.Contains(err.Error(), "not to the Administrators") {
+		t.Fatalf("a system-wide config of the user's was accepted: %v", err)
+	}
+}

@@ -96,8 +96,20 @@ func (c *Config) validateRoute(i int, r Route, seen map[string]bool, origins map
 		if err := CheckListen(r.Listen, c.Proxy.UnsafeListenNonLoopback); err != nil {
 			return fail("listen", err.Error())
 		}
+		// A fixed address serves one listener: the main one or one route.
+		// (Port 0 picks a new port for each.)
+		if _, port, _ := net.SplitHostPort(r.Listen); port != "0" {
+			if r.Listen == c.ProxyListen() {
+				return fail("listen", fmt.Sprintf("%s is the proxy's main address (proxy.listen); give the route another port, or drop listen to serve it at /%s on the main one", r.Listen, r.Name))
+			}
+			for _, o := range c.Routes[:i] {
+				if o.Listen == r.Listen {
+					return fail("listen", fmt.Sprintf("route %q listens on %s already; give each route its own port", o.Name, r.Listen))
+				}
+			}
+		}
 	}
-	if _, ok := c.Profiles[r.ProfileName()]; !ok {
+	if _, ok := c.Profiles[r.ProfileName()]; !ok && c.known[r.ProfileName()].Issuer == "" {
 		return fail("profile", fmt.Sprintf("no profile %q; run `kc-agent login --profile %s <issuer-url>` first", r.ProfileName(), r.ProfileName()))
 	}
 	// git reads the helper's answer line by line: a control character in

@@ -23,6 +23,10 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET "+ipc.PathStatus, d.handleStatus)
 	mux.HandleFunc("POST "+ipc.PathReload, d.handleReload)
 	mux.HandleFunc("GET "+ipc.PathProxy, d.handleProxy)
+	mux.HandleFunc("POST "+ipc.PathLogin, d.handleLoginStart)
+	mux.HandleFunc("GET "+ipc.PathLogin+"/{id}", d.handleLoginGet)
+	mux.HandleFunc("DELETE "+ipc.PathLogin+"/{id}", d.handleLoginCancel)
+	mux.HandleFunc("GET "+ipc.PathLogin+"/{id}/qr.svg", d.handleLoginQR)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		ipc.WriteError(w, &ipc.Error{Status: http.StatusNotFound, Code: ipc.CodeBadRequest,
 			Message: fmt.Sprintf("no such endpoint %s %s", r.Method, r.URL.Path)})
@@ -141,6 +145,9 @@ func (d *Daemon) proxyStatus(withURL bool) ipc.ProxyStatus {
 		return ps
 	}
 	st := d.proxy.Status(withURL)
+	for i := range st.Routes {
+		st.Routes[i].Source = cfg.RouteSource(st.Routes[i].Name)
+	}
 	if ps.Error != "" {
 		st.Error = ps.Error // a rejected change: the running proxy is the old one
 		st.Hint = "the proxy keeps the last good settings; fix the config file"
@@ -155,21 +162,31 @@ func (d *Daemon) handleProxy(w http.ResponseWriter, r *http.Request) {
 func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	ps := d.proxyStatus(false)
 	d.mu.Lock()
-	cfgErr := d.configErr
+	cfgErr, cfg := d.configErr, d.cfg
 	d.mu.Unlock()
+	profiles := profileStatus(d.mgr.Status())
+	sysPath := ""
+	if cfg != nil {
+		sysPath = cfg.SystemPath()
+		for i := range profiles {
+			profiles[i].Source = cfg.ProfileSource(profiles[i].Name)
+		}
+	}
 	ipc.WriteJSON(w, http.StatusOK, ipc.StatusResponse{
-		Version:     d.opts.Version,
-		PID:         os.Getpid(),
-		StartedAt:   d.started.UTC().Truncate(time.Second),
-		Uptime:      time.Since(d.started).Round(time.Second).String(),
-		Socket:      d.opts.SocketPath,
-		ConfigPath:  d.opts.ConfigPath,
-		ConfigError: cfgErr,
-		Lock:        d.opts.LockPath,
-		UID:         os.Getuid(),
-		SID:         discovery.UserSID(),
-		Proxy:       ps,
-		Profiles:    profileStatus(d.mgr.Status()),
+		Version:      d.opts.Version,
+		PID:          os.Getpid(),
+		StartedAt:    d.started.UTC().Truncate(time.Second),
+		Uptime:       time.Since(d.started).Round(time.Second).String(),
+		Socket:       d.opts.SocketPath,
+		ConfigPath:   d.opts.ConfigPath,
+		ConfigError:  cfgErr,
+		SystemConfig: sysPath,
+		Lock:         d.opts.LockPath,
+		UID:          os.Getuid(),
+		SID:          discovery.UserSID(),
+		Proxy:        ps,
+		Profiles:     profiles,
+		SignIns:      d.logins.list(),
 	})
 }
 

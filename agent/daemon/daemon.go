@@ -35,6 +35,9 @@ type Options struct {
 	// LockPath, when set, is the one-agent lock (discovery.LockPath) the agent
 	// holds while it runs: a second agent for the same user refuses.
 	LockPath string
+	// SocketCheckEvery is how often the agent makes sure its socket is
+	// still there (default 2 s).
+	SocketCheckEvery time.Duration
 }
 
 // Daemon is a running agent.
@@ -49,6 +52,8 @@ type Daemon struct {
 	configErr string
 	proxy     *proxy.Proxy
 	proxyErr  string
+
+	logins signIns
 }
 
 // Run serves until ctx ends.
@@ -56,12 +61,14 @@ func Run(ctx context.Context, opts Options) error {
 	harden()
 	log := opts.Log
 	d := &Daemon{opts: opts, log: log, started: time.Now()}
+	d.logins.byID, d.logins.byProfile = map[string]*signIn{}, map[string]*signIn{}
 	d.mgr = opts.Manager
 	if d.mgr == nil {
 		d.mgr = tokens.NewManager(log)
 	}
 	defer d.mgr.Close()
 	defer d.stopProxy()
+	defer d.logins.close() // before the manager closes: a sign-in may be storing
 
 	// The lock and the socket first: a second agent must stop here, before
 	// it starts a proxy or touches a token.
@@ -119,10 +126,6 @@ func Run(ctx context.Context, opts Options) error {
 	}
 }
 
-// SocketCheckEvery is how often the agent makes sure its socket is still
-// there.
-var SocketCheckEvery = 2 * time.Second
-
 // watchSocket reports when the agent's socket file is removed or replaced
 // (logind deletes /run/user/<uid> at the last logout, say). Clients can no
 // longer find this agent then, and would start another on the same stored
@@ -133,7 +136,11 @@ func (d *Daemon) watchSocket(ctx context.Context, first os.FileInfo) <-chan erro
 		return gone
 	}
 	go func() {
-		t := time.NewTicker(SocketCheckEvery)
+		every := d.opts.SocketCheckEvery
+		if every <= 0 {
+			every = 2 * time.Second
+		}
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

@@ -17,9 +17,6 @@ import (
 // logout), the agent steps down: clients can not find it any more and would
 // start another one on the same stored login.
 func TestAgentExitsWhenItsSocketIsRemoved(t *testing.T) {
-	old := SocketCheckEvery
-	SocketCheckEvery = 20 * time.Millisecond
-	defer func() { SocketCheckEvery = old }()
 	dir, err := os.MkdirTemp("", "kcd")
 	if err != nil {
 		t.Fatal(err)
@@ -31,7 +28,7 @@ func TestAgentExitsWhenItsSocketIsRemoved(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(context.Background(), Options{Version: "test", ConfigPath: filepath.Join(dir, "config.yaml"),
-			SocketPath: sock, Log: log, Ready: ready, StateDir: filepath.Join(dir, "state")})
+			SocketPath: sock, Log: log, Ready: ready, StateDir: filepath.Join(dir, "state"), SocketCheckEvery: 20 * time.Millisecond})
 	}()
 	select {
 	case <-ready:

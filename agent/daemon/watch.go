@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/kc-agent/kc-agent/agent/config"
 )
 
 // watchConfig reloads the config when its directory changes. Editors
@@ -24,7 +26,11 @@ func (d *Daemon) watchConfig() (func(), error) {
 		w.Close()
 		return nil, err
 	}
-	base := filepath.Base(d.opts.ConfigPath)
+	watched := map[string]bool{d.opts.ConfigPath: true}
+	// The administrator's file too, when its directory exists.
+	if sys := config.SystemFilePath(); filepath.Dir(sys) != dir && w.Add(filepath.Dir(sys)) == nil {
+		watched[sys] = true
+	}
 	done := make(chan struct{})
 	go func() {
 		var timer *time.Timer
@@ -41,7 +47,7 @@ func (d *Daemon) watchConfig() (func(), error) {
 				if !ok {
 					return
 				}
-				if filepath.Base(ev.Name) != base {
+				if !watched[filepath.Clean(ev.Name)] {
 					continue
 				}
 				if timer != nil {

@@ -31,6 +31,9 @@ type Identity struct {
 type LoginResult struct {
 	Token    *Token
 	Identity Identity
+	// Client is the client that made the login (set by the agent's
+	// sign-ins, to end a replaced session).
+	Client *Client
 }
 
 // LoginOptions control the interactive part of a login.
@@ -85,9 +88,27 @@ type callbackResult struct {
 	err  error
 }
 
-// LoginBrowser runs the authorization code flow with PKCE (S256) and a
-// loopback redirect (RFC 8252).
-func (c *Client) LoginBrowser(ctx context.Context, opts LoginOptions) (*LoginResult, error) {
+// BrowserLogin is an authorization code flow with PKCE (S256) waiting for
+// its loopback redirect (RFC 8252): the agent and `kc-agent login` start
+// it, show AuthURL, and Wait.
+type BrowserLogin struct {
+	// AuthURL is where the user signs in.
+	AuthURL string
+	// Expiry is when the login gives up waiting.
+	Expiry time.Time
+
+	c        *Client
+	cfg      *oauth2.Config
+	verifier string
+	nonce    string
+	ln       net.Listener
+	srv      *http.Server
+	results  chan callbackResult
+}
+
+// StartBrowser opens the loopback listener and makes the authorization URL;
+// the login ends timeout from now (0: 5 minutes). Close it when done.
+func (c *Client) StartBrowser(scopes []string, timeout time.Duration) (*BrowserLogin, error) {
 	if c.meta.AuthURL == "" {
 		return nil, &Error{Kind: KindConfig, Msg: "the issuer announces no authorization endpoint"}
 	}
@@ -95,25 +116,48 @@ func (c *Client) LoginBrowser(ctx context.Context, opts LoginOptions) (*LoginRes
 	if err != nil {
 		return nil, fmt.Errorf("listening for the login callback on 127.0.0.1: %w", err)
 	}
-	defer ln.Close()
 	redirect := fmt.Sprintf("http://127.0.0.1:%d/callback", ln.Addr().(*net.TCPAddr).Port)
+	state := randomString()
+	b := &BrowserLogin{c: c, verifier: oauth2.GenerateVerifier(), nonce: randomString(), ln: ln,
+		results: make(chan callbackResult, 1), Expiry: time.Now().Add((&LoginOptions{Timeout: timeout}).timeout())}
+	b.cfg = c.oauth2Config(loginScopes(scopes), redirect)
+	b.AuthURL = b.cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(b.verifier), oauth2.SetAuthURLParam("nonce", b.nonce))
+	b.srv = &http.Server{Handler: c.callbackHandler(state, b.results), ReadHeaderTimeout: 10 * time.Second}
+	go b.srv.Serve(ln)
+	return b, nil
+}
 
-	state, nonce, verifier := randomString(), randomString(), oauth2.GenerateVerifier()
-	cfg := c.oauth2Config(loginScopes(opts.Scopes), redirect)
-	authURL := cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", nonce))
+// Close stops the loopback listener.
+func (b *BrowserLogin) Close() { b.srv.Close() }
 
-	results := make(chan callbackResult, 1)
-	srv := &http.Server{
-		Handler:           c.callbackHandler(state, results),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	go srv.Serve(ln)
-	defer srv.Close()
+// Wait waits for the redirect, exchanges the code and verifies the tokens.
+func (b *BrowserLogin) Wait(ctx context.Context) (*LoginResult, error) {
+	return b.wait(ctx, LoginOptions{})
+}
 
-	ctx, cancel := context.WithTimeout(ctx, opts.timeout())
+func (b *BrowserLogin) wait(ctx context.Context, opts LoginOptions) (*LoginResult, error) {
+	ctx, cancel := context.WithDeadline(ctx, b.Expiry)
 	defer cancel()
-	deadline, _ := ctx.Deadline()
+	code, err := waitCallback(ctx, b.results, b.Expiry, opts, opts.status())
+	if err != nil {
+		return nil, err
+	}
+	tok, err := b.cfg.Exchange(b.c.ctx(ctx), code, oauth2.VerifierOption(b.verifier))
+	if err != nil {
+		return nil, fromRetrieveError(err)
+	}
+	return b.c.finishLogin(ctx, fromOAuth2(tok, time.Now()), b.nonce)
+}
 
+// LoginBrowser runs the authorization code flow with PKCE (S256) and a
+// loopback redirect (RFC 8252).
+func (c *Client) LoginBrowser(ctx context.Context, opts LoginOptions) (*LoginResult, error) {
+	b, err := c.StartBrowser(opts.Scopes, opts.timeout())
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	authURL := b.AuthURL
 	out := opts.status()
 	if opts.OpenURL != nil {
 		if err := opts.OpenURL(authURL); err != nil {
@@ -124,16 +168,7 @@ func (c *Client) LoginBrowser(ctx context.Context, opts LoginOptions) (*LoginRes
 	} else {
 		fmt.Fprintf(out, "kc-agent: open this URL in a browser on this machine to sign in:\n\n  %s\n\n", authURL)
 	}
-
-	code, err := waitCallback(ctx, results, deadline, opts, out)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := cfg.Exchange(c.ctx(ctx), code, oauth2.VerifierOption(verifier))
-	if err != nil {
-		return nil, fromRetrieveError(err)
-	}
-	return c.finishLogin(ctx, fromOAuth2(tok, time.Now()), nonce)
+	return b.wait(ctx, opts)
 }
 
 func waitCallback(ctx context.Context, results <-chan callbackResult, deadline time.Time, opts LoginOptions, out io.Writer) (string, error) {
@@ -219,33 +254,49 @@ func (c *Client) callbackHandler(state string, results chan<- callbackResult) ht
 	return mux
 }
 
-// LoginDevice runs the device authorization grant (RFC 8628), with PKCE
-// parameters (Keycloak requires them when the client enforces PKCE).
-func (c *Client) LoginDevice(ctx context.Context, opts LoginOptions) (*LoginResult, error) {
+// DeviceLogin is a device authorization grant (RFC 8628) waiting for the
+// user's approval.
+type DeviceLogin struct {
+	VerificationURI         string
+	VerificationURIComplete string
+	UserCode                string
+	Expiry                  time.Time
+	Interval                time.Duration
+
+	c        *Client
+	cfg      *oauth2.Config
+	da       *oauth2.DeviceAuthResponse
+	verifier string
+}
+
+// StartDevice asks for a device code, with PKCE parameters (Keycloak
+// requires them when the client enforces PKCE).
+func (c *Client) StartDevice(ctx context.Context, scopes []string) (*DeviceLogin, error) {
 	if c.meta.DeviceURL == "" {
 		return nil, &Error{Kind: KindConfig, Msg: "the issuer announces no device authorization endpoint",
 			Hint: "enable the OAuth 2.0 Device Authorization Grant on the client, or log in with a browser"}
 	}
-	ctx, cancel := context.WithTimeout(ctx, opts.timeout())
-	defer cancel()
-	verifier := oauth2.GenerateVerifier()
-	cfg := c.oauth2Config(loginScopes(opts.Scopes), "")
-	da, err := cfg.DeviceAuth(c.ctx(ctx), oauth2.S256ChallengeOption(verifier))
+	d := &DeviceLogin{c: c, verifier: oauth2.GenerateVerifier(), cfg: c.oauth2Config(loginScopes(scopes), "")}
+	da, err := d.cfg.DeviceAuth(c.ctx(ctx), oauth2.S256ChallengeOption(d.verifier))
 	if err != nil {
 		return nil, fromRetrieveError(err)
 	}
-	if opts.ShowDeviceCode != nil {
-		opts.ShowDeviceCode(da.VerificationURI, da.UserCode, da.VerificationURIComplete)
-	} else {
-		fmt.Fprintf(opts.status(), "kc-agent: to sign in, visit %s and enter the code %s\n", da.VerificationURI, da.UserCode)
+	d.da = da
+	d.VerificationURI, d.VerificationURIComplete, d.UserCode = da.VerificationURI, da.VerificationURIComplete, da.UserCode
+	d.Expiry, d.Interval = da.Expiry, time.Duration(da.Interval)*time.Second
+	if d.Interval <= 0 {
+		d.Interval = 5 * time.Second
 	}
-	if opts.OpenURL != nil && da.VerificationURIComplete != "" {
-		_ = opts.OpenURL(da.VerificationURIComplete)
-	}
-	tok, err := cfg.DeviceAccessToken(c.ctx(ctx), da, oauth2.VerifierOption(verifier))
+	return d, nil
+}
+
+// Wait polls until the user approves or denies, the code expires or ctx
+// ends, then verifies the tokens.
+func (d *DeviceLogin) Wait(ctx context.Context) (*LoginResult, error) {
+	tok, err := d.cfg.DeviceAccessToken(d.c.ctx(ctx), d.da, oauth2.VerifierOption(d.verifier))
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			if !da.Expiry.IsZero() && !time.Now().Before(da.Expiry) {
+			if !d.Expiry.IsZero() && !time.Now().Before(d.Expiry) {
 				return nil, classifyTokenError(400, "expired_token", "")
 			}
 			return nil, &Error{Kind: KindDenied, Msg: "timed out waiting for the device login", Hint: "run `kc-agent login --device` again"}
@@ -255,7 +306,26 @@ func (c *Client) LoginDevice(ctx context.Context, opts LoginOptions) (*LoginResu
 		}
 		return nil, fromRetrieveError(err)
 	}
-	return c.finishLogin(ctx, fromOAuth2(tok, time.Now()), "")
+	return d.c.finishLogin(ctx, fromOAuth2(tok, time.Now()), "")
+}
+
+// LoginDevice runs the device authorization grant (RFC 8628).
+func (c *Client) LoginDevice(ctx context.Context, opts LoginOptions) (*LoginResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, opts.timeout())
+	defer cancel()
+	d, err := c.StartDevice(ctx, opts.Scopes)
+	if err != nil {
+		return nil, err
+	}
+	if opts.ShowDeviceCode != nil {
+		opts.ShowDeviceCode(d.VerificationURI, d.UserCode, d.VerificationURIComplete)
+	} else {
+		fmt.Fprintf(opts.status(), "kc-agent: to sign in, visit %s and enter the code %s\n", d.VerificationURI, d.UserCode)
+	}
+	if opts.OpenURL != nil && d.VerificationURIComplete != "" {
+		_ = opts.OpenURL(d.VerificationURIComplete)
+	}
+	return d.Wait(ctx)
 }
 
 // finishLogin verifies the ID token and makes sure the refresh token is an

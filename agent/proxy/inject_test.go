@@ -410,3 +410,28 @@ func TestConnectToUnspecifiedAddressRefused(t *testing.T) {
 		t.Fatalf("CONNECT 0.0.0.0 back to the proxy: %v %v", resp, err)
 	}
 }
+
+// proxy.listen and a route's listen both at port 0 are two listeners with
+// two ports: the main one still serves every route and the forward proxy,
+// the route's own serves that route.
+func TestTwoListenersOnPortZero(t *testing.T) {
+	up := newUpstream(t)
+	f := startProxy(t, "routes:\n  - name: a\n    upstream: "+up.URL+"\n  - name: b\n    upstream: "+up.URL+"\n    listen: 127.0.0.1:0\n")
+	st := f.p.Status(false)
+	var own string
+	for _, r := range st.Routes {
+		if r.Name == "b" {
+			own = strings.TrimPrefix(r.URL, "http://")
+		}
+	}
+	if own == "" || own == f.main {
+		t.Fatalf("route b's own address %q, main %q", own, f.main)
+	}
+	if r := f.get(t, "/a/x"); r.StatusCode != http.StatusOK {
+		t.Fatalf("route a on the main port: %d", r.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", "http://"+own+"/x", nil)
+	if r := f.do(t, req); r.StatusCode != http.StatusOK {
+		t.Fatalf("route b on its own port: %d", r.StatusCode)
+	}
+}

@@ -72,6 +72,7 @@ func (p *Proxy) newReverseProxy(tr http.RoundTripper) *httputil.ReverseProxy {
 				if loc := resp.Header.Get("Location"); loc != "" {
 					resp.Header.Set("Location", rewriteLoc(loc, ob))
 				}
+				scopeCookies(resp.Header, ob)
 			}
 			return nil
 		},

@@ -32,6 +32,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,10 +73,11 @@ type Proxy struct {
 
 	mu        sync.Mutex
 	listeners map[string]*listener // by configured address
-	mainAddr  string               // the configured main address
+	mainAddr  string               // the main listener's key (listenKey)
 	addr      string               // where the main listener really is
 	tunnels   sync.WaitGroup
 	closing   chan struct{}
+	served    []string // addresses served on, this run and before (ports.go)
 }
 
 type listener struct {
@@ -94,6 +96,7 @@ func New(opts Options) (*Proxy, error) {
 		return nil, fmt.Errorf("proxy secret: %w", err)
 	}
 	p.secret = secret
+	p.served = loadPorts(opts.StateDir)
 	t, err := p.compile(opts.Config)
 	if err != nil {
 		return nil, err
@@ -128,30 +131,32 @@ func (p *Proxy) Reconfigure(cfg *config.Config) error {
 // apply opens the listeners t needs that are not open yet, then makes t
 // live and closes the listeners it no longer needs.
 func (p *Proxy) apply(t *table) error {
-	want := map[string]http.Handler{t.cfg.ProxyListen(): http.HandlerFunc(p.serveMain)}
+	mainKey := listenKey(t.cfg.ProxyListen(), "")
+	want := map[string]http.Handler{mainKey: http.HandlerFunc(p.serveMain)}
 	for _, r := range t.routes {
 		if r.Listen != "" {
-			want[r.Listen] = p.ownPortHandler(r.Listen)
+			key := listenKey(r.Listen, r.Name)
+			want[key] = p.ownPortHandler(key)
 		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	opened := map[string]*listener{}
-	for addr, h := range want {
-		if p.listeners[addr] != nil {
+	for key, h := range want {
+		if p.listeners[key] != nil {
 			continue
 		}
-		l, err := p.listen(addr, h, t.cfg.Proxy.UnsafeListenNonLoopback)
+		l, err := p.listen(listenAddr(key), h, t.cfg.Proxy.UnsafeListenNonLoopback)
 		if err != nil {
 			for _, o := range opened {
 				o.srv.Close()
 			}
 			return err
 		}
-		opened[addr] = l
+		opened[key] = l
 	}
-	for addr, l := range opened {
-		p.listeners[addr] = l
+	for key, l := range opened {
+		p.listeners[key] = l
 		go l.srv.Serve(l.ln)
 		p.log.Info("proxy listening", "addr", l.addr)
 	}
@@ -163,8 +168,14 @@ func (p *Proxy) apply(t *table) error {
 			p.log.Info("proxy stopped listening", "addr", l.addr)
 		}
 	}
-	p.mainAddr = t.cfg.ProxyListen()
+	p.mainAddr = mainKey
 	p.addr = p.listeners[p.mainAddr].addr
+	addrs := make([]string, 0, len(p.listeners))
+	for _, l := range p.listeners {
+		addrs = append(addrs, l.addr)
+	}
+	slices.Sort(addrs)
+	p.servedOn(addrs)
 	return nil
 }
 
@@ -266,16 +277,20 @@ func (p *Proxy) Status(withURL bool) ipc.ProxyStatus {
 	for a, l := range p.listeners {
 		own[a] = l.addr
 	}
+	portWarning := p.portWarning()
 	p.mu.Unlock()
 	st := ipc.ProxyStatus{Configured: true, Running: addr != "", Addr: addr, Routes: []ipc.RouteInfo{},
 		Refused: p.refusals.snapshot(), Warnings: t.warnings}
+	if portWarning != "" {
+		st.Warnings = append(slices.Clip(t.warnings), portWarning)
+	}
 	if withURL && addr != "" {
 		st.URL = (&url.URL{Scheme: "http", User: url.UserPassword(ProxyUser, p.secret), Host: addr}).String()
 	}
 	for _, r := range t.cfg.Routes {
 		base := "http://" + addr + "/" + r.Name
 		if r.Listen != "" {
-			base = "http://" + own[r.Listen]
+			base = "http://" + own[listenKey(r.Listen, r.Name)]
 		}
 		st.Routes = append(st.Routes, ipc.RouteInfo{Name: r.Name, URL: base, Upstream: r.Upstream, Profile: r.ProfileName()})
 		if r.Intercept {
@@ -337,12 +352,29 @@ func (p *Proxy) serveMain(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// ownPortHandler serves the route that listens on addr, whichever route
-// that is in the live table.
-func (p *Proxy) ownPortHandler(addr string) http.Handler {
+// listenKey names a listener: its configured address, which a reload that
+// keeps it keeps the listener open; a port picked at start (port 0) also
+// names its owner (the route, or "" for the main listener), so that two
+// of them are two listeners, not one.
+func listenKey(addr, route string) string {
+	if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
+		return addr + " " + route
+	}
+	return addr
+}
+
+// listenAddr is the configured address in a listenKey.
+func listenAddr(key string) string {
+	addr, _, _ := strings.Cut(key, " ")
+	return addr
+}
+
+// ownPortHandler serves the route that listens on key (listenKey),
+// whichever route that is in the live table.
+func (p *Proxy) ownPortHandler(key string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t := p.table.Load()
-		rt := t.byListen[addr]
+		rt := t.byListen[key]
 		if rt == nil {
 			writeError(w, ipc.CodeNoRoute, "no route listens here any more", "see `kc-agent env` for the current routes")
 			return

@@ -19,7 +19,7 @@ import (
 type table struct {
 	cfg      *config.Config
 	routes   map[string]*route // by name
-	byListen map[string]*route // by configured own-port address
+	byListen map[string]*route // own-port routes, by listenKey
 	// rules maps an exact scheme://host:port to the route whose token the
 	// forward proxy may send there: only routes with intercept: true.
 	rules     map[string]*route
@@ -46,7 +46,7 @@ func (p *Proxy) compile(cfg *config.Config) (*table, error) {
 		rt := &route{Route: r, upstream: u}
 		t.routes[r.Name] = rt
 		if r.Listen != "" {
-			t.byListen[r.Listen] = rt
+			t.byListen[listenKey(r.Listen, r.Name)] = rt
 		}
 		if r.Intercept {
 			t.rules[config.OriginKey(u)] = rt

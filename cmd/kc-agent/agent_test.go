@@ -495,13 +495,7 @@ func TestAgentRejectsBadRequests(t *testing.T) {
 // A process of another user can not use the socket, even if the file
 // modes let it connect: the peer uid check refuses it.
 func TestAgentRefusesOtherUID(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to run a client as nobody")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv not installed")
-	}
+	setpriv := testenv.OtherUser(t)
 	curl, err := exec.LookPath("curl")
 	if err != nil {
 		t.Skip("curl not installed")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
+	"github.com/kc-agent/kc-agent/internal/bearer"
 	"github.com/kc-agent/kc-agent/ipc"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
@@ -115,9 +116,12 @@ func report(w io.Writer, err error) int {
 	if oidc.KindOf(err) == oidc.KindLoginRequired && code == exitError {
 		code = exitLoginRequired
 	}
-	fmt.Fprintf(w, "kc-agent: error: %s\n", err)
+	// Every error kc-agent prints passes here, whatever it carries (an
+	// agent's message, an identity provider's error_description): anything
+	// shaped like a JWT is cut out, as the Python client does.
+	fmt.Fprintf(w, "kc-agent: error: %s\n", bearer.Scrub(err.Error()))
 	if hint != "" {
-		fmt.Fprintf(w, "kc-agent: hint: %s\n", hint)
+		fmt.Fprintf(w, "kc-agent: hint: %s\n", bearer.Scrub(hint))
 	}
 	return code
 }

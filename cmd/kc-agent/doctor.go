@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +15,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/installers"
 	"github.com/kc-agent/kc-agent/internal/tcpowner"
 	"github.com/kc-agent/kc-agent/ipc"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
@@ -64,10 +66,23 @@ func doctorChecks(ctx context.Context, name string) []check {
 		add(check{"config", "FAIL", err.Error(), "set KC_AGENT_CONFIG to a file path"})
 	} else if cfg, err = config.Load(path); err != nil {
 		add(check{"config", "FAIL", err.Error(), "fix the file; the running agent keeps the last good config meanwhile"})
-	} else if _, statErr := os.Stat(path); statErr != nil {
-		add(check{"config", "warn", path + " does not exist yet", "run `kc-agent login <issuer-url>` to create it"})
+	} else if _, statErr := os.Stat(path); statErr != nil && cfg.SystemPath() == "" {
+		add(check{"config", "warn", path + " does not exist yet (nor a system-wide " + config.SystemFilePath() + ")", "run `kc-agent login <issuer-url>` to create it"})
 	} else {
-		add(check{"config", "ok", fmt.Sprintf("%s (%d profile(s), %d route(s))", path, len(cfg.Profiles), len(cfg.Routes)), ""})
+		detail := fmt.Sprintf("%s (%d profile(s), %d route(s))", path, len(cfg.Profiles), len(cfg.Routes))
+		if statErr != nil {
+			detail = fmt.Sprintf("%s does not exist: %d profile(s), %d route(s)", path, len(cfg.Profiles), len(cfg.Routes))
+		}
+		if sp := cfg.SystemPath(); sp != "" {
+			detail += ", under the system-wide " + sp
+		}
+		add(check{"config", "ok", detail, ""})
+		for _, n := range cfg.ProfileNames() {
+			add(check{"profile " + n, "ok", "from " + cfg.ProfileSource(n), ""})
+		}
+		for _, r := range cfg.Routes {
+			add(check{"route " + r.Name, "ok", r.Upstream + " from " + cfg.RouteSource(r.Name), ""})
+		}
 	}
 
 	var prof config.Profile
@@ -125,6 +140,60 @@ func doctorChecks(ctx context.Context, name string) []check {
 
 	for _, c := range agentChecks(ctx, cfg) {
 		add(c)
+	}
+	exe, _ := os.Executable()
+	var unitPath string
+	if params, err := serviceParams(""); err == nil {
+		if m, err := installers.New(params); err == nil {
+			unitPath, _, _ = m.Definition()
+		}
+	}
+	for _, c := range installChecks(exe, os.Getenv("PATH"), unitPath) {
+		add(c)
+	}
+	return checks
+}
+
+// oldCore is the second program of the releases that shipped two
+// (kc-agent, a small front, and kc-agent-core); kc-agent is one program now.
+const oldCore = "kc-agent-core"
+
+// installChecks finds what an upgrade from the two-program releases can
+// leave behind: a kc-agent-core beside this program or on PATH (stale, it
+// would answer with an old version's behaviour), and a service definition
+// that still runs it (the service would keep starting the old agent, or
+// fail once the file is gone).
+func installChecks(exe, pathEnv, unitPath string) []check {
+	var checks []check
+	seen := map[string]bool{}
+	dirs := filepath.SplitList(pathEnv)
+	if exe != "" {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		dirs = append([]string{filepath.Dir(exe)}, dirs...)
+	}
+	for _, dir := range dirs {
+		if dir == "" || !filepath.IsAbs(dir) {
+			continue
+		}
+		for _, name := range []string{oldCore, oldCore + ".exe"} {
+			p := filepath.Join(dir, name)
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+				checks = append(checks, check{"old kc-agent-core", "warn", p + " is left from a two-program release; kc-agent is one program now and never runs it",
+					"remove it: rm " + p + " (a package upgrade removes /usr/bin/kc-agent-core by itself)"})
+			}
+		}
+	}
+	if unitPath != "" {
+		if data, err := os.ReadFile(unitPath); err == nil && strings.Contains(string(data), oldCore) {
+			checks = append(checks, check{"service definition", "FAIL", unitPath + " still runs kc-agent-core, which is no longer shipped",
+				"rewrite it for this program: kc-agent service install (then kc-agent service restart)"})
+		}
 	}
 	return checks
 }

@@ -34,15 +34,7 @@ func newExecCmd(streams *IOStreams) *cobra.Command {
 			if err := child.Start(); err != nil {
 				return withHint(fmt.Errorf("can not run %s: %w", args[0], err), "check the command name and PATH")
 			}
-			sigs := make(chan os.Signal, 2)
-			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-			defer signal.Stop(sigs)
-			go func() {
-				for s := range sigs {
-					child.Process.Signal(s)
-				}
-			}()
-			err = child.Wait()
+			err = waitForwardingSignals(child)
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
 				return &childExit{code: ee.ExitCode()}
@@ -58,3 +50,27 @@ func newExecCmd(streams *IOStreams) *cobra.Command {
 type childExit struct{ code int }
 
 func (e *childExit) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// waitForwardingSignals waits for child, passing on the interrupts this
+// process gets meanwhile; the forwarding ends with the child.
+func waitForwardingSignals(child *exec.Cmd) error {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done, forwarderDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(forwarderDone)
+		for {
+			select {
+			case s := <-sigs:
+				child.Process.Signal(s)
+			case <-done:
+				return
+			}
+		}
+	}()
+	err := child.Wait()
+	signal.Stop(sigs)
+	close(done)
+	<-forwarderDone
+	return err
+}

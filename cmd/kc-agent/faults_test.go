@@ -163,9 +163,7 @@ func killKeyringDaemons(t *testing.T) int {
 // Disk full under a file store: the token is served, the save retried, and
 // it lands once there is room again.
 func TestFaultDiskFull(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
+	testenv.OtherUser(t) // root, to mount a small tmpfs
 	e := newCLIEnv(t)
 	state := filepath.Join(e.dir, "small")
 	os.MkdirAll(state, 0o700)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,6 +79,20 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 		return err
 	}
 	name := config.ProfileName(opts.profile)
+	if opts.asIs(cfg, name) {
+		// The agent is the one writer of the store: while one runs, it
+		// signs the profile in.
+		if c := runningAgent(ctx); c != nil {
+			err := opts.loginViaAgent(ctx, c, cfg, name)
+			var ae *ipc.Error
+			if !errors.As(err, &ae) || ae.Code != ipc.CodeUnknown {
+				return err
+			}
+			// The agent has not read this profile yet (its config is
+			// older, or invalid): sign in here, as without an agent.
+			fmt.Fprintf(opts.io.Err, "kc-agent: the agent does not know profile %q yet; signing in here\n", name)
+		}
+	}
 	prof, err := opts.profileFor(cfg, name)
 	if err != nil {
 		return err
@@ -174,6 +190,112 @@ func (opts *loginOptions) signIn(ctx context.Context, client *oidc.Client, full 
 	return client.LoginBrowser(ctx, lo)
 }
 
+// asIs tells whether the flags leave the configured profile name as it is
+// (so a running agent can sign it in from its own config).
+func (opts *loginOptions) asIs(cfg *config.Config, name string) bool {
+	p, ok := cfg.Profile(name)
+	if !ok {
+		return false
+	}
+	return (opts.issuer == "" || opts.issuer == p.Issuer) &&
+		(opts.clientID == "" || opts.clientID == p.ClientID) &&
+		(len(opts.scopes) == 0 || slices.Equal(opts.scopes, p.Scopes)) &&
+		(opts.storeKind == "" || opts.storeKind == p.Store)
+}
+
+// runningAgent is this user's verified agent when one answers (never
+// started for a login).
+func runningAgent(ctx context.Context) *ipc.Client {
+	c, err := ipc.NewClient()
+	if err != nil {
+		return nil
+	}
+	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if c.Health(hctx) != nil {
+		return nil
+	}
+	return c
+}
+
+// loginViaAgent has the agent run the sign-in and shows it as a login of
+// its own would: the URL, the code and the QR code.
+func (opts *loginOptions) loginViaAgent(ctx context.Context, c *ipc.Client, cfg *config.Config, name string) error {
+	useDevice := opts.device
+	if !useDevice && !opts.noBrowser && !browserAvailable() {
+		fmt.Fprintln(opts.io.Err, "kc-agent: no browser available here (no display, or SSH without $BROWSER): using the device flow")
+		useDevice = true
+	}
+	flow := ipc.FlowBrowser
+	if useDevice {
+		flow = ipc.FlowDevice
+	}
+	st, err := c.StartLogin(ctx, ipc.LoginRequest{Profile: name, Flow: flow})
+	var ae *ipc.Error
+	if errors.As(err, &ae) && ae.Code == ipc.CodeBadRequest && strings.Contains(ae.Message, "no such endpoint") {
+		return withHint(errors.New("the running agent is older than this kc-agent and can not run sign-ins"),
+			"restart it (kc-agent service restart, or stop it and run the command again)")
+	}
+	if err != nil {
+		return err
+	}
+	if st.Joined {
+		fmt.Fprintf(opts.io.Err, "kc-agent: a sign-in for profile %q is already running; joining it\n", name)
+	}
+	openURL := openURLHook
+	if openURL == nil {
+		openURL = openBrowser
+	}
+	if st.Flow == ipc.FlowDevice {
+		showDeviceCode(opts.io.Err, st.VerificationURI, st.UserCode, st.VerificationURIComplete)
+		if (browserAvailable() || openURLHook != nil) && st.VerificationURIComplete != "" {
+			_ = openURL(st.VerificationURIComplete)
+		}
+	} else {
+		switch {
+		case opts.noBrowser:
+			fmt.Fprintf(opts.io.Err, "kc-agent: open this URL in a browser on this machine to sign in:\n\n  %s\n\n", st.AuthorizationURL)
+		case openURL(st.AuthorizationURL) != nil:
+			fmt.Fprintf(opts.io.Err, "kc-agent: could not open a browser; open this URL yourself:\n\n  %s\n\n", st.AuthorizationURL)
+		default:
+			fmt.Fprintf(opts.io.Err, "kc-agent: opened your browser to sign in; if it did not appear, open:\n\n  %s\n\n", st.AuthorizationURL)
+		}
+	}
+	deadline := time.Now().Add(opts.timeout)
+	for st.State == ipc.LoginPending {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return withHint(fmt.Errorf("gave up waiting for the sign-in after %s", opts.timeout), "it stays open until it expires: `kc-agent status` shows it")
+		}
+		next, err := c.LoginStatus(ctx, st.ID, min(left, 25*time.Second))
+		if err != nil {
+			if ctx.Err() != nil && !st.Joined {
+				// Ctrl-C: the sign-in this command started ends with it.
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+				_ = c.CancelLogin(cctx, st.ID)
+				cancel()
+				return errors.New("login cancelled")
+			}
+			return err
+		}
+		st = next
+	}
+	switch st.State {
+	case ipc.LoginDone:
+	case ipc.LoginExpired:
+		return withHint(errors.New("the sign-in expired before it was approved"), "run `kc-agent login` again and approve it sooner")
+	case ipc.LoginDenied:
+		return withHint(errors.New("the sign-in was denied"), "run `kc-agent login` again and accept the request")
+	default:
+		return withHint(fmt.Errorf("the sign-in %s: %s", st.State, st.Error), st.Hint)
+	}
+	full, _ := cfg.Profile(name)
+	who := oidc.Identity{Username: st.Identity.PreferredUsername, Subject: st.Identity.Subject, Email: st.Identity.Email}
+	fmt.Fprintf(opts.io.Err, "kc-agent: logged in as %s to %s (profile %q)\n", describeUser(who), realmOf(full.Issuer), name)
+	fmt.Fprintln(opts.io.Err, "kc-agent: the running agent keeps the offline token and serves the profile now")
+	return nil
+}
+
 // keepLogin stores the new offline token (under the one-agent lock) and
 // saves the profile.
 func keepLogin(ctx context.Context, client *oidc.Client, st store.Store, cfg *config.Config, name string, prof config.Profile, res *oidc.LoginResult) error {
@@ -194,6 +316,11 @@ func keepLogin(ctx context.Context, client *oidc.Client, st store.Store, cfg *co
 		// End the new session rather than leave it orphaned at Keycloak.
 		_ = client.Logout(context.WithoutCancel(ctx), rec.RefreshToken)
 		return fmt.Errorf("signed in, but could not store the offline token: %w", err)
+	}
+	if cur, ok := cfg.Profiles[name]; ok && cfg.ProfileSource(name) != cfg.Path() && reflect.DeepEqual(cur, prof) {
+		// The administrator's profile as it is: nothing to write (and
+		// the system-wide file is never written).
+		return nil
 	}
 	if err := cfg.SetProfile(name, prof); err != nil {
 		return err

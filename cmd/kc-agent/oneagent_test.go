@@ -291,13 +291,7 @@ func notebookJSON(code string) string {
 // asNobody runs a Python program as uid 65534 and returns it running.
 func asNobody(t *testing.T, program string, args ...string) *exec.Cmd {
 	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("needs root to act as another user")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv not installed")
-	}
+	setpriv := testenv.OtherUser(t)
 	cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", program}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

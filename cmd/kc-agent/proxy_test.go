@@ -243,9 +243,7 @@ func TestProxyInterceptSNIAndHost(t *testing.T) {
 }
 
 func TestProxyRefusesOtherUID(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to run a client as nobody")
-	}
+	testenv.OtherUser(t)
 	f := newProxyFixture(t, keycloak.RealmTest, "alice", "alice-pw")
 	out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
 		"curl", "-sS", "--max-time", "5", f.base()+"/x").CombinedOutput()

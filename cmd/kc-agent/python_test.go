@@ -162,7 +162,8 @@ func TestPythonClient(t *testing.T) {
 	for _, py := range interps {
 		t.Run("revoked-"+py.name, func(t *testing.T) {
 			out := runNotebook(t, e, py, "revoked.ipynb", nbEnv, true)
-			if !strings.Contains(out.text(), "caught LoginRequired; hint: run `kc-agent login`") {
+			// In a notebook the hint names the notebook's way out.
+			if !strings.Contains(out.text(), "caught LoginRequired; hint: run kc_agent_client.login() in a cell") {
 				t.Errorf("no LoginRequired with the hint:\n%s", out.text())
 			}
 			errs := out.errors()
@@ -170,7 +171,7 @@ func TestPythonClient(t *testing.T) {
 				t.Fatalf("want one error output, got %d:\n%s", len(errs), out.text())
 			}
 			if errs[0].Ename != "LoginRequired" || len(errs[0].Traceback) != 1 ||
-				!strings.HasPrefix(errs[0].Traceback[0], "LoginRequired: ") || !strings.Contains(errs[0].Traceback[0], "kc-agent login") {
+				!strings.HasPrefix(errs[0].Traceback[0], "LoginRequired: ") || !strings.Contains(errs[0].Traceback[0], "kc_agent_client.login()") {
 				t.Errorf("the error is not one line with the hint: %q %q", errs[0].Ename, errs[0].Traceback)
 			}
 		})
@@ -266,18 +267,28 @@ func (n *notebookRun) line(prefix string) string {
 // discovery failure), no XDG_RUNTIME_DIR, no kc-agent or proxy variables.
 func runNotebook(t *testing.T, e *cliEnv, py pythonInterp, name string, extraEnv []string, allowErrors bool) *notebookRun {
 	t.Helper()
+	nb, err := execNotebook(t, e, py, name, extraEnv, allowErrors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nb
+}
+
+// execNotebook is runNotebook for a goroutine of its own: it returns the
+// failure instead of ending the test.
+func execNotebook(t *testing.T, e *cliEnv, py pythonInterp, name string, extraEnv []string, allowErrors bool) (*notebookRun, error) {
 	root := repoRoot(t)
 	dir := t.TempDir()
 	kdir := filepath.Join(dir, "jupyter", "kernels", "kcpy")
 	if err := os.MkdirAll(kdir, 0o700); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	spec, _ := json.Marshal(map[string]any{
 		"argv":         []string{py.python, "-m", "ipykernel_launcher", "-f", "{connection_file}"},
 		"display_name": "kc-agent test " + py.name, "language": "python",
 	})
 	if err := os.WriteFile(filepath.Join(kdir, "kernel.json"), spec, 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	home := filepath.Join(dir, "home")
 	os.MkdirAll(home, 0o700)
@@ -296,13 +307,13 @@ func runNotebook(t *testing.T, e *cliEnv, py pythonInterp, name string, extraEnv
 	raw, rerr := os.ReadFile(filepath.Join(dir, "out.ipynb"))
 	e.record(string(raw))
 	if err != nil || rerr != nil {
-		t.Fatalf("nbconvert %s with %s: %v %v\n%s", name, py.name, err, rerr, out)
+		return nil, fmt.Errorf("nbconvert %s with %s: %v %v\n%s", name, py.name, err, rerr, out)
 	}
 	var nb notebookRun
 	if err := json.Unmarshal(raw, &nb); err != nil {
-		t.Fatalf("executed notebook: %v", err)
+		return nil, fmt.Errorf("executed notebook: %v", err)
 	}
-	return &nb
+	return &nb, nil
 }
 
 func lastLine(s string) string {

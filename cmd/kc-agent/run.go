@@ -34,6 +34,7 @@ func newRunCmd(streams *IOStreams) *cobra.Command {
 				}
 				defer f.Close()
 				logOut = f
+				panicsTo(f)
 			}
 			log, err := newLogger(logOut, logFormat, logLevel)
 			if err != nil {

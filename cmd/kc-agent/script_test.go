@@ -19,6 +19,14 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if path := os.Getenv("KC_TEST_PANIC_TO"); path != "" { // panics_windows_test.go
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			os.Exit(9)
+		}
+		panicsTo(f)
+		panic("the agent crashed")
+	}
 	testscript.Main(wineExit{m}, map[string]func(){
 		"kc-agent": func() { os.Exit(run(os.Args[1:], systemIO())) },
 	})

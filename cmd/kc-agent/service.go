@@ -168,6 +168,12 @@ func (sc *serviceCmds) install(m installers.Manager) error {
 	if err := m.Install(); err != nil {
 		return err
 	}
+	if p, err := serviceParams(sc.binary); err == nil {
+		if dir, kind := installers.PythonEnv(p.Binary); dir != "" {
+			fmt.Fprintf(sc.streams.Err, "kc-agent: warning: the service runs %s, inside the %s %s: removing or recreating that environment breaks the service\n", p.Binary, kind, dir)
+			fmt.Fprintln(sc.streams.Err, "kc-agent: hint: for a service, install kc-agent from a system package (or installers/install.sh) and run `kc-agent service install` from there; from a wheel, the client starts the agent itself when needed")
+		}
+	}
 	st, _ := m.Status()
 	fmt.Fprintf(sc.streams.Err, "kc-agent: service installed at %s and started; logs: %s\n", st.Path, st.Logs)
 	if _, err := os.Stat("/run/systemd/system"); err == nil {

@@ -6,10 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
-
-	"github.com/kc-agent/kc-agent/installers"
 )
 
 // fakeSystemctl writes a systemctl that records its calls and answers like
@@ -56,9 +55,7 @@ func TestServiceRoundTrip(t *testing.T) {
 	} else {
 		t.Log("no systemd user instance here (systemd is not PID 1): using a recording fake systemctl")
 		calls = fakeSystemctl(t, unitDir, false)
-		old := installers.Systemctl
-		installers.Systemctl = filepath.Join(filepath.Dir(calls), "systemctl")
-		t.Cleanup(func() { installers.Systemctl = old })
+		t.Setenv("PATH", filepath.Dir(calls)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	}
 	bin := "/opt/kc/bin/kc-agent"
 	code, printed, stderr := e.run("service", "print", "--binary", bin)
@@ -108,9 +105,7 @@ func TestServiceWithoutUserManager(t *testing.T) {
 	home := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
 	calls := fakeSystemctl(t, "", true)
-	old := installers.Systemctl
-	installers.Systemctl = filepath.Join(filepath.Dir(calls), "systemctl")
-	defer func() { installers.Systemctl = old }()
+	t.Setenv("PATH", filepath.Dir(calls)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	code, _, stderr := e.run("service", "install", "--binary", "/opt/kc/bin/kc-agent")
 	if code != exitError || !strings.Contains(stderr, "no systemd user manager is running here") ||
 		!strings.Contains(stderr, "first `kc-agent token`") || !strings.Contains(stderr, "kc-agent run") {
@@ -121,5 +116,32 @@ func TestServiceWithoutUserManager(t *testing.T) {
 	}
 	if code, out, _ := e.run("service", "print", "--binary", "/opt/kc/bin/kc-agent"); code != 0 || !strings.Contains(out, "WantedBy=default.target") {
 		t.Fatal("print must work without a user manager")
+	}
+}
+
+// `service install` of a kc-agent that came with the Python wheel (inside a
+// virtualenv) works, and warns that deleting the environment breaks it.
+func TestServiceInstallFromAVirtualenvWarns(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the recording systemctl is Linux's")
+	}
+	e := newCLIEnv(t)
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+	unitDir := filepath.Join(home, ".config", "systemd", "user")
+	calls := fakeSystemctl(t, unitDir, false)
+	t.Setenv("PATH", filepath.Dir(calls)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	venv := filepath.Join(home, "venv")
+	os.MkdirAll(filepath.Join(venv, "bin"), 0o755)
+	os.WriteFile(filepath.Join(venv, "pyvenv.cfg"), []byte("home = /usr/bin\n"), 0o644)
+	bin := filepath.Join(venv, "bin", "kc-agent")
+	code, _, stderr := e.run("service", "install", "--binary", bin)
+	if code != 0 || !strings.Contains(stderr, "warning: the service runs "+bin+", inside the virtualenv "+venv) ||
+		!strings.Contains(stderr, "system package") {
+		t.Fatalf("install from a venv: %d\n%s", code, stderr)
+	}
+	if code, _, stderr := e.run("service", "install", "--binary", "/opt/kc/bin/kc-agent"); code != 0 || strings.Contains(stderr, "warning") {
+		t.Fatalf("install from /opt: %d\n%s", code, stderr)
 	}
 }

@@ -63,6 +63,9 @@ func printStatus(w io.Writer, st *ipc.StatusResponse) {
 	fmt.Fprintf(w, "agent:   kc-agent %s, pid %d, up %s\n", st.Version, st.PID, st.Uptime)
 	fmt.Fprintf(w, "socket:  %s\n", st.Socket)
 	fmt.Fprintf(w, "config:  %s\n", st.ConfigPath)
+	if st.SystemConfig != "" {
+		fmt.Fprintf(w, "         under the system-wide %s\n", st.SystemConfig)
+	}
 	if st.ConfigError != "" {
 		fmt.Fprintf(w, "         INVALID (last good config still live): %s\n", st.ConfigError)
 	}
@@ -74,6 +77,7 @@ func printStatus(w io.Writer, st *ipc.StatusResponse) {
 		fmt.Fprintf(w, "lock:    %s (held by pid %d, %s)\n", st.Lock, st.PID, who)
 	}
 	printProxy(w, st.Proxy)
+	printSignIns(w, st.SignIns)
 	if len(st.Profiles) == 0 {
 		fmt.Fprintln(w, "\nno profiles; run `kc-agent login <issuer-url>`")
 		return
@@ -90,6 +94,9 @@ func printStatus(w io.Writer, st *ipc.StatusResponse) {
 		row("issuer", p.Issuer)
 		row("client", p.ClientID)
 		row("store", p.Store)
+		if st.SystemConfig != "" {
+			row("from", p.Source)
+		}
 		row("token expires", fmtTime(p.AccessExpiresAt))
 		row("last refresh", fmtTime(p.LastRefresh))
 		row("next refresh", fmtTime(p.NextRefresh))
@@ -113,6 +120,11 @@ func printProxy(w io.Writer, ps ipc.ProxyStatus) {
 		fmt.Fprintf(w, "proxy:   http://%s, owned by this agent (`kc-agent env` for the variables)\n", ps.Addr)
 		if ps.Error != "" {
 			fmt.Fprintf(w, "         last change rejected (the old settings stay live): %s\n", ps.Error)
+		}
+	}
+	for _, r := range ps.Routes {
+		if r.Source != "" {
+			fmt.Fprintf(w, "         route %s -> %s (profile %s, from %s)\n", r.Name, r.Upstream, r.Profile, r.Source)
 		}
 	}
 	for _, warn := range ps.Warnings {
@@ -145,4 +157,25 @@ func fmtTime(t *time.Time) string {
 		rel = (-d).String() + " ago"
 	}
 	return fmt.Sprintf("%s (%s)", t.Local().Format("2006-01-02 15:04:05"), rel)
+}
+
+// printSignIns shows the sign-ins the agent runs: a user who lost the
+// notebook cell's output can finish from here.
+func printSignIns(w io.Writer, sis []ipc.LoginStatus) {
+	for _, si := range sis {
+		if si.State != ipc.LoginPending {
+			continue
+		}
+		left := time.Until(si.ExpiresAt).Round(time.Second)
+		fmt.Fprintf(w, "\nsign-in %s: pending (%s flow, %s left)\n", si.Profile, si.Flow, max(left, 0))
+		if si.Flow == ipc.FlowDevice {
+			url := si.VerificationURIComplete
+			if url == "" {
+				url = si.VerificationURI
+			}
+			fmt.Fprintf(w, "  open     %s\n  code     %s\n", url, si.UserCode)
+		} else {
+			fmt.Fprintf(w, "  open     %s\n", si.AuthorizationURL)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,24 +68,30 @@ func tokenRun(ctx context.Context, streams *IOStreams, opts *tokenOptions) error
 	if err != nil {
 		return err
 	}
-	if opts.tokenType == ipc.TokenTypeID {
-		return printIDToken(streams.Out, opts.format, tok)
+	return printToken(streams.Out, opts.format, opts.tokenType, tok)
+}
+
+// printToken prints the access token, or with --type id the ID token, in
+// one of the output formats: the one place `kc-agent token` writes a token.
+func printToken(w io.Writer, format, tokenType string, tok *ipc.TokenResponse) error {
+	value, typ, jsonKey, envName := tok.AccessToken, tok.TokenType, "access_token", "KC_AGENT_ACCESS_TOKEN"
+	if tokenType == ipc.TokenTypeID {
+		value, typ, jsonKey, envName = tok.IDToken, "Bearer", "id_token", "KC_AGENT_ID_TOKEN"
 	}
-	switch opts.format {
+	switch format {
 	case "raw":
-		fmt.Fprintln(streams.Out, tok.AccessToken)
+		fmt.Fprintln(w, value)
 	case "header":
-		fmt.Fprintf(streams.Out, "Authorization: %s %s\n", tok.TokenType, tok.AccessToken)
+		fmt.Fprintf(w, "Authorization: %s %s\n", typ, value)
 	case "env":
-		fmt.Fprintf(streams.Out, "export KC_AGENT_ACCESS_TOKEN='%s'\n", tok.AccessToken)
+		fmt.Fprintf(w, "export %s='%s'\n", envName, value)
 	case "json":
-		enc := json.NewEncoder(streams.Out)
-		return enc.Encode(struct {
-			AccessToken string `json:"access_token"`
-			TokenType   string `json:"token_type"`
-			ExpiresAt   string `json:"expires_at"`
-			ExpiresIn   int64  `json:"expires_in"`
-		}{tok.AccessToken, tok.TokenType, tok.ExpiresAt.UTC().Format(time.RFC3339), tok.ExpiresIn})
+		return json.NewEncoder(w).Encode(map[string]any{
+			jsonKey:      value,
+			"token_type": typ,
+			"expires_at": tok.ExpiresAt.UTC().Format(time.RFC3339),
+			"expires_in": tok.ExpiresIn,
+		})
 	}
 	return nil
 }

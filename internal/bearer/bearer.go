@@ -3,10 +3,17 @@
 // --format env)"`), header lines (`--format header | curl -H @-`) and git's
 // line protocol, so a token from the agent (and so from the identity
 // provider) with a quote, a space or a line break is refused, never
-// printed. The ipc client and the Python client use this one rule; it
-// imports nothing. testdata/vectors.json holds the
-// cases both this package and the Python client (same rule) are tested on.
+// printed. The ipc client and the Python client use this one rule.
+// Scrub cuts anything shaped like a JWT out of a message, as the Python
+// client's errors do. testdata/vectors.json holds the cases both this
+// package and the Python client (same rules) are tested on.
 package bearer
+
+import (
+	"regexp"
+	"strings"
+	"sync"
+)
 
 // IsToken reports whether s is a non-empty b64token:
 // 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
@@ -28,4 +35,21 @@ func IsToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// jwt is the Python client's pattern (kc_agent_client/_errors.py), so both
+// cut the same text. Compiled on first use: `kc-agent token` starts in a
+// couple of milliseconds and only needs it to print an error.
+var jwt = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}(\.[A-Za-z0-9_-]*)?`)
+})
+
+// Scrub replaces anything shaped like a JWT in s with "[token]". kc-agent
+// never puts a token in a message; this keeps it so when a peer (an agent,
+// an identity provider) does.
+func Scrub(s string) string {
+	if !strings.Contains(s, "eyJ") {
+		return s
+	}
+	return jwt().ReplaceAllLiteralString(s, "[token]")
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/kc-agent/kc-agent/internal/testenv"
 )
 
 func TestProcAddr(t *testing.T) {
@@ -101,13 +103,7 @@ func BenchmarkTCPConnUID(b *testing.B) {
 // The uid sock_diag names is the client's: a connection from nobody is
 // nobody's.
 func TestPeerOfAnotherUser(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to connect as another user")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv not installed")
-	}
+	setpriv := testenv.OtherUser(t)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -93,6 +93,23 @@ func Check(path string, deny windows.ACCESS_MASK) error {
 	if err != nil {
 		return err
 	}
+	return check(path, deny, func(sid string) bool { return trusted(sid, me) }, "you")
+}
+
+// trustedInstaller is NT SERVICE\TrustedInstaller, which owns what Windows
+// itself installs.
+const trustedInstaller = "S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464"
+
+// CheckSystem verifies that path belongs to the machine's administrators
+// (SYSTEM, the Administrators, TrustedInstaller) and that no ACL entry lets
+// anyone else, the user included, change it: for a system-wide file that
+// steers every user's tokens.
+func CheckSystem(path string) error {
+	admin := func(sid string) bool { return sid == winsid.System || sid == administrators || sid == trustedInstaller }
+	return check(path, Write, admin, "the Administrators")
+}
+
+func check(path string, deny windows.ACCESS_MASK, trusted func(string) bool, owners string) error {
 	sd, err := windows.GetNamedSecurityInfo(path, windows.SE_FILE_OBJECT,
 		windows.OWNER_SECURITY_INFORMATION|windows.DACL_SECURITY_INFORMATION)
 	if err != nil {
@@ -102,8 +119,8 @@ func Check(path string, deny windows.ACCESS_MASK) error {
 	if err != nil || owner == nil {
 		return &Error{Path: path, Msg: fmt.Sprintf("%s has no owner kc-agent can read", path)}
 	}
-	if o := owner.String(); !trusted(o, me) {
-		return &Error{Path: path, Owner: o, Msg: fmt.Sprintf("%s belongs to %s, not to you", path, winsid.Name(o))}
+	if o := owner.String(); !trusted(o) {
+		return &Error{Path: path, Owner: o, Msg: fmt.Sprintf("%s belongs to %s, not to %s", path, winsid.Name(o), owners)}
 	}
 	dacl, _, err := sd.DACL()
 	if err != nil || dacl == nil {
@@ -127,7 +144,7 @@ func Check(path string, deny windows.ACCESS_MASK) error {
 			return &Error{Path: path, Msg: fmt.Sprintf("%s has an access entry of type %d that kc-agent does not read", path, ace.Header.AceType)}
 		}
 		sid := (*windows.SID)(unsafe.Pointer(&ace.SidStart)).String()
-		if !trusted(sid, me) {
+		if !trusted(sid) {
 			return &Error{Path: path, Other: sid, Msg: fmt.Sprintf("%s gives %s access (mask %#x)", path, winsid.Name(sid), uint32(ace.Mask))}
 		}
 	}

@@ -22,8 +22,13 @@ var current = sync.OnceValues(func() (string, error) {
 // Current is the SID of the user this process runs as.
 func Current() (string, error) { return current() }
 
-// OfProcess is the SID of the user the process pid runs as.
-func OfProcess(pid uint32) (string, error) {
+// OfProcess is the SID of the user the process pid runs as. It is the one
+// lookup behind every "is that process this user's?" (both ends of the
+// pipe, the proxy's callers, service stop); tests replace it to play
+// another account, which Wine, with its one account, can not provide.
+var OfProcess = ofProcess
+
+func ofProcess(pid uint32) (string, error) {
 	if pid == 0 {
 		return "", fmt.Errorf("no process id")
 	}

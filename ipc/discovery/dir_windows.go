@@ -11,10 +11,6 @@ import (
 
 func currentSID() (string, error) { return winsid.Current() }
 
-// ProcessSID finds a process's user, for both ends of the pipe. Tests
-// replace it to play another account, which Wine can not provide.
-var ProcessSID = winsid.OfProcess
-
 // PrepareSocketDir creates dir (the lock's directory: a pipe has none)
 // when missing, with a DACL for the user alone, and verifies it.
 func PrepareSocketDir(dir string) error {
@@ -57,7 +53,7 @@ func CheckPipeServer(path string, pid uint32) error {
 	if err != nil {
 		return err
 	}
-	sid, err := ProcessSID(pid)
+	sid, err := winsid.OfProcess(pid)
 	if err != nil {
 		return &UntrustedError{Path: path, Owner: -1, Msg: fmt.Sprintf("can not tell who serves %s (pid %d): %v", path, pid, err)}
 	}

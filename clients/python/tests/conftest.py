@@ -37,6 +37,8 @@ class FakeAgent:
         self.proxy_answer = (200, {"configured": False, "running": False, "routes": []})
         self.delay = 0.0
         self.connections = 0
+        # (method, path prefix) -> function(path, body) -> (status, doc)
+        self.handlers = {}
         agent = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,7 +72,10 @@ class FakeAgent:
                     import time
 
                     time.sleep(agent.delay)
-                if self.path == "/v1/token":
+                h = agent.handler("POST", self.path)
+                if h is not None:
+                    self._answer(*h(self.path, body))
+                elif self.path == "/v1/token":
                     if body and body.get("force_refresh"):
                         self._answer(*agent.fresh_answer)
                     else:
@@ -80,7 +85,10 @@ class FakeAgent:
 
             def do_GET(self):
                 self._record()
-                if self.path == "/v1/proxy":
+                h = agent.handler("GET", self.path)
+                if h is not None:
+                    self._answer(*h(self.path, None))
+                elif self.path == "/v1/proxy":
                     self._answer(*agent.proxy_answer)
                 elif self.path == "/v1/health":
                     self._answer(200, {"ok": True})
@@ -95,6 +103,12 @@ class FakeAgent:
         self.server = Server(sock_path, Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
+
+    def handler(self, method, path):
+        for (m, prefix), h in self.handlers.items():
+            if m == method and path.startswith(prefix):
+                return h
+        return None
 
     def token_requests(self):
         return [r for r in self.requests if r[1] == "/v1/token"]

@@ -4,10 +4,14 @@ import json
 import logging
 import os
 import pickle
+import re
+import shutil
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -209,6 +213,15 @@ def test_malformed_answers(agent):
     agent.token_answer = (500, ["not", "an", "object"])
     with pytest.raises(kc.KcAgentError, match="HTTP 500"):
         kc.get_token()
+
+
+@pytest.mark.parametrize("i", range(len(BEARER_VECTORS["scrub"])))
+def test_errors_scrub_like_the_go_cli(i):
+    # The Go CLI's one error printer cuts the same (internal/bearer.Scrub).
+    text, shown = BEARER_VECTORS["scrub"][i]
+    e = kc.KcAgentError(text, hint=text)
+    ok = e.message == shown and e.hint == shown
+    assert ok, f"vector {i}"  # names no token in a failure message
 
 
 def test_errors_never_show_a_token():
@@ -470,3 +483,153 @@ def test_hints_name_the_parameter_not_the_flag(agent):
     with pytest.raises(kc.KcAgentError) as ei:
         kc.get_token()
     assert ei.value.hint == "ask for a smaller min_valid"
+
+
+# --- one deadline for the whole exchange -------------------------------------------
+
+
+class DrippingAgent:
+    """Reads a request, then answers a valid token one byte every `every`
+    seconds: each read finds a byte in time, only the whole takes long."""
+
+    def __init__(self, path: str, every: float) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(1)
+        self.every = every
+        self.sent = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            c, _ = self.sock.accept()
+        except OSError:
+            return
+        with c:
+            c.recv(65536)
+            body = json.dumps({"access_token": TOKEN, "token_type": "Bearer", "expires_at": "2030-01-02T03:04:05Z", "expires_in": 300}).encode()
+            answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            for i in range(len(answer)):
+                try:
+                    c.sendall(answer[i : i + 1])
+                except OSError:
+                    return  # the client gave up
+                self.sent += 1
+                time.sleep(self.every)
+
+    def close(self) -> None:
+        self.sock.close()
+        self.thread.join(10)
+
+
+def test_a_dripping_agent_meets_one_deadline(monkeypatch):
+    # The answer takes ~300 bytes * 20 ms = 6 s, each byte well within the
+    # deadline; the whole exchange is allowed 0.5 s.
+    d = private_dir()
+    path = os.path.join(d, "agent.sock")
+    drip = DrippingAgent(path, 0.02)
+    try:
+        monkeypatch.setenv("KC_AGENT_SOCK", path)
+        monkeypatch.setattr(_client, "REQUEST_TIMEOUT", 0.5)
+        with pytest.raises(kc.AgentUnavailable) as ei:
+            kc.get_token()
+        assert "did not answer within 0.5 s" in ei.value.message
+        assert 0 < drip.sent < 200  # it stopped waiting long before the end
+    finally:
+        drip.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# --- duplicate keys ------------------------------------------------------------------
+
+
+with open(os.path.join(REPO, "ipc", "testdata", "duplicate_keys.json"), encoding="utf-8") as _f:
+    KEY_VECTORS = json.load(_f)  # shared with the Go client (ipc, TestAnswerKeyVectors)
+
+
+class RawAgent:
+    """Answers every connection with `answer`, bytes as written."""
+
+    def __init__(self, path: str, answer: bytes) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(4)
+        self.answer = answer
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                c.settimeout(5)
+                try:
+                    c.recv(65536)
+                    c.sendall(self.answer)
+                    while c.recv(65536):  # the rest of the request; then the client closes
+                        pass
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("case", KEY_VECTORS["cases"], ids=lambda c: c["name"])
+def test_answer_key_vectors(case, monkeypatch):
+    body = case["answer"].encode()
+    answer = b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (case["status"], len(body), body)
+    d = private_dir()
+    raw = RawAgent(os.path.join(d, "agent.sock"), answer)
+    try:
+        monkeypatch.setenv("KC_AGENT_SOCK", raw.sock.getsockname())
+        try:
+            kc.get_token()
+            err = None
+        except kc.KcAgentError as e:
+            err = e
+        ambiguous = err is not None and "duplicate key" in err.message
+        if case["ok"]:
+            assert not ambiguous, err
+            assert case["status"] != 200 or err is None, err
+        else:
+            assert ambiguous, err
+            assert type(err) is kc.KcAgentError  # not LoginRequired, whatever the code said
+    finally:
+        raw.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_answer_keys_cover_what_the_client_reads():
+    # Every key this module reads from an answer (doc.get("…"), r.get("…")) is in
+    # _ANSWER_KEYS, so a case variant of it is refused rather than ignored.
+    from kc_agent_client import _login
+
+    src = open(_client.__file__, encoding="utf-8").read() + open(_login.__file__, encoding="utf-8").read()
+    read = set(re.findall(r"""(?:doc|r|ident)\.get\(["']([a-z_]+)["']""", src)) | set(re.findall(r"""r\[["']([a-z_]+)["']\]""", src))
+    assert read and read <= _client._ANSWER_KEYS, read - _client._ANSWER_KEYS
+
+
+@pytest.mark.parametrize("a,b", [("access_token", "ACCESS_TOKEN"), ("acce\u017f\u017f_token", "access_token"), ("\u212aelvin", "kelvin"), ("\u03c2", "\u03a3")])
+def test_keys_fold_as_in_go(a, b):
+    assert _client._fold(a) == _client._fold(b)
+
+
+def test_an_older_agent_is_named_with_both_versions(agent):
+    # An agent from before /v1/login answers "no such endpoint": the client
+    # says which versions meet, and how to get the newer agent running.
+    import kc_agent_client
+
+    agent.handlers[("GET", "/v1/health")] = lambda p, b: (200, {"ok": True, "version": "0.5.0"})
+    with pytest.raises(kc_agent_client.KcAgentError) as ei:
+        kc_agent_client.login(flow="device", timeout=5)
+    e = ei.value
+    assert e.code == "agent_too_old", e
+    assert "kc-agent 0.5.0" in e.message and "kc-agent-client " + kc_agent_client.__version__ in e.message
+    assert "POST /v1/login" in e.message and "restart" in e.hint
+    # What it does know still works.
+    assert kc_agent_client.get_token()

@@ -4,6 +4,7 @@
 
     requests.get("https://api.example.com/v1/tables", auth=KcAgentAuth())
     requests.get(route_url("warehouse") + "/tables")
+    login()   # first time, or after LoginRequired: the agent runs the sign-in
 
 No setup: the client finds the user's agent the way the kc-agent CLI does
 (no environment variables needed), checks that it belongs to this user, and
@@ -17,6 +18,7 @@ from typing import Dict, Iterable, Optional
 from . import _client
 from ._client import TokenInfo
 from ._errors import AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent
+from ._login import ConfigError, Identity, LoginDenied, LoginExpired, login
 
 __version__ = "0.1.0"
 
@@ -26,12 +28,18 @@ __all__ = [
     "route_url",
     "routes",
     "agent_socket",
+    "agent_path",
     "KcAgentAuth",
     "TokenInfo",
     "KcAgentError",
     "LoginRequired",
     "AgentUnavailable",
     "UntrustedAgent",
+    "login",
+    "Identity",
+    "LoginExpired",
+    "LoginDenied",
+    "ConfigError",
 ]
 
 
@@ -84,6 +92,14 @@ def agent_socket() -> Optional[str]:
     agent answers on a socket (get_token then asks the kc-agent command).
     Raises UntrustedAgent when a candidate belongs to someone else."""
     return _client.agent_socket()
+
+
+def agent_path() -> Optional[str]:
+    """The kc-agent binary this client would start when no agent answers:
+    the one its platform wheel brought, else the first on PATH (absolute
+    entries only), else a usual install location; None when there is none.
+    An agent that already runs is used whichever installation started it."""
+    return _client.find_cli()
 
 
 def __getattr__(name: str):

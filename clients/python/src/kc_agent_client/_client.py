@@ -6,6 +6,7 @@ agent answers. The CLI also starts the agent."""
 from __future__ import annotations
 
 import http.client
+import io
 import ipaddress
 import json
 import logging
@@ -13,8 +14,10 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -28,6 +31,8 @@ log = logging.getLogger("kc_agent_client")
 HOST = "kc-agent.sock"  # the agent accepts no other Host
 CONNECT_TIMEOUT = 2.0
 # The agent gives up on Keycloak after 40 s; wait a little longer than that.
+# One deadline for the whole exchange (request, wait, answer), not for each
+# read: an agent dripping a byte at a time must not hold a caller forever.
 REQUEST_TIMEOUT = 50.0
 CLI_TIMEOUT = 90.0
 MAX_ANSWER = 4 << 20
@@ -91,10 +96,53 @@ def _request(method: str, path: str, body: Optional[dict] = None) -> Tuple[int, 
     raise _NoAgent(paths, why)
 
 
+class _DeadlineSocket:
+    """A connected socket whose writes and reads all end by one deadline:
+    each call waits at most for the time that is left. http.client uses
+    only sendall, makefile("rb") and close of the socket it is given."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self._sock = sock
+        self._end = time.monotonic() + seconds
+
+    def _arm(self) -> None:
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("deadline passed")
+        self._sock.settimeout(left)
+
+    def sendall(self, data) -> None:
+        self._arm()
+        self._sock.sendall(data)
+
+    def recv_into(self, buf) -> int:
+        self._arm()
+        return self._sock.recv_into(buf)
+
+    def makefile(self, mode: str = "rb", *args, **kwargs):
+        if mode != "rb":
+            raise ValueError("only binary reads go through the deadline")
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class _DeadlineReader(io.RawIOBase):
+    def __init__(self, sock: _DeadlineSocket) -> None:
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        return self._sock.recv_into(buf)
+
+
 def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]) -> Tuple[int, dict]:
     conn = http.client.HTTPConnection(HOST, timeout=REQUEST_TIMEOUT)
-    conn.sock = sock  # already connected and verified: connect() is never called
-    sock.settimeout(REQUEST_TIMEOUT)
+    # Already connected and verified: connect() is never called.
+    conn.sock = _DeadlineSocket(sock, REQUEST_TIMEOUT)
     try:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
@@ -102,6 +150,11 @@ def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]
         resp = conn.getresponse()
         raw = resp.read(MAX_ANSWER)
         status = resp.status
+    except socket.timeout:
+        raise AgentUnavailable(
+            f"the agent at {sock_path} did not answer within {REQUEST_TIMEOUT:g} s",
+            hint="see `kc-agent status`; restart the agent if it hangs",
+        ) from None
     except OSError as e:
         raise AgentUnavailable(f"the agent at {sock_path} stopped answering: {e}", hint=START_HINT) from None
     except http.client.HTTPException as e:
@@ -109,16 +162,102 @@ def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]
     finally:
         conn.close()
     try:
-        doc = json.loads(raw) if raw else {}
+        doc = _loads_answer(raw) if raw else {}
     except ValueError:
         doc = None
     if not isinstance(doc, dict):
         if status >= 300:
             raise KcAgentError(f"the agent answered HTTP {status}", code="internal")
         raise KcAgentError("the agent's answer is not a JSON object")
+    if status == 404 and str(doc.get("message") or "").startswith("no such endpoint"):
+        raise _older_agent(sock_path, method, path)
     if status >= 300:
         raise _api_error(status, doc)
     return status, doc
+
+
+def _older_agent(sock_path: str, method: str, path: str) -> KcAgentError:
+    """The running agent lacks an endpoint this client uses: it is older
+    than the client (the socket API is versioned by path, so everything it
+    does know keeps working). Names both versions and the way out."""
+    from . import __version__
+
+    agent = "an older kc-agent"
+    try:
+        _, health = _exchange(_discovery.connect_verified(sock_path, CONNECT_TIMEOUT), sock_path, "GET", "/v1/health", None)
+        if health.get("version"):
+            agent = f"kc-agent {health['version']}"
+    except (KcAgentError, _discovery.Unreachable, OSError):
+        pass
+    return KcAgentError(
+        f"the agent at {sock_path} ({agent}) does not know {method} {path}: it is older than this client (kc-agent-client {__version__})",
+        hint="restart the agent so that the newer kc-agent runs: `kc-agent service restart`, or stop it (the client starts its own kc-agent)",
+        code="agent_too_old",
+    )
+
+
+# The keys of the answers this module reads (the token answer, the error
+# body, /v1/proxy): a key spelled like one of these in other letter case is
+# refused, as the Go client refuses one spelled like a key it reads (see
+# _loads_answer). Add a key here when you read a new one.
+_ANSWER_KEYS = frozenset(
+    """access_token id_token token_type expires_at expires_in error message hint
+    configured running addr url ca_bundle routes name upstream profile warnings refused
+    id flow state joined expires_at verification_uri verification_uri_complete user_code qr_svg
+    authorization_url identity preferred_username sub email version""".split()
+)
+
+AMBIGUOUS_ANSWER = "the agent's answer has a duplicate key (or two spellings of one key); refusing it"
+
+
+def _fold_char(c: str) -> str:
+    # The class is closed under one-character lower() and upper(): k, K
+    # and the Kelvin sign; s, S and the long s; sigma's three forms.
+    orbit, todo = {c}, [c]
+    while todo:
+        x = todo.pop()
+        for y in (x.lower(), x.upper()):
+            if len(y) == 1 and y not in orbit:
+                orbit.add(y)
+                todo.append(y)
+    return min(orbit)
+
+
+def _fold(key: str) -> str:
+    """One spelling per simple case-folding class, as Go's strings.EqualFold
+    (and so encoding/json) compares keys: "Access_Token", "ACCESS_TOKEN" and
+    "acce\u017f\u017f_token" (long s) all fold to one."""
+    return "".join(_fold_char(c) for c in key)
+
+
+_FOLDED_KEYS = {_fold(k): k for k in _ANSWER_KEYS}
+
+
+class _AmbiguousAnswer(Exception):
+    pass
+
+
+def _unique_keys(pairs: List[Tuple[str, object]]) -> dict:
+    seen = set()
+    for k, _ in pairs:
+        f = _fold(k)
+        if f in seen or _FOLDED_KEYS.get(f, k) != k:
+            raise _AmbiguousAnswer()
+        seen.add(f)
+    return dict(pairs)
+
+
+def _loads_answer(raw) -> object:
+    """json.loads, refusing (KcAgentError) an answer in which any object has
+    two keys that fold alike or a key spelled like one of the protocol's in
+    other letter case: json keeps the last exact match and Go's
+    encoding/json the last case-insensitive one, so such an answer would
+    mean one token here and another to the Go CLI (see
+    ipc/testdata/duplicate_keys.json). ValueError when raw is not JSON."""
+    try:
+        return json.loads(raw, object_pairs_hook=_unique_keys)
+    except _AmbiguousAnswer:
+        raise KcAgentError(AMBIGUOUS_ANSWER, code="internal") from None
 
 
 def _api_error(status: int, doc: dict) -> KcAgentError:
@@ -208,11 +347,39 @@ def fetch_token(
 CLI_LOCATIONS = ("~/.local/bin", "/usr/local/bin", "/opt/homebrew/bin")
 
 
+def bundled_cli() -> Optional[str]:
+    """The kc-agent that came with this package (a platform wheel installs
+    it beside the interpreter's scripts), or None: from the RECORD of the
+    installed distribution whose files include this very module, so another
+    installation of kc-agent-client elsewhere on sys.path is never taken
+    for ours."""
+    exe = "kc-agent.exe" if sys.platform.startswith("win") else "kc-agent"
+    try:
+        from importlib import metadata
+
+        files = metadata.files("kc-agent-client") or []
+        here = os.path.realpath(__file__)
+        if not any(str(f).replace("\\", "/").endswith("kc_agent_client/_client.py") and os.path.realpath(str(f.locate())) == here for f in files):
+            return None
+        for f in files:
+            if f.name == exe and ".." in f.parts:
+                cand = os.path.realpath(str(f.locate()))
+                if os.path.isfile(cand) and os.access(cand, os.X_OK):
+                    return cand
+    except Exception:  # no metadata (a source checkout): nothing bundled
+        return None
+    return None
+
+
 def find_cli() -> Optional[str]:
-    """The kc-agent binary: on PATH, else in CLI_LOCATIONS. Only absolute
-    PATH entries count: a notebook's working directory (a shared or cloned
-    folder) must not be able to supply a "kc-agent" whose output is taken
-    for a token (Windows searches the current directory first)."""
+    """The kc-agent binary: the one this package came with (bundled_cli),
+    else on PATH, else in CLI_LOCATIONS. Only absolute PATH entries count: a
+    notebook's working directory (a shared or cloned folder) must not be
+    able to supply a "kc-agent" whose output is taken for a token (Windows
+    searches the current directory first)."""
+    own = bundled_cli()
+    if own:
+        return own
     exe = "kc-agent.exe" if sys.platform.startswith("win") else "kc-agent"
     dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and os.path.isabs(d)]
     found = shutil.which(exe, path=os.pathsep.join(dirs)) if dirs else None
@@ -272,7 +439,7 @@ def _token_via_cli(name: str, scopes: List[str], min_valid: float, force: bool, 
         args.append("--force-refresh")
     out = _run_cli(args, na)
     try:
-        doc = json.loads(out)
+        doc = _loads_answer(out)
     except ValueError:
         raise KcAgentError("`kc-agent token --format json` printed something that is not JSON") from None
     if not isinstance(doc, dict):

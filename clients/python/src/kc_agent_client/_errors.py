@@ -5,6 +5,7 @@ through http.client internals."""
 from __future__ import annotations
 
 import re
+import sys
 
 # Anything shaped like a JWT is cut out of messages before they are shown:
 # kc-agent never puts a token in an error, and this keeps it that way even
@@ -49,7 +50,29 @@ class KcAgentError(Exception):
 
 class LoginRequired(KcAgentError):
     """The login is gone (revoked, expired) or the profile does not exist:
-    run ``kc-agent login``. The agent answered HTTP 401 or the CLI exit 4."""
+    run ``kc_agent_client.login()`` (in a notebook) or ``kc-agent login``.
+    The agent answered HTTP 401 or the CLI exit 4."""
+
+    def __init__(self, message: str, hint: str = "", code: str = "") -> None:
+        # In a notebook the way out is a cell, not a terminal.
+        if code == "login_required" and in_notebook() and "kc_agent_client.login(" not in hint:
+            hint = NOTEBOOK_LOGIN_HINT
+        super().__init__(message, hint=hint, code=code)
+
+
+NOTEBOOK_LOGIN_HINT = "run kc_agent_client.login() in a cell to sign in again (or `kc-agent login` in a terminal)"
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (IPython with a kernel)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        ip = ipython.get_ipython()
+    except Exception:
+        return False
+    return ip is not None and getattr(ip, "kernel", None) is not None
 
 
 class AgentUnavailable(KcAgentError):

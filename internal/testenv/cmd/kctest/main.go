@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
@@ -24,8 +25,24 @@ func main() {
 		fmt.Fprintf(os.Stderr, "kctest: browser finished at %s (HTTP %d)\n", res.URL, res.Status)
 		return
 	}
+	if len(os.Args) == 3 && os.Args[1] == "api" {
+		// kctest api ISSUER: the demo's API, checking tokens at Keycloak;
+		// prints its base URL, serves until killed.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "kctest: api:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("http://%s\n", ln.Addr())
+		os.Stdout.Close()
+		if err := keycloak.ServeUserinfoAPI(context.Background(), ln, os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "kctest: api:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: kctest start|stop|url|signin USER PASSWORD URL")
+		fmt.Fprintln(os.Stderr, "usage: kctest start|stop|url|signin USER PASSWORD URL|api ISSUER")
 		os.Exit(2)
 	}
 	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "kctest: "+f+"\n", a...) }

@@ -1,0 +1,127 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+)
+
+// SystemFilePath is the system-wide config an administrator rolls out for
+// every user of the machine: $KC_AGENT_SYSTEM_CONFIG (tests), else
+// /etc/kc-agent/config.yaml, /Library/Application Support/kc-agent/config.yaml
+// on macOS, %ProgramData%\kc-agent\config.yaml on Windows.
+func SystemFilePath() string {
+	if p := os.Getenv("KC_AGENT_SYSTEM_CONFIG"); p != "" {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
+		return p
+	}
+	switch runtime.GOOS {
+	case "darwin":
+		return "/Library/Application Support/kc-agent/config.yaml"
+	case "windows":
+		dir := os.Getenv("ProgramData")
+		if dir == "" {
+			dir = `C:\ProgramData`
+		}
+		return filepath.Join(dir, "kc-agent", "config.yaml")
+	}
+	return "/etc/kc-agent/config.yaml"
+}
+
+// loadSystem reads the system file; nil when there is none. It must belong
+// to root (Administrators) and not be writable by others: it steers tokens
+// for every user.
+func loadSystem(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("reading the system-wide config: %v", errors.Unwrap(err))}
+	}
+	if err := CheckSystemFile(path); err != nil {
+		return nil, err
+	}
+	c, err := parse(path, data, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// merge lays the user's file over the system file, profile by profile and
+// route by route (by name); proxy settings field by field. The result
+// edits and saves the user's file only.
+func merge(sys, user *Config) (*Config, error) {
+	m := &Config{path: user.path, own: user, Profiles: map[string]Profile{}, sources: map[string]string{}}
+	for n, p := range sys.Profiles {
+		m.Profiles[n] = p
+		m.sources["profile/"+n] = sys.path
+	}
+	for n, p := range user.Profiles {
+		m.Profiles[n] = p
+		m.sources["profile/"+n] = user.path
+	}
+	mine := map[string]bool{}
+	for _, r := range user.Routes {
+		mine[r.Name] = true
+	}
+	for _, r := range sys.Routes {
+		if !mine[r.Name] {
+			m.Routes = append(m.Routes, r)
+			m.sources["route/"+r.Name] = sys.path
+		}
+	}
+	for _, r := range user.Routes {
+		m.Routes = append(m.Routes, r)
+		m.sources["route/"+r.Name] = user.path
+	}
+	m.Proxy = sys.Proxy
+	if user.Proxy.Listen != "" {
+		m.Proxy.Listen = user.Proxy.Listen
+	}
+	if user.Proxy.CAFile != "" {
+		m.Proxy.CAFile = user.Proxy.CAFile
+	}
+	if user.Proxy.UpstreamProxy != "" {
+		m.Proxy.UpstreamProxy = user.Proxy.UpstreamProxy
+	}
+	m.Proxy.UnsafeListenNonLoopback = sys.Proxy.UnsafeListenNonLoopback || user.Proxy.UnsafeListenNonLoopback
+	// Each file was checked on its own; what only the two together can
+	// break (two intercepts of one origin, a listen address the other
+	// file's flag allows) is checked here.
+	if err := m.validate(); err != nil {
+		return nil, &Error{File: user.path, Msg: fmt.Sprintf("together with the system-wide config %s: %v", sys.path, err), err: err}
+	}
+	return m, nil
+}
+
+// ProfileSource is the file the named profile comes from.
+func (c *Config) ProfileSource(name string) string {
+	if s, ok := c.sources["profile/"+name]; ok {
+		return s
+	}
+	return c.path
+}
+
+// RouteSource is the file the named route comes from.
+func (c *Config) RouteSource(name string) string {
+	if s, ok := c.sources["route/"+name]; ok {
+		return s
+	}
+	return c.path
+}
+
+// SystemPath is the system-wide file merged into this config, or "".
+func (c *Config) SystemPath() string {
+	for _, s := range c.sources {
+		if s != c.path {
+			return s
+		}
+	}
+	return ""
+}
