@@ -17,7 +17,6 @@ unit tests replace with a fake (no Windows CPython runs in CI)."""
 
 from __future__ import annotations
 
-import io
 import time
 from typing import Optional
 
@@ -177,8 +176,9 @@ def _untrusted_hint(path: str) -> str:
 
 
 class PipeSocket:
-    """Just enough of a socket for http.client.HTTPConnection over an open
-    pipe. Pipes opened as files have no timeouts: the agent bounds its own
+    """Just enough of a socket for the client's exchange (http.client over
+    _client._DeadlineSocket) on an open pipe. A pipe opened as a file has
+    no timeouts: settimeout does nothing, and the agent bounds its own
     answers (it gives up on Keycloak after 40 s)."""
 
     def __init__(self, raw) -> None:
@@ -195,27 +195,11 @@ class PipeSocket:
                 raise OSError("the agent's pipe took no data")
             view = view[n:]
 
-    def makefile(self, mode: str = "rb", *args, **kwargs):
-        if "w" in mode:
-            raise ValueError("PipeSocket.makefile is for reading")
-        return io.BufferedReader(_Borrowed(self._raw))
+    def recv_into(self, buf) -> int:
+        return self._raw.readinto(buf)
 
     def close(self) -> None:
         self._raw.close()
-
-
-class _Borrowed(io.RawIOBase):
-    """Reads from the pipe without owning it: the response closing its
-    reader leaves the connection's close to the connection."""
-
-    def __init__(self, raw) -> None:
-        self._raw = raw
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b) -> int:
-        return self._raw.readinto(b)
 
 
 def connect_verified(path: str, timeout: float) -> PipeSocket:
