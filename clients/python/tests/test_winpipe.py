@@ -63,6 +63,8 @@ class FakeWin32:
         self.server = MY_SID  # a SID, or an OSError to raise
         self.open_errors = []  # raised by open(), one per call, before it succeeds
         self.always_busy = False
+        self.hung = []  # with hang=True: the agent's ends of pipes it never answers on
+        self.hang = False
         self.opened, self.waits = [], []
         self.sent = bytearray()
         self.closed = 0
@@ -79,7 +81,10 @@ class FakeWin32:
         if self.agent is None or path != MY_PIPE and not path.endswith("kc-agent-test"):
             raise FileNotFoundError(2, "The system cannot find the file specified", path)
         ours, theirs = socket.socketpair()
-        threading.Thread(target=self._serve, args=(theirs,), daemon=True).start()
+        if self.hang:
+            self.hung.append(theirs)
+        else:
+            threading.Thread(target=self._serve, args=(theirs,), daemon=True).start()
         return FakePipe(ours, self)
 
     def _serve(self, conn: socket.socket) -> None:
@@ -198,6 +203,24 @@ def test_no_sid_no_pipe(windows, fake_cli):
     with pytest.raises(KcAgentError, match="SID"):
         get_token()
     assert windows.opened == []
+
+
+def test_a_hung_agent_is_given_up_on(windows, monkeypatch):
+    # A pipe has no timeouts: the read runs aside and the caller stops
+    # waiting at the deadline; the pipe is closed once that read ends.
+    monkeypatch.setattr(_client, "REQUEST_TIMEOUT", 0.3)
+    windows.hang = True
+    start = time.monotonic()
+    with pytest.raises(AgentUnavailable, match="did not answer within"):
+        get_token()
+    assert time.monotonic() - start < 3
+    assert windows.closed == 0  # a read is still in flight: not closed under it
+    windows.hung[0].close()  # the agent goes away: the read ends
+    for _ in range(100):
+        if windows.closed:
+            break
+        time.sleep(0.01)
+    assert windows.closed == 1
 
 
 def test_sendall_writes_everything_through_short_writes():

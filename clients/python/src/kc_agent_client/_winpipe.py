@@ -17,6 +17,8 @@ unit tests replace with a fake (no Windows CPython runs in CI)."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from typing import Optional
 
@@ -177,15 +179,23 @@ def _untrusted_hint(path: str) -> str:
 
 class PipeSocket:
     """Just enough of a socket for the client's exchange (http.client over
-    _client._DeadlineSocket) on an open pipe. A pipe opened as a file has
-    no timeouts: settimeout does nothing, and the agent bounds its own
-    answers (it gives up on Keycloak after 40 s)."""
+    _client._DeadlineSocket) on an open pipe.
+
+    A pipe opened as a file has no timeouts, so a read with a timeout runs
+    in a helper thread and the caller waits for it only as long as the
+    timeout allows (a hung agent must not hold a notebook forever). The
+    pipe is never closed under a read still in flight (the C runtime would
+    make the close wait for it): the helper closes it when its read ends."""
 
     def __init__(self, raw) -> None:
         self._raw = raw
+        self._timeout: Optional[float] = None
+        self._lock = threading.Lock()
+        self._reading = False
+        self._close_after_read = False
 
-    def settimeout(self, _timeout) -> None:
-        pass
+    def settimeout(self, timeout: Optional[float]) -> None:
+        self._timeout = timeout
 
     def sendall(self, data) -> None:
         view = memoryview(data)
@@ -196,9 +206,40 @@ class PipeSocket:
             view = view[n:]
 
     def recv_into(self, buf) -> int:
-        return self._raw.readinto(buf)
+        if self._timeout is None:
+            return self._raw.readinto(buf)
+        got = bytearray(len(buf))
+        result: list = []
+        done = threading.Event()
+
+        def read() -> None:
+            try:
+                result.append(self._raw.readinto(got))
+            except BaseException as e:  # handed to the caller
+                result.append(e)
+            with self._lock:
+                self._reading = False
+                late_close = self._close_after_read
+            done.set()
+            if late_close:
+                self._raw.close()
+
+        with self._lock:
+            self._reading = True
+        threading.Thread(target=read, name="kc-agent-pipe-read", daemon=True).start()
+        if not done.wait(self._timeout):
+            raise socket.timeout("the agent's pipe did not answer in time")
+        if isinstance(result[0], BaseException):
+            raise result[0]
+        n = result[0] or 0
+        buf[:n] = got[:n]
+        return n
 
     def close(self) -> None:
+        with self._lock:
+            if self._reading:
+                self._close_after_read = True
+                return
         self._raw.close()
 
 
