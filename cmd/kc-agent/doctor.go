@@ -95,7 +95,7 @@ func doctorChecks(ctx context.Context, name string) []check {
 	} else {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		start := time.Now()
-		_, err := oidc.New(dctx, prof.Issuer, prof.ClientID)
+		_, err := oidc.ForProfile(dctx, prof)
 		cancel()
 		if err != nil {
 			add(check{"issuer discovery", "FAIL", err.Error(), oidc.HintOf(err)})

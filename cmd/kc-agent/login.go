@@ -111,7 +111,7 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 		}
 		previous = store.Record{}
 	}
-	client, err := oidc.New(ctx, full.Issuer, full.ClientID)
+	client, err := oidc.ForProfile(ctx, full)
 	if err != nil {
 		return err
 	}
