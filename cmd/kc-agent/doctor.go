@@ -242,7 +242,7 @@ func cleartextChecks(ctx context.Context, cfg *config.Config) []check {
 			checks = append(checks, check{tg.name, "ok", addr + " (cleartext) is served by you", ""})
 		case errors.As(err, &refused):
 			checks = append(checks, check{tg.name, "FAIL", fmt.Sprintf("%s is served by %s, not by you: kc-agent sends no token there", addr, refused.Owner),
-				"another user holds the port: stop your server's replacement, or move your server (and the config) to another port"})
+				"another user holds the port (is your server or port-forward down?): start yours there, or move it and the config to another port; `ss -ltnp` shows who listens"})
 		default:
 			checks = append(checks, check{tg.name, "warn", addr + ": " + err.Error(), "start the server (or port-forward) on that port; until then another user could take it, and kc-agent would refuse to send it anything"})
 		}

@@ -292,7 +292,7 @@ func gitCredentialRun(ctx context.Context, streams *IOStreams, op string, opts *
 		_, err := fetchToken(ctx, streams.Err, tokReq, opts.noAutostart)
 		return err
 	}
-	if strings.EqualFold(req.Protocol, "http") && isLoopback(req.Host) {
+	if strings.EqualFold(req.Protocol, "http") && config.IsLoopbackHost(req.Host) {
 		if err := checkGitListener(ctx, req.Host, route); err != nil {
 			return err
 		}
