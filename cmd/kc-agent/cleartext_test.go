@@ -45,7 +45,7 @@ func waitReadyFile(t *testing.T, log string) {
 // for that port. A route to the user's own loopback server still carries
 // the token.
 func TestCleartextUpstreamOfAnotherUser(t *testing.T) {
-	testenv.AsOtherUser(t)
+	testenv.OtherUser(t)
 	testenv.SecretService(t)
 	e := newCLIEnv(t)
 	e.login(keycloak.RealmTest, "alice", "alice-pw")
@@ -260,7 +260,7 @@ s.serve_forever()
 // port. Once the forward is back, the profile works again without a new
 // login.
 func TestCleartextIssuerOfAnotherUser(t *testing.T) {
-	testenv.AsOtherUser(t)
+	testenv.OtherUser(t)
 	testenv.SecretService(t)
 	e := newCLIEnv(t)
 	kc := e.keycloak()
