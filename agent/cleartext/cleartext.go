@@ -61,6 +61,18 @@ func Check(c net.Conn, allowUnknown bool) error {
 		return &UnverifiedError{Addr: remote.String(), Err: err}
 	case !o.Trusted():
 		return &RefusedError{Addr: remote.String(), Owner: o}
+	case o.UID == 0:
+		// Linux also reports uid 0 for a connection the kernel has not
+		// finished handing to the listener yet (a request socket) or has
+		// already closed (time-wait): ask who listens, too.
+		l, err := tcpowner.Listener(remote)
+		switch {
+		case errors.Is(err, tcpowner.ErrUnsupported):
+		case err != nil:
+			return &UnverifiedError{Addr: remote.String(), Err: err}
+		case !l.Trusted():
+			return &RefusedError{Addr: remote.String(), Owner: l}
+		}
 	}
 	return nil
 }
