@@ -12,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
 )
 
@@ -71,7 +72,7 @@ func idNumber(t *testing.T, tok string) string {
 func newIDHarness(t *testing.T, lifetime, idLifetime time.Duration) (*harness, *idIdP) {
 	h := newHarness(t, lifetime)
 	idp := &idIdP{fakeIdP: h.idp, idLifetime: idLifetime}
-	h.m.NewClient = func(context.Context, string, string) (Refresher, error) { return idp, nil }
+	h.m.NewClient = func(context.Context, config.Profile) (Refresher, error) { return idp, nil }
 	return h, idp
 }
 
