@@ -210,7 +210,9 @@ func TestNoIDTokenIsAConfigError(t *testing.T) {
 	if !errors.As(err, &te) || te.Code != CodeConfig || !strings.Contains(te.Msg, "no ID token") || te.Hint == "" {
 		t.Fatalf("got %v", err)
 	}
-	if a, err := h.get(t, Request{}); err != nil || a.Token != "at-1" {
+	// The access token still serves (from the first refresh, or from one
+	// the failed ID request set off under a slow -race run).
+	if a, err := h.get(t, Request{}); err != nil || !strings.HasPrefix(a.Token, "at-") {
 		t.Fatalf("the access token still serves: %v", err)
 	}
 }
