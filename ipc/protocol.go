@@ -170,6 +170,22 @@ type ProfileStatus struct {
 	// Source is the config file the profile comes from (the user's or
 	// the system-wide one).
 	Source string `json:"source,omitempty"`
+	// Warnings name risky settings of the profile (an issuer reached in
+	// the clear where the system can not tell who listens).
+	Warnings []string `json:"warnings,omitempty"`
+	// ForeignListeners are the issuer ports the offline token was not
+	// sent to because another user listened there.
+	ForeignListeners []ForeignListener `json:"foreign_listeners,omitempty"`
+}
+
+// ForeignListener is a loopback port kc-agent refused to send a token to
+// in the clear, because another user (not root) listened there.
+type ForeignListener struct {
+	Addr  string    `json:"addr"`  // host:port
+	Owner string    `json:"owner"` // e.g. "uid 65534"
+	UID   int       `json:"uid"`
+	Count int64     `json:"count"` // refusals so far
+	Last  time.Time `json:"last"`
 }
 
 // Profile states.
@@ -222,6 +238,9 @@ type ProxyStatus struct {
 	Refused map[string]int64 `json:"refused,omitempty"`
 	// Warnings name risky settings in use (e.g. a cleartext upstream).
 	Warnings []string `json:"warnings,omitempty"`
+	// ForeignListeners are the upstream ports a token was not sent to in
+	// the clear because another user listened there.
+	ForeignListeners []ForeignListener `json:"foreign_listeners,omitempty"`
 }
 
 // RouteInfo is one configured route as clients use it.

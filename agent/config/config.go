@@ -34,6 +34,14 @@ type Profile struct {
 	ClientID string   `yaml:"client_id,omitempty"`
 	Scopes   []string `yaml:"scopes,omitempty"`
 	Store    string   `yaml:"store,omitempty"`
+	// UnsafeCleartextIssuer allows an http:// loopback issuer where the
+	// system can not show who listens on a port (macOS): the offline token
+	// then goes to whoever holds the port. Linux checks the owner instead.
+	UnsafeCleartextIssuer bool `yaml:"unsafe_cleartext_issuer,omitempty"`
+	// AllowForeignEndpoints accepts a discovery document whose token,
+	// device, revocation, logout or userinfo endpoint lies outside the
+	// issuer's scheme://host:port. Only for providers that really do this.
+	AllowForeignEndpoints bool `yaml:"allow_foreign_endpoints,omitempty"`
 }
 
 // Route sends requests to an upstream API with a token injected.
@@ -50,8 +58,9 @@ type Route struct {
 	// sandboxed either way, and a page's own requests are always refused.
 	AllowBrowser bool `yaml:"allow_browser,omitempty"`
 	// UnsafeCleartextUpstream allows an http:// upstream that is not on
-	// loopback: the token then crosses the network in the clear. status and
-	// doctor warn while it is set.
+	// loopback: the token then crosses the network in the clear. Where the
+	// system can not show who listens on a port (macOS), a loopback http://
+	// upstream needs it too. status and doctor warn while it is used.
 	UnsafeCleartextUpstream bool `yaml:"unsafe_cleartext_upstream,omitempty"`
 	// GitUsername is the user name `kc-agent git-credential` gives git
 	// beside the token (default: the one in the URL, else oauth2).

@@ -217,6 +217,7 @@ func profileStatus(in []tokens.ProfileStatus) []ipc.ProfileStatus {
 			AccessExpiresAt: timePtr(p.AccessExpiresAt), LastRefresh: timePtr(p.LastRefresh),
 			NextRefresh: timePtr(p.NextRefresh), LastUsed: timePtr(p.LastUsed),
 			Refreshes: p.Refreshes, LastError: p.LastError, Hint: p.Hint, PersistPending: p.PersistPending,
+			Warnings: p.Warnings, ForeignListeners: p.ForeignListeners,
 		})
 	}
 	return out

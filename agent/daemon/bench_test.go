@@ -41,7 +41,7 @@ func BenchmarkTokenRoundTrip(b *testing.B) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m := tokens.NewManager(log)
 	m.StoreFor = func(config.Profile) (store.Store, error) { return oneStore{}, nil }
-	m.NewClient = func(context.Context, string, string) (tokens.Refresher, error) { return staticIdP{}, nil }
+	m.NewClient = func(context.Context, config.Profile) (tokens.Refresher, error) { return staticIdP{}, nil }
 	sock := filepath.Join(dir, "s", "agent.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})

@@ -308,7 +308,7 @@ func (d *Daemon) unknownProfile(name string, err error) *ipc.Error {
 func (d *Daemon) startSignIn(ctx context.Context, s *signIn, prof config.Profile) (func(context.Context) (*oidc.LoginResult, error), error) {
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	client, err := oidc.New(sctx, prof.Issuer, prof.ClientID)
+	client, err := oidc.ForProfile(sctx, prof)
 	if err != nil {
 		return nil, err
 	}

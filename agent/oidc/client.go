@@ -19,6 +19,9 @@ import (
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/kc-agent/kc-agent/agent/cleartext"
+	"github.com/kc-agent/kc-agent/agent/config"
 )
 
 // RequestTimeout bounds every single request to the provider.
@@ -41,19 +44,47 @@ type metadata struct {
 	DeviceURL   string   `json:"device_authorization_endpoint"`
 	EndSession  string   `json:"end_session_endpoint"`
 	RevokeURL   string   `json:"revocation_endpoint"`
+	UserInfoURL string   `json:"userinfo_endpoint"`
 	CodeMethods []string `json:"code_challenge_methods_supported"`
 }
 
+// Options are a profile's choices about its provider (config.Profile).
+type Options struct {
+	// UnsafeCleartext sends to an http:// loopback issuer even where the
+	// system can not tell who listens on the port. Elsewhere every
+	// connection to such an issuer is checked first (agent/cleartext).
+	UnsafeCleartext bool
+	// AllowForeignEndpoints accepts endpoints outside the issuer's origin.
+	AllowForeignEndpoints bool
+}
+
+// ForProfile is New with the profile's issuer, client and options.
+func ForProfile(ctx context.Context, p config.Profile) (*Client, error) {
+	p = p.WithDefaults()
+	return New(ctx, p.Issuer, p.ClientID, Options{UnsafeCleartext: p.UnsafeCleartextIssuer, AllowForeignEndpoints: p.AllowForeignEndpoints})
+}
+
 // NewHTTPClient is the client used for the provider: HTTPS_PROXY/NO_PROXY
-// honoured, every step under a timeout.
-func NewHTTPClient() *http.Client {
+// honoured, every step under a timeout, and plain-http requests (a
+// loopback issuer) only over connections whose other end is this user's
+// or root's. dial replaces the dialer (tests); nil is the usual one.
+func NewHTTPClient(opts Options, dial cleartext.DialFunc) *http.Client {
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = http.ProxyFromEnvironment
+	t.DialContext = dial
 	t.TLSHandshakeTimeout = 10 * time.Second
 	t.ResponseHeaderTimeout = RequestTimeout
 	t.MaxIdleConnsPerHost = 4
+	plain := t.Clone()
+	// Cleartext goes to loopback only, never through a proxy, and only
+	// once the listener is known to be the user's.
+	plain.Proxy = nil
+	plain.DialContext = cleartext.Dial(dial, opts.UnsafeCleartext)
 	return &http.Client{
-		Transport: t,
+		Transport: &cleartext.SplitTransport{Cleartext: plain, Other: t},
 		Timeout:   RequestTimeout,
 		// The provider never needs a redirect followed for these calls, and
 		// following one could send a refresh token elsewhere.
@@ -74,16 +105,17 @@ var (
 // DiscoveryTTL is how long discovery results are reused.
 const DiscoveryTTL = time.Hour
 
-// New discovers the issuer (cached for DiscoveryTTL per issuer and client).
-func New(ctx context.Context, issuer, clientID string) (*Client, error) {
-	key := issuer + "\x00" + clientID
+// New discovers the issuer (cached for DiscoveryTTL per issuer, client and
+// options).
+func New(ctx context.Context, issuer, clientID string, opts Options) (*Client, error) {
+	key := fmt.Sprintf("%s\x00%s\x00%v", issuer, clientID, opts)
 	discoveryMu.Lock()
 	e, ok := discoveryCache[key]
 	discoveryMu.Unlock()
 	if ok && time.Since(e.at) < DiscoveryTTL {
 		return e.client, nil
 	}
-	c, err := discover(ctx, issuer, clientID, NewHTTPClient())
+	c, err := discover(ctx, issuer, clientID, opts, NewHTTPClient(opts, nil))
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +132,7 @@ func ForgetDiscovery() {
 	discoveryMu.Unlock()
 }
 
-func discover(ctx context.Context, issuer, clientID string, hc *http.Client) (*Client, error) {
+func discover(ctx context.Context, issuer, clientID string, opts Options, hc *http.Client) (*Client, error) {
 	issuer = strings.TrimRight(issuer, "/")
 	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
@@ -116,12 +148,75 @@ func discover(ctx context.Context, issuer, clientID string, hc *http.Client) (*C
 	if c.meta.TokenURL == "" {
 		return nil, &Error{Kind: KindConfig, Msg: "the issuer's discovery document names no token endpoint"}
 	}
+	if err := checkEndpoints(issuer, c.meta, opts.AllowForeignEndpoints); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// checkEndpoints refuses a discovery document that would send tokens
+// away from the issuer: every endpoint kc-agent posts a token or code to
+// must have the issuer's scheme, host and port (Keycloak's always do).
+// With allowForeign, other origins pass, but never plain http off
+// loopback.
+func checkEndpoints(issuer string, m metadata, allowForeign bool) error {
+	iss, err := url.Parse(issuer)
+	if err != nil {
+		return &Error{Kind: KindConfig, Msg: fmt.Sprintf("%q is not a URL", issuer)}
+	}
+	for _, ep := range []struct{ name, url string }{
+		{"token_endpoint", m.TokenURL},
+		{"device_authorization_endpoint", m.DeviceURL},
+		{"revocation_endpoint", m.RevokeURL},
+		{"end_session_endpoint", m.EndSession},
+		{"userinfo_endpoint", m.UserInfoURL},
+	} {
+		if ep.url == "" {
+			continue
+		}
+		u, err := url.Parse(ep.url)
+		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return &Error{Kind: KindConfig, Msg: fmt.Sprintf("the issuer's discovery document names an invalid %s", ep.name)}
+		}
+		if config.OriginKey(u) == config.OriginKey(iss) {
+			continue
+		}
+		if !allowForeign {
+			return &Error{Kind: KindConfig,
+				Msg:  fmt.Sprintf("the issuer's discovery document puts its %s at %s, outside the issuer's own %s; kc-agent sends no token there", ep.name, config.OriginKey(u), config.OriginKey(iss)),
+				Hint: "check that the issuer URL is right and the server is the one you expect; if your identity provider really serves this endpoint elsewhere, set allow_foreign_endpoints: true on the profile"}
+		}
+		if u.Scheme == "http" && !config.IsLoopbackHost(u.Host) {
+			return &Error{Kind: KindConfig, Msg: fmt.Sprintf("the issuer's discovery document puts its %s at %s: plain http off this machine, which kc-agent never uses", ep.name, config.OriginKey(u))}
+		}
+	}
+	return nil
+}
+
+// refusedHint is what to do when a loopback issuer's port is another
+// user's: the user's own forwarder is down.
+const refusedHint = "another user's program holds the issuer's port (has your port-forward stopped?); restart it on that port: kc-agent retries by itself"
+
+// unreachable classifies a failed request to the provider: a refusal to
+// talk to another user's port names that user; anything else is network
+// trouble. Both are transient: the login is still good.
+func unreachable(what string, err error) *Error {
+	var unverified *cleartext.UnverifiedError
+	switch {
+	case cleartext.Refused(err) != nil:
+		return &Error{Kind: KindTransient, Msg: "kc-agent did not contact the " + what, Hint: refusedHint, Err: cleartext.Refused(err)}
+	case errors.As(err, &unverified):
+		return &Error{Kind: KindTransient, Msg: "kc-agent did not contact the " + what, Hint: "kc-agent retries by itself", Err: unverified}
+	}
+	return &Error{Kind: KindTransient, Msg: "can not reach the " + what, Hint: "kc-agent retries by itself; check the network if this persists", Err: scrubURLError(err)}
 }
 
 func classifyDiscovery(issuer string, err error) error {
 	msg := err.Error()
+	var unverified *cleartext.UnverifiedError
 	switch {
+	case cleartext.Refused(err) != nil || errors.As(err, &unverified):
+		return unreachable("issuer "+issuer, err)
 	case strings.Contains(msg, "issuer did not match"):
 		return &Error{Kind: KindConfig, Msg: fmt.Sprintf("the server at %s calls itself by another issuer URL", issuer),
 			Hint: "use exactly the issuer URL the server announces (same scheme, host, port and path)", Err: err}
@@ -226,7 +321,7 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string, scopes []stri
 	received := time.Now()
 	status, body, err := c.post(ctx, c.meta.TokenURL, form)
 	if err != nil {
-		return nil, &Error{Kind: KindTransient, Msg: "can not reach the token endpoint", Hint: "kc-agent retries by itself; check the network if this persists", Err: err}
+		return nil, unreachable("token endpoint", err)
 	}
 	var tr tokenResponse
 	jsonErr := json.Unmarshal(body, &tr)
@@ -305,7 +400,7 @@ func (c *Client) Logout(ctx context.Context, refreshToken string) error {
 	form := url.Values{"client_id": {c.ClientID}, "refresh_token": {refreshToken}}
 	status, body, err := c.post(ctx, c.meta.EndSession, form)
 	if err != nil {
-		return &Error{Kind: KindTransient, Msg: "can not reach the logout endpoint", Err: err}
+		return unreachable("logout endpoint", err)
 	}
 	if status == http.StatusNoContent || status == http.StatusOK {
 		return nil
@@ -324,7 +419,7 @@ func (c *Client) Revoke(ctx context.Context, refreshToken string) error {
 	form := url.Values{"client_id": {c.ClientID}, "token": {refreshToken}, "token_type_hint": {"refresh_token"}}
 	status, body, err := c.post(ctx, c.meta.RevokeURL, form)
 	if err != nil {
-		return &Error{Kind: KindTransient, Msg: "can not reach the revocation endpoint", Err: err}
+		return unreachable("revocation endpoint", err)
 	}
 	if status == http.StatusOK || status == http.StatusNoContent {
 		return nil

@@ -143,7 +143,7 @@ func fromRetrieveError(err error) error {
 		return classifyTokenError(status, re.ErrorCode, re.ErrorDescription)
 	}
 	if isNetErr(err) {
-		return &Error{Kind: KindTransient, Msg: "can not reach the identity provider", Err: scrubURLError(err)}
+		return unreachable("identity provider", err)
 	}
 	return err
 }

@@ -68,7 +68,7 @@ func (p *Proxy) handleForwardHTTP(w http.ResponseWriter, r *http.Request, t *tab
 		if !ok {
 			return
 		}
-		ob.token, ob.sandbox = tok, true
+		ob.token, ob.sandbox, ob.unsafeCleartext = tok, true, rt.UnsafeCleartextUpstream
 	}
 	t.forward(w, r, ob)
 }

@@ -138,6 +138,11 @@ const (
 	reasonPath      = "unsafe_path"
 	reasonHost      = "not_loopback_host"
 	reasonLoop      = "proxy_loop"
+	// reasonForeignListener: a token for a cleartext loopback upstream
+	// was kept back, as another user listened there.
+	reasonForeignListener = "foreign_listener"
+	// reasonUnverifiedListener: the same, as who listened was unknown.
+	reasonUnverifiedListener = "unverified_listener"
 )
 
 // refusals counts refused requests by reason and logs them, at most one

@@ -359,6 +359,36 @@ func TestCleartextUpstreamWarns(t *testing.T) {
 	}
 }
 
+// Where socket owners are invisible (macOS), a loopback http upstream
+// needs unsafe_cleartext_upstream; with it, status warns and the token goes
+// through unchecked (nothing could be checked). Where owners are visible,
+// the same route is checked and, served by this user, works without the
+// opt-in or a warning.
+func TestCleartextLoopbackWhereOwnersAreInvisible(t *testing.T) {
+	up := newUpstream(t)
+	route := fmt.Sprintf("routes:\n  - name: dev\n    upstream: %s\n", up.URL)
+	f := startProxy(t, route)
+	if resp := f.get(t, "/dev/x"); resp.StatusCode != 200 || len(f.p.Status(false).Warnings) != 0 {
+		t.Fatalf("own loopback upstream: %d, warnings %v", resp.StatusCode, f.p.Status(false).Warnings)
+	}
+	defer func(v bool) { config.OwnersVisible = v }(config.OwnersVisible)
+	config.OwnersVisible = false
+	if _, err := config.Parse("c.yaml", []byte("profiles:\n  default:\n    issuer: https://sso.example.com/realms/r\n"+route)); err == nil {
+		t.Fatal("a loopback http route without the opt-in was accepted where owners are invisible")
+	}
+	f2 := startProxy(t, route+"    unsafe_cleartext_upstream: true\n")
+	w := f2.p.Status(false).Warnings
+	if len(w) != 1 || !strings.Contains(w[0], "can not tell who listens") {
+		t.Fatalf("warnings: %v", w)
+	}
+	if resp := f2.get(t, "/dev/y"); resp.StatusCode != 200 {
+		t.Fatalf("opted-in route: %d", resp.StatusCode)
+	}
+	if seen := up.requests(); len(seen) != 2 || seen[1].Header.Get("Authorization") == "" {
+		t.Fatalf("upstream saw %d requests", len(seen))
+	}
+}
+
 // An intercept rule's token stays inside its base path: elsewhere on the
 // same origin the request goes through without one.
 func TestForwardTokenOnlyUnderBasePath(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/kc-agent/kc-agent/agent/cleartext"
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/ipc"
 )
@@ -28,6 +29,9 @@ type outbound struct {
 	local  string
 	// sandbox: add the browser-hardening headers to the response.
 	sandbox bool
+	// unsafeCleartext: the route opted in to plain http where who listens
+	// can not be checked (unsafe_cleartext_upstream).
+	unsafeCleartext bool
 }
 
 type ctxKey struct{}
@@ -80,11 +84,41 @@ func (p *Proxy) newReverseProxy(tr http.RoundTripper) *httputil.ReverseProxy {
 			if errors.Is(err, context.Canceled) {
 				return
 			}
+			if p.refusedUpstream(w, err) {
+				return
+			}
 			p.log.Warn("upstream request failed", "host", r.URL.Host, "err", err.Error())
 			writeError(w, ipc.CodeUpstream, "the upstream failed: "+err.Error(), "")
 		},
 		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
+}
+
+// refusedUpstream answers a request whose token was not sent because the
+// upstream's loopback port is another user's (or its owner is unknown).
+// Nothing reached that port; the refusal is counted and logged once per
+// destination every 10 s.
+func (p *Proxy) refusedUpstream(w http.ResponseWriter, err error) bool {
+	var unverified *cleartext.UnverifiedError
+	if r := cleartext.Refused(err); r != nil {
+		p.refusals.count(reasonForeignListener)
+		if log, suppressed := p.foreign.Add(r); log {
+			p.log.Warn("proxy refused to send a token in the clear to a port another user listens on",
+				"addr", r.Addr, "owner", r.Owner.String(), "similar_refusals_not_logged", suppressed)
+		}
+		writeError(w, ipc.CodeUpstream, "the token was not sent: "+r.Error(),
+			"start your own server on that port (or find out who holds it: ss -ltnp)")
+		return true
+	}
+	if errors.As(err, &unverified) {
+		if log, suppressed := p.refusals.count(reasonUnverifiedListener); log {
+			p.log.Warn("proxy could not tell who listens on an upstream port; no token sent", "addr", unverified.Addr,
+				"err", unverified.Err.Error(), "similar_refusals_not_logged", suppressed)
+		}
+		writeError(w, ipc.CodeUpstream, "the token was not sent: "+unverified.Error(), "")
+		return true
+	}
+	return false
 }
 
 func joinPath(base, rest string) string {

@@ -39,6 +39,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kc-agent/kc-agent/agent/cleartext"
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/tokens"
 	"github.com/kc-agent/kc-agent/internal/tcpowner"
@@ -66,6 +67,9 @@ type Proxy struct {
 	secret   string
 	table    atomic.Pointer[table]
 	refusals refusals
+	// foreign counts, by destination, the tokens not sent in the clear
+	// because another user listened on the upstream's port.
+	foreign cleartext.Refusals
 
 	caOnce sync.Once
 	ca     *CA
@@ -123,7 +127,7 @@ func (p *Proxy) Reconfigure(cfg *config.Config) error {
 		return err
 	}
 	if old != t {
-		old.transport.CloseIdleConnections()
+		old.closeIdle()
 	}
 	return nil
 }
@@ -280,7 +284,7 @@ func (p *Proxy) Status(withURL bool) ipc.ProxyStatus {
 	portWarning := p.portWarning()
 	p.mu.Unlock()
 	st := ipc.ProxyStatus{Configured: true, Running: addr != "", Addr: addr, Routes: []ipc.RouteInfo{},
-		Refused: p.refusals.snapshot(), Warnings: t.warnings}
+		Refused: p.refusals.snapshot(), Warnings: t.warnings, ForeignListeners: p.foreign.Snapshot()}
 	if portWarning != "" {
 		st.Warnings = append(slices.Clip(t.warnings), portWarning)
 	}
@@ -316,7 +320,7 @@ func (p *Proxy) Close() {
 		shutdown(l.srv)
 	}
 	p.tunnels.Wait()
-	p.table.Load().transport.CloseIdleConnections()
+	p.table.Load().closeIdle()
 }
 
 // loopbackPeer finds the user behind an accepted loopback TCP connection

@@ -45,7 +45,7 @@ func (p *Proxy) serveReverse(w http.ResponseWriter, r *http.Request, t *table, r
 		return
 	}
 	t.forward(w, r, &outbound{token: tok, upstream: rt.upstream, path: rest, rawPath: rawRest,
-		prefix: prefix, local: "http://" + r.Host, sandbox: true})
+		prefix: prefix, local: "http://" + r.Host, sandbox: true, unsafeCleartext: rt.UnsafeCleartextUpstream})
 }
 
 func routeName(p string) string {

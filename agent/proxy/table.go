@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/kc-agent/kc-agent/agent/cleartext"
 	"github.com/kc-agent/kc-agent/agent/config"
 )
 
@@ -24,6 +25,9 @@ type table struct {
 	// forward proxy may send there: only routes with intercept: true.
 	rules     map[string]*route
 	transport *http.Transport
+	// cleartext carries tokens over plain http: its connections to
+	// loopback are checked for who listens before they are used.
+	cleartext *http.Transport
 	upstream  *url.URL // chained proxy for blind tunnels, if configured
 	rp        *httputil.ReverseProxy
 	warnings  []string
@@ -55,8 +59,11 @@ func (p *Proxy) compile(cfg *config.Config) (*table, error) {
 				return nil, fmt.Errorf("local CA for route %s: %w", r.Name, err)
 			}
 		}
-		if u.Scheme == "http" && !config.IsLoopbackHost(u.Host) {
+		switch {
+		case u.Scheme == "http" && !config.IsLoopbackHost(u.Host):
 			t.warnings = append(t.warnings, fmt.Sprintf("route %s sends your token in the clear to %s (unsafe_cleartext_upstream)", r.Name, u.Host))
+		case u.Scheme == "http" && !config.OwnersVisible:
+			t.warnings = append(t.warnings, fmt.Sprintf("route %s sends your token in the clear to %s, and this system can not tell who listens there (unsafe_cleartext_upstream)", r.Name, u.Host))
 		}
 	}
 	roots, err := x509.SystemCertPool()
@@ -101,6 +108,36 @@ func (p *Proxy) compile(cfg *config.Config) (*table, error) {
 			return up, nil
 		}
 	}
-	t.rp = p.newReverseProxy(t.transport)
+	// Never through a proxy: plain http goes to loopback, or (opted in)
+	// straight to the upstream.
+	t.cleartext = &http.Transport{
+		DialContext:         cleartext.Dial(dialer.DialContext, false),
+		IdleConnTimeout:     90 * time.Second,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 64,
+	}
+	t.rp = p.newReverseProxy(t)
 	return t, nil
+}
+
+// RoundTrip sends a request that carries a token over plain http through
+// the checked transport, everything else through the usual one. Each has
+// its own pool: a connection dialed for a request without a token (the
+// forward proxy, no rule) is never reused for one with a token.
+func (t *table) RoundTrip(r *http.Request) (*http.Response, error) {
+	ob, _ := r.Context().Value(ctxKey{}).(*outbound)
+	if r.URL.Scheme != "http" || ob == nil || ob.token == "" {
+		return t.transport.RoundTrip(r)
+	}
+	if !config.OwnersVisible && ob.unsafeCleartext {
+		// Nothing can be checked here; the route opted in (validation
+		// makes every loopback http route do so on such systems).
+		return t.transport.RoundTrip(r)
+	}
+	return t.cleartext.RoundTrip(r)
+}
+
+func (t *table) closeIdle() {
+	t.transport.CloseIdleConnections()
+	t.cleartext.CloseIdleConnections()
 }

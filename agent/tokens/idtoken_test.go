@@ -12,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
 )
 
@@ -71,7 +72,7 @@ func idNumber(t *testing.T, tok string) string {
 func newIDHarness(t *testing.T, lifetime, idLifetime time.Duration) (*harness, *idIdP) {
 	h := newHarness(t, lifetime)
 	idp := &idIdP{fakeIdP: h.idp, idLifetime: idLifetime}
-	h.m.NewClient = func(context.Context, string, string) (Refresher, error) { return idp, nil }
+	h.m.NewClient = func(context.Context, config.Profile) (Refresher, error) { return idp, nil }
 	return h, idp
 }
 
@@ -209,7 +210,9 @@ func TestNoIDTokenIsAConfigError(t *testing.T) {
 	if !errors.As(err, &te) || te.Code != CodeConfig || !strings.Contains(te.Msg, "no ID token") || te.Hint == "" {
 		t.Fatalf("got %v", err)
 	}
-	if a, err := h.get(t, Request{}); err != nil || a.Token != "at-1" {
+	// The access token still serves (from the first refresh, or from one
+	// the failed ID request set off under a slow -race run).
+	if a, err := h.get(t, Request{}); err != nil || !strings.HasPrefix(a.Token, "at-") {
 		t.Fatalf("the access token still serves: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/ipc"
 )
 
 const (
@@ -67,7 +69,7 @@ type Manager struct {
 	log *slog.Logger
 	// Seams, replaced by tests.
 	Now       func() time.Time
-	NewClient func(ctx context.Context, issuer, clientID string) (Refresher, error)
+	NewClient func(ctx context.Context, p config.Profile) (Refresher, error)
 	StoreFor  func(config.Profile) (store.Store, error)
 
 	sched atomic.Pointer[Schedule] // read under profile locks: never behind m.mu
@@ -83,8 +85,8 @@ func NewManager(log *slog.Logger) *Manager {
 	m := &Manager{
 		log: log,
 		Now: time.Now,
-		NewClient: func(ctx context.Context, issuer, clientID string) (Refresher, error) {
-			return oidc.New(ctx, issuer, clientID)
+		NewClient: func(ctx context.Context, p config.Profile) (Refresher, error) {
+			return oidc.ForProfile(ctx, p)
 		},
 		StoreFor: func(p config.Profile) (store.Store, error) { return store.ForProfile(p, nil) },
 		profiles: map[string]*profile{},
@@ -141,7 +143,8 @@ func (m *Manager) SetConfig(cfg *config.Config) {
 }
 
 func equalProfile(a, b config.Profile) bool {
-	return a.Issuer == b.Issuer && a.ClientID == b.ClientID && a.Store == b.Store && slices.Equal(a.Scopes, b.Scopes)
+	return a.Issuer == b.Issuer && a.ClientID == b.ClientID && a.Store == b.Store && slices.Equal(a.Scopes, b.Scopes) &&
+		a.UnsafeCleartextIssuer == b.UnsafeCleartextIssuer && a.AllowForeignEndpoints == b.AllowForeignEndpoints
 }
 
 // goLoad reads the stored login in the background, so a slow keychain
@@ -324,6 +327,20 @@ type ProfileStatus struct {
 	Refreshes                           int
 	LastError, Hint                     string
 	PersistPending                      bool
+	Warnings                            []string
+	ForeignListeners                    []ipc.ForeignListener
+}
+
+// profileWarnings names the risky settings a profile uses.
+func profileWarnings(p config.Profile) []string {
+	var w []string
+	if u, err := url.Parse(p.Issuer); err == nil && u.Scheme == "http" && !config.OwnersVisible {
+		w = append(w, "the offline token goes in the clear to "+u.Host+", and this system can not tell who listens there (unsafe_cleartext_issuer)")
+	}
+	if p.AllowForeignEndpoints {
+		w = append(w, "endpoints outside the issuer's own origin are accepted (allow_foreign_endpoints)")
+	}
+	return w
 }
 
 // Status describes every profile; it never waits for a refresh.
@@ -346,6 +363,8 @@ func (m *Manager) Status() []ProfileStatus {
 		if c := p.access[""]; c != nil {
 			s.AccessExpiresAt = c.ExpiresAt
 		}
+		s.Warnings = profileWarnings(p.cfg)
+		s.ForeignListeners = p.foreign.Snapshot()
 		if s.State == StateLoginRequired && s.Hint == "" || s.State == StateLoggedOut {
 			s.Hint = loginHint(p.name)
 		}

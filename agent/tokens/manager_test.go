@@ -117,7 +117,7 @@ func newHarness(t *testing.T, lifetime time.Duration) *harness {
 	}
 	h.m = NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	h.m.Now = func() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) }
-	h.m.NewClient = func(context.Context, string, string) (Refresher, error) { return h.idp, nil }
+	h.m.NewClient = func(context.Context, config.Profile) (Refresher, error) { return h.idp, nil }
 	h.m.StoreFor = func(config.Profile) (store.Store, error) { return h.st, nil }
 	cfg, err := config.Parse("c.yaml", []byte("profiles:\n  default:\n    issuer: "+issuer+"\n"))
 	if err != nil {
@@ -399,8 +399,8 @@ func TestSlowProfileDoesNotBlockOthers(t *testing.T) {
 			"fast": {RefreshToken: "rt-0", Issuer: "https://fast.example.com/realms/r", ClientID: "kc-agent"},
 		}}
 		m := NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)))
-		m.NewClient = func(_ context.Context, iss, _ string) (Refresher, error) {
-			if strings.Contains(iss, "slow") {
+		m.NewClient = func(_ context.Context, p config.Profile) (Refresher, error) {
+			if strings.Contains(p.Issuer, "slow") {
 				return slow, nil
 			}
 			return fast, nil

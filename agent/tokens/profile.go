@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kc-agent/kc-agent/agent/cleartext"
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/store"
 )
@@ -40,6 +41,9 @@ type profile struct {
 	kicked         bool // a background refresh was started from Token
 	timer          *time.Timer
 	stopped        bool
+	// foreign counts the refusals to send the offline token to an issuer
+	// port another user listened on (agent/cleartext).
+	foreign cleartext.Refusals
 }
 
 type cached struct {

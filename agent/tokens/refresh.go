@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kc-agent/kc-agent/agent/cleartext"
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/store"
 )
@@ -115,7 +116,7 @@ func (p *profile) refresh(ctx context.Context, gen int, key string, scopes []str
 	storedRT = p.storedRT // followStore may have adopted the stored one
 	p.mu.Unlock()
 
-	client, err := p.m.NewClient(ctx, p.cfg.Issuer, p.cfg.ClientID)
+	client, err := p.m.NewClient(ctx, p.cfg)
 	var tok *oidc.Token
 	if err == nil {
 		tok, err = client.Refresh(ctx, rec.RefreshToken, scopes)
@@ -257,7 +258,17 @@ func (p *profile) failed(gen int, key string, err error) error {
 	p.lastErr = err.Error()
 	p.hint = "kc-agent keeps serving the cached token until it expires and retries with backoff"
 	p.degradedLocked()
-	p.m.log.Warn("refresh failed; will retry", "profile", p.name, "attempt", p.failures, "err", err.Error())
+	if r := cleartext.Refused(err); r != nil {
+		// Nothing was sent. Log it once per destination every 10 s: the
+		// retries would otherwise repeat it.
+		p.hint = oidc.HintOf(err)
+		if log, suppressed := p.foreign.Add(r); log {
+			p.m.log.Warn("refused to send the offline token in the clear to a port another user listens on; will retry",
+				"profile", p.name, "addr", r.Addr, "owner", r.Owner.String(), "similar_refusals_not_logged", suppressed)
+		}
+	} else {
+		p.m.log.Warn("refresh failed; will retry", "profile", p.name, "attempt", p.failures, "err", err.Error())
+	}
 	p.scheduleLocked()
 	return &Error{Code: CodeUnavailable, Msg: fmt.Sprintf("can not refresh profile %q: %v", p.name, err), Hint: p.hint}
 }

@@ -75,15 +75,13 @@ func (e *cliEnv) startAgent() *agentProc {
 	log := slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ns := &netSwitch{}
 	mgr := tokens.NewManager(log)
-	mgr.NewClient = func(ctx context.Context, issuer, clientID string) (tokens.Refresher, error) {
-		c, err := oidc.New(ctx, issuer, clientID)
+	mgr.NewClient = func(ctx context.Context, prof config.Profile) (tokens.Refresher, error) {
+		c, err := oidc.ForProfile(ctx, prof)
 		if err != nil {
 			return nil, err
 		}
 		cc := *c
-		tr := oidc.NewHTTPClient()
-		tr.Transport.(*http.Transport).DialContext = ns.dial
-		cc.HTTP = tr
+		cc.HTTP = oidc.NewHTTPClient(oidc.Options{UnsafeCleartext: prof.UnsafeCleartextIssuer}, ns.dial)
 		return &cc, nil
 	}
 	cfgPath, _ := config.FilePath()

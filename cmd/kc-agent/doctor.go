@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kc-agent/kc-agent/agent/cleartext"
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/store"
@@ -95,13 +97,17 @@ func doctorChecks(ctx context.Context, name string) []check {
 	} else {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		start := time.Now()
-		_, err := oidc.New(dctx, prof.Issuer, prof.ClientID)
+		_, err := oidc.ForProfile(dctx, prof)
 		cancel()
 		if err != nil {
 			add(check{"issuer discovery", "FAIL", err.Error(), oidc.HintOf(err)})
 		} else {
 			add(check{"issuer discovery", "ok", fmt.Sprintf("%s (%s)", prof.Issuer, time.Since(start).Round(time.Millisecond)), ""})
 		}
+	}
+
+	for _, c := range cleartextChecks(ctx, cfg) {
+		add(c)
 	}
 
 	kc := store.NewKeychain()
@@ -193,6 +199,52 @@ func installChecks(exe, pathEnv, unitPath string) []check {
 		if data, err := os.ReadFile(unitPath); err == nil && strings.Contains(string(data), oldCore) {
 			checks = append(checks, check{"service definition", "FAIL", unitPath + " still runs kc-agent-core, which is no longer shipped",
 				"rewrite it for this program: kc-agent service install (then kc-agent service restart)"})
+		}
+	}
+	return checks
+}
+
+// cleartextChecks looks at every loopback port a token goes to in the
+// clear (issuers and route upstreams on http://127.0.0.1): who listens?
+func cleartextChecks(ctx context.Context, cfg *config.Config) []check {
+	if cfg == nil {
+		return nil
+	}
+	type target struct{ name, url, optIn string }
+	var targets []target
+	for _, name := range cfg.ProfileNames() {
+		targets = append(targets, target{"issuer of " + name, cfg.Profiles[name].Issuer, "unsafe_cleartext_issuer"})
+	}
+	for _, r := range cfg.Routes {
+		targets = append(targets, target{"route " + r.Name, r.Upstream, "unsafe_cleartext_upstream"})
+	}
+	var checks []check
+	for _, tg := range targets {
+		u, err := url.Parse(tg.url)
+		if err != nil || u.Scheme != "http" || !config.IsLoopbackHost(u.Hostname()) {
+			continue
+		}
+		port := u.Port()
+		if port == "" {
+			port = "80"
+		}
+		addr := net.JoinHostPort(u.Hostname(), port)
+		if !config.OwnersVisible {
+			checks = append(checks, check{tg.name, "warn", "cleartext to " + addr + ": this system can not tell who listens there (" + tg.optIn + ")", "use https"})
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err = cleartext.Probe(pctx, u.Hostname(), port, false)
+		cancel()
+		var refused *cleartext.RefusedError
+		switch {
+		case err == nil:
+			checks = append(checks, check{tg.name, "ok", addr + " (cleartext) is served by you", ""})
+		case errors.As(err, &refused):
+			checks = append(checks, check{tg.name, "FAIL", fmt.Sprintf("%s is served by %s, not by you: kc-agent sends no token there", addr, refused.Owner),
+				"another user holds the port (is your server or port-forward down?): start yours there, or move it and the config to another port; `ss -ltnp` shows who listens"})
+		default:
+			checks = append(checks, check{tg.name, "warn", addr + ": " + err.Error(), "start the server (or port-forward) on that port; until then another user could take it, and kc-agent would refuse to send it anything"})
 		}
 	}
 	return checks

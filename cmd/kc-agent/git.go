@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kc-agent/kc-agent/agent/cleartext"
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/ipc"
 )
@@ -210,6 +211,21 @@ func matchRoute(routes []config.Route, req gitRequest) (config.Route, bool) {
 	return routes[best], true
 }
 
+// checkGitListener makes sure the loopback port git will send the token to
+// in the clear is this user's (or root's): dial it, ask who listens, close.
+func checkGitListener(ctx context.Context, hostport string, route config.Route) error {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = hostport, "80"
+	}
+	host = strings.Trim(host, "[]")
+	if err := cleartext.Probe(ctx, host, port, !config.OwnersVisible && route.UnsafeCleartextUpstream); err != nil {
+		return &cliError{code: exitError, err: fmt.Errorf("no token for git: %w", err),
+			hint: "the route's server is not running as you; start it (or find out who holds the port: ss -ltnp)"}
+	}
+	return nil
+}
+
 // gitAnswer is the helper's answer to get, in the protocol's lines.
 func gitAnswer(req gitRequest, r config.Route, tok *ipc.TokenResponse) ([]byte, error) {
 	token := tok.Token()
@@ -275,6 +291,11 @@ func gitCredentialRun(ctx context.Context, streams *IOStreams, op string, opts *
 		tokReq.ForceRefresh = true
 		_, err := fetchToken(ctx, streams.Err, tokReq, opts.noAutostart)
 		return err
+	}
+	if strings.EqualFold(req.Protocol, "http") && config.IsLoopbackHost(req.Host) {
+		if err := checkGitListener(ctx, req.Host, route); err != nil {
+			return err
+		}
 	}
 	tokReq.MinValid = opts.minValid.Seconds()
 	tok, err := fetchToken(ctx, streams.Err, tokReq, opts.noAutostart)

@@ -73,7 +73,7 @@ func logoutRun(ctx context.Context, opts *logoutOptions) error {
 		}
 	}
 
-	remoteErr := endRemote(ctx, rec, opts.all)
+	remoteErr := endRemote(ctx, prof, rec, opts.all)
 	release := lockStoreWrite("logout")
 	err = st.Delete(ctx, name)
 	release()
@@ -94,8 +94,11 @@ func logoutRun(ctx context.Context, opts *logoutOptions) error {
 	return nil
 }
 
-func endRemote(ctx context.Context, rec store.Record, all bool) error {
-	client, err := oidc.New(ctx, rec.Issuer, rec.ClientID)
+// endRemote ends the stored login's session at its issuer, with the
+// profile's options.
+func endRemote(ctx context.Context, prof config.Profile, rec store.Record, all bool) error {
+	prof.Issuer, prof.ClientID = rec.Issuer, rec.ClientID
+	client, err := oidc.ForProfile(ctx, prof)
 	if err != nil {
 		return err
 	}

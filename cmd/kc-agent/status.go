@@ -106,6 +106,12 @@ func printStatus(w io.Writer, st *ipc.StatusResponse) {
 		}
 		row("last error", p.LastError)
 		row("hint", p.Hint)
+		for _, warn := range p.Warnings {
+			row("WARNING", warn)
+		}
+		for _, f := range p.ForeignListeners {
+			row("REFUSED", foreignLine(f, "the offline token"))
+		}
 		tw.Flush()
 	}
 }
@@ -130,6 +136,9 @@ func printProxy(w io.Writer, ps ipc.ProxyStatus) {
 	for _, warn := range ps.Warnings {
 		fmt.Fprintf(w, "         WARNING: %s\n", warn)
 	}
+	for _, f := range ps.ForeignListeners {
+		fmt.Fprintf(w, "         REFUSED: %s\n", foreignLine(f, "a token"))
+	}
 	if len(ps.Refused) > 0 {
 		keys := make([]string, 0, len(ps.Refused))
 		for k := range ps.Refused {
@@ -142,6 +151,12 @@ func printProxy(w io.Writer, ps ipc.ProxyStatus) {
 		}
 		fmt.Fprintf(w, "         refused: %s\n", strings.Join(parts, ", "))
 	}
+}
+
+// foreignLine tells of tokens kept back from a port another user held.
+func foreignLine(f ipc.ForeignListener, what string) string {
+	last := f.Last
+	return fmt.Sprintf("%s not sent in the clear to %s: %s listens there, not you (%d time(s), last %s)", what, f.Addr, f.Owner, f.Count, fmtTime(&last))
 }
 
 func fmtTime(t *time.Time) string {

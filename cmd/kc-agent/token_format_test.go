@@ -58,7 +58,7 @@ func TestTokenFormatsAgainstTheDaemon(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m := tokens.NewManager(log)
 	m.StoreFor = func(config.Profile) (store.Store, error) { return fakeTokenStore{}, nil }
-	m.NewClient = func(context.Context, string, string) (tokens.Refresher, error) { return fakeIdP{access}, nil }
+	m.NewClient = func(context.Context, config.Profile) (tokens.Refresher, error) { return fakeIdP{access}, nil }
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, done := make(chan struct{}), make(chan error, 1)
 	go func() {

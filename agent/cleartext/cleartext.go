@@ -1,0 +1,216 @@
+// Package cleartext guards what kc-agent sends without TLS. Plain http is
+// allowed only to loopback (a local dev server behind a route, a Keycloak
+// behind `kubectl port-forward`), but every local user can listen on
+// loopback: a port the user's server left free is anyone's. So before the
+// first byte of a cleartext request that carries a token, the connection's
+// other end is looked up (internal/tcpowner), and the request goes out only
+// when it belongs to the agent's user or to root.
+//
+// TLS to loopback needs no such check: the certificate says who answers.
+package cleartext
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/kc-agent/kc-agent/internal/tcpowner"
+	"github.com/kc-agent/kc-agent/ipc"
+)
+
+// RefusedError: another user (not root) listens at Addr.
+type RefusedError struct {
+	Addr  string // host:port, as dialed
+	Owner tcpowner.Owner
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%s is served by %s, not by you or root: kc-agent sends nothing there in the clear", e.Addr, e.Owner)
+}
+
+// UnverifiedError: who listens at Addr could not be found out.
+type UnverifiedError struct {
+	Addr string
+	Err  error
+}
+
+func (e *UnverifiedError) Error() string {
+	return fmt.Sprintf("can not tell who listens on %s (%v): kc-agent sends nothing there in the clear", e.Addr, e.Err)
+}
+
+func (e *UnverifiedError) Unwrap() error { return e.Err }
+
+// Check returns nil when c's other end is not on loopback, or belongs to
+// this user or root. allowUnknown lets c through where the system can not
+// show socket owners (tcpowner.ErrUnsupported), or not this one's (Windows:
+// tcpowner.ErrNoOwner, no owning process, as Wine 8 says of every socket
+// it did not create): the user opted in.
+func Check(c net.Conn, allowUnknown bool) error {
+	remote, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok || !remote.IP.IsLoopback() {
+		return nil
+	}
+	o, err := tcpowner.Peer(c)
+	switch {
+	case (errors.Is(err, tcpowner.ErrUnsupported) || errors.Is(err, tcpowner.ErrNoOwner)) && allowUnknown:
+		return nil
+	case err != nil:
+		return &UnverifiedError{Addr: remote.String(), Err: err}
+	case !o.Trusted():
+		return &RefusedError{Addr: remote.String(), Owner: o}
+	case o.UID == 0:
+		// Linux also reports uid 0 for a connection the kernel has not
+		// finished handing to the listener yet (a request socket) or has
+		// already closed (time-wait): ask who listens, too.
+		l, err := tcpowner.Listener(remote)
+		switch {
+		case errors.Is(err, tcpowner.ErrUnsupported):
+		case err != nil:
+			return &UnverifiedError{Addr: remote.String(), Err: err}
+		case !l.Trusted():
+			return &RefusedError{Addr: remote.String(), Owner: l}
+		}
+	}
+	return nil
+}
+
+// DialFunc is the shape of net.Dialer.DialContext.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Dial wraps dial: a connection it opens to a loopback address is checked
+// before it is returned, and closed, unused, when it is refused.
+func Dial(dial DialFunc, allowUnknown bool) DialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if err := Check(c, allowUnknown); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// Probe is the check for a port some other program is about to send a
+// token to (git): it dials every address host resolves to, checks who
+// listens, and closes. Nil only when something listens and everything that
+// does is trusted.
+func Probe(ctx context.Context, host, port string, allowUnknown bool) error {
+	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil {
+		return err
+	}
+	var d net.Dialer
+	reached := false
+	for _, ip := range ips {
+		c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ip.String(), port))
+		if err != nil {
+			continue // nobody there: nothing there gets the token either
+		}
+		reached = true
+		err = Check(c, allowUnknown)
+		c.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if !reached {
+		return fmt.Errorf("nobody listens on %s", net.JoinHostPort(host, port))
+	}
+	return nil
+}
+
+// SplitTransport sends plain-http requests through Cleartext (whose dials
+// are checked) and everything else through Other. The two keep separate
+// connection pools, so a checked connection is never mixed with others.
+type SplitTransport struct {
+	Cleartext, Other http.RoundTripper
+}
+
+func (s *SplitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme == "http" {
+		return s.Cleartext.RoundTrip(r)
+	}
+	return s.Other.RoundTrip(r)
+}
+
+// CloseIdleConnections closes both pools' idle connections.
+func (s *SplitTransport) CloseIdleConnections() {
+	for _, t := range []http.RoundTripper{s.Cleartext, s.Other} {
+		if c, ok := t.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
+	}
+}
+
+// LogEvery is how often a refusal to one destination is logged.
+const LogEvery = 10 * time.Second
+
+// Refusals counts refusals by destination, for status, and says when one
+// is worth a log line (at most one per destination every LogEvery).
+type Refusals struct {
+	mu sync.Mutex
+	m  map[string]*refusal
+}
+
+type refusal struct {
+	owner          tcpowner.Owner
+	count, quiet   int64
+	last, lastLine time.Time
+}
+
+// Add counts e. log says whether to log it now; suppressed is how many
+// refusals to the same place went unlogged since the last line.
+func (r *Refusals) Add(e *RefusedError) (log bool, suppressed int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string]*refusal{}
+	}
+	f := r.m[e.Addr]
+	if f == nil {
+		f = &refusal{}
+		r.m[e.Addr] = f
+	}
+	now := time.Now()
+	f.owner, f.last = e.Owner, now
+	f.count++
+	if now.Sub(f.lastLine) < LogEvery {
+		f.quiet++
+		return false, 0
+	}
+	f.lastLine = now
+	suppressed, f.quiet = f.quiet, 0
+	return true, suppressed
+}
+
+// Snapshot lists the refusals so far, by destination.
+func (r *Refusals) Snapshot() []ipc.ForeignListener {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.m) == 0 {
+		return nil
+	}
+	out := make([]ipc.ForeignListener, 0, len(r.m))
+	for addr, f := range r.m {
+		out = append(out, ipc.ForeignListener{Addr: addr, Owner: f.owner.String(), UID: f.owner.UID, Count: f.count, Last: f.last.UTC().Round(time.Second)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr < out[j].Addr })
+	return out
+}
+
+// Refused returns the *RefusedError in err's chain, or nil.
+func Refused(err error) *RefusedError {
+	var e *RefusedError
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
+}

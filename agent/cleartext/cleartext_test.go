@@ -1,0 +1,104 @@
+package cleartext
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/kc-agent/kc-agent/internal/testenv"
+
+	"github.com/kc-agent/kc-agent/internal/tcpowner"
+)
+
+// The user's own listener (root counts too) gets the request; so does a
+// non-loopback address, which this check is not about.
+func TestAllowsOwnListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r, err := http.ReadRequest(bufio.NewReader(c))
+		if err == nil {
+			got <- r.Header.Get("Authorization")
+			io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+		}
+	}()
+	hc := &http.Client{Transport: &SplitTransport{
+		Cleartext: &http.Transport{DialContext: Dial((&net.Dialer{}).DialContext, false)},
+		Other:     http.DefaultTransport,
+	}}
+	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/", nil)
+	req.Header.Set("Authorization", "Bearer x")
+	resp, err := hc.Do(req)
+	if testenv.UnderWine() && errors.Is(err, tcpowner.ErrNoOwner) {
+		t.Skipf("Wine 8 names no owner for a listening or accepted socket: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if a := <-got; a != "Bearer x" {
+		t.Fatalf("own listener got Authorization %q", a)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	if err := Probe(context.Background(), "127.0.0.1", port, false); err != nil {
+		t.Fatalf("probe of own port: %v", err)
+	}
+}
+
+func TestProbeNobodyListens(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	err := Probe(context.Background(), "127.0.0.1", port, false)
+	if err == nil || !strings.Contains(err.Error(), "nobody listens") {
+		t.Fatalf("probe of a free port: %v", err)
+	}
+}
+
+// One log line per destination every LogEvery; every refusal counted.
+func TestRefusalsLogOncePerDestination(t *testing.T) {
+	var r Refusals
+	a := &RefusedError{Addr: "127.0.0.1:1", Owner: tcpowner.Owner{UID: 65534}}
+	b := &RefusedError{Addr: "127.0.0.1:2", Owner: tcpowner.Owner{UID: 1000}}
+	logs := 0
+	for i := 0; i < 5; i++ {
+		if log, _ := r.Add(a); log {
+			logs++
+		}
+	}
+	if log, _ := r.Add(b); !log {
+		t.Fatal("a second destination was not logged")
+	}
+	if logs != 1 {
+		t.Fatalf("%d log lines for 5 refusals to one place within %s", logs, LogEvery)
+	}
+	snap := r.Snapshot()
+	if len(snap) != 2 || snap[0].Addr != "127.0.0.1:1" || snap[0].Count != 5 || snap[0].Owner != "uid 65534" || snap[1].UID != 1000 {
+		t.Fatalf("snapshot %+v", snap)
+	}
+}
+
+func TestUnverifiedWraps(t *testing.T) {
+	err := error(&UnverifiedError{Addr: "127.0.0.1:1", Err: tcpowner.ErrNoSocket})
+	if !errors.Is(err, tcpowner.ErrNoSocket) || Refused(err) != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(err.Error(), strconv.Itoa(1)) {
+		t.Fatal(err)
+	}
+}
