@@ -183,6 +183,18 @@ var deviceURLRe = regexp.MustCompile(`https?://\S+user_code=\S+`)
 // the test browser on the Linux side, as a user on a phone would.
 func (w *winEnv) deviceLogin(kc *keycloak.Server, realm, user, password string) {
 	w.t.Helper()
+	// Keycloak listens on the Linux side, on plain http: Windows under Wine
+	// can't name the owner of that loopback socket (Wine knows only the
+	// sockets of its own processes), so the profile opts in, as the README
+	// says for systems where socket owners are invisible.
+	cfgDir := filepath.Join(w.dir, "config")
+	if err := os.MkdirAll(cfgDir, 0o700); err != nil {
+		w.t.Fatal(err)
+	}
+	cfg := fmt.Sprintf("profiles:\n  %s:\n    issuer: %s\n    unsafe_cleartext_issuer: true\n", w.profile, kc.Issuer(realm))
+	if err := os.WriteFile(filepath.Join(cfgDir, "config.yaml"), []byte(cfg), 0o600); err != nil {
+		w.t.Fatal(err)
+	}
 	log := filepath.Join(w.dir, "login.log")
 	f, err := os.Create(log)
 	if err != nil {

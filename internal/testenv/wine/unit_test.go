@@ -21,9 +21,29 @@ import (
 // windows). They are kept out of the main run and run on their own: one
 // that passes fails this test, so that the list only ever shrinks.
 var knownFailures = map[string]map[string]string{
-	// None today. An entry looks like
-	//	"agent/config": {"TestName": "why it fails under Wine"},
+	"agent/oidc": {
+		"TestDiscoveryRefusesForeignEndpoints": noOwner,
+	},
+	"agent/proxy": {
+		"TestReverseRouteCookies":                      noOwner,
+		"TestReverseRouteInjectsAndSandboxes":          noOwner,
+		"TestForwardPlainHTTPNeedsIntercept":           noOwner,
+		"TestBrowserModel":                             noOwner,
+		"TestReconfigureKeepsOldOnFailure":             noOwner,
+		"TestCleartextLoopbackWhereOwnersAreInvisible": noOwner,
+		"TestForwardTokenOnlyUnderBasePath":            noOwner,
+		"TestUpstreamProxyNeverCarriesCleartext":       noOwner,
+		"TestTwoListenersOnPortZero":                   noOwner,
+		"TestRouteRefusesAnotherAccount":               noOwner,
+	},
 }
+
+// noOwner: the test's plain-http upstream or issuer is an httptest server
+// on loopback, and under Wine 8 GetExtendedTcpTable names no owning
+// process for a listening socket (PID 0), not even the test's own; the
+// loopback cleartext check then refuses it (502, or "kc-agent did not
+// contact the issuer"). Windows names these owners; that was not run here.
+const noOwner = "Wine 8 names no owner for a listening loopback socket, so the cleartext check refuses the test's http upstream"
 
 // hostOnly are packages whose tests are for the host (benchmarks, the
 // test harnesses themselves).
