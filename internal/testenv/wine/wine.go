@@ -13,7 +13,10 @@
 //   - NtSetInformationFile class 64 is missing, so os.RemoveAll fails in a
 //     Windows program. Test binaries get the standard library's fallback
 //     switched on (Overlay); everything else is cleaned up from Linux.
-//   - Wine shares the host's loopback and maps Z: to /.
+//   - Wine shares the host's loopback and maps Z: to /. GetExtendedTcpTable
+//     names the owning process of a Wine process's connecting socket only:
+//     a listening socket (even a Wine process's own) and any Linux
+//     process's socket show PID 0.
 //   - Wine 8 keeps no file ACLs: SetNamedSecurityInfo succeeds and stores
 //     nothing, and a file's DACL is made up from its Unix mode (the "other"
 //     bits become an Everyone entry). A new file takes its mode from its
