@@ -34,8 +34,11 @@ func (o Owner) Self() bool { return isSelf(o) }
 func (o Owner) Trusted() bool { return o.Self() || isSuperuser(o) }
 
 func (o Owner) String() string {
-	if o.SID != "" {
+	switch {
+	case o.SID != "":
 		return describeSID(o.SID)
+	case o.UID < 0:
+		return "an unknown owner"
 	}
 	return fmt.Sprintf("uid %d", o.UID)
 }

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import kc_agent_client as kc
+from kc_agent_client import _client
 
 from conftest import FRESH, TOKEN
 
@@ -260,3 +263,42 @@ def test_httpx_refuses_cleartext(agent):
     with pytest.raises(kc.KcAgentError, match="plain http"):
         httpx.get("http://api.example.com/x", auth=kc.KcAgentAuth())
     assert agent.requests == []
+
+
+def test_no_token_to_a_loopback_port_another_user_holds(agent, api, monkeypatch):
+    # Loopback is shared: a token goes in the clear to a loopback port only
+    # when this user (or root) listens there.
+    if not sys.platform.startswith("linux"):
+        pytest.skip("listener owners are read from /proc/net/tcp")
+    port = int(api.url.rsplit(":", 1)[1])
+    requests.get(api.url + "/mine", auth=kc.KcAgentAuth())  # ours: the token goes
+    assert api.seen[-1][2].startswith("Bearer ")
+    real = _client.listener_uid
+    monkeypatch.setattr(_client, "listener_uid", lambda ip, p: 65534 if p == port else real(ip, p))
+    n = len(api.seen)
+    with pytest.raises(kc.UntrustedAgent, match="uid 65534 listens there"):
+        requests.get(api.url + "/theirs", auth=kc.KcAgentAuth())
+    with pytest.raises(kc.UntrustedAgent, match="uid 65534"):
+        httpx.get(api.url + "/theirs", auth=kc.KcAgentAuth())
+    assert len(api.seen) == n, "a request reached the other user's port"
+
+
+def test_no_token_to_a_real_listener_of_another_user(agent):
+    # The same with a real listener of uid 65534 (root and setpriv needed).
+    import shutil
+    import subprocess
+    import time
+
+    if not sys.platform.startswith("linux") or os.getuid() != 0 or not shutil.which("setpriv"):
+        if os.environ.get("KC_AGENT_REQUIRE_OTHER_UID") == "1":
+            pytest.fail("needs root and setpriv to act as another user (KC_AGENT_REQUIRE_OTHER_UID=1)")
+        pytest.skip("needs root and setpriv to act as another user")
+    prog = "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(30)"
+    p = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", prog], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(p.stdout.readline())
+        with pytest.raises(kc.UntrustedAgent, match="uid 65534 listens there"):
+            requests.get(f"http://127.0.0.1:{port}/x", auth=kc.KcAgentAuth(), timeout=5)
+    finally:
+        p.kill()
+        p.wait()

@@ -6,11 +6,13 @@ the request once more."""
 from __future__ import annotations
 
 import ipaddress
+import os
+import sys
 from typing import Iterable, Optional
 from urllib.parse import urlsplit
 
 from . import _client
-from ._errors import KcAgentError
+from ._errors import KcAgentError, UntrustedAgent
 
 try:  # optional extra [requests]
     from requests.auth import AuthBase as _RequestsAuthBase
@@ -35,17 +37,34 @@ def _check_destination(url: str) -> None:
     if parts.scheme == "https":
         return
     host = parts.hostname or ""
-    if host == "localhost":
-        return
+    loopback = host == "localhost"
     try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
+        loopback = loopback or ipaddress.ip_address(host).is_loopback
     except ValueError:
         pass
+    if loopback:
+        _check_loopback_owner(host, parts.port or 80)
+        return
     raise KcAgentError(
         f"refusing to send a token over plain {parts.scheme or 'unknown scheme'} to {host or url}",
         hint="use an https:// URL, or a kc-agent route (route_url) for local access",
     )
+
+
+def _check_loopback_owner(host: str, port: int) -> None:
+    """Loopback is shared by every user of the machine: a token goes in the
+    clear to a loopback port only when this user (or root) listens there,
+    as the agent checks for its routes. Linux shows who listens
+    (/proc/net/tcp); elsewhere the port is trusted as before."""
+    if not sys.platform.startswith("linux"):
+        return
+    for addr in (["127.0.0.1", "::1"] if host == "localhost" else [host]):
+        uid = _client.listener_uid(addr, port)
+        if uid is not None and uid not in (os.getuid(), 0):
+            raise UntrustedAgent(
+                f"refusing to send a token in the clear to {host}:{port}: uid {uid} listens there, not you (uid {os.getuid()})",
+                hint="another user holds the port; start your server on another port, or use https",
+            )
 
 
 # Whichever of the two libraries is installed (the core needs neither).
