@@ -63,6 +63,34 @@ def fail(msg: str) -> None:
     sys.exit(1)
 
 
+def check_windows_under_wine(d: str, wheels: "list[str]") -> None:
+    """The Windows wheel's kc-agent.exe runs (under Wine, in the test
+    harness's prefix: internal/testenv/wine) and says the wheel's version."""
+    import shutil
+
+    win = [w for w in wheels if w.endswith("-win_amd64.whl")]
+    if not win:
+        return
+    if not shutil.which("wine") or not sys.platform.startswith("linux"):
+        if os.environ.get("KC_AGENT_REQUIRE_WINE") == "1":
+            fail("wine is needed to run the Windows wheel's kc-agent.exe (KC_AGENT_REQUIRE_WINE=1)")
+        print("check-wheels: no wine here; the Windows wheel's binary was not run")
+        return
+    version = win[0].split("-")[1]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(os.path.join(d, win[0])) as z:
+        member = next(n for n in z.namelist() if n.endswith("/scripts/kc-agent.exe"))
+        exe = os.path.join(tmp, "kc-agent.exe")
+        with open(exe, "wb") as f:
+            f.write(z.read(member))
+        cp = subprocess.run(["go", "run", "./internal/testenv/cmd/kcwine", "run", exe, "version"], cwd=root,
+                            capture_output=True, text=True, timeout=300)
+    out = cp.stdout.strip()
+    if cp.returncode != 0 or not out.startswith(f"kc-agent {version} ") or "windows/amd64" not in out:
+        fail(f"{win[0]}: kc-agent.exe version under Wine: exit {cp.returncode}, {out!r} {cp.stderr.strip()[-300:]!r}")
+    print(f"check-wheels: ok  {win[0]}: kc-agent.exe under Wine says {out}")
+
+
 def main() -> None:
     d = sys.argv[1]
     wheels = sorted(f for f in os.listdir(d) if f.endswith(".whl"))
@@ -92,6 +120,7 @@ def main() -> None:
             print(f"check-wheels: ok  {w}: {bins[0].rsplit('/', 1)[1]} is {got[0]}/{got[1]}")
         if sys.platform.startswith("linux") and ("linux", platform.machine()) == got:
             host = (w, version)
+    check_windows_under_wine(d, wheels)
     if not host:
         print("check-wheels: no wheel for this host; skipping the install check")
         return
