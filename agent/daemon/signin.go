@@ -100,6 +100,18 @@ func (s *signIn) finish(state, msg, hint string, id *ipc.LoginIdentity) {
 	close(s.ended)
 }
 
+// hasEnded reports whether the sign-in is over (done, failed, cancelled):
+// one that ended but is not yet out of byProfile is not joined, a new one
+// starts.
+func (s *signIn) hasEnded() bool {
+	select {
+	case <-s.ended:
+		return true
+	default:
+		return false
+	}
+}
+
 func newID() string {
 	b := make([]byte, 12)
 	rand.Read(b)
@@ -197,7 +209,7 @@ func (d *Daemon) handleLoginStart(w http.ResponseWriter, r *http.Request) {
 		ipc.WriteError(w, &ipc.Error{Status: http.StatusServiceUnavailable, Code: ipc.CodeUnavailable, Message: "the agent is shutting down"})
 		return
 	}
-	if s := ss.byProfile[req.Profile]; s != nil {
+	if s := ss.byProfile[req.Profile]; s != nil && !s.hasEnded() {
 		ss.mu.Unlock()
 		cancel()
 		// One sign-in per profile: this caller joins it (whatever flow it
