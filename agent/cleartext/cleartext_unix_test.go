@@ -40,7 +40,7 @@ while True:
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 `
 	setpriv := testenv.OtherUser(t)
-	cmd := exec.Command(setpriv, append(testenv.AsNobody, "/usr/bin/python3", "-c", program)...)
+	cmd := exec.Command(setpriv, testenv.AsNobody("/usr/bin/python3", "-c", program)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -505,8 +505,8 @@ func TestAgentRefusesOtherUID(t *testing.T) {
 	os.Chmod(filepath.Dir(filepath.Dir(sock)), 0o755)
 	os.Chmod(filepath.Dir(sock), 0o777)
 	os.Chmod(sock, 0o777)
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", curl, "-sS", "--max-time", "5",
-		"--unix-socket", sock, "http://"+ipc.Host+ipc.PathHealth)
+	cmd := exec.Command(setpriv, testenv.AsNobody(curl, "-sS", "--max-time", "5",
+		"--unix-socket", sock, "http://"+ipc.Host+ipc.PathHealth)...)
 	out, err := cmd.CombinedOutput()
 	if err == nil || strings.Contains(string(out), `"ok"`) {
 		t.Fatalf("a client running as nobody got an answer: %s", out)

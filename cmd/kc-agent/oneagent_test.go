@@ -292,7 +292,7 @@ func notebookJSON(code string) string {
 func asNobody(t *testing.T, program string, args ...string) *exec.Cmd {
 	t.Helper()
 	setpriv := testenv.OtherUser(t)
-	cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", program}, args...)...)
+	cmd := exec.Command(setpriv, testenv.AsNobody(append([]string{"/usr/bin/python3", "-c", program}, args...)...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -243,10 +243,9 @@ func TestProxyInterceptSNIAndHost(t *testing.T) {
 }
 
 func TestProxyRefusesOtherUID(t *testing.T) {
-	testenv.OtherUser(t)
+	setpriv := testenv.OtherUser(t)
 	f := newProxyFixture(t, keycloak.RealmTest, "alice", "alice-pw")
-	out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-		"curl", "-sS", "--max-time", "5", f.base()+"/x").CombinedOutput()
+	out, err := exec.Command(setpriv, testenv.AsNobody("curl", "-sS", "--max-time", "5", f.base()+"/x")...).CombinedOutput()
 	if err == nil || strings.Contains(string(out), "alice") {
 		t.Fatalf("a client running as nobody got through: %s", out)
 	}

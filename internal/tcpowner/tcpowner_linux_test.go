@@ -109,8 +109,8 @@ func TestPeerOfAnotherUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c",
-		"import socket,sys,time; s=socket.create_connection(('127.0.0.1', int(sys.argv[1]))); time.sleep(10)", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	cmd := exec.Command(setpriv, testenv.AsNobody("/usr/bin/python3", "-c",
+		"import socket,sys,time; s=socket.create_connection(('127.0.0.1', int(sys.argv[1]))); time.sleep(10)", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -36,5 +36,7 @@ func OtherUser(t testing.TB) (setpriv string) {
 	return ""
 }
 
-// AsNobody is setpriv's arguments to run a command as Nobody.
-var AsNobody = []string{"--reuid=65534", "--regid=65534", "--clear-groups"}
+// AsNobody is setpriv's arguments to run the command args as Nobody.
+func AsNobody(args ...string) []string {
+	return append([]string{"--reuid=65534", "--regid=65534", "--clear-groups"}, args...)
+}
