@@ -118,6 +118,7 @@ macOS, a per-user Run key entry on Windows. No root needed.
 type serviceCmds struct {
 	streams *IOStreams
 	binary  string
+	params  installers.Params // what the running subcommand manages
 }
 
 func (sc *serviceCmds) sub(use, short string, run func(installers.Manager) error) *cobra.Command {
@@ -128,6 +129,7 @@ func (sc *serviceCmds) sub(use, short string, run func(installers.Manager) error
 			if err != nil {
 				return err
 			}
+			sc.params = p
 			m, err := installers.New(p)
 			if err != nil {
 				return err
@@ -168,11 +170,9 @@ func (sc *serviceCmds) install(m installers.Manager) error {
 	if err := m.Install(); err != nil {
 		return err
 	}
-	if p, err := serviceParams(sc.binary); err == nil {
-		if dir, kind := installers.PythonEnv(p.Binary); dir != "" {
-			fmt.Fprintf(sc.streams.Err, "kc-agent: warning: the service runs %s, inside the %s %s: removing or recreating that environment breaks the service\n", p.Binary, kind, dir)
-			fmt.Fprintln(sc.streams.Err, "kc-agent: hint: for a service, install kc-agent from a system package (or installers/install.sh) and run `kc-agent service install` from there; from a wheel, the client starts the agent itself when needed")
-		}
+	if dir, kind := installers.PythonEnv(sc.params.Binary); dir != "" {
+		fmt.Fprintf(sc.streams.Err, "kc-agent: warning: the service runs %s, inside the %s %s: removing or recreating that environment breaks the service\n", sc.params.Binary, kind, dir)
+		fmt.Fprintln(sc.streams.Err, "kc-agent: hint: for a service, install kc-agent from a system package (or installers/install.sh) and run `kc-agent service install` from there; from a wheel, the client starts the agent itself when needed")
 	}
 	st, _ := m.Status()
 	fmt.Fprintf(sc.streams.Err, "kc-agent: service installed at %s and started; logs: %s\n", st.Path, st.Logs)
