@@ -89,7 +89,7 @@ func TestAgentSignInDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st.State != ipc.LoginPending || st.ID == "" || st.UserCode == "" || !strings.Contains(st.VerificationURIComplete, "user_code=") ||
-		st.VerificationURI == "" || st.Interval <= 0 || time.Until(st.ExpiresAt) < time.Minute || !strings.HasPrefix(st.QRSVG, "<svg") {
+		st.VerificationURI == "" || st.ClientID == "" || st.Interval <= 0 || time.Until(st.ExpiresAt) < time.Minute || !strings.HasPrefix(st.QRSVG, "<svg") {
 		t.Fatalf("start answer: %+v", st)
 	}
 	// A second caller joins, whatever flow it asks for.
