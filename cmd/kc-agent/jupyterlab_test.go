@@ -157,9 +157,8 @@ const labBlockJS = `(() => {
   const cells = [...document.querySelectorAll('.jp-Notebook .jp-Cell')];
   const b = cells.length ? cells[0].querySelector('.kc-agent-login') : null;
   const a = b ? b.querySelector('a') : null;
-  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
-  return {ready: !!window.jupyterapp, kernel: k ? k.status : '', class: b ? b.className : '', text: b ? b.innerText : '', href: a ? a.href : '',
+  const k = document.querySelector('.jp-Notebook-ExecutionIndicator');
+  return {ready: !!window.jupyterapp, kernel: k ? k.dataset.status : '', class: b ? b.className : '', text: b ? b.innerText : '', href: a ? a.href : '',
           cells: cells.map(c => { const o = c.querySelector('.jp-OutputArea'); return o ? o.innerText : ''; })};
 })()`
 
@@ -294,7 +293,10 @@ func TestJupyterLabNotebook(t *testing.T) {
 		runAll()
 		b = lab.waitFor(ctx, "a new sign-in", "pending-again", pendingWith(false))
 		code := userCodeRE.FindStringSubmatch(b.Href)[1]
-		if err := chromedp.Do(ctx, lab.command("kernelmenu:interrupt")); err != nil {
+		// The notebook's own interrupt (its toolbar's stop button, I I): the
+		// Kernel menu's item acts on the focused widget, and a headless
+		// page has none.
+		if err := chromedp.Do(ctx, lab.command("notebook:interrupt-kernel")); err != nil {
 			return err
 		}
 		b = lab.waitFor(ctx, "the interrupted block", "interrupted", func(b labBlock) bool {
@@ -323,7 +325,7 @@ func TestJupyterLabNotebook(t *testing.T) {
 		}
 		runAll()
 		lab.waitFor(ctx, "a third sign-in", "", pendingWith(false))
-		if err := chromedp.Do(ctx, lab.command("kernelmenu:restart"), chromedp.Click(chromedp.CSS(".jp-Dialog .jp-mod-accept"))); err != nil {
+		if err := chromedp.Do(ctx, lab.command("notebook:restart-kernel"), chromedp.Click(chromedp.CSS(".jp-Dialog .jp-mod-accept"))); err != nil {
 			return err
 		}
 		runAll()
@@ -332,7 +334,14 @@ func TestJupyterLabNotebook(t *testing.T) {
 		if n := started(); n != 3 {
 			t.Errorf("%d sign-ins started, want 3", n)
 		}
-		return chromedp.Do(ctx, lab.command("docmanager:save"))
+		// File -> Save acts on the focused widget too: save the
+		// notebook's document context, as that command does.
+		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(async () => {
+  const w = [...window.jupyterapp.shell.widgets('main')].find(w => w.context && w.context.path === 'analysis.ipynb');
+  await w.context.save();
+  return true;
+})()`, chromedp.EvalAwaitPromise))
+		return err
 	})
 	if err != nil {
 		t.Fatalf("driving JupyterLab: %v", err)

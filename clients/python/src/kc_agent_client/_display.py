@@ -115,7 +115,7 @@ def render_html(u: SignInUpdate) -> str:
     elif u.state == DONE:
         out.append(f"&#10003; <b>{e(headline(u))}</b>.{prof}")
     elif u.state == STILL_OPEN:
-        out.append(f"&#9208; <b>Sign-in still open until {e(u.until)}</b>: run <code>login()</code> again to continue, or <code>login(cancel=True)</code>.{prof}")
+        out.append(f"<b>Sign-in still open until {e(u.until)}</b>: run <code>login()</code> again to continue, or <code>login(cancel=True)</code>.{prof}")
         if u.message:
             out.append(f"<br><small>{e(u.message)}</small>")
     else:
