@@ -529,7 +529,17 @@ except k.KcAgentError as e:
 		return cmd
 	}
 	started := func() int { return strings.Count(agent.log.String(), "sign-in started") }
+	// carol is signed in from here on: login() alone would return at once,
+	// so the sign-ins below are login(force=True).
 
+	t.Run("signed-in-starts-nothing", func(t *testing.T) {
+		before := started()
+		out, _ := pyLogin(`timeout=120`).CombinedOutput()
+		e.record(string(out))
+		if !strings.Contains(string(out), "Signed in as carol.") || !strings.Contains(string(out), "who carol") || started() != before {
+			t.Fatalf("login() when signed in (%d sign-ins started):\n%s", started()-before, out)
+		}
+	})
 	t.Run("two-notebooks-one-grant", func(t *testing.T) {
 		before := started()
 		joined := func() bool { return strings.Contains(agent.log.String(), "sign-in joined") }
@@ -561,7 +571,7 @@ except k.KcAgentError as e:
 	t.Run("denied", func(t *testing.T) {
 		ap.set(func(a *approver) { a.deny = true })
 		defer ap.set(func(a *approver) { a.deny = false })
-		out, _ := pyLogin(`timeout=120`).CombinedOutput()
+		out, _ := pyLogin(`timeout=120, force=True`).CombinedOutput()
 		e.record(string(out))
 		if !strings.Contains(string(out), "raised LoginDenied") {
 			t.Fatalf("denied:\n%s", out)
@@ -573,7 +583,7 @@ except k.KcAgentError as e:
 		short := daemon.DefaultSignInLimits
 		short.Lifetime = 2 * time.Second
 		defer daemon.SetSignInLimits(short)()
-		out, _ := pyLogin(`timeout=120`).CombinedOutput()
+		out, _ := pyLogin(`timeout=120, force=True`).CombinedOutput()
 		e.record(string(out))
 		if !strings.Contains(string(out), "raised LoginExpired") {
 			t.Fatalf("expired:\n%s", out)
@@ -585,7 +595,7 @@ except k.KcAgentError as e:
 		defer ap.set(func(a *approver) { a.holdFor = nil })
 		// A desktop session: "auto" picks the browser flow. BROWSER=true
 		// makes webbrowser.open a no-op; Chromium plays the user's browser.
-		cmd := pyLogin(`timeout=120`)
+		cmd := pyLogin(`timeout=120, force=True`)
 		cmd.Env = append(cmd.Env, "DISPLAY=:99", "BROWSER=true")
 		var out []byte
 		done := make(chan struct{})
