@@ -165,28 +165,32 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	cfgErr, cfg := d.configErr, d.cfg
 	d.mu.Unlock()
 	profiles := profileStatus(d.mgr.Status())
-	sysPath := ""
+	sysPath, sysErr := "", ""
 	if cfg != nil {
 		sysPath = cfg.SystemPath()
+		if err := cfg.SystemError(); err != nil {
+			sysErr = err.Error()
+		}
 		for i := range profiles {
 			profiles[i].Source = cfg.ProfileSource(profiles[i].Name)
 		}
 	}
 	ipc.WriteJSON(w, http.StatusOK, ipc.StatusResponse{
-		Version:      d.opts.Version,
-		PID:          os.Getpid(),
-		StartedAt:    d.started.UTC().Truncate(time.Second),
-		Uptime:       time.Since(d.started).Round(time.Second).String(),
-		Socket:       d.opts.SocketPath,
-		ConfigPath:   d.opts.ConfigPath,
-		ConfigError:  cfgErr,
-		SystemConfig: sysPath,
-		Lock:         d.opts.LockPath,
-		UID:          os.Getuid(),
-		SID:          discovery.UserSID(),
-		Proxy:        ps,
-		Profiles:     profiles,
-		SignIns:      d.logins.list(),
+		Version:           d.opts.Version,
+		PID:               os.Getpid(),
+		StartedAt:         d.started.UTC().Truncate(time.Second),
+		Uptime:            time.Since(d.started).Round(time.Second).String(),
+		Socket:            d.opts.SocketPath,
+		ConfigPath:        d.opts.ConfigPath,
+		ConfigError:       cfgErr,
+		SystemConfig:      sysPath,
+		SystemConfigError: sysErr,
+		Lock:              d.opts.LockPath,
+		UID:               os.Getuid(),
+		SID:               discovery.UserSID(),
+		Proxy:             ps,
+		Profiles:          profiles,
+		SignIns:           d.logins.list(),
 	})
 }
 

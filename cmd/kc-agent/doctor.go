@@ -79,6 +79,9 @@ func doctorChecks(ctx context.Context, name string) []check {
 			detail += ", under the system-wide " + sp
 		}
 		add(check{"config", "ok", detail, ""})
+		if err := cfg.SystemError(); err != nil {
+			add(check{"system config", "FAIL", "ignored: " + err.Error(), "ask the administrator to fix it; your own profiles keep serving"})
+		}
 		for _, n := range cfg.ProfileNames() {
 			add(check{"profile " + n, "ok", "from " + cfg.ProfileSource(n), ""})
 		}

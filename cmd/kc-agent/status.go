@@ -69,6 +69,9 @@ func printStatus(w io.Writer, st *ipc.StatusResponse) {
 	if st.ConfigError != "" {
 		fmt.Fprintf(w, "         INVALID (last good config still live): %s\n", st.ConfigError)
 	}
+	if st.SystemConfigError != "" {
+		fmt.Fprintf(w, "         system-wide config IGNORED (your own profiles keep serving): %s\n", st.SystemConfigError)
+	}
 	if st.Lock != "" {
 		who := fmt.Sprintf("uid %d", st.UID)
 		if st.SID != "" {
