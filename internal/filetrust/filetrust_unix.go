@@ -16,13 +16,17 @@ import (
 
 const systemOwners = "root"
 
+// getuid is the user files are trusted for: a variable, so that tests
+// running as root can play a user.
+var getuid = os.Getuid
+
 // allows tells whether uid is in the owner set.
 func (o Owners) allows(uid int) bool {
 	switch o {
 	case User:
-		return uid == os.Getuid()
+		return uid == getuid()
 	case UserOrRoot:
-		return uid == os.Getuid() || uid == 0
+		return uid == getuid() || uid == 0
 	}
 	return uid == 0
 }
@@ -30,9 +34,9 @@ func (o Owners) allows(uid int) bool {
 func (o Owners) describe() string {
 	switch o {
 	case User:
-		return fmt.Sprintf("you (uid %d)", os.Getuid())
+		return fmt.Sprintf("you (uid %d)", getuid())
 	case UserOrRoot:
-		return fmt.Sprintf("you (uid %d) or root", os.Getuid())
+		return fmt.Sprintf("you (uid %d) or root", getuid())
 	}
 	return "root"
 }
