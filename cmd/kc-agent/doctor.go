@@ -114,7 +114,11 @@ func doctorChecks(ctx context.Context, name string) []check {
 	}
 
 	kc := store.NewKeychain()
-	if err := kc.Probe(ctx); err != nil {
+	if !keychainInUse(cfg) {
+		// Probing a keychain nobody uses would only reach for a D-Bus
+		// session that isn't there.
+		add(check{"keychain", "ok", "not checked: no profile keeps its token there", ""})
+	} else if err := kc.Probe(ctx); err != nil {
 		status, hint := "FAIL", ""
 		var ue *store.UnavailableError
 		if errors.As(err, &ue) {
@@ -354,4 +358,18 @@ func portCheck(addr string) check {
 		return check{"proxy port", "FAIL", fmt.Sprintf("%s is taken by %s, not by you", addr, o), "another user holds the port and would receive your API traffic: set proxy.listen to another port (127.0.0.1:0 picks a free one)"}
 	}
 	return check{"proxy port", "ok", addr + " is served by you", ""}
+}
+
+// keychainInUse tells whether a profile keeps its token in the keychain,
+// or, with no profile yet, whether the first login would.
+func keychainInUse(cfg *config.Config) bool {
+	if cfg == nil || len(cfg.Profiles) == 0 {
+		return cfg == nil || cfg.Store != config.StoreFile
+	}
+	for _, n := range cfg.ProfileNames() {
+		if p, _ := cfg.Profile(n); p.Store == config.StoreKeychain {
+			return true
+		}
+	}
+	return false
 }
