@@ -105,8 +105,10 @@ type Config struct {
 	// deferRefs leaves the profiles routes name to be checked after the
 	// merge: a system route may name a profile the user's file defines.
 	deferRefs bool
-	// systemErr is why the system-wide file was ignored, if it was.
+	// systemErr is why the system-wide file was ignored, if it was;
+	// leftOut the system routes naming a profile no file defines.
 	systemErr error
+	leftOut   []error
 }
 
 // Path is the file this config was read from (or will be written to).
@@ -141,10 +143,17 @@ func (c *Config) Profile(name string) (Profile, bool) {
 	if !ok {
 		return Profile{}, false
 	}
+	return c.WithDefaults(p), true
+}
+
+// WithDefaults fills in what p leaves out: the store this config names
+// for all its profiles (the system file's, unless the user's sets one),
+// then the built-in defaults. A profile about to be added gets them too.
+func (c *Config) WithDefaults(p Profile) Profile {
 	if p.Store == "" {
 		p.Store = c.Store
 	}
-	return p.WithDefaults(), true
+	return p.WithDefaults()
 }
 
 // ProfileNames lists the profiles, sorted.

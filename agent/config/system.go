@@ -54,8 +54,11 @@ func loadSystem(path string) (*Config, error) {
 // route by route (by name); proxy settings field by field. The result
 // edits and saves the user's file only. Then the profiles routes name are
 // checked against the merged set: a user route naming no profile is the
-// user's error (userErr); anything else the two files can't do together
-// is the system file's (sysErr), which Load then ignores.
+// user's error (userErr); a system route naming a profile neither file
+// defines (one some users define for themselves, and this one hasn't) is
+// left out and said so (LeftOut), the rest of the system file serving;
+// anything else the two files can't do together is the system file's
+// (sysErr), which Load then ignores.
 func merge(sys, user *Config) (m *Config, userErr, sysErr error) {
 	m = &Config{path: user.path, own: user, Profiles: map[string]Profile{}, sources: map[string]string{}}
 	for n, p := range sys.Profiles {
@@ -78,7 +81,8 @@ func merge(sys, user *Config) (m *Config, userErr, sysErr error) {
 			continue
 		}
 		if _, ok := m.Profiles[r.ProfileName()]; !ok {
-			return nil, nil, sys.refError(i, r)
+			m.leftOut = append(m.leftOut, sys.refError(i, r))
+			continue
 		}
 		m.Routes = append(m.Routes, r)
 		m.sources["route/"+r.Name] = sys.path
@@ -110,6 +114,10 @@ func merge(sys, user *Config) (m *Config, userErr, sysErr error) {
 	}
 	return m, nil, nil
 }
+
+// LeftOut are the system routes left out because they name a profile no
+// file defines, each with the system file's line.
+func (c *Config) LeftOut() []error { return c.leftOut }
 
 // ProfileSource is the file the named profile comes from.
 func (c *Config) ProfileSource(name string) string {

@@ -234,9 +234,8 @@ func TestSystemAndUserConflict(t *testing.T) {
 
 // The files are merged before the profiles routes name are checked: a
 // system route may name a profile only the user's file defines. Where no
-// file defines it, the system file is ignored, with its file:line, and the
-// user's own profiles keep serving; a user route naming no profile is the
-// user's own error.
+// file defines it, that route is left out, with its file:line, and the
+// rest serves; a user route naming no profile is the user's own error.
 func TestSystemRouteNamesAUserProfile(t *testing.T) {
 	requireRoot(t)
 	sys := systemFile(t, "routes:\n  - name: warehouse\n    upstream: https://warehouse.example.com\n    profile: mine\n")
@@ -248,10 +247,19 @@ func TestSystemRouteNamesAUserProfile(t *testing.T) {
 		t.Fatalf("routes %v from %s", c.Routes, c.RouteSource("warehouse"))
 	}
 
-	sys = systemFile(t, "routes:\n  - name: warehouse\n    upstream: https://warehouse.example.com\n    profile: analytics\n")
-	c, msg := ignored(t, mine)
-	if !strings.HasPrefix(msg, sys+":4: routes[0].profile: no profile \"analytics\"") || len(c.Routes) != 1 {
-		t.Fatalf("got %s, routes %v", msg, c.Routes)
+	// No file defines "analytics": that route is left out with its line;
+	// the rest of the system file serves.
+	sys = systemFile(t, "routes:\n  - name: warehouse\n    upstream: https://warehouse.example.com\n    profile: analytics\n"+
+		"  - name: ledger\n    upstream: https://ledger.example.com\n    profile: mine\n")
+	c, err = Load(userFile(t, mine))
+	if err != nil || c.SystemError() != nil || len(c.LeftOut()) != 1 {
+		t.Fatalf("a system route naming no profile: %v, %v, left out %v", err, c.SystemError(), c.LeftOut())
+	}
+	if msg := c.LeftOut()[0].Error(); !strings.HasPrefix(msg, sys+":4: routes[0].profile: no profile \"analytics\"") {
+		t.Fatalf("left out: %s", msg)
+	}
+	if len(c.Routes) != 2 || c.RouteSource("ledger") != sys || c.RouteSource("notes") != c.Path() {
+		t.Fatalf("routes %v", c.Routes)
 	}
 
 	up := userFile(t, "routes:\n  - name: mine\n    upstream: https://x.example.com\n    profile: nobody\n")
@@ -279,6 +287,22 @@ func TestSystemStoreDefault(t *testing.T) {
 		if p, _ := c.Profile(tc.profile); p.Store != tc.want {
 			t.Errorf("user file %q: profile %s keeps tokens in %q, want %q", tc.user, tc.profile, p.Store, tc.want)
 		}
+	}
+	// A profile a login adds keeps the store it was given: the token stays
+	// findable if the system file is later ignored.
+	up := userFile(t, "# mine\n")
+	c, err := Load(up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetProfile("lab", Profile{Issuer: "https://lab.example.com/realms/lab"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(up); !strings.Contains(string(data), "store: file") {
+		t.Fatalf("the added profile does not keep the store it was given:\n%s", data)
 	}
 	if _, err := Parse("c.yaml", []byte("store: vault\n")); err == nil || !strings.Contains(err.Error(), "c.yaml:1: store: unknown store") {
 		t.Fatalf("an unknown store: %v", err)

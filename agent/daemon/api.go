@@ -165,9 +165,12 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	cfgErr, cfg := d.configErr, d.cfg
 	d.mu.Unlock()
 	profiles := profileStatus(d.mgr.Status())
-	sysPath, sysErr := "", ""
+	sysPath, sysErr, leftOut := "", "", []string(nil)
 	if cfg != nil {
 		sysPath = cfg.SystemPath()
+		for _, err := range cfg.LeftOut() {
+			leftOut = append(leftOut, err.Error())
+		}
 		if err := cfg.SystemError(); err != nil {
 			sysErr = err.Error()
 		}
@@ -185,6 +188,7 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		ConfigError:       cfgErr,
 		SystemConfig:      sysPath,
 		SystemConfigError: sysErr,
+		LeftOutRoutes:     leftOut,
 		Lock:              d.opts.LockPath,
 		UID:               os.Getuid(),
 		SID:               discovery.UserSID(),

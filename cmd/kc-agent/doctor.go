@@ -382,6 +382,9 @@ func configChecks() (cfg *config.Config, checks []check) {
 		for _, r := range cfg.Routes {
 			add(check{"route " + r.Name, "ok", r.Upstream + " from " + cfg.RouteSource(r.Name), ""})
 		}
+		for _, err := range cfg.LeftOut() {
+			add(check{"system route", "warn", "left out: " + err.Error(), "define that profile in your own config (`kc-agent login --profile <name> <issuer-url>`) to use the route"})
+		}
 	}
 	if cfg != nil && cfg.SystemError() != nil {
 		add(check{"system config", "FAIL", "ignored: " + cfg.SystemError().Error(), "ask the administrator to fix it; your own profiles keep serving"})

@@ -72,6 +72,9 @@ func printStatus(w io.Writer, st *ipc.StatusResponse) {
 	if st.SystemConfigError != "" {
 		fmt.Fprintf(w, "         system-wide config IGNORED (your own profiles keep serving): %s\n", st.SystemConfigError)
 	}
+	for _, r := range st.LeftOutRoutes {
+		fmt.Fprintf(w, "         system route left out: %s\n", r)
+	}
 	if st.Lock != "" {
 		who := fmt.Sprintf("uid %d", st.UID)
 		if st.SID != "" {

@@ -9,34 +9,49 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
 )
 
-// The files are merged before the profiles routes name are checked, so a
-// system route may name a profile only the user's file defines: the agent
-// serves it. When the system file then breaks (a route naming a profile
-// nobody defines; then a file others can write), the agent ignores it,
-// status and doctor say so with its file:line, and the user's own profile
-// keeps serving.
-func TestSystemRouteOnAUserProfileThenBroken(t *testing.T) {
+// The administrator's file as the README shows it for a shared host: the
+// top-level store: file makes the user's own profile keep its token in a
+// file, with no session bus and no --store flag. The files are merged
+// before the profiles routes name are checked, so a system route may name
+// the profile the user defined: the agent serves it; a system route
+// naming a profile nobody defines is left out, with its line. When the
+// system file then breaks (an invalid value; then a file others can
+// write), the agent ignores it, status and doctor say so with file:line,
+// and the user's own profile keeps serving.
+func TestSystemFileForEveryUser(t *testing.T) {
 	e := newCLIEnv(t)
 	kc := e.keycloak()
-	e.login(keycloak.RealmTest, "alice", "alice-pw", "--store", "file")
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "") // no keychain here
 	ca := testenv.NewTestCA(t)
 	rs := testenv.StartResourceServer(t, ca, kc.Issuer(keycloak.RealmTest), "warehouse-api")
 	addr := freeAddr(t)
-	sys := systemConfig(t, fmt.Sprintf("routes:\n  - name: warehouse\n    upstream: %s/v1\n    profile: %s\nproxy:\n  listen: %s\n  ca_file: %s\n",
+	sys := systemConfig(t, fmt.Sprintf("store: file\nroutes:\n  - name: warehouse\n    upstream: %s/v1\n    profile: %s\n"+
+		"  - name: lab\n    upstream: https://lab.example.com\n    profile: lab\nproxy:\n  listen: %s\n  ca_file: %s\n",
 		rs.URL, e.profile, addr, ca.PEMPath))
+	e.login(keycloak.RealmTest, "alice", "alice-pw")
+	if p, _ := e.loadProfile(); p.Store != config.StoreFile {
+		t.Fatalf("the system file's store: file did not apply to the user's profile: %q", p.Store)
+	}
 	agent := e.startAgent()
 	ctx := context.Background()
-	if st, err := agent.client.Status(ctx); err != nil || st.SystemConfigError != "" || st.SystemConfig != sys {
-		t.Fatalf("status: %v, system %q, ignored: %q", err, st.SystemConfig, st.SystemConfigError)
+	st, err := agent.client.Status(ctx)
+	if err != nil || st.SystemConfigError != "" || st.SystemConfig != sys || len(st.LeftOutRoutes) != 1 ||
+		!strings.HasPrefix(st.LeftOutRoutes[0], sys+":8: routes[1].profile: no profile \"lab\"") {
+		t.Fatalf("status: %v, system %q, ignored %q, left out %q", err, st.SystemConfig, st.SystemConfigError, st.LeftOutRoutes)
 	}
 	out, err := exec.Command("curl", "-sS", "-f", "--noproxy", "*", "--max-time", "10", "http://"+addr+"/warehouse/tables").CombinedOutput()
 	var who testenv.WhoAmI
 	if err != nil || json.Unmarshal(out, &who) != nil || who.User != "alice" {
 		t.Fatalf("the system route on the user's profile: %v %s", err, out)
+	}
+	_, text, _ := e.run("doctor")
+	if !strings.Contains(text, "left out: "+sys+":8:") || !strings.Contains(text, "not checked: no profile keeps its token there") {
+		t.Errorf("doctor:\n%s", text)
 	}
 
 	for _, tc := range []struct {
@@ -44,9 +59,9 @@ func TestSystemRouteOnAUserProfileThenBroken(t *testing.T) {
 		breakIt func() error
 		want    string
 	}{
-		{"a route naming no profile", func() error {
-			return os.WriteFile(sys, []byte("routes:\n  - name: warehouse\n    upstream: https://warehouse.example.com\n    profile: finance\n"), 0o644)
-		}, sys + ":4: routes[0].profile: no profile \"finance\""},
+		{"an invalid value", func() error {
+			return os.WriteFile(sys, []byte("routes:\n  - name: warehouse\n    upstream: ftp://warehouse.example.com\n"), 0o644)
+		}, sys + ":3: routes[0].upstream"},
 		{"writable by others", func() error { return os.Chmod(sys, 0o666) }, "chmod go-w " + sys},
 	} {
 		if err := tc.breakIt(); err != nil {
