@@ -179,22 +179,24 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ipc.WriteJSON(w, http.StatusOK, ipc.StatusResponse{
-		Version:           d.opts.Version,
-		PID:               os.Getpid(),
-		StartedAt:         d.started.UTC().Truncate(time.Second),
-		Uptime:            time.Since(d.started).Round(time.Second).String(),
-		Socket:            d.opts.SocketPath,
-		ConfigPath:        d.opts.ConfigPath,
-		ConfigError:       cfgErr,
-		SystemConfig:      sysPath,
+		Version:      d.opts.Version,
+		PID:          os.Getpid(),
+		StartedAt:    d.started.UTC().Truncate(time.Second),
+		Uptime:       time.Since(d.started).Round(time.Second).String(),
+		Socket:       d.opts.SocketPath,
+		ConfigPath:   d.opts.ConfigPath,
+		ConfigError:  cfgErr,
+		SystemConfig: sysPath,
+		Lock:         d.opts.LockPath,
+		UID:          os.Getuid(),
+		SID:          discovery.UserSID(),
+		Proxy:        ps,
+		Profiles:     profiles,
+		SignIns:      d.logins.list(),
+
+		// What of the system-wide file is not in force, and why.
 		SystemConfigError: sysErr,
 		LeftOutRoutes:     leftOut,
-		Lock:              d.opts.LockPath,
-		UID:               os.Getuid(),
-		SID:               discovery.UserSID(),
-		Proxy:             ps,
-		Profiles:          profiles,
-		SignIns:           d.logins.list(),
 	})
 }
 
