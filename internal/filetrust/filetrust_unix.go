@@ -53,12 +53,25 @@ func Check(path string, owners Owners, deny Access) error {
 
 // CheckInfo is Check on what a Stat or Lstat of path returned.
 func CheckInfo(path string, fi fs.FileInfo, owners Owners, deny Access) error {
-	return checkInfo(path, fi, owners, deny, false)
+	return checkInfo(path, fi, owners, deny, strict)
 }
 
-// checkInfo: with stickyOK, a sticky directory others may write in (like
-// /tmp) passes: they can add names there but not rename or remove ours.
-func checkInfo(path string, fi fs.FileInfo, owners Owners, deny Access, stickyOK bool) error {
+// lenience is what a directory on the way to a file may have.
+type lenience int
+
+const (
+	strict lenience = iota
+	// sticky: a sticky directory others may write in (like /tmp) passes:
+	// they can add names there but not rename or remove ours.
+	sticky
+	// stickyOrGroup: group write passes too, above the user's own files:
+	// homes shared with a group of one (Jupyter's docker images make
+	// /home/jovyan group-writable) are the user's choice, and the file
+	// and its own directory are still checked strictly.
+	stickyOrGroup
+)
+
+func checkInfo(path string, fi fs.FileInfo, owners Owners, deny Access, lax lenience) error {
 	dir := fi.IsDir()
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
@@ -70,7 +83,11 @@ func checkInfo(path string, fi fs.FileInfo, owners Owners, deny Access, stickyOK
 	}
 	perm := fi.Mode().Perm()
 	shown := fi.Mode() & (fs.ModeDir | fs.ModePerm)
-	if deny&Write != 0 && perm&0o022 != 0 && !(stickyOK && dir && fi.Mode()&os.ModeSticky != 0) {
+	writers := perm & 0o022
+	if lax == stickyOrGroup && dir {
+		writers &^= 0o020
+	}
+	if deny&Write != 0 && writers != 0 && !(lax >= sticky && dir && fi.Mode()&os.ModeSticky != 0) {
 		return &Error{Path: path, Problem: OthersCanWrite, UID: -1, Dir: dir, Detail: fmt.Sprintf("mode %v", shown),
 			Msg: fmt.Sprintf("the %s %s has mode %v: other users could change it", what(dir), path, shown)}
 	}
@@ -87,7 +104,8 @@ const maxHops = 40
 // CheckPath checks every name on the way from / to path, following
 // symbolic links and checking the directories of their targets too: each
 // must belong to owners or root, and no directory may be writable by
-// group or others (sticky ones aside). The last one, a file or a
+// group or others (sticky ones aside; for the user's files, group-writable
+// ones too). The last one, a file or a
 // directory, must belong to owners and not be writable by others either.
 // Whoever can write a directory on the way can swap what lies below it.
 // It returns what the last name is.
@@ -96,16 +114,16 @@ func CheckPath(path string, owners Owners) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	above := UserOrRoot
+	above, lax := UserOrRoot, stickyOrGroup
 	if owners == System {
-		above = System
+		above, lax = System, sticky
 	}
 	resolved := "/"
 	fi, err := os.Lstat(resolved)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkInfo(resolved, fi, above, Write, true); err != nil {
+	if err := checkInfo(resolved, fi, above, Write, lax); err != nil {
 		return nil, err
 	}
 	todo := strings.Split(abs, "/")
@@ -128,7 +146,7 @@ func CheckPath(path string, owners Owners) (fs.FileInfo, error) {
 			if hops++; hops > maxHops {
 				return nil, &fs.PathError{Op: "open", Path: path, Err: syscall.ELOOP}
 			}
-			if err := checkInfo(next, fi, above, 0, false); err != nil {
+			if err := checkInfo(next, fi, above, 0, strict); err != nil {
 				return nil, err
 			}
 			target, err := os.Readlink(next)
@@ -141,7 +159,7 @@ func CheckPath(path string, owners Owners) (fs.FileInfo, error) {
 			todo = append(strings.Split(target, "/"), todo...)
 			continue
 		case fi.IsDir():
-			if err := checkInfo(next, fi, above, Write, true); err != nil {
+			if err := checkInfo(next, fi, above, Write, lax); err != nil {
 				return nil, err
 			}
 		case slices.ContainsFunc(todo, func(s string) bool { return s != "" && s != "." }):
@@ -155,7 +173,7 @@ func CheckPath(path string, owners Owners) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkInfo(resolved, fi, owners, Write, false); err != nil {
+	if err := checkInfo(resolved, fi, owners, Write, strict); err != nil {
 		return nil, err
 	}
 	return fi, nil
@@ -181,7 +199,7 @@ func ReadFile(path string, owners Owners) ([]byte, error) {
 	if !opened.Mode().IsRegular() {
 		return nil, &Error{Path: path, Problem: NotRegular, UID: -1, Msg: fmt.Sprintf("%s is not a regular file", path)}
 	}
-	if err := checkInfo(path, opened, owners, Write, false); err != nil {
+	if err := checkInfo(path, opened, owners, Write, strict); err != nil {
 		return nil, err
 	}
 	named, err := CheckPath(path, owners)

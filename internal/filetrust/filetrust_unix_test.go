@@ -104,6 +104,21 @@ func TestModes(t *testing.T) {
 	if _, err := CheckPath(inside, UserOrRoot); problem(err) != OthersCanWrite {
 		t.Errorf("a file in a 0777 directory passed: %v", err)
 	}
+	// A group-writable directory above a user's file (a home shared with
+	// a group of one) passes; above the system file it doesn't.
+	home := filepath.Join(dir, "home")
+	os.MkdirAll(filepath.Join(home, "conf"), 0o755)
+	os.Chmod(home, 0o775)
+	deep := filepath.Join(home, "conf", "f")
+	os.WriteFile(deep, []byte("x"), 0o644)
+	if _, err := CheckPath(deep, UserOrRoot); err != nil {
+		t.Errorf("a group-writable directory above a user's file: %v", err)
+	}
+	if os.Getuid() == 0 {
+		if _, err := CheckPath(deep, System); problem(err) != OthersCanWrite {
+			t.Errorf("a group-writable directory above a system file: %v", err)
+		}
+	}
 }
 
 // CheckPath follows links and checks the directories of their targets;
