@@ -211,8 +211,10 @@ func Load(path string) (*Config, error) {
 		sysErr = mergeErr
 	}
 	if err := user.checkRefs(); err != nil {
-		if sysErr != nil {
-			return nil, &Error{File: user.path, Msg: fmt.Sprintf("%v (the system-wide config is ignored: %v)", err, sysErr), err: err}
+		var ce *Error
+		if sysErr != nil && errors.As(err, &ce) {
+			// The route may have meant a profile of the ignored file.
+			ce.Msg += fmt.Sprintf(" (the system-wide config is ignored: %v)", sysErr)
 		}
 		return nil, err
 	}

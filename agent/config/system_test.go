@@ -308,3 +308,16 @@ func TestSystemStoreDefault(t *testing.T) {
 		t.Fatalf("an unknown store: %v", err)
 	}
 }
+
+// A user route naming a profile only the system file defines can't serve
+// while that file is ignored: the error says both.
+func TestUserRouteOnAnIgnoredSystemProfile(t *testing.T) {
+	requireRoot(t)
+	sys := systemFile(t, systemYAML)
+	os.Chmod(sys, 0o666)
+	up := userFile(t, "routes:\n  - name: books\n    upstream: https://books.example.com\n    profile: finance\n")
+	_, err := Load(up)
+	if err == nil || !strings.HasPrefix(err.Error(), up+":4: routes[0].profile: no profile \"finance\"") || !strings.Contains(err.Error(), "the system-wide config is ignored") || !strings.Contains(err.Error(), "chmod go-w "+sys) {
+		t.Fatalf("got %v", err)
+	}
+}
