@@ -149,9 +149,11 @@ def test_interrupt_leaves_the_sign_in_open_on_screen_and_raises_one_line(signed_
     # the agent's socket.
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
-    with pytest.raises(KeyboardInterrupt) as ei:
-        kc.login(display=rec)
-    timer.cancel()
+    try:
+        with pytest.raises(KeyboardInterrupt) as ei:
+            kc.login(display=rec)
+    finally:
+        timer.cancel()
     e = ei.value
     assert isinstance(e, kc.LoginInterrupted)
     last = rec.updates[-1]
