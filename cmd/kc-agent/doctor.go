@@ -309,7 +309,15 @@ func agentChecks(ctx context.Context, cfg *config.Config) []check {
 		add(check{"agent status", "FAIL", err.Error(), ""})
 		return checks
 	}
-	ps := st.Proxy
+	return append(checks, proxyChecks(st.Proxy, cfg)...)
+}
+
+// proxyChecks reports the running agent's proxy: where it listens (and
+// that the address is really this user's), a wait for a taken address,
+// and each warning with its own hint.
+func proxyChecks(ps ipc.ProxyStatus, cfg *config.Config) []check {
+	var checks []check
+	add := func(c check) { checks = append(checks, c) }
 	switch {
 	case !ps.Configured:
 		add(check{"proxy", "ok", "none configured", ""})
