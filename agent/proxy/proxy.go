@@ -313,6 +313,9 @@ func (p *Proxy) Status(withURL bool) ipc.ProxyStatus {
 		if r.Listen != "" {
 			base = "http://" + own[listenKey(r.Listen, r.Name)]
 		}
+		if addr == "" {
+			base = "" // waiting for a taken address: no URL anyone may use yet (retry.go)
+		}
 		st.Routes = append(st.Routes, ipc.RouteInfo{Name: r.Name, URL: base, Upstream: r.Upstream, Profile: r.ProfileName()})
 		if r.Intercept {
 			st.CABundle = CABundlePath(p.stateDir)

@@ -62,7 +62,7 @@ func TestProxyWaitsForATakenAddress(t *testing.T) {
 	if err := p.Reconfigure(cfg); err != nil {
 		t.Fatalf("a config change while waiting: %v", err)
 	}
-	if st := p.Status(false); !st.Retrying || len(st.Routes) != 1 {
+	if st := p.Status(false); !st.Retrying || len(st.Routes) != 1 || st.Routes[0].URL != "" {
 		t.Fatalf("status after the change: %+v", st)
 	}
 	squat.Close()
