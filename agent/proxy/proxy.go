@@ -75,6 +75,9 @@ type Proxy struct {
 	ca     *CA
 	caErr  error
 
+	// applyMu makes table changes one at a time: a reload, or an attempt
+	// of the wait for a taken address (retry.go).
+	applyMu   sync.Mutex
 	mu        sync.Mutex
 	listeners map[string]*listener // by configured address
 	mainAddr  string               // the main listener's key (listenKey)
@@ -123,6 +126,8 @@ func (p *Proxy) Reconfigure(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	p.applyMu.Lock()
+	defer p.applyMu.Unlock()
 	old := p.table.Load()
 	if err := p.apply(t); err != nil {
 		if p.waitFor(t, err) {

@@ -55,15 +55,14 @@ func (p *Proxy) StartRetrying() error {
 	p.retry = &retryState{err: err, next: now.Add(retryMin), since: now}
 	p.mu.Unlock()
 	p.log.Warn("proxy address taken; the proxy starts once it is free", "err", err.Error())
-	go p.retryLoop()
+	go p.retryLoop(now)
 	return nil
 }
 
-func (p *Proxy) retryLoop() {
+// retryLoop tries the live table again, less often as time goes by, until
+// it is applied (here or by a Reconfigure) or the proxy closes.
+func (p *Proxy) retryLoop(since time.Time) {
 	wait := retryMin
-	p.mu.Lock()
-	since := p.retry.since
-	p.mu.Unlock()
 	for {
 		t := time.NewTimer(wait)
 		select {
@@ -73,7 +72,9 @@ func (p *Proxy) retryLoop() {
 		case <-t.C:
 		}
 		wait = min(2*wait, retryMax)
+		p.applyMu.Lock() // a Reconfigure in between would be undone
 		err := p.apply(p.table.Load())
+		p.applyMu.Unlock()
 		p.mu.Lock()
 		r := p.retry
 		if r == nil || err == nil { // started, here or by a Reconfigure
