@@ -63,3 +63,17 @@ var autoListen = sync.OnceValue(func() string {
 	}
 	return AutoListen(id, perUserIP)
 })
+
+// ListenAdvice is what to do when someone else holds the proxy's address
+// under this config (c may be nil: not known). Never a port picked at
+// each start (127.0.0.1:0): a kept URL then reaches whoever takes the old
+// one; nor a fixed port under a system-wide file, which serves one user.
+func (c *Config) ListenAdvice() string {
+	switch {
+	case c != nil && c.Proxy.Listen == ListenAuto:
+		return "your address comes from proxy.listen: auto and no other user's agent takes it, so whoever holds it does so on purpose: `ss -ltnp` shows who; tell your administrator"
+	case c != nil && c.SystemPath() != "":
+		return "a fixed address in a shared host's config serves one user only: ask your administrator to set proxy.listen: auto in " + c.SystemPath() + " (an address of your own, from your uid), or set it in your own config"
+	}
+	return "set proxy.listen: auto in your config (an address of your own, from your uid, the same at every start)"
+}

@@ -136,12 +136,5 @@ func (p *Proxy) retryStatus(st *ipc.ProxyStatus, cfg *config.Config) {
 // waitHint is what a user can do about a taken address; the proxy starts
 // by itself once it is free either way.
 func waitHint(cfg *config.Config) string {
-	const self = "the proxy starts by itself once the address is free"
-	switch {
-	case cfg.Proxy.Listen == config.ListenAuto:
-		return self + "; this address is yours alone by proxy.listen: auto, so whoever holds it took it on purpose: `ss -ltnp` shows who, tell your administrator"
-	case cfg.SystemPath() != "":
-		return self + "; a fixed address in a shared host's config serves one user only: ask your administrator to set proxy.listen: auto in " + cfg.SystemPath() + " (an address of your own), or set it in your own config"
-	}
-	return self + "; or set proxy.listen: auto in your config for an address of your own"
+	return "the proxy starts by itself once the address is free; " + cfg.ListenAdvice()
 }

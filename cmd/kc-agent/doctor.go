@@ -306,7 +306,7 @@ func portCheck(addr string, cfg *config.Config) check {
 	case err != nil:
 		return check{"proxy port", "ok", addr + " is free", ""}
 	case !o.Self():
-		return check{"proxy port", "FAIL", fmt.Sprintf("%s is taken by %s, not by you", addr, o), "another user holds the address and would receive your API traffic: " + takenHint(cfg)}
+		return check{"proxy port", "FAIL", fmt.Sprintf("%s is taken by %s, not by you", addr, o), "another user holds the address and would receive your API traffic: " + cfg.ListenAdvice()}
 	}
 	return check{"proxy port", "ok", addr + " is served by you", ""}
 }

@@ -95,22 +95,9 @@ func verifyProxyOwner(addr string) error {
 			me = "your account"
 		}
 		return &cliError{code: exitError, err: fmt.Errorf("the proxy address %s is served by %s, not by you (%s)", addr, o, me),
-			hint: "another user holds the address: " + takenHint(nil)}
+			hint: "another user holds the address: " + (*config.Config)(nil).ListenAdvice()}
 	}
 	return nil
-}
-
-// takenHint is what to do when another user holds the proxy's address,
-// for cfg when it is known. A port picked at each start (127.0.0.1:0)
-// is never the advice: a kept URL then reaches whoever takes the old one.
-func takenHint(cfg *config.Config) string {
-	switch {
-	case cfg != nil && cfg.Proxy.Listen == config.ListenAuto:
-		return "your address comes from proxy.listen: auto and no other user's agent takes it, so whoever holds it does so on purpose: `ss -ltnp` shows who; tell your administrator (the agent starts the proxy once it is free)"
-	case cfg != nil && cfg.SystemPath() != "":
-		return "ask your administrator to set proxy.listen: auto in " + cfg.SystemPath() + " (an address of your own, from your uid), or set it in your own config"
-	}
-	return "set proxy.listen: auto in your config (an address of your own, from your uid); see `kc-agent doctor`"
 }
 
 // noProxyList keeps local addresses, the proxy's own (a per-user
