@@ -80,11 +80,19 @@ def test_auto_picks_browser_with_a_desktop(agent, no_desktop, monkeypatch, capsy
     assert opened == [launcher]
 
 
-def test_browser_opens_nothing_without_a_launcher_link(agent, no_desktop, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (404, {"error": "not_found", "message": "no such endpoint"}),  # an older agent
+        (200, {"url": "https://sso.example.com/realms/a/protocol/openid-connect/auth?state=S"}),  # not a launcher
+        (200, {}),
+    ],
+)
+def test_browser_opens_nothing_without_a_launcher_link(agent, no_desktop, monkeypatch, capsys, answer):
     monkeypatch.setenv("DISPLAY", ":0")
     opened = []
     monkeypatch.setattr(webbrowser, "open", lambda url, new=0: opened.append(url) or True)
-    agent.handlers[("POST", "/v1/login/abc123/launch")] = lambda path, body: (404, {"error": "not_found", "message": "no such endpoint"})
+    agent.handlers[("POST", "/v1/login/abc123/launch")] = lambda path, body: answer
     serve(agent, pending("browser"), pending("browser", state="done", identity={"preferred_username": "ana", "sub": "s"}))
     kc.login("work")
     assert opened == []

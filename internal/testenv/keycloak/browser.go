@@ -27,7 +27,7 @@ type FormBrowser struct {
 	// returns its URL (Result.URL, Status 302) without requesting it, so
 	// a test can deliver it from another process.
 	HoldCallback bool
-	hc   *http.Client
+	hc           *http.Client
 }
 
 // ErrBadCredentials is returned when Keycloak shows the login form again.
