@@ -11,7 +11,7 @@ import pytest
 import kc_agent_client as kc
 from kc_agent_client import _errors, _idp, _login
 
-from conftest import TOKEN
+from conftest import REPO, TOKEN
 
 
 def pending(flow="device", **kw):
@@ -110,7 +110,7 @@ def test_idp_strings_are_shown_without_control_characters(agent, no_desktop, cap
     assert who.preferred_username == "ana]0;pwned"
 
 
-with open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "ipc", "testdata", "idp_strings.json"), encoding="utf-8") as _f:
+with open(os.path.join(REPO, "ipc", "testdata", "idp_strings.json"), encoding="utf-8") as _f:
     IDP_VECTORS = json.load(_f)  # shared with Go (agent/oidc, TestPrintableVectors)
 
 
