@@ -393,7 +393,7 @@ func noControl(t *testing.T, what, out string) {
 func TestSignInIdPStringsAreData(t *testing.T) {
 	e := newCLIEnv(t)
 	js := hostileIdP(t, jsDevice)
-	code, _, stderr := e.run("login", js, "--profile", e.profile, "--device", "--timeout", "30s")
+	code, _, stderr := e.run("login", js, "--profile", e.profile, "--device", "--store", "file", "--timeout", "30s")
 	if code == 0 || !strings.Contains(stderr, `verification_uri that kc-agent will not show or open ("javascript:alert(1)")`) || !strings.Contains(stderr, "hint:") {
 		t.Errorf("login with a javascript: verification_uri: exit %d\n%s", code, stderr)
 	}
@@ -403,7 +403,7 @@ func TestSignInIdPStringsAreData(t *testing.T) {
 	noControl(t, "login (javascript:)", stderr)
 
 	esc := hostileIdP(t, escCodeDevice)
-	code, _, stderr = e.run("login", esc, "--profile", e.profile+"b", "--device", "--timeout", "30s")
+	code, _, stderr = e.run("login", esc, "--profile", e.profile+"b", "--device", "--store", "file", "--timeout", "30s")
 	if code == 0 || !strings.Contains(stderr, "[31mEVIL[0m") || !strings.Contains(stderr, "denied") {
 		t.Errorf("login with escapes in the user code: exit %d\n%s", code, stderr)
 	}
@@ -413,7 +413,7 @@ func TestSignInIdPStringsAreData(t *testing.T) {
 	requirePythonTools(t)
 	path, _ := config.FilePath()
 	os.MkdirAll(filepath.Dir(path), 0o700)
-	cfg := fmt.Sprintf("profiles:\n  js:\n    issuer: %s\n  esc:\n    issuer: %s\n", js, esc)
+	cfg := fmt.Sprintf("profiles:\n  js:\n    issuer: %s\n    store: file\n  esc:\n    issuer: %s\n    store: file\n", js, esc)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
