@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,7 +107,7 @@ func (l *Launcher) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "only GET", http.StatusMethodNotAllowed)
 		return
 	}
-	id := r.URL.Path[1:]
+	id := strings.TrimPrefix(r.URL.Path, "/")
 	l.mu.Lock()
 	lk, ok := l.links[id]
 	delete(l.links, id)

@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
+	"github.com/kc-agent/kc-agent/ipc"
 )
 
 // argvWatcher is a neighbour on a shared host: uid 65534 reading every
@@ -255,7 +257,7 @@ func TestSignInSecretsNeverOnArgv(t *testing.T) {
 
 	// Through an agent: `kc-agent login --device`, then Python's login().
 	e.configureProfile(keycloak.RealmTest)
-	e.startAgent()
+	agent := e.startAgent()
 	done = e.loginAsync("--profile", e.profile, "--device", "--timeout", "60s")
 	link = op.nth(t, 3)
 	w.saw(t, link)
@@ -289,6 +291,16 @@ func TestSignInSecretsNeverOnArgv(t *testing.T) {
 		t.Fatalf("python login():\n%s", out)
 	}
 	w.never(t, "python login()", q.Get("state"), q.Get("code_challenge"), q.Get("nonce"))
+
+	// An ended sign-in has no page to open.
+	st, err := agent.client.Status(context.Background())
+	if err != nil || len(st.SignIns) == 0 {
+		t.Fatalf("status: %v", err)
+	}
+	var ae *ipc.Error
+	if _, err := agent.client.LaunchLogin(context.Background(), st.SignIns[0].ID); !errors.As(err, &ae) || ae.Code != ipc.CodeNotFound {
+		t.Fatalf("a launcher link for the ended sign-in %s (%s): %v", st.SignIns[0].ID, st.SignIns[0].State, err)
+	}
 }
 
 // A neighbour who learnt the sign-in URL signs in at Keycloak as their own
