@@ -24,6 +24,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from . import _discovery
+from ._agentenv import agent_environment
 from ._errors import START_HINT, AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent
 
 log = logging.getLogger("kc_agent_client")
@@ -398,8 +399,11 @@ def _run_cli(args: List[str], na: _NoAgent) -> str:
     if exe is None:
         raise AgentUnavailable(f"no kc-agent answers ({where}) and the kc-agent command is not on PATH", hint=START_HINT)
     try:
+        # The CLI may autostart the agent: it gets the allow-listed
+        # environment, never the kernel's own secrets (_agentenv).
         cp = subprocess.run(
             [exe] + args,
+            env=agent_environment(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
