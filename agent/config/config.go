@@ -89,6 +89,7 @@ type Config struct {
 	Profiles map[string]Profile `yaml:"profiles,omitempty"`
 	Routes   []Route            `yaml:"routes,omitempty"`
 	Proxy    Proxy              `yaml:"proxy,omitempty"`
+	Agent    Agent              `yaml:"agent,omitempty"`
 
 	path string
 	root *yaml.Node
