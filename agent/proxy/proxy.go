@@ -57,6 +57,9 @@ type Options struct {
 	Tokens   TokenSource
 	StateDir string
 	Log      *slog.Logger
+	// Activity, when set, is called as each request (or CONNECT tunnel)
+	// starts, and what it returns when it ends: the agent's idle timer.
+	Activity func() (end func())
 }
 
 // Proxy is the running proxy: a main listener and optional per-route ones.
@@ -82,6 +85,7 @@ type Proxy struct {
 	tunnels   sync.WaitGroup
 	closing   chan struct{}
 	served    []string // addresses served on, this run and before (ports.go)
+	activity  func() (end func())
 }
 
 type listener struct {
@@ -94,7 +98,7 @@ type listener struct {
 // New checks the configuration and prepares a proxy; Start listens.
 func New(opts Options) (*Proxy, error) {
 	p := &Proxy{tokens: opts.Tokens, stateDir: opts.StateDir, log: opts.Log,
-		listeners: map[string]*listener{}, closing: make(chan struct{})}
+		listeners: map[string]*listener{}, closing: make(chan struct{}), activity: opts.Activity}
 	secret, err := LoadOrCreateSecret(opts.StateDir)
 	if err != nil {
 		return nil, fmt.Errorf("proxy secret: %w", err)
@@ -194,7 +198,7 @@ func (p *Proxy) listen(addr string, h http.Handler, unsafe bool) (*listener, err
 	ln = &ipc.SameUserListener{Listener: ln, Peer: loopbackPeer, Log: p.log,
 		Refusal: "proxy refused a connection from another user", OnRefuse: func() { p.refusals.count(reasonOtherUser) }}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           p.tracked(h),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
@@ -204,6 +208,25 @@ func (p *Proxy) listen(addr string, h http.Handler, unsafe bool) (*listener, err
 	}
 	tcp, _ := ln.Addr().(*net.TCPAddr)
 	return &listener{srv: srv, ln: ln, addr: ln.Addr().String(), tcp: tcp}, nil
+}
+
+// tracked tells Options.Activity of each request h serves.
+func (p *Proxy) tracked(h http.Handler) http.Handler {
+	if p.activity == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer p.activity()()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// busy marks a tunnel as activity for as long as it runs.
+func (p *Proxy) busy() (end func()) {
+	if p.activity == nil {
+		return func() {}
+	}
+	return p.activity()
 }
 
 // listenError says who holds a port that is in use: another user's
