@@ -141,3 +141,12 @@ func (d *Daemon) stepDown(srv *http.Server, lock *ipc.Lock) {
 	d.stopProxy()
 	d.mgr.Close()
 }
+
+// idleText is the idle limit for status: empty when the agent never ends
+// by itself.
+func idleText(lim time.Duration) string {
+	if lim <= 0 {
+		return ""
+	}
+	return lim.String()
+}
