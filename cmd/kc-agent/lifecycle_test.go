@@ -152,7 +152,7 @@ func TestAutostartedAgentIdlesOutAndComesBack(t *testing.T) {
 	}
 	l.waitGone(again, "second idle exit")
 
-	requirePythonTools(t)
+	// The client needs nothing but the standard library.
 	py := exec.Command(debianPython, "-c", fmt.Sprintf(`from kc_agent_client import get_token
 print(len(get_token(%q)))`, l.profile))
 	py.Env = append(slices.Clone(l.env), "PYTHONPATH="+filepath.Join(repoRoot(t), "clients", "python", "src"))
@@ -268,4 +268,26 @@ func TestStopWithoutServiceManager(t *testing.T) {
 			t.Errorf("%s: stop ended it", tc.name)
 		}
 	}
+}
+
+// A client that finds no agent while the last one is still shutting down
+// (its lock says "stopping") starts the next one, which waits for the lock
+// instead of refusing: the call succeeds.
+func TestClientDuringShutdownStartsTheNextAgent(t *testing.T) {
+	l := newLifecycleEnv(t, "")
+	lockPath, _ := discovery.LockPath()
+	stepping, err := ipc.TryLock(lockPath, "agent", os.Getenv("KC_AGENT_SOCK"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stepping.SetRole("stopping")
+	released := make(chan struct{})
+	go func() {
+		time.Sleep(time.Second) // the old agent still closing its proxy and refreshes
+		stepping.Release()
+		close(released)
+	}()
+	l.token()
+	<-released
+	l.onlyAgent()
 }
