@@ -34,10 +34,15 @@ type lifecycleEnv struct {
 const hubSecret = "hub-api-token-that-must-not-leak-4711"
 
 func newLifecycleEnv(t *testing.T, agentYAML string) *lifecycleEnv {
+	return newLifecycleEnvAs(t, keycloak.RealmTest, "carol", agentYAML)
+}
+
+func newLifecycleEnvAs(t *testing.T, realm, user, agentYAML string) *lifecycleEnv {
 	testenv.SecretService(t)
+	notAtDefaultLocation(t)
 	bin := buildBinary(t)
 	e := newCLIEnv(t)
-	e.login(keycloak.RealmTest, "carol", "carol-pw")
+	e.login(realm, user, user+"-pw")
 	path := os.Getenv("KC_AGENT_CONFIG")
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -290,4 +295,71 @@ func TestClientDuringShutdownStartsTheNextAgent(t *testing.T) {
 	l.token()
 	<-released
 	l.onlyAgent()
+}
+
+// With 10 s tokens (kcagent-short), the Python client's get_token() with no
+// min_valid, called four times a second, causes a refresh grant about
+// every 5 s (the 5 s floor, half the lifetime), never one per call, and
+// every token it gets has that much life left. (Where the old fixed 60 s
+// differed, tokens of 1-2 minutes, is counted in virtual time by
+// agent/tokens TestDefaultMinValidNeverBringsRefreshesForward.)
+func TestPythonDefaultMinValidWithShortTokens(t *testing.T) {
+	l := newLifecycleEnvAs(t, keycloak.RealmShort, "gil", "")
+	l.token()
+	before := l.refreshes()
+	py := exec.Command(debianPython, "-c", fmt.Sprintf(`import time
+from kc_agent_client import get_token_info
+calls, least = 0, 1e9
+end = time.time() + 20
+while time.time() < end:
+    info = get_token_info(%q)
+    least = min(least, (info.expires_at.timestamp() - time.time()))
+    calls += 1
+    time.sleep(0.25)
+print(calls, round(least, 1))`, l.profile))
+	py.Env = append(slices.Clone(l.env), "PYTHONPATH="+filepath.Join(repoRoot(t), "clients", "python", "src"))
+	out, err := py.CombinedOutput()
+	l.record(string(out))
+	var calls int
+	var least float64
+	if _, serr := fmt.Sscan(string(out), &calls, &least); err != nil || serr != nil {
+		t.Fatalf("python: %v: %s", err, out)
+	}
+	grants := l.refreshes() - before
+	t.Logf("%d get_token() calls over 20 s of 10 s tokens: %d refresh grants; the shortest-lived token had %.1f s left", calls, grants, least)
+	if grants > 20/5+3 || grants >= calls/4 {
+		t.Errorf("%d refresh grants for %d calls over 20 s of 10 s tokens, want at most %d", grants, calls, 20/5+3)
+	}
+	// The 5 s floor, less the wire's whole seconds (expires_at) and the
+	// call's own time.
+	if least < 3.5 {
+		t.Errorf("a token had %.1f s left, want at least the 5 s floor", least)
+	}
+}
+
+func (l *lifecycleEnv) refreshes() int {
+	l.t.Helper()
+	for _, p := range l.status().Profiles {
+		if p.Name == l.profile {
+			return p.Refreshes
+		}
+	}
+	l.t.Fatalf("status has no profile %s", l.profile)
+	return 0
+}
+
+// notAtDefaultLocation waits until no test runs an agent at the default,
+// uid-keyed location (defaultLocation holds the same lock exclusively):
+// `kc-agent run` refuses to start while this user's agent answers there,
+// whatever KC_AGENT_SOCK says.
+func notAtDefaultLocation(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "kc-agent-test-default-location.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() })
 }
