@@ -111,12 +111,12 @@ func zombie(pid int) bool {
 }
 
 // An autostarted agent keeps KC_AGENT_* and drops the notebook's secrets;
-// with agent.idle_exit: 2s it ends when nobody uses it, releasing lock and
+// with agent.idle_exit: 3s it ends when nobody uses it, releasing lock and
 // socket; the next `kc-agent token`, and the Python client's get_token(),
 // start it again from the stored login (no sign-in: the browser hook is
 // gone).
 func TestAutostartedAgentIdlesOutAndComesBack(t *testing.T) {
-	l := newLifecycleEnv(t, "agent:\n  idle_exit: 2s\n")
+	l := newLifecycleEnv(t, "agent:\n  idle_exit: 3s\n")
 	openURLHook = func(string) error { return fmt.Errorf("no sign-in may start in this test") }
 	l.token()
 	pid := l.onlyAgent()
@@ -137,8 +137,8 @@ func TestAutostartedAgentIdlesOutAndComesBack(t *testing.T) {
 		}
 	}
 	st := l.status()
-	if !st.Autostarted || st.IdleExit != "2s" {
-		t.Fatalf("status: autostarted %v, idle_exit %q; want true, 2s", st.Autostarted, st.IdleExit)
+	if !st.Autostarted || st.IdleExit != "3s" {
+		t.Fatalf("status: autostarted %v, idle_exit %q; want true, 3s", st.Autostarted, st.IdleExit)
 	}
 
 	l.waitGone(pid, "idle exit")
@@ -186,7 +186,7 @@ func (l *lifecycleEnv) status() *ipc.StatusResponse {
 // idle agent; when they end, it goes. The checks of "still there" look
 // after three idle times without any socket request.
 func TestPendingSignInAndProxyTrafficKeepTheAgent(t *testing.T) {
-	l := newLifecycleEnv(t, "agent:\n  idle_exit: 2s\nproxy:\n  listen: 127.0.0.1:0\n")
+	l := newLifecycleEnv(t, "agent:\n  idle_exit: 3s\nproxy:\n  listen: 127.0.0.1:0\n")
 	l.token()
 	pid := l.onlyAgent()
 	c, err := ipc.NewClient()
@@ -199,7 +199,7 @@ func TestPendingSignInAndProxyTrafficKeepTheAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(6 * time.Second)
+	time.Sleep(9 * time.Second)
 	if !processRuns(pid) || zombie(pid) {
 		t.Fatal("the agent ended while a sign-in was pending")
 	}
@@ -211,7 +211,7 @@ func TestPendingSignInAndProxyTrafficKeepTheAgent(t *testing.T) {
 	if err != nil || !ps.Running {
 		t.Fatalf("proxy: %v %+v", err, ps)
 	}
-	deadline := time.Now().Add(6 * time.Second)
+	deadline := time.Now().Add(9 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get("http://" + ps.Addr + "/no-such-route/")
 		if err != nil {
