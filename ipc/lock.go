@@ -60,7 +60,7 @@ func (e *LockedError) Unwrap() error { return ErrLocked }
 // Hint says what to do.
 func (e *LockedError) Hint() string {
 	if e.Holder.Role == "agent" {
-		return "one agent per user: use the running one (`kc-agent status`), or stop it first (`kc-agent service stop`, or kill the pid)"
+		return "one agent per user: use the running one (`kc-agent status`), or stop it first (`kc-agent stop`)"
 	}
 	return "wait for it to finish and try again"
 }

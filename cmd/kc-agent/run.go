@@ -78,14 +78,14 @@ func newRunCmd(streams *IOStreams) *cobra.Command {
 					who = fmt.Sprintf("another kc-agent (pid %d)", st.PID)
 				}
 				return withHint(fmt.Errorf("%s already runs for this user on %s", who, c.Path),
-					"one agent per user: use the running one (`kc-agent status`), or stop it first")
+					"one agent per user: use the running one (`kc-agent status`), or stop it first (`kc-agent stop`)")
 			}
 			err = daemon.Run(cmd.Context(), daemon.Options{
 				Version: version, ConfigPath: cfgPath, SocketPath: sock, Log: log, StateDir: stateDir, LockPath: lock,
 				Autostarted: autostarted, IdleExit: defaultIdleExit(autostarted),
 			})
 			if errors.Is(err, ipc.ErrAgentRunning) {
-				return withHint(err, "use the running agent (`kc-agent status`), or stop it first")
+				return withHint(err, "use the running agent (`kc-agent status`), or stop it first (`kc-agent stop`)")
 			}
 			return err
 		},
