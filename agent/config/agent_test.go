@@ -59,9 +59,9 @@ func TestIdleExitMerge(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := merge(sys, user)
-		if err != nil {
-			t.Fatal(err)
+		m, uerr, serr := merge(sys, user)
+		if uerr != nil || serr != nil {
+			t.Fatal(uerr, serr)
 		}
 		if got, set := m.IdleExit(); !set || got != tc.want {
 			t.Errorf("user %q: IdleExit = %v, %v; want %v", tc.user, got, set, tc.want)

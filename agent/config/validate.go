@@ -125,9 +125,6 @@ func (c *Config) validateRoute(i int, r Route, seen map[string]bool, origins map
 			}
 		}
 	}
-	if _, ok := c.Profiles[r.ProfileName()]; !ok && c.known[r.ProfileName()].Issuer == "" {
-		return fail("profile", fmt.Sprintf("no profile %q; run `kc-agent login --profile %s <issuer-url>` first", r.ProfileName(), r.ProfileName()))
-	}
 	// git reads the helper's answer line by line: a control character in
 	// the user name could add lines of its own.
 	if strings.ContainsFunc(r.GitUsername, unicode.IsControl) {
@@ -141,7 +138,7 @@ func (c *Config) validateProxy() error {
 		return &Error{File: c.path, Line: c.line("proxy", field), Field: "proxy." + field, Msg: msg}
 	}
 	if c.Proxy.Listen != "" {
-		if err := CheckListen(c.Proxy.Listen, c.Proxy.UnsafeListenNonLoopback); err != nil {
+		if err := CheckListen(c.ProxyListen(), c.Proxy.UnsafeListenNonLoopback); err != nil {
 			return fail("listen", err.Error())
 		}
 	}

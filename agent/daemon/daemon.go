@@ -193,6 +193,9 @@ func (d *Daemon) loadConfig() error {
 		}
 	}
 	d.configErr = ""
+	if err := cfg.SystemError(); err != nil && (old == nil || old.SystemError() == nil || old.SystemError().Error() != err.Error()) {
+		d.log.Warn("the system-wide config is ignored; the user's own profiles keep serving", "err", err.Error())
+	}
 	d.cfg = cfg
 	d.mgr.SetConfig(cfg)
 	return nil
@@ -222,7 +225,9 @@ func (d *Daemon) applyProxyLocked(cfg *config.Config) error {
 	p, err := proxy.New(proxy.Options{Config: cfg, Tokens: d.mgr, StateDir: d.opts.StateDir, Log: d.log.With("component", "proxy"),
 		Activity: d.active.begin})
 	if err == nil {
-		err = p.Start()
+		// A taken address is waited for in the background (the proxy
+		// says so in status): nobody restarts a notebook user's agent.
+		err = p.StartRetrying()
 	}
 	if err != nil {
 		d.proxyErr = err.Error()

@@ -72,6 +72,12 @@ func printStatus(w io.Writer, st *ipc.StatusResponse) {
 	if st.ConfigError != "" {
 		fmt.Fprintf(w, "         INVALID (last good config still live): %s\n", st.ConfigError)
 	}
+	if st.SystemConfigError != "" {
+		fmt.Fprintf(w, "         system-wide config IGNORED (your own profiles keep serving): %s\n", st.SystemConfigError)
+	}
+	for _, r := range st.LeftOutRoutes {
+		fmt.Fprintf(w, "         system route left out: %s\n", r)
+	}
 	if st.Lock != "" {
 		who := fmt.Sprintf("uid %d", st.UID)
 		if st.SID != "" {
@@ -123,6 +129,9 @@ func printProxy(w io.Writer, ps ipc.ProxyStatus) {
 	switch {
 	case !ps.Configured:
 		fmt.Fprintln(w, "proxy:   none (no routes configured)")
+	case ps.Retrying:
+		fmt.Fprintf(w, "proxy:   WAITING for its address (retrying in the background): %s\n", ps.Error)
+		fmt.Fprintf(w, "         hint: %s\n", ps.Hint)
 	case !ps.Running:
 		fmt.Fprintf(w, "proxy:   NOT RUNNING: %s\n", ps.Error)
 	default:
@@ -136,8 +145,11 @@ func printProxy(w io.Writer, ps ipc.ProxyStatus) {
 			fmt.Fprintf(w, "         route %s -> %s (profile %s, from %s)\n", r.Name, r.Upstream, r.Profile, r.Source)
 		}
 	}
-	for _, warn := range ps.Warnings {
+	for i, warn := range ps.Warnings {
 		fmt.Fprintf(w, "         WARNING: %s\n", warn)
+		if i < len(ps.WarningHints) && ps.WarningHints[i] != "" {
+			fmt.Fprintf(w, "         hint: %s\n", ps.WarningHints[i])
+		}
 	}
 	for _, f := range ps.ForeignListeners {
 		fmt.Fprintf(w, "         REFUSED: %s\n", foreignLine(f, "a token"))
