@@ -60,6 +60,7 @@ type Daemon struct {
 	proxyErr  string
 
 	logins signIns
+	launch launchSlot
 	active *activity
 }
 
@@ -76,6 +77,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer d.mgr.Close()
 	defer d.stopProxy()
 	defer d.logins.close() // before the manager closes: a sign-in may be storing
+	defer d.launch.close()
 
 	// The lock and the socket first: a second agent must stop here, before
 	// it starts a proxy or touches a token.
