@@ -96,6 +96,7 @@ type Config struct {
 	Profiles map[string]Profile `yaml:"profiles,omitempty"`
 	Routes   []Route            `yaml:"routes,omitempty"`
 	Proxy    Proxy              `yaml:"proxy,omitempty"`
+	Agent    Agent              `yaml:"agent,omitempty"`
 	// Store is how the profiles that don't say keep their offline tokens
 	// (default keychain): an administrator's system file sets "file" on a
 	// host without a keychain, for every user's profiles at once.

@@ -37,6 +37,9 @@ func (c *Config) validate() error {
 			return err
 		}
 	}
+	if err := c.validateAgent(); err != nil {
+		return err
+	}
 	return c.validateProxy()
 }
 

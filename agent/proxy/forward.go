@@ -127,8 +127,10 @@ func (p *Proxy) handleConnect(w http.ResponseWriter, r *http.Request, t *table) 
 		return
 	}
 	p.tunnels.Add(1)
+	end := p.busy()
 	go func() {
 		defer p.tunnels.Done()
+		defer end()
 		if rt == nil {
 			p.blindTunnel(conn, buf.Reader, upstream)
 			return

@@ -84,7 +84,8 @@ def test_get_token_protocol(agent):
     assert headers["Content-Type"] == "application/json"
     for h in ("Origin", "Referer", "Sec-Fetch-Site"):
         assert h not in headers
-    assert body == {"profile": "default", "min_valid": 60.0}
+    # No min_valid unless asked: the agent's default follows the lifetime.
+    assert body == {"profile": "default"}
 
 
 def test_get_token_parameters(agent, monkeypatch):
@@ -93,7 +94,7 @@ def test_get_token_parameters(agent, monkeypatch):
     kc.get_token("other", scopes=["openid", "warehouse"], min_valid=120, force_refresh=True)
     kc.get_token(scopes="openid profile")
     bodies = [r[3] for r in agent.token_requests()]
-    assert bodies[0] == {"profile": "analytics", "min_valid": 60.0}
+    assert bodies[0] == {"profile": "analytics"}
     assert bodies[1] == {"profile": "other", "min_valid": 120.0, "scopes": ["openid", "warehouse"], "force_refresh": True}
     assert bodies[2]["scopes"] == ["openid", "profile"]
 
@@ -331,7 +332,7 @@ def test_falls_back_to_the_cli_without_af_unix(agent, fake_cli, monkeypatch):
     monkeypatch.setattr(_discovery, "HAVE_AF_UNIX", False)
     assert kc.get_token() == TOKEN
     assert agent.requests == []
-    assert fake_cli.calls() == [["token", "--format", "json", "--profile", "default", "--min-valid", "60s"]]
+    assert fake_cli.calls() == [["token", "--format", "json", "--profile", "default"]]
 
 
 def test_cli_exit_4_is_login_required(fake_cli):

@@ -65,12 +65,15 @@ __all__ = [
 def get_token(
     profile: Optional[str] = None,
     scopes: Optional[Iterable[str]] = None,
-    min_valid: float = 60,
+    min_valid: Optional[float] = None,
     *,
     force_refresh: bool = False,
 ) -> str:
     """An access token for ``profile`` (default: ``$KC_AGENT_PROFILE``, else
-    ``default``) valid for at least ``min_valid`` seconds.
+    ``default``) valid for at least ``min_valid`` seconds. Without
+    ``min_valid`` the agent picks the margin from the token's lifetime (60 s,
+    but never more than a fifth of the lifetime, and at least 5 s), so
+    short-lived tokens are not refreshed before their time.
 
     ``scopes`` asks for a token narrowed to those scopes. ``force_refresh``
     asks for a token issued now, for when a server refused the last one
@@ -90,7 +93,7 @@ def get_token(
 def get_token_info(
     profile: Optional[str] = None,
     scopes: Optional[Iterable[str]] = None,
-    min_valid: float = 60,
+    min_valid: Optional[float] = None,
     *,
     force_refresh: bool = False,
 ) -> TokenInfo:

@@ -84,7 +84,7 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
     requires_request_body = False
     requires_response_body = False
 
-    def __init__(self, profile: Optional[str] = None, scopes: Optional[Iterable[str]] = None, min_valid: float = 60) -> None:
+    def __init__(self, profile: Optional[str] = None, scopes: Optional[Iterable[str]] = None, min_valid: Optional[float] = None) -> None:
         self.profile = profile
         self.scopes = list(scopes.split() if isinstance(scopes, str) else scopes) if scopes else None
         self.min_valid = min_valid

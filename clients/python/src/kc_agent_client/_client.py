@@ -24,6 +24,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from . import _discovery
+from ._agentenv import agent_environment
 from ._errors import START_HINT, AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent
 
 log = logging.getLogger("kc_agent_client")
@@ -316,14 +317,18 @@ def _token_info(doc: dict, profile: str) -> TokenInfo:
 def fetch_token(
     profile: Optional[str] = None,
     scopes: Optional[Iterable[str]] = None,
-    min_valid: float = 60,
+    min_valid: Optional[float] = None,
     force_refresh: bool = False,
 ) -> TokenInfo:
     name = profile_name(profile)
     if isinstance(scopes, str):
         scopes = scopes.split()
     scope_list = [str(s) for s in scopes] if scopes else []
-    body: dict = {"profile": name, "min_valid": float(min_valid)}
+    body: dict = {"profile": name}
+    # None: the agent's default margin, which follows the token's lifetime
+    # (a fixed 60 s refreshed 60 s tokens on nearly every call).
+    if min_valid is not None:
+        body["min_valid"] = float(min_valid)
     if scope_list:
         body["scopes"] = scope_list
     if force_refresh:
@@ -398,8 +403,11 @@ def _run_cli(args: List[str], na: _NoAgent) -> str:
     if exe is None:
         raise AgentUnavailable(f"no kc-agent answers ({where}) and the kc-agent command is not on PATH", hint=START_HINT)
     try:
+        # The CLI may autostart the agent: it gets the allow-listed
+        # environment, never the kernel's own secrets (_agentenv).
         cp = subprocess.run(
             [exe] + args,
+            env=agent_environment(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -431,8 +439,10 @@ def _cli_diagnostics(stderr: str) -> Tuple[str, str]:
     return msg, hint
 
 
-def _token_via_cli(name: str, scopes: List[str], min_valid: float, force: bool, na: _NoAgent) -> TokenInfo:
-    args = ["token", "--format", "json", "--profile", name, "--min-valid", f"{int(min_valid)}s"]
+def _token_via_cli(name: str, scopes: List[str], min_valid: Optional[float], force: bool, na: _NoAgent) -> TokenInfo:
+    args = ["token", "--format", "json", "--profile", name]
+    if min_valid is not None:
+        args += ["--min-valid", f"{int(min_valid)}s"]
     for s in scopes:
         args += ["--scope", s]
     if force:
