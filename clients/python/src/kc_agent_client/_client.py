@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.client
 import io
-import ipaddress
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ from datetime import datetime, timezone
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
-from . import _discovery
+from . import _discovery, _tcpowner
 from ._errors import START_HINT, AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent
 
 log = logging.getLogger("kc_agent_client")
@@ -510,7 +509,7 @@ def verify_listener(url: str) -> None:
         return
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-    addrs = ["127.0.0.1", "::1"] if host == "localhost" else [host]
+    addrs = ["127.0.0.1", "::1"] if host.lower().rstrip(".") == "localhost" else [host]
     uid = None
     for a in addrs:
         uid = listener_uid(a, port)
@@ -525,31 +524,15 @@ def verify_listener(url: str) -> None:
         )
 
 
-def _proc_addr(ip: str, port: int) -> Tuple[str, bool]:
-    raw = ipaddress.ip_address(ip).packed
-    words = "".join("%08X" % int.from_bytes(raw[i : i + 4], sys.byteorder) for i in range(0, len(raw), 4))
-    return f"{words}:{port:04X}", len(raw) == 16
-
-
 def listener_uid(ip: str, port: int) -> Optional[int]:
     """The uid owning the TCP socket listening on ip:port (or on the wildcard
-    address of that port), from /proc/net/tcp{,6}; None when nobody does."""
+    address of that port), in either spelling of an IPv4 address and either
+    table (_tcpowner); None when nobody does."""
     try:
-        ipaddress.ip_address(ip)
-    except ValueError:
+        owner = _tcpowner.listener_owner((ip, port))
+    except (ValueError, _tcpowner.Unsupported, _tcpowner.NoOwner):
         return None
-    wanted = [_proc_addr(ip, port), _proc_addr("0.0.0.0", port), _proc_addr("::", port)]
-    for addr, six in wanted:
-        try:
-            with open("/proc/net/tcp6" if six else "/proc/net/tcp") as f:
-                next(f, None)
-                for line in f:
-                    fields = line.split()
-                    if len(fields) >= 8 and fields[1].upper() == addr and fields[3] == "0A":
-                        return int(fields[7])
-        except OSError:
-            continue
-    return None
+    return owner if isinstance(owner, int) else None
 
 
 def agent_socket() -> Optional[str]:
