@@ -40,11 +40,17 @@ def is_loopback_host(host: str) -> bool:
     with or without a trailing dot, 127.0.0.0/8, ::1, and the IPv4-mapped
     spellings of 127.0.0.0/8 (Python 3.13's ipaddress calls those loopback,
     3.11 does not: the rule must not depend on the version)."""
-    h = host.strip("[]").lower()
+    h = host.lower()
+    if h.startswith("["):
+        h = h[1:].split("]", 1)[0]  # [v6] or [v6]:port
+    elif h.count(":") == 1:
+        h = h.split(":", 1)[0]  # host:port
     if h.endswith("."):
         h = h[:-1]
     if h == "localhost":
         return True
+    if "%" in h:
+        return False  # a zone: never loopback (Go's parser refuses it too)
     try:
         return ipaddress.ip_address(_tcpowner.unmapped(h)).is_loopback
     except ValueError:
