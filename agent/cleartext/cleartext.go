@@ -4,7 +4,7 @@
 // loopback: a port the user's server left free is anyone's. So before the
 // first byte of a cleartext request that carries a token, the connection's
 // other end is looked up (internal/tcpowner), and the request goes out only
-// when it belongs to the agent's user or to root.
+// when it belongs to the agent's user (root only with the opt-in; see Check).
 //
 // TLS to loopback needs no such check: the certificate says who answers.
 package cleartext
@@ -23,14 +23,17 @@ import (
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
-// RefusedError: another user (not root) listens at Addr.
+// RefusedError: another user, or root without the opt-in, listens at Addr.
 type RefusedError struct {
 	Addr  string // host:port, as dialed
 	Owner tcpowner.Owner
 }
 
 func (e *RefusedError) Error() string {
-	return fmt.Sprintf("%s is served by %s, not by you or root: kc-agent sends nothing there in the clear", e.Addr, e.Owner)
+	if e.Owner.Superuser() {
+		return fmt.Sprintf("%s is served by %s, which may hand its connections to another user: kc-agent sends nothing there in the clear without unsafe_cleartext_issuer or unsafe_cleartext_upstream", e.Addr, e.Owner)
+	}
+	return fmt.Sprintf("%s is served by %s, not by you: kc-agent sends nothing there in the clear", e.Addr, e.Owner)
 }
 
 // UnverifiedError: who listens at Addr could not be found out.
@@ -46,37 +49,51 @@ func (e *UnverifiedError) Error() string {
 func (e *UnverifiedError) Unwrap() error { return e.Err }
 
 // Check returns nil when c's other end is not on loopback, or belongs to
-// this user or root. allowUnknown lets c through where the system can not
-// show socket owners (tcpowner.ErrUnsupported), or not this one's (Windows:
-// tcpowner.ErrNoOwner, no owning process, as Wine 8 says of every socket
-// it did not create): the user opted in.
+// this user. It is the one rule for a token in the clear, and
+// allowUnknown (a profile's unsafe_cleartext_issuer, a route's
+// unsafe_cleartext_upstream) has one meaning everywhere: it lets c through
+// where its owner can not be named (tcpowner.ErrUnsupported, or
+// ErrNoOwner: no owning process, as Wine 8 says of every socket it did not
+// create), or where root (LocalSystem) owns it. Never where another known
+// user does.
+//
+// Root is not trusted by default: a socket root made and handed to a
+// service of another user (socket activation with User=, inetd,
+// bind-then-setuid) reports uid 0 until that service accepts, so a check
+// that trusted root would race the accept (the Python client,
+// kc_agent_client._connguard, keeps the same rule).
 func Check(c net.Conn, allowUnknown bool) error {
 	remote, ok := c.RemoteAddr().(*net.TCPAddr)
 	if !ok || !remote.IP.IsLoopback() {
 		return nil
 	}
 	o, err := tcpowner.Peer(c)
+	return decide(remote.String(), o, err, func() (tcpowner.Owner, error) { return tcpowner.Listener(remote) }, tcpowner.Owner.Self, allowUnknown)
+}
+
+// decide is Check's rule, given the owner lookup's answer, a way to ask
+// who listens (for a root-owned connection) and who is "you".
+func decide(addr string, o tcpowner.Owner, err error, listener func() (tcpowner.Owner, error), self func(tcpowner.Owner) bool, allowUnknown bool) error {
 	switch {
 	case (errors.Is(err, tcpowner.ErrUnsupported) || errors.Is(err, tcpowner.ErrNoOwner)) && allowUnknown:
 		return nil
 	case err != nil:
-		return &UnverifiedError{Addr: remote.String(), Err: err}
-	case !o.Trusted():
-		return &RefusedError{Addr: remote.String(), Owner: o}
-	case o.UID == 0:
-		// Linux also reports uid 0 for a connection the kernel has not
-		// finished handing to the listener yet (a request socket) or has
-		// already closed (time-wait): ask who listens, too.
-		l, err := tcpowner.Listener(remote)
-		switch {
-		case errors.Is(err, tcpowner.ErrUnsupported):
-		case err != nil:
-			return &UnverifiedError{Addr: remote.String(), Err: err}
-		case !l.Trusted():
-			return &RefusedError{Addr: remote.String(), Owner: l}
-		}
+		return &UnverifiedError{Addr: addr, Err: err}
+	case self(o):
+		return nil
+	case !o.Superuser():
+		return &RefusedError{Addr: addr, Owner: o}
 	}
-	return nil
+	// Linux also reports uid 0 for a connection the kernel has not
+	// finished handing to the listener yet (a request socket) or has
+	// already closed (time-wait): the user's own listener makes it theirs.
+	if l, err := listener(); err == nil && self(l) {
+		return nil
+	}
+	if allowUnknown {
+		return nil
+	}
+	return &RefusedError{Addr: addr, Owner: o}
 }
 
 // DialFunc is the shape of net.Dialer.DialContext.
