@@ -100,19 +100,46 @@ func decide(addr string, o tcpowner.Owner, err error, listener func() (tcpowner.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // Dial wraps dial: a connection it opens to a loopback address is checked
-// before it is returned, and closed, unused, when it is refused.
+// before it is returned, and closed, unused, when it is refused. A name
+// ("localhost") is tried address by address, so that another user on
+// 127.0.0.1 does not stand in for the user's own server on ::1.
 func Dial(dial DialFunc, allowUnknown bool) DialFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || net.ParseIP(host) != nil {
+			return dialChecked(ctx, dial, network, addr, allowUnknown)
+		}
+		ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
 		if err != nil {
 			return nil, err
 		}
-		if err := Check(c, allowUnknown); err != nil {
-			c.Close()
-			return nil, err
+		var first error
+		for _, ip := range ips {
+			c, err := dialChecked(ctx, dial, network, net.JoinHostPort(ip.String(), port), allowUnknown)
+			if err == nil {
+				return c, nil
+			}
+			if first == nil || Refused(first) == nil && Refused(err) != nil {
+				first = err // a refusal says more than "connection refused"
+			}
 		}
-		return c, nil
+		if first == nil {
+			first = fmt.Errorf("%s resolves to no address", host)
+		}
+		return nil, first
 	}
+}
+
+func dialChecked(ctx context.Context, dial DialFunc, network, addr string, allowUnknown bool) (net.Conn, error) {
+	c, err := dial(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := Check(c, allowUnknown); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // Probe is the check for a port some other program is about to send a
