@@ -245,7 +245,7 @@ func gitCredentialRun(ctx context.Context, streams *IOStreams, op string, opts *
 	if cleartextLoopback(req) {
 		u := "http://" + req.Host + "/" + strings.TrimPrefix(req.Path, "/")
 		return &cliError{code: exitError,
-			err: fmt.Errorf("no token for git at %s: git would send it in the clear on a connection kc-agent can not check (another user of this machine may hold it)", u),
+			err:  fmt.Errorf("no token for git at %s: git would send it in the clear on a connection kc-agent can not check (another user of this machine may hold it)", u),
 			hint: fmt.Sprintf("run `kc-agent git setup %s` once: git then goes through the agent's route %q, which checks every connection and adds the token itself", u, route.Name)}
 	}
 	tokReq.MinValid = opts.minValid.Seconds()
