@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kc-agent/kc-agent/internal/loopback"
 	"github.com/kc-agent/kc-agent/internal/tcpowner"
 	"github.com/kc-agent/kc-agent/ipc"
 )
@@ -109,7 +110,7 @@ func Dial(dial DialFunc, allowUnknown bool) DialFunc {
 		if err != nil || net.ParseIP(host) != nil {
 			return dialChecked(ctx, dial, network, addr, allowUnknown)
 		}
-		ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+		ips, err := resolve(ctx, host)
 		if err != nil {
 			return nil, err
 		}
@@ -130,6 +131,16 @@ func Dial(dial DialFunc, allowUnknown bool) DialFunc {
 	}
 }
 
+// resolve looks host up; "localhost" (any case, a trailing dot) is both
+// loopback addresses whatever /etc/hosts says (RFC 6761, and what curl
+// and so git do), so the agent reaches the server git would.
+func resolve(ctx context.Context, host string) ([]net.IPAddr, error) {
+	if loopback.Host(host) {
+		return []net.IPAddr{{IP: net.IPv4(127, 0, 0, 1)}, {IP: net.IPv6loopback}}, nil
+	}
+	return net.DefaultResolver.LookupIPAddr(ctx, host)
+}
+
 func dialChecked(ctx context.Context, dial DialFunc, network, addr string, allowUnknown bool) (net.Conn, error) {
 	c, err := dial(ctx, network, addr)
 	if err != nil {
@@ -147,7 +158,7 @@ func dialChecked(ctx context.Context, dial DialFunc, network, addr string, allow
 // listens, and closes. Nil only when something listens and everything that
 // does is trusted.
 func Probe(ctx context.Context, host, port string, allowUnknown bool) error {
-	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	ips, err := resolve(ctx, host)
 	if err != nil {
 		return err
 	}
