@@ -348,26 +348,11 @@ CLI_LOCATIONS = ("~/.local/bin", "/usr/local/bin", "/opt/homebrew/bin")
 
 def bundled_cli() -> Optional[str]:
     """The kc-agent that came with this package (a platform wheel installs
-    it beside the interpreter's scripts), or None: from the RECORD of the
-    installed distribution whose files include this very module, so another
-    installation of kc-agent-client elsewhere on sys.path is never taken
-    for ours."""
-    exe = "kc-agent.exe" if sys.platform.startswith("win") else "kc-agent"
-    try:
-        from importlib import metadata
+    it beside the interpreter's scripts), or None; only one nobody else can
+    replace (_bundled): UntrustedAgent otherwise."""
+    from . import _bundled
 
-        files = metadata.files("kc-agent-client") or []
-        here = os.path.realpath(__file__)
-        if not any(str(f).replace("\\", "/").endswith("kc_agent_client/_client.py") and os.path.realpath(str(f.locate())) == here for f in files):
-            return None
-        for f in files:
-            if f.name == exe and ".." in f.parts:
-                cand = os.path.realpath(str(f.locate()))
-                if os.path.isfile(cand) and os.access(cand, os.X_OK):
-                    return cand
-    except Exception:  # no metadata (a source checkout): nothing bundled
-        return None
-    return None
+    return _bundled.bundled_cli()
 
 
 def find_cli() -> Optional[str]:
