@@ -168,28 +168,35 @@ def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]
         if status >= 300:
             raise KcAgentError(f"the agent answered HTTP {status}", code="internal")
         raise KcAgentError("the agent's answer is not a JSON object")
-    if status == 404 and str(doc.get("message") or "").startswith("no such endpoint"):
-        raise _older_agent(sock_path, method, path)
+    if status == 404 and doc.get("error") == "bad_request":
+        # Only the agent's catch-all answers so (an endpoint's own "not
+        # found" is not_found); the message is prose, never matched.
+        skew = _older_agent(sock_path, method, path)
+        if skew is not None:
+            raise skew
     if status >= 300:
         raise _api_error(status, doc)
     return status, doc
 
 
-def _older_agent(sock_path: str, method: str, path: str) -> KcAgentError:
-    """The running agent lacks an endpoint this client uses: it is older
-    than the client (the socket API is versioned by path, so everything it
-    does know keeps working). Names both versions and the way out."""
+def _older_agent(sock_path: str, method: str, path: str) -> Optional[KcAgentError]:
+    """The running agent lacks an endpoint this client uses: when its
+    /v1/health reports another version than this client's, it is older (the
+    socket API is versioned by path, so everything it does know keeps
+    working): names both versions and the way out. The same version (or
+    none reported) is not skew: None, and the caller reports the answer as
+    it is. The Go client keeps the same rule (ipc.Client.Skew)."""
     from . import __version__
 
-    agent = "an older kc-agent"
     try:
         _, health = _exchange(_discovery.connect_verified(sock_path, CONNECT_TIMEOUT), sock_path, "GET", "/v1/health", None)
-        if health.get("version"):
-            agent = f"kc-agent {health['version']}"
     except (KcAgentError, _discovery.Unreachable, OSError):
-        pass
+        return None
+    agent = str(health.get("version") or "")
+    if not agent or agent == __version__:
+        return None
     return KcAgentError(
-        f"the agent at {sock_path} ({agent}) does not know {method} {path}: it is older than this client (kc-agent-client {__version__})",
+        f"the agent at {sock_path} (kc-agent {agent}) does not know {method} {path}: it is older than this client (kc-agent-client {__version__})",
         hint="restart the agent so that the newer kc-agent runs: `kc-agent service restart`, or stop it (the client starts its own kc-agent)",
         code="agent_too_old",
     )
