@@ -292,3 +292,35 @@ with open(os.path.join(REPO, "internal", "loopback", "testdata", "hosts.json"), 
 def test_loopback_vectors(case):
     # The same vectors the Go rule (internal/loopback) runs.
     assert _connguard.is_loopback_host(case["host"]) == case["loopback"]
+
+
+def test_a_root_listener_needs_the_opt_in():
+    # Root's socket may be handed to a service of another user and reports
+    # uid 0 until that service accepts: a user (65534 here) whose server
+    # is not at the other end sends nothing there unless opted in. The
+    # session checks tokenless connections too, so no token is needed.
+    _need_other_uid()
+    own = Own("127.0.0.1")  # this test runs as root: root's listener
+    prog = (
+        "import sys, kc_agent_client as kc\n"
+        "for unsafe in (False, True):\n"
+        "    try:\n"
+        "        with kc.session(unsafe_cleartext=unsafe) as s:\n"
+        "            s.auth = None\n"
+        "            print(unsafe, s.get(sys.argv[1], timeout=5).status_code)\n"
+        "    except kc.UntrustedAgent as e:\n"
+        "        print(unsafe, 'refused', e)\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.path.join(REPO, "clients", "python", "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    try:
+        cp = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", prog, f"http://127.0.0.1:{own.port}/x"],
+            capture_output=True, text=True, env=env, timeout=60,
+        )
+        lines = cp.stdout.splitlines()
+        assert len(lines) == 2, cp.stdout + cp.stderr
+        assert lines[0].startswith("False refused") and "served by uid 0" in lines[0] and "unsafe_cleartext=True" in lines[0], lines[0]
+        assert lines[1] == "True 200", lines[1]
+        assert len(own.seen) == 1
+    finally:
+        own.close()
