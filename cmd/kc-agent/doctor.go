@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,7 +16,6 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/store"
-	"github.com/kc-agent/kc-agent/installers"
 	"github.com/kc-agent/kc-agent/internal/loopback"
 	"github.com/kc-agent/kc-agent/internal/tcpowner"
 	"github.com/kc-agent/kc-agent/ipc"
@@ -63,30 +61,8 @@ func doctorChecks(ctx context.Context, name string) []check {
 	var checks []check
 	add := func(c check) { checks = append(checks, c) }
 
-	path, err := config.FilePath()
-	var cfg *config.Config
-	if err != nil {
-		add(check{"config", "FAIL", err.Error(), "set KC_AGENT_CONFIG to a file path"})
-	} else if cfg, err = config.Load(path); err != nil {
-		add(check{"config", "FAIL", err.Error(), "fix the file; the running agent keeps the last good config meanwhile"})
-	} else if _, statErr := os.Stat(path); statErr != nil && cfg.SystemPath() == "" {
-		add(check{"config", "warn", path + " does not exist yet (nor a system-wide " + config.SystemFilePath() + ")", "run `kc-agent login <issuer-url>` to create it"})
-	} else {
-		detail := fmt.Sprintf("%s (%d profile(s), %d route(s))", path, len(cfg.Profiles), len(cfg.Routes))
-		if statErr != nil {
-			detail = fmt.Sprintf("%s does not exist: %d profile(s), %d route(s)", path, len(cfg.Profiles), len(cfg.Routes))
-		}
-		if sp := cfg.SystemPath(); sp != "" {
-			detail += ", under the system-wide " + sp
-		}
-		add(check{"config", "ok", detail, ""})
-		for _, n := range cfg.ProfileNames() {
-			add(check{"profile " + n, "ok", "from " + cfg.ProfileSource(n), ""})
-		}
-		for _, r := range cfg.Routes {
-			add(check{"route " + r.Name, "ok", r.Upstream + " from " + cfg.RouteSource(r.Name), ""})
-		}
-	}
+	cfg, cfgChecks := configChecks()
+	checks = append(checks, cfgChecks...)
 
 	var prof config.Profile
 	haveProfile := false
@@ -111,20 +87,7 @@ func doctorChecks(ctx context.Context, name string) []check {
 		add(c)
 	}
 
-	kc := store.NewKeychain()
-	if err := kc.Probe(ctx); err != nil {
-		status, hint := "FAIL", ""
-		var ue *store.UnavailableError
-		if errors.As(err, &ue) {
-			hint = ue.Hint()
-		}
-		if haveProfile && prof.Store == config.StoreFile {
-			status = "warn"
-		}
-		add(check{"keychain", status, err.Error(), hint})
-	} else {
-		add(check{"keychain", "ok", kc.Describe() + ": write, read and delete work", ""})
-	}
+	add(keychainCheck(ctx, cfg, haveProfile && prof.Store == config.StoreFile))
 	if haveProfile {
 		st, _ := store.ForProfile(prof, nil)
 		if st != nil {
@@ -147,60 +110,6 @@ func doctorChecks(ctx context.Context, name string) []check {
 
 	for _, c := range agentChecks(ctx, cfg) {
 		add(c)
-	}
-	exe, _ := os.Executable()
-	var unitPath string
-	if params, err := serviceParams(""); err == nil {
-		if m, err := installers.New(params); err == nil {
-			unitPath, _, _ = m.Definition()
-		}
-	}
-	for _, c := range installChecks(exe, os.Getenv("PATH"), unitPath) {
-		add(c)
-	}
-	return checks
-}
-
-// oldCore is the second program of the releases that shipped two
-// (kc-agent, a small front, and kc-agent-core); kc-agent is one program now.
-const oldCore = "kc-agent-core"
-
-// installChecks finds what an upgrade from the two-program releases can
-// leave behind: a kc-agent-core beside this program or on PATH (stale, it
-// would answer with an old version's behaviour), and a service definition
-// that still runs it (the service would keep starting the old agent, or
-// fail once the file is gone).
-func installChecks(exe, pathEnv, unitPath string) []check {
-	var checks []check
-	seen := map[string]bool{}
-	dirs := filepath.SplitList(pathEnv)
-	if exe != "" {
-		if real, err := filepath.EvalSymlinks(exe); err == nil {
-			exe = real
-		}
-		dirs = append([]string{filepath.Dir(exe)}, dirs...)
-	}
-	for _, dir := range dirs {
-		if dir == "" || !filepath.IsAbs(dir) {
-			continue
-		}
-		for _, name := range []string{oldCore, oldCore + ".exe"} {
-			p := filepath.Join(dir, name)
-			if seen[p] {
-				continue
-			}
-			seen[p] = true
-			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-				checks = append(checks, check{"old kc-agent-core", "warn", p + " is left from a two-program release; kc-agent is one program now and never runs it",
-					"remove it: rm " + p + " (a package upgrade removes /usr/bin/kc-agent-core by itself)"})
-			}
-		}
-	}
-	if unitPath != "" {
-		if data, err := os.ReadFile(unitPath); err == nil && strings.Contains(string(data), oldCore) {
-			checks = append(checks, check{"service definition", "FAIL", unitPath + " still runs kc-agent-core, which is no longer shipped",
-				"rewrite it for this program: kc-agent service install (then kc-agent service restart)"})
-		}
 	}
 	return checks
 }
@@ -356,4 +265,78 @@ func portCheck(addr string) check {
 		return check{"proxy port", "FAIL", fmt.Sprintf("%s is taken by %s, not by you", addr, o), "another user holds the port and would receive your API traffic: set proxy.listen to another port (127.0.0.1:0 picks a free one)"}
 	}
 	return check{"proxy port", "ok", addr + " is served by you", ""}
+}
+
+// keychainInUse tells whether a profile keeps its token in the keychain,
+// or, with no profile yet, whether the first login would.
+func keychainInUse(cfg *config.Config) bool {
+	if cfg == nil || len(cfg.Profiles) == 0 {
+		return cfg == nil || cfg.Store != config.StoreFile
+	}
+	for _, n := range cfg.ProfileNames() {
+		if p, _ := cfg.Profile(n); p.Store == config.StoreKeychain {
+			return true
+		}
+	}
+	return false
+}
+
+// keychainCheck probes the keychain when a profile uses it; for a profile
+// that keeps its token in a file (fileProfile) a failure is only a warning.
+func keychainCheck(ctx context.Context, cfg *config.Config, fileProfile bool) check {
+	if !keychainInUse(cfg) {
+		// Probing a keychain nobody uses would only reach for a D-Bus
+		// session that isn't there.
+		return check{"keychain", "ok", "not checked: no profile keeps its token there", ""}
+	}
+	kc := store.NewKeychain()
+	if err := kc.Probe(ctx); err != nil {
+		status, hint := "FAIL", ""
+		var ue *store.UnavailableError
+		if errors.As(err, &ue) {
+			hint = ue.Hint()
+		}
+		if fileProfile {
+			status = "warn"
+		}
+		return check{"keychain", status, err.Error(), hint}
+	}
+	return check{"keychain", "ok", kc.Describe() + ": write, read and delete work", ""}
+}
+
+// configChecks loads the config and says where each profile and route
+// comes from, and whether the system-wide file is ignored; cfg is nil when
+// the config can't be loaded.
+func configChecks() (cfg *config.Config, checks []check) {
+	add := func(c check) { checks = append(checks, c) }
+	path, err := config.FilePath()
+	if err != nil {
+		add(check{"config", "FAIL", err.Error(), "set KC_AGENT_CONFIG to a file path"})
+	} else if cfg, err = config.Load(path); err != nil {
+		add(check{"config", "FAIL", err.Error(), "fix the file; the running agent keeps the last good config meanwhile"})
+	} else if _, statErr := os.Stat(path); statErr != nil && cfg.SystemPath() == "" {
+		add(check{"config", "warn", path + " does not exist yet (nor a system-wide " + config.SystemFilePath() + ")", "run `kc-agent login <issuer-url>` to create it"})
+	} else {
+		detail := fmt.Sprintf("%s (%d profile(s), %d route(s))", path, len(cfg.Profiles), len(cfg.Routes))
+		if statErr != nil {
+			detail = fmt.Sprintf("%s does not exist: %d profile(s), %d route(s)", path, len(cfg.Profiles), len(cfg.Routes))
+		}
+		if sp := cfg.SystemPath(); sp != "" {
+			detail += ", under the system-wide " + sp
+		}
+		add(check{"config", "ok", detail, ""})
+		for _, n := range cfg.ProfileNames() {
+			add(check{"profile " + n, "ok", "from " + cfg.ProfileSource(n), ""})
+		}
+		for _, r := range cfg.Routes {
+			add(check{"route " + r.Name, "ok", r.Upstream + " from " + cfg.RouteSource(r.Name), ""})
+		}
+		for _, err := range cfg.LeftOut() {
+			add(check{"system route", "warn", "left out: " + err.Error(), "define that profile in your own config (`kc-agent login --profile <name> <issuer-url>`) to use the route"})
+		}
+	}
+	if cfg != nil && cfg.SystemError() != nil {
+		add(check{"system config", "FAIL", "ignored: " + cfg.SystemError().Error(), "ask the administrator to fix it; your own profiles keep serving"})
+	}
+	return cfg, checks
 }
