@@ -127,9 +127,11 @@ def test_a_root_owned_shared_environment_works_for_another_user():
     # directory everybody can search: a JupyterHub's shared environment.
     # Another user runs its binary.
     top = tempfile.mkdtemp(prefix="kc-shared-env-")
+    old = os.umask(0o022)  # as an administrator installs it (the test runner's may be 077)
     try:
         os.chmod(top, 0o755)
         env = Env(os.path.join(top, "env"))
         assert env.probe(as_nobody=True) == f"PATH {env.binary}\n"
     finally:
+        os.umask(old)
         shutil.rmtree(top)
