@@ -54,6 +54,7 @@ type Daemon struct {
 	proxyErr  string
 
 	logins signIns
+	launch launchSlot
 }
 
 // Run serves until ctx ends.
@@ -69,6 +70,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer d.mgr.Close()
 	defer d.stopProxy()
 	defer d.logins.close() // before the manager closes: a sign-in may be storing
+	defer d.launch.close()
 
 	// The lock and the socket first: a second agent must stop here, before
 	// it starts a proxy or touches a token.
@@ -211,7 +213,9 @@ func (d *Daemon) applyProxyLocked(cfg *config.Config) error {
 	}
 	p, err := proxy.New(proxy.Options{Config: cfg, Tokens: d.mgr, StateDir: d.opts.StateDir, Log: d.log.With("component", "proxy")})
 	if err == nil {
-		err = p.Start()
+		// A taken address is waited for in the background (the proxy
+		// says so in status): nobody restarts a notebook user's agent.
+		err = p.StartRetrying()
 	}
 	if err != nil {
 		d.proxyErr = err.Error()
