@@ -77,7 +77,11 @@ class Squatter:
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", py, "-c", SQUATTER, host, str(port)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
-        self.port = int(self.p.stdout.readline())
+        line = self.p.stdout.readline()
+        if not line.strip():
+            self.p.wait(5)
+            raise OSError(f"the squatter could not listen on {host}:{port}")
+        self.port = int(line)
 
     def received(self) -> int:
         self.p.stdin.write("stop\n")
@@ -154,8 +158,15 @@ def test_v4_squatter_beside_the_users_v6_server(agent):
     # may resolve to either; the squatter gets nothing whichever it is, and
     # the user's server keeps working.
     _need_other_uid()
-    own = Own("::1")
-    sq = Squatter("127.0.0.1", own.port)
+    for _ in range(5):  # 127.0.0.1:P may be taken by another test meanwhile
+        own = Own("::1")
+        try:
+            sq = Squatter("127.0.0.1", own.port)
+            break
+        except OSError:
+            own.close()
+    else:
+        pytest.fail("found no port free on both ::1 and 127.0.0.1")
     try:
         _all_clients_refuse(f"http://127.0.0.1:{own.port}/x")
         with kc.session() as s:
