@@ -637,3 +637,24 @@ def test_an_older_agent_is_named_with_both_versions(agent):
     assert "POST /v1/login" in e.message and "restart" in e.hint
     # What it does know still works.
     assert kc_agent_client.get_token()
+
+
+def test_skew_is_read_from_health_not_from_the_message(agent):
+    # The trigger is structural (404 bad_request: the agent's catch-all),
+    # the verdict is /v1/health's version: another wording still names an
+    # older agent; the same version is not skew, and the answer is shown
+    # as it is.
+    import kc_agent_client
+
+    def unknown(p, b):
+        return 404, {"error": "bad_request", "message": "unknown path"}
+
+    agent.handlers[("POST", "/v1/login")] = unknown
+    agent.handlers[("GET", "/v1/health")] = lambda p, b: (200, {"ok": True, "version": "0.5.0"})
+    with pytest.raises(kc_agent_client.KcAgentError) as ei:
+        kc_agent_client.login(flow="device", timeout=5, force=True)
+    assert ei.value.code == "agent_too_old" and "kc-agent 0.5.0" in ei.value.message
+    agent.handlers[("GET", "/v1/health")] = lambda p, b: (200, {"ok": True, "version": kc_agent_client.__version__})
+    with pytest.raises(kc_agent_client.KcAgentError) as ei:
+        kc_agent_client.login(flow="device", timeout=5, force=True)
+    assert ei.value.code != "agent_too_old" and "unknown path" in ei.value.message
