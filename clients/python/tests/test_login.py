@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import kc_agent_client as kc
-from kc_agent_client import _display, _errors, _idp, _login
+from kc_agent_client import _display, _errors, _idp, _login, _signin
 
 from conftest import REPO, TOKEN
 
@@ -335,16 +335,16 @@ def test_bad_flow(signed_out):
 
 
 def test_html_block_escapes_and_carries_link_code_qr():
-    u = _login._update(pending(user_code='<b>"x"</b>', profile="<p>", client_name="<i>Analytics</i>"), "<p>", "pending")
+    u = _login._update(_signin.LoginStatus.from_answer(pending(user_code='<b>"x"</b>', profile="<p>", client_name="<i>Analytics</i>")), "<p>", "pending")
     out = _display.render_html(u)
     assert "&lt;b&gt;" in out and "<b>\"x\"</b>" not in out and "&lt;p&gt;" in out and "&lt;i&gt;Analytics" in out
     assert 'href="https://sso.example.com/realms/a/device?user_code=WXYZ-ABCD"' in out
     assert ">Open the sign-in page</a>" in out and "<svg" in out and f"until {u.until}" in out
     # an SVG with a script is not embedded
-    u = _login._update(pending(qr_svg="<svg><script>alert(1)</script></svg>"), "default", "pending")
+    u = _login._update(_signin.LoginStatus.from_answer(pending(qr_svg="<svg><script>alert(1)</script></svg>")), "default", "pending")
     assert "<script" not in _display.render_html(u)
     # Control characters from the identity provider never reach a terminal.
-    u = _login._update(pending(user_code="AB\x1b[2JCD", client_name="Ana\x1b[2J"), "default", "pending")
+    u = _login._update(_signin.LoginStatus.from_answer(pending(user_code="AB\x1b[2JCD", client_name="Ana\x1b[2J")), "default", "pending")
     assert u.user_code == "AB[2JCD" and u.app == "Ana[2J"
 
 

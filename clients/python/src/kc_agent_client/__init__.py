@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, Optional
 
-from . import _client
+from . import _cli, _client, _routes, _transport
 from ._client import TokenInfo
 from ._errors import AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent
 from ._display import JupyterDisplay, SignInUpdate, TextDisplay
@@ -109,19 +109,19 @@ def route_url(name: str) -> str:
     e.g. ``http://127.0.0.1:8421/warehouse``. The agent's proxy adds the
     token to requests sent there; on Linux the client checks that the
     address is served by this user."""
-    return _client.route_url(name)
+    return _routes.route_url(name)
 
 
 def routes() -> Dict[str, str]:
     """Every configured route: name -> local base URL."""
-    return {k: v.rstrip("/") for k, v in _client.fetch_routes().items()}
+    return {k: v.rstrip("/") for k, v in _routes.fetch().items()}
 
 
 def agent_socket() -> Optional[str]:
     """The socket of the verified agent this client talks to, or None when no
     agent answers on a socket (get_token then asks the kc-agent command).
     Raises UntrustedAgent when a candidate belongs to someone else."""
-    return _client.agent_socket()
+    return _transport.agent_socket()
 
 
 def agent_path() -> Optional[str]:
@@ -129,7 +129,7 @@ def agent_path() -> Optional[str]:
     the one its platform wheel brought, else the first on PATH (absolute
     entries only), else a usual install location; None when there is none.
     An agent that already runs is used whichever installation started it."""
-    return _client.find_cli()
+    return _cli.find_cli()
 
 
 def session(profile: Optional[str] = None, scopes: Optional[Iterable[str]] = None, *, unsafe_cleartext: bool = False, **auth_kw):
