@@ -666,3 +666,29 @@ def test_skew_is_read_from_health_not_from_the_message(agent):
     with pytest.raises(kc_agent_client.KcAgentError) as ei:
         kc_agent_client.login(flow="device", timeout=5, force=True)
     assert ei.value.code != "agent_too_old" and "unknown path" in ei.value.message
+
+
+def test_modules_use_each_others_named_seams_only():
+    # The package's modules talk through each other's public names
+    # (_transport.request, _cli.run, _signin.start, …), never through a
+    # sibling's private ones; and each stays within the size limits.
+    import ast
+    import glob
+
+    pkg = os.path.dirname(_answer.__file__)
+    files = sorted(glob.glob(os.path.join(pkg, "*.py")))
+    mods = {os.path.basename(f)[:-3] for f in files}
+    bad, big = [], []
+    for f in files:
+        text = open(f, encoding="utf-8").read()
+        if text.count("\n") > 450:
+            big.append(os.path.basename(f))
+        for n in ast.walk(ast.parse(text)):
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in mods:
+                if n.attr.startswith("_") and not n.attr.startswith("__"):
+                    bad.append(f"{os.path.basename(f)}:{n.lineno} {n.value.id}.{n.attr}")
+            if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module in mods:
+                bad += [f"{os.path.basename(f)}:{n.lineno} from {n.module} import {a.name}" for a in n.names if a.name.startswith("_")]
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > 80:
+                big.append(f"{os.path.basename(f)}:{n.name}")
+    assert not bad and not big, (bad, big)
