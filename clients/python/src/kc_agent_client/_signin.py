@@ -71,7 +71,6 @@ class LoginStatus:
     def from_answer(cls, doc: dict) -> "LoginStatus":
         """Reads a sign-in answer as the earlier dict readers did: a missing
         or null field is empty, any other value its str()."""
-        text = lambda k: _idp.printable(_str(doc.get(k)))  # noqa: E731
         ident = doc.get("identity")
         return cls(
             id=_str(doc.get("id")),
@@ -83,20 +82,25 @@ class LoginStatus:
             expires_at=_time(doc.get("expires_at")),
             client_id=_str(doc.get("client_id")),
             client_name=_str(doc.get("client_name")),
-            verification_uri=text("verification_uri"),
-            verification_uri_complete=text("verification_uri_complete"),
-            user_code=text("user_code"),
+            verification_uri=_text(doc.get("verification_uri")),
+            verification_uri_complete=_text(doc.get("verification_uri_complete")),
+            user_code=_text(doc.get("user_code")),
             interval=_int(doc.get("interval")),
             qr_svg=_str(doc.get("qr_svg")),
-            authorization_url=text("authorization_url"),
+            authorization_url=_text(doc.get("authorization_url")),
             identity=_identity(ident) if isinstance(ident, dict) else None,
-            error=text("error"),
-            hint=text("hint"),
+            error=_text(doc.get("error")),
+            hint=_text(doc.get("hint")),
         )
 
 
 def _str(v) -> str:
     return str(v) if v else ""
+
+
+def _text(v) -> str:
+    # The identity provider's words: shown, so made printable as read.
+    return _idp.printable(_str(v))
 
 
 def _int(v) -> int:
@@ -114,8 +118,12 @@ def _time(v) -> Optional[datetime]:
 
 
 def _identity(ident: dict) -> LoginIdentity:
-    p = lambda k: _idp.printable(_str(ident.get(k)))  # noqa: E731
-    return LoginIdentity(preferred_username=p("preferred_username"), sub=p("sub"), email=p("email"), name=p("name"))
+    return LoginIdentity(
+        preferred_username=_text(ident.get("preferred_username")),
+        sub=_text(ident.get("sub")),
+        email=_text(ident.get("email")),
+        name=_text(ident.get("name")),
+    )
 
 
 def _path(sign_in_id: str) -> str:
