@@ -3,8 +3,9 @@ flow, or browser flow with its own loopback redirect) for a profile its
 config names; login() asks first whether the profile is signed in already
 (then nothing starts), joins a sign-in that already runs (a restarted
 kernel picks its sign-in up again), and hands what to show to a display
-(_display.py). The offline token never leaves the agent; nothing here
-holds one."""
+(_display.py). The calls to the agent and its typed answer are _signin's;
+this module decides what to wait for and what to show. The offline token
+never leaves the agent; nothing here holds one."""
 
 from __future__ import annotations
 
