@@ -4,11 +4,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
 )
 
 // isolation: from her own notebook, the neighbour tries every way at the
@@ -56,8 +61,8 @@ print(json.dumps({"rc": r.returncode, "jwt": "eyJ" in r.stdout + r.stderr, "stde
 	})
 	t.Run("Proxy", func(t *testing.T) {
 		out := e.py(t, ctx, neighbour, fmt.Sprintf(`print(json.dumps(whoami(%s)))`, pyStr(route)))
-		if out["status"] != 403.0 || out["user"] != nil {
-			t.Fatalf("%s's route URL: %v, want HTTP 403 from the agent's caller check", who, out)
+		if !closedByAgent(out, "ConnectionError") {
+			t.Fatalf("%s's route URL: %v, want the connection closed by the agent's caller check", who, out)
 		}
 	})
 	t.Run("ProxyEnv", func(t *testing.T) {
@@ -80,11 +85,15 @@ print(r.stdout.strip().splitlines()[-1] if r.stdout.strip() else json.dumps({"st
 			pyStr(e.api), pyStr(e.api), pyStr(proxy), pyStr(proxy)))
 		http, _ := out["http"].(map[string]any)
 		https, _ := out["https"].(map[string]any)
-		if http["status"] != 403.0 {
-			t.Errorf("%s's proxy as HTTP_PROXY: %v, want HTTP 403", who, http)
+		if !closedByAgent(http, "ProxyError") {
+			t.Errorf("%s's proxy as HTTP_PROXY: %v, want the connection closed by the agent's caller check", who, http)
 		}
-		if https["error"] != "ProxyError" {
-			t.Errorf("%s's proxy as HTTPS_PROXY: %v, want the CONNECT refused (ProxyError)", who, https)
+		if !closedByAgent(https, "ConnectionError") {
+			t.Errorf("%s's proxy as HTTPS_PROXY: %v, want the connection closed by the agent's caller check", who, https)
+		}
+		log, _ := os.ReadFile(filepath.Join(victim.Home, ".local", "state", "kc-agent", "agent.log"))
+		if !strings.Contains(string(log), "proxy refused a connection from another user") {
+			t.Errorf("%s's agent log does not show the refusals", victim.Name)
 		}
 	})
 	t.Run("Files", func(t *testing.T) {
@@ -136,4 +145,155 @@ print(json.dumps(res))`, pid, victim.UID))
 			t.Errorf("%s: a token in /proc/%v", who, found)
 		}
 	})
+}
+
+// closedByAgent: requests saw the connection accepted and then closed (what
+// the agent's proxy does to another user's connection), not refused by an
+// empty port.
+func closedByAgent(r map[string]any, wantErr string) bool {
+	detail, _ := r["detail"].(string)
+	return r["error"] == wantErr && !strings.Contains(detail, "Connection refused") &&
+		(strings.Contains(detail, "reset by peer") || strings.Contains(detail, "RemoteDisconnected"))
+}
+
+// squatter: while the owner's agent is stopped, the neighbour takes the
+// owner's proxy address (any user may listen on loopback) and waits for
+// what the owner's clients send there. KcAgentAuth checks the listener
+// before it sends; session() ("connections") checks each new connection.
+// Nothing of the owner's reaches the squatter.
+func (e *hubEnv) squatter(t *testing.T, ctx context.Context, owner, neighbour *hubUser) {
+	kept := e.routeURL(t, ctx, owner)
+	ku, _ := url.Parse(kept)
+	e.stopAgent(t, ctx, owner)
+	e.py(t, ctx, neighbour, fmt.Sprintf(`import threading
+host, port = %s.rsplit(":", 1)
+sq = socket.socket()
+sq.bind((host, int(port)))
+sq.listen(8)
+got = []
+def serve():
+    while True:
+        try:
+            c, _ = sq.accept()
+        except OSError:
+            return
+        c.settimeout(3)
+        try:
+            got.append(len(c.recv(65536)))
+        except OSError:
+            got.append(0)
+        c.close()
+threading.Thread(target=serve, daemon=True).start()
+print("{}")`, pyStr(ku.Host)))
+	if l := listenerUID(t, ku.Host); l != neighbour.UID {
+		t.Fatalf("the squatter does not hold %s (uid %d listens)", ku.Host, l)
+	}
+	t.Run("KcAgentAuth", func(t *testing.T) {
+		out := e.py(t, ctx, owner, fmt.Sprintf(`try:
+    requests.post(%s + "/whoami", data="the owner's request body", auth=KcAgentAuth(), timeout=10)
+    r = "sent"
+except Exception as e:
+    r = type(e).__name__
+print(json.dumps({"raised": r}))`, pyStr(kept)))
+		if out["raised"] != "UntrustedAgent" {
+			t.Fatalf("KcAgentAuth to the squatted %s: %v, want UntrustedAgent", ku.Host, out)
+		}
+	})
+	t.Run("Session", func(t *testing.T) {
+		pending(t, "connections")
+		out := e.py(t, ctx, owner, fmt.Sprintf(`try:
+    with kc.session() as s:
+        s.post(%s + "/whoami", data="the owner's request body", timeout=10)
+    r = "sent"
+except Exception as e:
+    r = type(e).__name__
+print(json.dumps({"raised": r}))`, pyStr(kept)))
+		if out["raised"] != "UntrustedAgent" {
+			t.Fatalf("kc_agent_client.session() to the squatted %s: %v, want UntrustedAgent", ku.Host, out)
+		}
+	})
+	out := e.py(t, ctx, neighbour, `sq.close()
+print(json.dumps({"got": got}))`)
+	if !allZero(out["got"]) {
+		t.Errorf("the squatter received bytes from %s's clients: %v", owner.Name, out["got"])
+	}
+	t.Run("ProxyRetried", func(t *testing.T) {
+		pending(t, "proxyhost")
+		// The squatter left: the owner's agent takes its address back by
+		// itself (a notebook user can't restart it).
+		deadline := time.Now().Add(45 * time.Second)
+		for {
+			out := e.py(t, ctx, owner, fmt.Sprintf(`kc.get_token()
+print(json.dumps(whoami(%s)))`, pyStr(kept)))
+			if out["status"] == 200.0 && out["user"] == owner.kcUser {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's agent did not take its address back within 45 s of the squatter leaving: %v", owner.Name, out)
+			}
+			time.Sleep(time.Second)
+		}
+	})
+	if _, waiting := waitingFor["proxyhost"]; waiting && e.agentPID(owner) != 0 {
+		// Before "proxyhost" a squatted address stays off until the agent
+		// restarts: restart it for the checks that follow.
+		e.stopAgent(t, ctx, owner)
+	}
+}
+
+func allZero(v any) bool {
+	list, _ := v.([]any)
+	for _, x := range list {
+		if x != 0.0 {
+			return false
+		}
+	}
+	return true
+}
+
+// storePreCheck ("session"): a profile whose store can not write here (the
+// keychain, with no session bus) fails login() at once, saying whose fix it
+// is, before any device code is shown.
+func (e *hubEnv) storePreCheck(t *testing.T, ctx context.Context, u *hubUser) {
+	dir := filepath.Join(u.Home, ".config", "kc-agent")
+	path := filepath.Join(dir, "config.yaml")
+	old, _ := os.ReadFile(path)
+	conf := string(old) + "profiles:\n  keychain:\n    issuer: " + e.kc.Issuer(keycloak.RealmTest) + "\n    store: keychain\n"
+	os.MkdirAll(dir, 0o700)
+	os.WriteFile(path, []byte(conf), 0o600)
+	for _, p := range []string{filepath.Join(u.Home, ".config"), dir, path} {
+		os.Chown(p, u.UID, u.GID)
+	}
+	defer func() {
+		if old == nil {
+			os.Remove(path)
+		} else {
+			os.WriteFile(path, old, 0o600)
+		}
+	}()
+	shown := false
+	start := time.Now()
+	// The agent reloads its config when the file changes: wait for the
+	// profile to be known.
+	out, err := u.kernel.Execute(ctx, `import time
+for i in range(40):
+    try:
+        kc.login("keychain", timeout=60)
+        r = {"raised": None}
+    except kc.ConfigError:
+        time.sleep(0.25)
+        continue
+    except Exception as e:
+        r = {"raised": type(e).__name__, "message": str(e)}
+    break
+print(json.dumps(r))`, func(h string) { shown = shown || signInLinkRe.MatchString(h) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r map[string]any
+	json.Unmarshal([]byte(strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])), &r)
+	msg, _ := r["message"].(string)
+	if r["raised"] == nil || shown || time.Since(start) > 20*time.Second || !strings.Contains(msg, "store") {
+		t.Fatalf("login() for a keychain profile without a keychain: %v (sign-in link shown: %v, after %s); want an error at once that names the store", r, shown, time.Since(start))
+	}
 }

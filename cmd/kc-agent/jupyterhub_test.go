@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,6 +35,16 @@ func TestJupyterHub(t *testing.T) {
 	defer cancel()
 	a, b := e.users[0], e.users[1]
 
+	// "Copied as is, serves two users": the system file is the README's
+	// example with the test's addresses (and the test's short idle time).
+	for _, f := range []string{"confighost", "proxyhost"} {
+		t.Run("READMEExample/"+f, func(t *testing.T) {
+			pending(t, f)
+			if slices.Contains(e.added, f) {
+				t.Fatalf("README.md's system file example lacks what %q needs (the test added it):\n%s", f, e.layout)
+			}
+		})
+	}
 	t.Run("PAMLogin", func(t *testing.T) {
 		for _, u := range e.users {
 			if ok, err := e.hub.PAMLogin(ctx, u.Name, u.Password); err != nil || !ok {
@@ -56,7 +67,6 @@ func TestJupyterHub(t *testing.T) {
 		}
 	})
 	t.Run("LoginRequiredBeforeSignIn", func(t *testing.T) {
-		pending(t, "session")
 		for _, u := range e.users {
 			out := e.py(t, ctx, u, `
 try:
@@ -69,6 +79,10 @@ print(json.dumps({"raised": r}))`)
 				t.Fatalf("%s's get_token() before any sign-in: %v, want LoginRequired", u.Name, out["raised"])
 			}
 		}
+	})
+	t.Run("StoreCheckedBeforeSignIn", func(t *testing.T) {
+		pending(t, "session")
+		e.storePreCheck(t, ctx, a)
 	})
 	if !t.Run("SignInFromNotebooks", func(t *testing.T) { e.parallel(t, func(u *hubUser) error { return e.signIn(ctx, u) }) }) {
 		return
@@ -111,6 +125,7 @@ print(json.dumps({"raised": r}))`)
 		}
 	})
 	t.Run("KeptRouteURLReachesOnlyItsOwner", func(t *testing.T) { e.keptRouteURL(t, ctx, a, b) })
+	t.Run("SquatterRefused", func(t *testing.T) { e.squatter(t, ctx, a, b) })
 	t.Run("Session", func(t *testing.T) {
 		pending(t, "connections")
 		for _, u := range e.users {
@@ -127,8 +142,21 @@ print(json.dumps({"status": r.status_code, "user": r.json().get("user")}))`)
 		pending(t, "lifecycle")
 		e.idleExit(t, ctx)
 	})
-	t.Run("NoSessionBusDaemons", func(t *testing.T) {
+	t.Run("DoctorStartsNoBus", func(t *testing.T) {
 		pending(t, "confighost")
+		for _, u := range e.users {
+			e.py(t, ctx, u, `r = subprocess.run(["kc-agent", "doctor"], capture_output=True, text=True, timeout=120)
+print(json.dumps({"rc": r.returncode}))`)
+		}
+		time.Sleep(time.Second)
+		e.procs.sample()
+		e.procs.mu.Lock()
+		defer e.procs.mu.Unlock()
+		if len(e.procs.daemons) > 0 {
+			t.Fatalf("kc-agent doctor started session bus or keyring daemons: %v", e.procs.daemons)
+		}
+	})
+	t.Run("NoSessionBusDaemons", func(t *testing.T) {
 		e.procs.sample()
 		e.procs.mu.Lock()
 		defer e.procs.mu.Unlock()

@@ -23,6 +23,8 @@ type Kernel struct {
 	user    string
 	session string
 	conn    *websocket.Conn
+	msgs    chan message
+	readErr error // why msgs closed
 }
 
 // StartKernel starts a python3 kernel in the user's running server and
@@ -44,13 +46,29 @@ func (h *Hub) StartKernel(ctx context.Context, name string) (*Kernel, error) {
 		return nil, fmt.Errorf("kernel websocket of %s: %w", name, err)
 	}
 	conn.SetReadLimit(16 << 20)
-	kn := &Kernel{ID: k.ID, user: name, session: session, conn: conn}
+	kn := &Kernel{ID: k.ID, user: name, session: session, conn: conn, msgs: make(chan message, 4096)}
+	// Read all the time, not only during Execute: the websocket library
+	// answers the server's pings only while reading, and jupyter_server
+	// closes a socket that misses them (30 s) while a test waits.
+	go kn.read()
 	// A new kernel may still be starting: wait until it answers.
 	if _, err := kn.Execute(ctx, "pass", nil); err != nil {
 		conn.CloseNow()
 		return nil, fmt.Errorf("the new kernel of %s does not run code: %w", name, err)
 	}
 	return kn, nil
+}
+
+func (k *Kernel) read() {
+	defer close(k.msgs)
+	for {
+		var m message
+		if err := wsjson.Read(context.Background(), k.conn, &m); err != nil {
+			k.readErr = err
+			return
+		}
+		k.msgs <- m
+	}
 }
 
 // Close disconnects; the kernel ends with its server.
@@ -105,8 +123,14 @@ func (k *Kernel) Execute(ctx context.Context, code string, onHTML func(string)) 
 	replied, idle := false, false
 	for !replied || !idle {
 		var m message
-		if err := wsjson.Read(ctx, k.conn, &m); err != nil {
-			return out.String(), fmt.Errorf("reading %s's kernel (output so far %q): %w", k.user, out.String(), err)
+		select {
+		case <-ctx.Done():
+			return out.String(), fmt.Errorf("%s's kernel (output so far %q): %w", k.user, out.String(), ctx.Err())
+		case msg, ok := <-k.msgs:
+			if !ok {
+				return out.String(), fmt.Errorf("reading %s's kernel (output so far %q): %w", k.user, out.String(), k.readErr)
+			}
+			m = msg
 		}
 		if m.ParentHeader.MsgID != id {
 			continue
