@@ -127,6 +127,9 @@ func newHubEnv(t *testing.T) *hubEnv {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("%s's agent log (last part): %s", u.Name, readTail(filepath.Join(u.Home, ".local", "state", "kc-agent", "agent.log")))
+			}
 			if err := u.Remove(); err != nil {
 				t.Errorf("removing the test user: %v", err)
 			}
