@@ -278,13 +278,21 @@ func (e *hubEnv) userFiles() {
 	if _, ok := waitingFor["proxyhost"]; !ok {
 		return
 	}
-	for _, u := range e.users {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			e.t.Fatal(err)
+	for i, u := range e.users {
+		// Below the ephemeral range (32768-60999): a port from 127.0.0.1:0
+		// may be some outgoing connection's local port by the time the
+		// agent restarts, and then its bind fails.
+		addr := ""
+		for try := 0; addr == "" && try < 100; try++ {
+			cand := fmt.Sprintf("127.0.0.1:%d", 20000+(os.Getpid()*7+i*997+try*131)%10000)
+			if ln, err := net.Listen("tcp", cand); err == nil {
+				ln.Close()
+				addr = cand
+			}
 		}
-		addr := ln.Addr().String()
-		ln.Close()
+		if addr == "" {
+			e.t.Fatal("no free port in 20000-29999 for the users' proxies")
+		}
 		dir := filepath.Join(u.Home, ".config", "kc-agent")
 		os.MkdirAll(dir, 0o700)
 		path := filepath.Join(dir, "config.yaml")

@@ -212,8 +212,14 @@ print(json.dumps({"raised": r}))`, pyStr(kept)))
 			t.Fatalf("kc_agent_client.session() to the squatted %s: %v, want UntrustedAgent", ku.Host, out)
 		}
 	})
-	out := e.py(t, ctx, neighbour, `sq.close()
+	// shutdown first: close alone leaves the socket listening while the
+	// thread waits in accept.
+	out := e.py(t, ctx, neighbour, `sq.shutdown(socket.SHUT_RDWR)
+sq.close()
 print(json.dumps({"got": got}))`)
+	if l := listenerUID(t, ku.Host); l == neighbour.UID {
+		t.Fatalf("the squatter still listens on %s", ku.Host)
+	}
 	if !allZero(out["got"]) {
 		t.Errorf("the squatter received bytes from %s's clients: %v", owner.Name, out["got"])
 	}
