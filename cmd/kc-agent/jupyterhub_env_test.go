@@ -59,7 +59,9 @@ type hubEnv struct {
 	hub    *jupyterhub.Hub
 	bin    string // kc-agent, root-owned, on the users' PATH
 	sys    string // the system file (KC_AGENT_SYSTEM_CONFIG)
-	api    string // the test API that checks tokens at Keycloak
+	api    string // the test API's URL
+	rs     *testenv.ResourceServer
+	caFile string // the test API's CA, readable by the users
 	users  []*hubUser
 	procs  *procWatch
 	layout string   // the system file's text
@@ -120,7 +122,7 @@ func newHubEnv(t *testing.T) *hubEnv {
 	t.Cleanup(func() { os.RemoveAll(run) })
 	e.bin = e.installBinary(run)
 	e.installClient(inst)
-	e.api = e.serveAPI()
+	e.serveAPI(run)
 	for i, kcu := range []string{"oscar", "peggy"} {
 		u, err := jupyterhub.CreateUser(fmt.Sprintf("%s%c", randomSuffix(), 'a'+i))
 		if err != nil {
@@ -151,7 +153,7 @@ func newHubEnv(t *testing.T) *hubEnv {
 	}
 	e.hub, err = jupyterhub.Start(ctx, jupyterhub.Options{
 		Install: inst, Dir: run, Path: []string{filepath.Dir(e.bin)}, Users: names,
-		Env: map[string]string{"KC_AGENT_SYSTEM_CONFIG": e.sys},
+		Env: map[string]string{"KC_AGENT_SYSTEM_CONFIG": e.sys, "SSL_CERT_FILE": e.caFile, "REQUESTS_CA_BUNDLE": e.caFile},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -201,17 +203,23 @@ func (e *hubEnv) installClient(inst string) {
 	}
 }
 
-// serveAPI runs the API behind the route: it checks each token at
-// Keycloak's userinfo endpoint and answers whose it is.
-func (e *hubEnv) serveAPI() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// serveAPI runs the API behind the route, over TLS like the README's
+// upstream: it accepts only tokens Keycloak signed for it and answers whose
+// they are. Its CA goes where the users can read it (the servers get it as
+// SSL_CERT_FILE and REQUESTS_CA_BUNDLE, as the README's Spawner.environment
+// shows).
+func (e *hubEnv) serveAPI(run string) {
+	ca := testenv.NewTestCA(e.t)
+	pem, err := os.ReadFile(ca.PEMPath)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e.t.Cleanup(cancel)
-	go keycloak.ServeUserinfoAPI(ctx, ln, e.kc.Issuer(keycloak.RealmTest))
-	return "http://" + ln.Addr().String()
+	e.caFile = filepath.Join(run, "ca.pem")
+	if err := os.WriteFile(e.caFile, pem, 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	e.rs = testenv.StartResourceServer(e.t, ca, e.kc.Issuer(keycloak.RealmTest), "warehouse-api")
+	e.api = e.rs.URL
 }
 
 // systemExampleRe finds the README's system file: the heredoc of the
@@ -234,8 +242,8 @@ func readmeSystemFile(t *testing.T) string {
 }
 
 var (
-	issuerRe   = regexp.MustCompile(`(?m)^(\s*issuer:\s*)\S+`)
-	upstreamRe = regexp.MustCompile(`(?m)^(\s*upstream:\s*)\S+`)
+	issuerRe   = regexp.MustCompile(`(?m)^(([ \t]*)issuer:[ \t]*)\S+`)
+	upstreamRe = regexp.MustCompile(`(?m)^([ \t]*upstream:[ \t]*)\S+`)
 )
 
 // systemFile is the README's example with only the addresses of this test's
@@ -244,7 +252,9 @@ var (
 // e.added names it (READMEExample fails for a landed feature's addition).
 func (e *hubEnv) systemFile() string {
 	f := readmeSystemFile(e.t)
-	f = issuerRe.ReplaceAllString(f, "${1}"+e.kc.Issuer(keycloak.RealmTest))
+	// The test Keycloak is plain http on loopback, served by root: the
+	// issuer needs the opt-in that an https issuer does not.
+	f = issuerRe.ReplaceAllString(f, "${1}"+e.kc.Issuer(keycloak.RealmTest)+"\n${2}unsafe_cleartext_issuer: true")
 	f = upstreamRe.ReplaceAllString(f, "${1}"+e.api)
 	if !storeFileRe.MatchString(f) {
 		// Without a keychain (no session bus) tokens need the file store.
@@ -266,9 +276,9 @@ func (e *hubEnv) systemFile() string {
 }
 
 var (
-	storeFileRe  = regexp.MustCompile(`(?m)^\s*store:\s*file\b`)
-	listenAutoRe = regexp.MustCompile(`(?m)^\s*listen:\s*auto\b`)
-	idleExitRe   = regexp.MustCompile(`(?m)^(\s*idle_exit:\s*)\S+`)
+	storeFileRe  = regexp.MustCompile(`(?m)^[ \t]*store:[ \t]*file\b`)
+	listenAutoRe = regexp.MustCompile(`(?m)^[ \t]*listen:[ \t]*auto\b`)
+	idleExitRe   = regexp.MustCompile(`(?m)^([ \t]*idle_exit:[ \t]*)\S+`)
 )
 
 // userFiles gives each user a proxy address of their own in their own

@@ -71,9 +71,9 @@ print(json.dumps({"rc": r.returncode, "jwt": "eyJ" in r.stdout + r.stderr, "stde
 		out := e.py(t, ctx, neighbour, fmt.Sprintf(`prog = """
 import json, requests
 out = {}
-for name, url in (("http", %s + "/whoami"), ("https", %s.replace("http://", "https://") + "/whoami")):
+for name, url in (("http", %s.replace("https://", "http://") + "/whoami"), ("https", %s + "/whoami")):
     try:
-        r = requests.get(url, timeout=30, verify=False)
+        r = requests.get(url, timeout=30)
         out[name] = {"status": r.status_code, "body": r.text[:300]}
     except Exception as e:
         out[name] = {"error": type(e).__name__, "detail": str(e)[:300]}

@@ -93,8 +93,12 @@ print(json.dumps({"raised": r}))`)
 		}
 	})
 	t.Run("Isolation", func(t *testing.T) {
+		seen := len(e.rs.Seen())
 		e.isolation(t, ctx, a, b)
 		e.isolation(t, ctx, b, a)
+		if n := len(e.rs.Seen()) - seen; n != 0 {
+			t.Errorf("the API saw %d requests during the neighbours' attempts, want none", n)
+		}
 	})
 	t.Run("AgentEnvironmentScrubbed", func(t *testing.T) {
 		pending(t, "lifecycle")
