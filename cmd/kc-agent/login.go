@@ -97,7 +97,7 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 	if err != nil {
 		return err
 	}
-	full := prof.WithDefaults()
+	full := cfg.WithDefaults(prof)
 	st, err := store.ForProfile(full, opts.io.Err)
 	if err != nil {
 		return err
@@ -303,7 +303,7 @@ func (opts *loginOptions) loginViaAgent(ctx context.Context, c *ipc.Client, cfg 
 // keepLogin stores the new offline token (under the one-agent lock) and
 // saves the profile.
 func keepLogin(ctx context.Context, client *oidc.Client, st store.Store, cfg *config.Config, name string, prof config.Profile, res *oidc.LoginResult) error {
-	full := prof.WithDefaults()
+	full := cfg.WithDefaults(prof)
 	rec := store.Record{
 		RefreshToken: res.Token.RefreshToken,
 		Issuer:       full.Issuer,
