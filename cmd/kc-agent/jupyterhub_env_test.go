@@ -30,7 +30,6 @@ import (
 var waitingFor = map[string]string{
 	"proxyhost":   "proxy.listen: auto, a private and stable proxy address per user from the system file",
 	"lifecycle":   "idle exit of an autostarted agent, kc-agent stop, the agent's environment scrubbed of the spawner's secrets",
-	"confighost":  "store: file in the README's system example, kc-agent doctor starting no session bus",
 	"session":     "the store checked before a sign-in: login() fails at once where the store can't write",
 	"connections": "kc_agent_client.session(), and clients refusing a squatter of a stopped agent's address",
 }
@@ -256,11 +255,6 @@ func (e *hubEnv) systemFile() string {
 	// issuer needs the opt-in that an https issuer does not.
 	f = issuerRe.ReplaceAllString(f, "${1}"+e.kc.Issuer(keycloak.RealmTest)+"\n${2}unsafe_cleartext_issuer: true")
 	f = upstreamRe.ReplaceAllString(f, "${1}"+e.api)
-	if !storeFileRe.MatchString(f) {
-		// Without a keychain (no session bus) tokens need the file store.
-		f = strings.Replace(f, "    client_id: kc-agent\n", "    client_id: kc-agent\n    store: file\n", 1)
-		e.added = append(e.added, "confighost")
-	}
 	if _, waiting := waitingFor["proxyhost"]; !waiting && !listenAutoRe.MatchString(f) {
 		f += "proxy:\n  listen: auto\n"
 		e.added = append(e.added, "proxyhost")
