@@ -236,6 +236,10 @@ type ProxyStatus struct {
 	URL        string `json:"url,omitempty"`  // http://kc:<secret>@addr, only from /v1/proxy
 	Error      string `json:"error,omitempty"`
 	Hint       string `json:"hint,omitempty"`
+	// Retrying: the proxy's address is taken, and the agent tries again in
+	// the background (Error says who holds it, Hint what to do); the proxy
+	// starts by itself once the address is free.
+	Retrying bool `json:"retrying,omitempty"`
 	// CABundle is the PEM file (system roots + the local CA) clients trust
 	// when a route intercepts TLS; "" otherwise.
 	CABundle string      `json:"ca_bundle,omitempty"`
@@ -244,6 +248,9 @@ type ProxyStatus struct {
 	Refused map[string]int64 `json:"refused,omitempty"`
 	// Warnings name risky settings in use (e.g. a cleartext upstream).
 	Warnings []string `json:"warnings,omitempty"`
+	// WarningHints[i] is what to do about Warnings[i] ("" when the warning
+	// says it).
+	WarningHints []string `json:"warning_hints,omitempty"`
 	// ForeignListeners are the upstream ports a token was not sent to in
 	// the clear because another user listened there.
 	ForeignListeners []ForeignListener `json:"foreign_listeners,omitempty"`
