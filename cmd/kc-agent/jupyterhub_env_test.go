@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,7 +27,6 @@ import (
 // wait for them to land on main; those subtests skip with the feature's
 // name. Remove an entry when its feature lands.
 var waitingFor = map[string]string{
-	"proxyhost":   "proxy.listen: auto, a private and stable proxy address per user from the system file",
 	"lifecycle":   "idle exit of an autostarted agent, kc-agent stop, the agent's environment scrubbed of the spawner's secrets",
 	"session":     "the store checked before a sign-in: login() fails at once where the store can't write",
 	"connections": "kc_agent_client.session(), and clients refusing a squatter of a stopped agent's address",
@@ -63,8 +61,6 @@ type hubEnv struct {
 	caFile string // the test API's CA, readable by the users
 	users  []*hubUser
 	procs  *procWatch
-	layout string   // the system file's text
-	added  []string // features whose README text the test added to it
 }
 
 // requireJupyterHub skips (or, under KC_AGENT_REQUIRE_JUPYTERHUB=1, fails)
@@ -141,11 +137,10 @@ func newHubEnv(t *testing.T) *hubEnv {
 	t.Cleanup(e.procs.stop)
 	e.sys = filepath.Join(run, "etc", "config.yaml")
 	os.MkdirAll(filepath.Dir(e.sys), 0o755)
-	e.layout = e.systemFile()
-	if err := os.WriteFile(e.sys, []byte(e.layout), 0o644); err != nil {
+	layout := e.systemFile()
+	if err := os.WriteFile(e.sys, []byte(layout), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.userFiles()
 	var names []string
 	for _, u := range e.users {
 		names = append(names, u.Name)
@@ -246,19 +241,13 @@ var (
 )
 
 // systemFile is the README's example with only the addresses of this test's
-// Keycloak and API put in and the test's short idle time; while a feature
-// has not landed, it adds what the feature's README example will say, and
-// e.added names it (READMEExample fails for a landed feature's addition).
+// Keycloak and API put in, and the test's short idle time.
 func (e *hubEnv) systemFile() string {
 	f := readmeSystemFile(e.t)
 	// The test Keycloak is plain http on loopback, served by root: the
 	// issuer needs the opt-in that an https issuer does not.
 	f = issuerRe.ReplaceAllString(f, "${1}"+e.kc.Issuer(keycloak.RealmTest)+"\n${2}unsafe_cleartext_issuer: true")
 	f = upstreamRe.ReplaceAllString(f, "${1}"+e.api)
-	if _, waiting := waitingFor["proxyhost"]; !waiting && !listenAutoRe.MatchString(f) {
-		f += "proxy:\n  listen: auto\n"
-		e.added = append(e.added, "proxyhost")
-	}
 	if _, waiting := waitingFor["lifecycle"]; !waiting {
 		if idleExitRe.MatchString(f) {
 			f = idleExitRe.ReplaceAllString(f, "${1}"+idleTime.String())
@@ -274,38 +263,6 @@ var (
 	listenAutoRe = regexp.MustCompile(`(?m)^[ \t]*listen:[ \t]*auto\b`)
 	idleExitRe   = regexp.MustCompile(`(?m)^([ \t]*idle_exit:[ \t]*)\S+`)
 )
-
-// userFiles gives each user a proxy address of their own in their own
-// config while the system file can not ("proxyhost" pending): the only
-// way before proxy.listen: auto.
-func (e *hubEnv) userFiles() {
-	if _, ok := waitingFor["proxyhost"]; !ok {
-		return
-	}
-	for i, u := range e.users {
-		// Below the ephemeral range (32768-60999): a port from 127.0.0.1:0
-		// may be some outgoing connection's local port by the time the
-		// agent restarts, and then its bind fails.
-		addr := ""
-		for try := 0; addr == "" && try < 100; try++ {
-			cand := fmt.Sprintf("127.0.0.1:%d", 20000+(os.Getpid()*7+i*997+try*131)%10000)
-			if ln, err := net.Listen("tcp", cand); err == nil {
-				ln.Close()
-				addr = cand
-			}
-		}
-		if addr == "" {
-			e.t.Fatal("no free port in 20000-29999 for the users' proxies")
-		}
-		dir := filepath.Join(u.Home, ".config", "kc-agent")
-		os.MkdirAll(dir, 0o700)
-		path := filepath.Join(dir, "config.yaml")
-		os.WriteFile(path, []byte("proxy:\n  listen: "+addr+"\n"), 0o600)
-		for _, p := range []string{filepath.Join(u.Home, ".config"), dir, path} {
-			os.Chown(p, u.UID, u.GID)
-		}
-	}
-}
 
 // procWatch samples the users' processes through the whole test: how many
 // agents each user had at once, and whether any session bus or keyring
