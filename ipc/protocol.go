@@ -20,6 +20,9 @@ const (
 	// PathLogin starts a sign-in (POST); PathLogin+"/{id}" reports on one
 	// (GET, ?wait=30s to long-poll) or cancels it (DELETE), and
 	// PathLogin+"/{id}/qr.svg" is the QR code of its verification URL.
+	// POST PathLogin+"/{id}/launch" makes a one-time launcher link for
+	// its page (LaunchResponse), the only link that goes to a browser
+	// opener's argv.
 	PathLogin = "/v1/login"
 )
 
@@ -149,6 +152,13 @@ type LoginStatus struct {
 	Identity *LoginIdentity `json:"identity,omitempty"`
 	Error    string         `json:"error,omitempty"`
 	Hint     string         `json:"hint,omitempty"`
+}
+
+// LaunchResponse is a one-time loopback link that redirects this user's
+// browser, once, to a pending sign-in's page (agent/launcher). Unlike the
+// page's own URL, it is safe on a process's argv.
+type LaunchResponse struct {
+	URL string `json:"url"`
 }
 
 // ProfileStatus is one profile in the status answer.

@@ -54,6 +54,7 @@ type Daemon struct {
 	proxyErr  string
 
 	logins signIns
+	launch launchSlot
 }
 
 // Run serves until ctx ends.
@@ -69,6 +70,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer d.mgr.Close()
 	defer d.stopProxy()
 	defer d.logins.close() // before the manager closes: a sign-in may be storing
+	defer d.launch.close()
 
 	// The lock and the socket first: a second agent must stop here, before
 	// it starts a proxy or touches a token.

@@ -30,8 +30,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -206,7 +204,7 @@ func (p *Proxy) listen(addr string, h http.Handler, unsafe bool) (*listener, err
 	if err != nil {
 		return nil, listenError(addr, err)
 	}
-	ln = &ipc.SameUserListener{Listener: ln, Peer: loopbackPeer, Log: p.log,
+	ln = &ipc.SameUserListener{Listener: ln, Peer: ipc.LoopbackPeer, Log: p.log,
 		Refusal: "proxy refused a connection from another user", OnRefuse: func() { p.refusals.count(reasonOtherUser) }}
 	srv := &http.Server{
 		Handler:           h,
@@ -346,19 +344,6 @@ func (p *Proxy) Close() {
 	}
 	p.tunnels.Wait()
 	p.table.Load().closeIdle()
-}
-
-// loopbackPeer finds the user behind an accepted loopback TCP connection
-// (a uid on Unix, the owning process's SID on Windows). A caller whose
-// owner can't be found is refused, except on macOS, which shows no socket
-// owners: there the loopback-only listener and the proxy secret are the
-// guards (README, security model).
-func loopbackPeer(c net.Conn) (tcpowner.Owner, error) {
-	o, err := tcpowner.Peer(c)
-	if errors.Is(err, tcpowner.ErrUnsupported) && runtime.GOOS == "darwin" {
-		return tcpowner.Owner{UID: os.Getuid()}, nil
-	}
-	return o, err
 }
 
 // serveMain is the main listener: CONNECT and absolute-form requests are

