@@ -194,12 +194,16 @@ print("{}")`, pyStr(ku.Host)))
 	t.Run("KcAgentAuth", func(t *testing.T) {
 		out := e.py(t, ctx, owner, fmt.Sprintf(`try:
     requests.post(%s + "/whoami", data="the owner's request body", auth=KcAgentAuth(), timeout=10)
-    r = "sent"
+    r, m = "sent", ""
 except Exception as e:
-    r = type(e).__name__
-print(json.dumps({"raised": r}))`, pyStr(kept)))
-		if out["raised"] != "UntrustedAgent" {
-			t.Fatalf("KcAgentAuth to the squatted %s: %v, want UntrustedAgent", ku.Host, out)
+    r, m = type(e).__name__, str(e)
+print(json.dumps({"raised": r, "message": m[:300]}))`, pyStr(kept)))
+		// Refused before a byte goes out: the listener is someone else's
+		// (UntrustedAgent), or, with "connections", plain requests never
+		// send a token in the clear to loopback (use session()).
+		msg, _ := out["message"].(string)
+		if (out["raised"] != "UntrustedAgent" && out["raised"] != "KcAgentError") || !strings.Contains(msg, "refusing to send a token in the clear") {
+			t.Fatalf("KcAgentAuth to the squatted %s: %v, want a refusal to send the token", ku.Host, out)
 		}
 	})
 	t.Run("Session", func(t *testing.T) {
