@@ -138,6 +138,10 @@ type LoginStatus struct {
 	Joined    bool      `json:"joined,omitempty"`
 	StartedAt time.Time `json:"started_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// ClientID is the client the sign-in is for; ClientName what
+	// Keycloak's consent page calls it, where the profile says (client_name).
+	ClientID   string `json:"client_id,omitempty"`
+	ClientName string `json:"client_name,omitempty"`
 	// Device flow.
 	VerificationURI         string `json:"verification_uri,omitempty"`
 	VerificationURIComplete string `json:"verification_uri_complete,omitempty"`

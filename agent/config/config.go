@@ -43,6 +43,11 @@ type Profile struct {
 	// device, revocation, logout or userinfo endpoint lies outside the
 	// issuer's scheme://host:port. Only for providers that really do this.
 	AllowForeignEndpoints bool `yaml:"allow_foreign_endpoints,omitempty"`
+	// ClientName is what Keycloak's consent page calls the client (its
+	// Name in the realm, where one is set; else the page shows the client
+	// id). A sign-in's block tells the user to allow access for it. Only
+	// shown, never sent.
+	ClientName string `yaml:"client_name,omitempty"`
 }
 
 // Route sends requests to an upstream API with a token injected.

@@ -326,6 +326,7 @@ func (d *Daemon) startSignIn(ctx context.Context, s *signIn, prof config.Profile
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.st.ClientID, s.st.ClientName = client.ClientID, prof.ClientName
 	now := time.Now()
 	lim := limits()
 	if s.st.Flow == ipc.FlowBrowser {

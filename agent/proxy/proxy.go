@@ -406,7 +406,8 @@ func (p *Proxy) token(w http.ResponseWriter, r *http.Request, rt *route) (string
 		if errors.As(err, &te) {
 			code, hint = string(te.Code), te.Hint
 		}
-		writeError(w, code, "kc-agent has no valid token for this route: "+err.Error(), hint)
+		msg, hint := tokenFailureWords(r, code, "kc-agent has no valid token for this route: "+err.Error(), hint)
+		writeError(w, code, msg, hint)
 		return "", false
 	}
 	return a.Token, true

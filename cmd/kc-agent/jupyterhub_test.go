@@ -258,7 +258,9 @@ func (e *hubEnv) py(t *testing.T, ctx context.Context, u *hubUser, code string) 
 	return m
 }
 
-var signInLinkRe = regexp.MustCompile(`href="([^"]+)"[^>]*>Sign in</a>`)
+// signInLinkRe finds the link in login()'s block while it waits: the first
+// one in the pending block, as a person clicks it.
+var signInLinkRe = regexp.MustCompile(`(?s)class="kc-agent-login kc-agent-pending".*?<a href="([^"]+)"`)
 
 // signIn runs login() in u's notebook; the test's browser approves the
 // device code it shows as u's Keycloak user.
