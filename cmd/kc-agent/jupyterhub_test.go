@@ -267,12 +267,14 @@ var signInLinkRe = regexp.MustCompile(`(?s)class="kc-agent-login kc-agent-pendin
 func (e *hubEnv) signIn(ctx context.Context, u *hubUser) error {
 	approved := make(chan error, 1)
 	var once sync.Once
+	shown := false
 	onHTML := func(h string) {
 		m := signInLinkRe.FindStringSubmatch(h)
 		if m == nil {
 			return
 		}
 		once.Do(func() {
+			shown = true
 			link := html.UnescapeString(m[1])
 			go func() {
 				res, err := keycloak.NewFormBrowser(u.kcUser, u.kcPassword).Visit(ctx, link)
@@ -287,13 +289,16 @@ func (e *hubEnv) signIn(ctx context.Context, u *hubUser) error {
 	if err != nil {
 		return fmt.Errorf("login(): %w", err)
 	}
-	select {
-	case err := <-approved:
-		if err != nil {
-			return fmt.Errorf("approving the device code as %s: %w", u.kcUser, err)
-		}
-	default:
+	if !shown {
 		return fmt.Errorf("login() returned without showing a sign-in link (output %q)", out)
+	}
+	// The agent may see the approval before the browser has loaded the
+	// page after it.
+	if err := <-approved; err != nil {
+		return fmt.Errorf("approving the device code as %s: %w", u.kcUser, err)
+	}
+	if !strings.Contains(out, "signed in as "+u.kcUser) {
+		return fmt.Errorf("login() said %q, not that %s signed in", out, u.kcUser)
 	}
 	return nil
 }
