@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"reflect"
 	"slices"
@@ -235,9 +236,9 @@ func (opts *loginOptions) loginViaAgent(ctx context.Context, c *ipc.Client, cfg 
 		flow = ipc.FlowDevice
 	}
 	st, err := c.StartLogin(ctx, ipc.LoginRequest{Profile: name, Flow: flow})
-	var ae *ipc.Error
-	if errors.As(err, &ae) && ae.Code == ipc.CodeBadRequest && strings.Contains(ae.Message, "no such endpoint") {
-		return withHint(errors.New("the running agent is older than this kc-agent and can not run sign-ins"),
+	// The agent reports `version` (run.go) in /v1/health.
+	if skew := (*ipc.SkewError)(nil); errors.As(c.Skew(ctx, err, version, http.MethodPost, ipc.PathLogin), &skew) {
+		return withHint(fmt.Errorf("%w, so it can not run sign-ins", skew),
 			"restart it (kc-agent service restart, or stop it and run the command again)")
 	}
 	if err != nil {
