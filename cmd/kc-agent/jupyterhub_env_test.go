@@ -27,7 +27,6 @@ import (
 // wait for them to land on main; those subtests skip with the feature's
 // name. Remove an entry when its feature lands.
 var waitingFor = map[string]string{
-	"lifecycle": "idle exit of an autostarted agent, kc-agent stop, the agent's environment scrubbed of the spawner's secrets",
 	"session":   "the store checked before a sign-in: login() fails at once where the store can't write",
 }
 
