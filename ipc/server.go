@@ -79,11 +79,11 @@ func guard(h http.Handler) http.Handler {
 		// Browsers can not dial Unix sockets, but a forwarding tool might;
 		// anything that looks browser-made is refused.
 		if FromBrowser(r.Header) {
-			WriteError(w, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "browser-originated requests are refused"})
+			WriteError(w, &Error{Code: CodeForbidden, Message: "browser-originated requests are refused"})
 			return
 		}
 		if r.Host != Host && r.Host != "localhost" {
-			WriteError(w, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: fmt.Sprintf("unexpected Host %q; use http://%s/", r.Host, Host)})
+			WriteError(w, &Error{Code: CodeForbidden, Message: fmt.Sprintf("unexpected Host %q; use http://%s/", r.Host, Host)})
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBody)
@@ -119,13 +119,10 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(data)
 }
 
-// WriteError writes a typed error body.
+// WriteError writes a typed error body, with the status HTTPStatus gives
+// its code: the one mapping.
 func WriteError(w http.ResponseWriter, e *Error) {
-	status := e.Status
-	if status == 0 {
-		status = http.StatusInternalServerError
-	}
-	WriteJSON(w, status, e)
+	WriteJSON(w, HTTPStatus(e.Code), e)
 }
 
 // DecodeJSON reads a bounded JSON request body into v, rejecting unknown
@@ -136,12 +133,12 @@ func DecodeJSON(r *http.Request, v any) *Error {
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBadRequest, Message: "request body too large"}
+			return &Error{Code: CodeTooLarge, Message: "request body too large"}
 		}
-		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "malformed JSON request: " + err.Error()}
+		return &Error{Code: CodeBadRequest, Message: "malformed JSON request: " + err.Error()}
 	}
 	if dec.More() {
-		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "malformed JSON request: trailing data"}
+		return &Error{Code: CodeBadRequest, Message: "malformed JSON request: trailing data"}
 	}
 	return nil
 }

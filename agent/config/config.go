@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/kc-agent/kc-agent/ipc"
 	"gopkg.in/yaml.v3"
 )
 
@@ -263,7 +262,7 @@ func (c *Config) ProxyListen() string {
 // ProfileName is the profile a route uses.
 func (r Route) ProfileName() string {
 	if r.Profile == "" {
-		return ipc.DefaultProfile
+		return DefaultProfile
 	}
 	return r.Profile
 }
