@@ -31,9 +31,6 @@ type Identity struct {
 type LoginResult struct {
 	Token    *Token
 	Identity Identity
-	// Client is the client that made the login (set by the agent's
-	// sign-ins, to end a replaced session).
-	Client *Client
 }
 
 // LoginOptions control the interactive part of a login.

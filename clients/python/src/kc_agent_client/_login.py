@@ -76,8 +76,10 @@ def shares_desktop(env: Optional[Dict[str, str]] = None, platform: Optional[str]
     return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
-def _start(profile: str, flow: str) -> dict:
+def _start(profile: str, flow: str, switch_user: bool = False) -> dict:
     body = {"profile": profile, "flow": flow}
+    if switch_user:
+        body["switch_user"] = True
     try:
         _, doc = _client._request("POST", "/v1/login", body)
         return doc
@@ -209,7 +211,7 @@ def _plain(doc: dict, state: str, note: str) -> str:
     return f"kc-agent: {note}"
 
 
-def login(profile: Optional[str] = None, *, flow: str = "auto", timeout: float = 300) -> Identity:
+def login(profile: Optional[str] = None, *, flow: str = "auto", timeout: float = 300, switch_user: bool = False) -> Identity:
     """Signs the profile in through the agent and returns who signed in.
 
     The agent runs the sign-in for a profile its config names (the user's
@@ -220,6 +222,8 @@ def login(profile: Optional[str] = None, *, flow: str = "auto", timeout: float =
     shares_desktop; device otherwise). If a sign-in for the profile already
     runs, this call joins it. In Jupyter it shows an HTML block that counts
     down; elsewhere it prints to stderr. Waits at most ``timeout`` seconds.
+    A sign-in as another user than the stored login is refused unless
+    ``switch_user`` is true.
 
     Raises LoginExpired, LoginDenied, ConfigError (no such profile),
     AgentUnavailable or KcAgentError.
@@ -230,7 +234,7 @@ def login(profile: Optional[str] = None, *, flow: str = "auto", timeout: float =
     if flow not in ("device", "browser"):
         raise ValueError(f'flow must be "auto", "device" or "browser", not {flow!r}')
     try:
-        doc = _start(name, flow)
+        doc = _start(name, flow, switch_user)
     except LoginRequired as e:
         if e.code == "unknown_profile":
             raise ConfigError(e.message, hint=e.hint, code=e.code, profile=name) from None
