@@ -25,9 +25,9 @@ func (m *Manager) ProfileConfig(name string) (config.Profile, error) {
 }
 
 // withSlot runs f with the profile's store while holding its refresh
-// slot, then makes the profile forget what it knew of the login (before
-// the slot is free: a refresh waiting for it must not start from the old
-// login) and read the store again.
+// slot; f also sets what the profile knows of its login (under p.mu,
+// before the slot is free: a refresh waiting for it must not start from
+// the old login).
 func (m *Manager) withSlot(ctx context.Context, name string, f func(p *profile, st store.Store) error) error {
 	p, err := m.profile(name)
 	if err != nil {
@@ -36,24 +36,14 @@ func (m *Manager) withSlot(ctx context.Context, name string, f func(p *profile, 
 	if !p.acquire(ctx) {
 		return fmt.Errorf("gave up waiting for the profile's refresh to finish: %w", ctx.Err())
 	}
+	defer p.release()
 	p.mu.Lock()
 	st := p.st
 	p.mu.Unlock()
 	if st == nil {
-		p.release()
 		return &Error{Code: CodeConfig, Msg: fmt.Sprintf("profile %q has no usable store", name)}
 	}
-	err = f(p, st)
-	if err == nil {
-		p.mu.Lock()
-		p.forgetLocked()
-		p.mu.Unlock()
-	}
-	p.release()
-	if err == nil {
-		m.goLoad(p)
-	}
-	return err
+	return f(p, st)
 }
 
 // CheckWritable asks the profile's store whether a login could be kept.
@@ -84,8 +74,11 @@ func (m *Manager) Replace(ctx context.Context, name string, rec store.Record, ac
 		if err := st.Put(ctx, name, rec); err != nil {
 			return err
 		}
+		// Served at once: the next token request refreshes from it.
 		p.mu.Lock()
-		p.known = true
+		p.forgetLocked()
+		p.rec, p.loaded, p.known, p.state = rec, true, true, StateActive
+		p.scheduleLocked()
 		p.mu.Unlock()
 		m.log.Info("new login stored", "profile", name, "user", rec.Username, "store", st.Describe())
 		return nil
@@ -102,15 +95,16 @@ func (m *Manager) Remove(ctx context.Context, name string) (rec store.Record, er
 		if derr != nil && !errors.Is(derr, store.ErrNotFound) {
 			return derr
 		}
+		p.mu.Lock()
+		p.forgetLocked()
+		p.loaded, p.lastErr = true, "not logged in"
+		p.mu.Unlock()
 		if rec.RefreshToken == "" {
 			return store.ErrNotFound
 		}
 		m.log.Info("login removed", "profile", name, "user", rec.Username)
 		return nil
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		m.Reload(name) // nothing was stored; whatever the agent held is gone too
-	}
 	return rec, err
 }
 
