@@ -1,8 +1,7 @@
 #!/bin/sh
 # Installs kc-agent for the current user (no root): builds it with Go (or
 # copies the programs given with KC_AGENT_BINARY) into ~/.local/bin, then
-# offers to install the per-user service. A kc-agent-core left there by the
-# two-program releases is removed.
+# offers to install the per-user service.
 #   sh installers/install.sh            # from a checkout
 #   KC_AGENT_BINARY=./kc-agent sh install.sh
 set -e
@@ -15,7 +14,6 @@ elif [ -f "$(dirname "$0")/../go.mod" ]; then
 else
 	GOBIN="$dest" go install github.com/kc-agent/kc-agent/cmd/kc-agent@latest
 fi
-rm -f "$dest/kc-agent-core"
 echo "installed $dest/kc-agent"
 case ":$PATH:" in
 *":$dest:"*) ;;

@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,9 +51,7 @@ def version() -> str:
         except (OSError, subprocess.CalledProcessError):
             v = ""
     if not v:
-        with open(os.path.join(ROOT, "clients", "python", "pyproject.toml"), encoding="utf-8") as f:
-            m = re.search(r'^version\s*=\s*"([^"]+)"', f.read(), re.M)
-            v = m.group(1) if m else ""
+        v = project()["version"]
     v = v[1:] if v.startswith("v") else v
     # goreleaser's snapshot versions (0.2.1-snapshot) as PEP 440 (0.2.1.dev0).
     v = re.sub(r"-(snapshot|next|dev).*$", ".dev0", v)
@@ -61,23 +60,35 @@ def version() -> str:
     return v
 
 
+def project() -> dict:
+    """The [project] table of clients/python/pyproject.toml: the one source of
+    the wheel's metadata (hatchling builds the pure wheel from it too)."""
+    with open(os.path.join(ROOT, "clients", "python", "pyproject.toml"), "rb") as f:
+        return tomllib.load(f)["project"]
+
+
 def metadata(v: str) -> str:
-    with open(os.path.join(ROOT, "clients", "python", "README.md"), encoding="utf-8") as f:
+    """Core metadata 2.1 for version v, from pyproject.toml."""
+    proj = project()
+    with open(os.path.join(ROOT, "clients", "python", proj["readme"]), encoding="utf-8") as f:
         readme = f.read()
-    return (
-        "Metadata-Version: 2.1\n"
-        "Name: kc-agent-client\n"
-        f"Version: {v}\n"
-        "Summary: Keycloak access tokens for Python and notebooks, from the user's kc-agent\n"
-        "License: Apache-2.0\n"
-        "Requires-Python: >=3.9\n"
-        "Provides-Extra: requests\n"
-        "Requires-Dist: requests>=2.25; extra == \"requests\"\n"
-        "Provides-Extra: httpx\n"
-        "Requires-Dist: httpx>=0.23; extra == \"httpx\"\n"
-        "Description-Content-Type: text/markdown\n"
-        "\n" + readme
-    )
+    lines = [
+        "Metadata-Version: 2.1",
+        f"Name: {proj['name']}",
+        f"Version: {v}",
+        f"Summary: {proj['description']}",
+        f"License: {proj['license']}",
+        f"Requires-Python: {proj['requires-python']}",
+    ]
+    if proj.get("keywords"):
+        lines.append("Keywords: " + ",".join(proj["keywords"]))
+    lines += [f"Classifier: {c}" for c in proj.get("classifiers", [])]
+    lines += [f"Requires-Dist: {d}" for d in proj.get("dependencies", [])]
+    for extra, deps in proj.get("optional-dependencies", {}).items():
+        lines.append(f"Provides-Extra: {extra}")
+        lines += [f'Requires-Dist: {d}; extra == "{extra}"' for d in deps]
+    lines.append("Description-Content-Type: text/markdown")
+    return "\n".join(lines) + "\n\n" + readme
 
 
 def build_binary(goos: str, goarch: str, name: str, v: str, work: str) -> str:

@@ -141,6 +141,10 @@ def main() -> None:
                              capture_output=True, text=True, env=env, check=True).stdout.strip()
         if os.path.realpath(got) != os.path.realpath(exe):
             fail(f"agent_path() is {got!r}, not the wheel's {exe}")
+        pyver = subprocess.run([os.path.join(venv, "bin", "python"), "-c", "import kc_agent_client as k; print(k.__version__)"],
+                               capture_output=True, text=True, env=env, check=True).stdout.strip()
+        if pyver != version:
+            fail(f"kc_agent_client.__version__ is {pyver!r}, the wheel is {version}")
         print(f"check-wheels: ok  pip install {w}: {out.strip()}; agent_path() is the venv's kc-agent")
 
 

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,7 +16,6 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/store"
-	"github.com/kc-agent/kc-agent/installers"
 	"github.com/kc-agent/kc-agent/internal/tcpowner"
 	"github.com/kc-agent/kc-agent/ipc"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
@@ -146,60 +144,6 @@ func doctorChecks(ctx context.Context, name string) []check {
 
 	for _, c := range agentChecks(ctx, cfg) {
 		add(c)
-	}
-	exe, _ := os.Executable()
-	var unitPath string
-	if params, err := serviceParams(""); err == nil {
-		if m, err := installers.New(params); err == nil {
-			unitPath, _, _ = m.Definition()
-		}
-	}
-	for _, c := range installChecks(exe, os.Getenv("PATH"), unitPath) {
-		add(c)
-	}
-	return checks
-}
-
-// oldCore is the second program of the releases that shipped two
-// (kc-agent, a small front, and kc-agent-core); kc-agent is one program now.
-const oldCore = "kc-agent-core"
-
-// installChecks finds what an upgrade from the two-program releases can
-// leave behind: a kc-agent-core beside this program or on PATH (stale, it
-// would answer with an old version's behaviour), and a service definition
-// that still runs it (the service would keep starting the old agent, or
-// fail once the file is gone).
-func installChecks(exe, pathEnv, unitPath string) []check {
-	var checks []check
-	seen := map[string]bool{}
-	dirs := filepath.SplitList(pathEnv)
-	if exe != "" {
-		if real, err := filepath.EvalSymlinks(exe); err == nil {
-			exe = real
-		}
-		dirs = append([]string{filepath.Dir(exe)}, dirs...)
-	}
-	for _, dir := range dirs {
-		if dir == "" || !filepath.IsAbs(dir) {
-			continue
-		}
-		for _, name := range []string{oldCore, oldCore + ".exe"} {
-			p := filepath.Join(dir, name)
-			if seen[p] {
-				continue
-			}
-			seen[p] = true
-			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-				checks = append(checks, check{"old kc-agent-core", "warn", p + " is left from a two-program release; kc-agent is one program now and never runs it",
-					"remove it: rm " + p + " (a package upgrade removes /usr/bin/kc-agent-core by itself)"})
-			}
-		}
-	}
-	if unitPath != "" {
-		if data, err := os.ReadFile(unitPath); err == nil && strings.Contains(string(data), oldCore) {
-			checks = append(checks, check{"service definition", "FAIL", unitPath + " still runs kc-agent-core, which is no longer shipped",
-				"rewrite it for this program: kc-agent service install (then kc-agent service restart)"})
-		}
 	}
 	return checks
 }

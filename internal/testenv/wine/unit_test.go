@@ -9,41 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 )
-
-// knownFailures are the Windows unit tests that fail under Wine today, by
-// package (relative to the module) and test name, with the reason. The
-// empty name stands for the whole package (its tests don't build for
-// windows). They are kept out of the main run and run on their own: one
-// that passes fails this test, so that the list only ever shrinks.
-var knownFailures = map[string]map[string]string{
-	"agent/oidc": {
-		"TestDiscoveryRefusesForeignEndpoints": noOwner,
-	},
-	"agent/proxy": {
-		"TestReverseRouteCookies":                      noOwner,
-		"TestReverseRouteInjectsAndSandboxes":          noOwner,
-		"TestForwardPlainHTTPNeedsIntercept":           noOwner,
-		"TestBrowserModel":                             noOwner,
-		"TestReconfigureKeepsOldOnFailure":             noOwner,
-		"TestCleartextLoopbackWhereOwnersAreInvisible": noOwner,
-		"TestForwardTokenOnlyUnderBasePath":            noOwner,
-		"TestUpstreamProxyNeverCarriesCleartext":       noOwner,
-		"TestTwoListenersOnPortZero":                   noOwner,
-		"TestRouteRefusesAnotherAccount":               noOwner,
-	},
-}
-
-// noOwner: the test's plain-http upstream or issuer is an httptest server
-// on loopback, and under Wine 8 GetExtendedTcpTable names no owning
-// process for a listening socket (PID 0), not even the test's own; the
-// loopback cleartext check then refuses it (502, or "kc-agent did not
-// contact the issuer"). Windows names these owners; that was not run here.
-const noOwner = "Wine 8 names no owner for a listening loopback socket, so the cleartext check refuses the test's http upstream"
 
 // hostOnly are packages whose tests are for the host (benchmarks, the
 // test harnesses themselves).
@@ -85,11 +54,6 @@ func windowsTestPackages(t *testing.T) (root string, pkgs []testPackage) {
 		seen[p.Base] = rel
 		pkgs = append(pkgs, p)
 	}
-	for rel := range knownFailures {
-		if _, ok := seen[filepath.Base(rel)]; !ok {
-			t.Errorf("knownFailures names %s, which has no Windows tests", rel)
-		}
-	}
 	return root, pkgs
 }
 
@@ -99,8 +63,12 @@ func windowsGoEnv() []string {
 
 // TestWindowsTestBinaries builds the Windows test binary of every package
 // that doesn't need the host (one go test -c) and runs each under Wine,
-// with -test.short, in the package's directory as go test would: one
-// subtest per package.
+// with -test.short and -test.v, in the package's directory as go test
+// would: one subtest per package, which logs how many tests ran, passed
+// and skipped, and fails when the binary fails or when none passed (a
+// package whose tests all skip under Wine is not coverage). There is no
+// list of known failures: a test that can't work under Wine skips itself
+// with the reason, and shows up in the counts.
 func TestWindowsTestBinaries(t *testing.T) {
 	prefix := Prefix(t)
 	root, pkgs := windowsTestPackages(t)
@@ -121,51 +89,81 @@ func TestWindowsTestBinaries(t *testing.T) {
 
 	for _, p := range pkgs {
 		t.Run(p.Rel, func(t *testing.T) {
-			known := knownFailures[p.Rel]
 			exe := filepath.Join(bins, p.Base+".test.exe")
-			why, knownBroken := known[""]
 			if _, err := os.Stat(exe); err != nil {
-				if knownBroken {
-					t.Skipf("known: the tests don't build for windows: %s", why)
-				}
 				t.Fatalf("the tests don't build for windows:\n%s", buildErrors(string(buildOut), p.ImportPath))
 			}
-			if knownBroken {
-				t.Errorf("the tests build for windows now: take %s off knownFailures (internal/testenv/wine/unit_test.go)", p.Rel)
+			out, err := runUnderWine(prefix, p.Dir, exe, "-test.short", "-test.v", "-test.timeout=2m")
+			c := countResults(out)
+			t.Logf("%s under Wine: %d ran, %d passed, %d skipped, %d failed", p.Rel, c.ran, c.passed, c.skipped, c.failed)
+			for _, s := range c.skips {
+				t.Logf("  skipped %s", s)
 			}
-			var names []string
-			for name := range known {
-				if name != "" {
-					names = append(names, regexp.QuoteMeta(name))
-				}
+			if err != nil || c.failed > 0 {
+				t.Errorf("under Wine: %v\n%s", err, failures(out, 80))
 			}
-			sort.Strings(names)
-			only := "^(" + strings.Join(names, "|") + ")$"
-			runArgs := []string{"-test.short", "-test.timeout=2m"}
-			if len(names) > 0 {
-				runArgs = append(runArgs, "-test.skip="+only)
-			}
-			out, err := runUnderWine(prefix, p.Dir, exe, runArgs...)
-			if err != nil {
-				t.Errorf("under Wine: %v\n%s", err, tail(out, 60))
-			}
-			if len(names) == 0 {
-				return
-			}
-			out, _ = runUnderWine(prefix, p.Dir, exe, "-test.short", "-test.timeout=2m", "-test.v", "-test.run="+only)
-			for name, why := range known {
-				switch {
-				case name == "":
-				case strings.Contains(out, "--- PASS: "+name+" "):
-					t.Errorf("%s passes under Wine now: take it off knownFailures (internal/testenv/wine/unit_test.go)", name)
-				case strings.Contains(out, "--- FAIL: "+name+" "):
-					t.Logf("known failure %s: %s", name, why)
-				default:
-					t.Errorf("%s did not run (renamed?); knownFailures says: %s", name, why)
-				}
+			if c.passed == 0 {
+				t.Errorf("no test of %s passed under Wine (%d ran, %d skipped): a package listed for Wine must run something there", p.Rel, c.ran, c.skipped)
 			}
 		})
 	}
+}
+
+// results are the counts of one test binary's -test.v output, top-level
+// tests only (subtests are part of their parent's result).
+type results struct {
+	ran, passed, skipped, failed int
+	skips                        []string // "TestX: reason"
+}
+
+var resultLine = regexp.MustCompile(`^--- (PASS|FAIL|SKIP): (\S+) `)
+
+func countResults(out string) results {
+	var r results
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		m := resultLine.FindStringSubmatch(l)
+		if m == nil {
+			continue // an indented line is a subtest's
+		}
+		r.ran++
+		switch m[1] {
+		case "PASS":
+			r.passed++
+		case "FAIL":
+			r.failed++
+		case "SKIP":
+			r.skipped++
+			// -test.v prints a test's log, the reason to skip included,
+			// before its result line.
+			why := ""
+			if i > 0 && strings.HasPrefix(lines[i-1], "    ") {
+				why = strings.TrimSpace(lines[i-1])
+			}
+			r.skips = append(r.skips, m[2]+": "+why)
+		}
+	}
+	return r
+}
+
+// failures is the output around each failed test, or the tail when none
+// is marked (a crash, a timeout).
+func failures(out string, n int) string {
+	lines := strings.Split(out, "\n")
+	var keep []string
+	for i, l := range lines {
+		if strings.Contains(l, "--- FAIL") || strings.HasPrefix(l, "panic:") {
+			lo := max(0, i-15)
+			keep = append(keep, lines[lo:min(len(lines), i+5)]...)
+		}
+	}
+	if len(keep) == 0 {
+		return tail(out, n)
+	}
+	if len(keep) > 4*n {
+		keep = keep[len(keep)-4*n:]
+	}
+	return strings.Join(keep, "\n")
 }
 
 func runUnderWine(prefix, dir, exe string, args ...string) (string, error) {

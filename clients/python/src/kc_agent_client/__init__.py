@@ -20,7 +20,18 @@ from ._client import TokenInfo
 from ._errors import AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent
 from ._login import ConfigError, Identity, LoginDenied, LoginExpired, login
 
-__version__ = "0.1.0"
+def _own_version() -> str:
+    # The installed distribution's version (a release wheel carries the
+    # release's); a source checkout that was never installed has none.
+    from importlib import metadata
+
+    try:
+        return metadata.version("kc-agent-client")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _own_version()
 
 __all__ = [
     "get_token",
