@@ -19,13 +19,13 @@ import (
 )
 
 type loginOptions struct {
-	io        *IOStreams
-	issuer    string
-	profile   string
-	clientID  string
-	scopes    []string
-	device    bool
-	noBrowser bool
+	io         *IOStreams
+	issuer     string
+	profile    string
+	clientID   string
+	scopes     []string
+	device     bool
+	noBrowser  bool
 	storeKind  string
 	timeout    time.Duration
 	switchUser bool
