@@ -97,16 +97,21 @@ func profileName(name string) (string, error) {
 // from the system-wide file, else the user's own store: line.
 func storeRefused(name string, p Profile, err error) *ipc.Error {
 	e := &ipc.Error{Code: ipc.CodeConfig,
-		Message: fmt.Sprintf("not starting the sign-in: profile %q could not keep the login here: %v", name, err)}
+		Message: fmt.Sprintf("not starting the sign-in: no keychain to keep the login of profile %q in (%v)", name, err)}
 	switch {
 	case !errors.Is(err, store.ErrUnavailable):
+		e.Message = fmt.Sprintf("not starting the sign-in: profile %q could not keep the login here: %v", name, err)
 		e.Hint = "make the state directory writable for you (or set KC_AGENT_STATE_DIR to one that is), then sign in again"
 	case p.System:
 		e.Hint = fmt.Sprintf("only your administrator can fix this: profile %q comes from the system-wide config %s, which should say `store: file` for it "+
 			"on a host without a keychain (each user's token then lives in a 0600 file in their own state directory)", name, p.Source)
 	default:
-		e.Hint = fmt.Sprintf("add `store: file` to profile %q in %s (a 0600 file in your state directory, for hosts without a keychain), "+
-			"or start and unlock a keychain; then sign in again", name, p.Source)
+		other := storeHint(err)
+		if other == "" {
+			other = "start and unlock a keychain"
+		}
+		e.Hint = fmt.Sprintf("add `store: file` to profile %q in %s (a 0600 file in your state directory, for hosts without a keychain), or %s",
+			name, p.Source, other)
 	}
 	return e
 }
