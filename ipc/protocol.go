@@ -241,6 +241,12 @@ type StatusResponse struct {
 	Socket      string    `json:"socket"`
 	ConfigPath  string    `json:"config_path"`
 	ConfigError string    `json:"config_error,omitempty"`
+	// SystemConfigError is why the system-wide config is ignored (the
+	// user's own profiles keep serving).
+	SystemConfigError string `json:"system_config_error,omitempty"`
+	// LeftOutRoutes are system routes left out: they name a profile that
+	// neither file defines.
+	LeftOutRoutes []string `json:"left_out_routes,omitempty"`
 	// SystemConfig is the system-wide file merged under ConfigPath, if any.
 	SystemConfig string `json:"system_config,omitempty"`
 	// Lock is the one-agent lock this agent holds ("" in tests).

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kc-agent/kc-agent/internal/filetrust"
 	"gopkg.in/yaml.v3"
 )
 
@@ -88,6 +89,10 @@ type Config struct {
 	Profiles map[string]Profile `yaml:"profiles,omitempty"`
 	Routes   []Route            `yaml:"routes,omitempty"`
 	Proxy    Proxy              `yaml:"proxy,omitempty"`
+	// Store is how the profiles that don't say keep their offline tokens
+	// (default keychain): an administrator's system file sets "file" on a
+	// host without a keychain, for every user's profiles at once.
+	Store string `yaml:"store,omitempty"`
 
 	path string
 	root *yaml.Node
@@ -96,8 +101,13 @@ type Config struct {
 	// came from ("profile/<name>", "route/<name>").
 	own     *Config
 	sources map[string]string
-	// known are profiles another file defines, which routes may name.
-	known map[string]Profile
+	// deferRefs leaves the profiles routes name to be checked after the
+	// merge: a system route may name a profile the user's file defines.
+	deferRefs bool
+	// systemErr is why the system-wide file was ignored, if it was;
+	// leftOut the system routes naming a profile no file defines.
+	systemErr error
+	leftOut   []error
 }
 
 // Path is the file this config was read from (or will be written to).
@@ -125,13 +135,24 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", loc, e.Msg)
 }
 
-// Profile returns the named profile with defaults applied.
+// Profile returns the named profile with defaults applied (the file's
+// store first).
 func (c *Config) Profile(name string) (Profile, bool) {
 	p, ok := c.Profiles[name]
 	if !ok {
 		return Profile{}, false
 	}
-	return p.WithDefaults(), true
+	return c.WithDefaults(p), true
+}
+
+// WithDefaults fills in what p leaves out: the store this config names
+// for all its profiles (the system file's, unless the user's sets one),
+// then the built-in defaults. A profile about to be added gets them too.
+func (c *Config) WithDefaults(p Profile) Profile {
+	if p.Store == "" {
+		p.Store = c.Store
+	}
+	return p.WithDefaults()
 }
 
 // ProfileNames lists the profiles, sorted.
@@ -166,32 +187,57 @@ func Empty(path string) *Config { return &Config{path: path, Profiles: map[strin
 
 // Load reads the config file at path over the system-wide file
 // (SystemFilePath), which it overrides profile by profile and route by
-// route. A missing file is an empty config, so that `kc-agent login` can
-// create it. The files steer tokens, so one that another user could have
-// written is refused.
+// route; the profiles routes name are checked after the merge. A missing
+// file is an empty config, so that `kc-agent login` can create it. The
+// files steer tokens, so one that another user could have written is
+// refused. A system file that is untrusted, invalid or at odds with the
+// user's is ignored (SystemError says why): the user's own profiles keep
+// serving.
 func Load(path string) (*Config, error) {
-	sys, err := loadSystem(SystemFilePath())
+	sys, sysErr := loadSystem(SystemFilePath())
+	user, err := loadUser(path)
 	if err != nil {
 		return nil, err
 	}
-	var known map[string]Profile
 	if sys != nil {
-		known = sys.Profiles
+		m, userErr, mergeErr := merge(sys, user)
+		if userErr != nil {
+			return nil, userErr
+		}
+		if mergeErr == nil {
+			return m, nil
+		}
+		sysErr = mergeErr
 	}
-	user, err := loadUser(path, known)
-	if err != nil || sys == nil {
-		return user, err
+	if err := user.checkRefs(); err != nil {
+		var ce *Error
+		if sysErr != nil && errors.As(err, &ce) {
+			// The route may have meant a profile of the ignored file.
+			ce.Msg += fmt.Sprintf(" (the system-wide config is ignored: %v)", sysErr)
+		}
+		return nil, err
 	}
-	return merge(sys, user)
+	user.deferRefs, user.systemErr = false, sysErr
+	return user, nil
 }
 
-func loadUser(path string, known map[string]Profile) (*Config, error) {
-	data, err := os.ReadFile(path)
+// SystemError is why the system-wide file was ignored, or nil.
+func (c *Config) SystemError() error { return c.systemErr }
+
+// loadUser reads the user's file, opened once and checked as opened: it,
+// its directory and every directory above must be the user's (or root's)
+// and not writable by others.
+func loadUser(path string) (*Config, error) {
+	data, err := filetrust.ReadFile(path, filetrust.User)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := CheckPrivate(filepath.Dir(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
 		return Empty(path), nil
+	}
+	var te *filetrust.Error
+	if errors.As(err, &te) {
+		return nil, privateError(path, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
@@ -199,13 +245,10 @@ func loadUser(path string, known map[string]Profile) (*Config, error) {
 	if err := CheckPrivate(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
-	if err := CheckPrivate(path); err != nil {
-		return nil, err
-	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, &Error{File: path, Msg: ErrEmpty.Error() + "; the last good config stays live (write the whole file, or run `kc-agent login` to start afresh)", err: ErrEmpty}
 	}
-	return parse(path, data, known)
+	return parse(path, data, true)
 }
 
 // Compiled on first use: `kc-agent token` runs often and never needs them.
@@ -214,11 +257,12 @@ var yamlLine = sync.OnceValue(func() *regexp.Regexp {
 })
 
 // Parse parses and validates config data; path is used in messages.
-func Parse(path string, data []byte) (*Config, error) { return parse(path, data, nil) }
+func Parse(path string, data []byte) (*Config, error) { return parse(path, data, false) }
 
-// parse is Parse where routes may also name the profiles in known.
-func parse(path string, data []byte, known map[string]Profile) (*Config, error) {
-	c := &Config{path: path, known: known}
+// parse is Parse that, with deferRefs, leaves the profiles routes name to
+// be checked after the merge (checkRefs).
+func parse(path string, data []byte, deferRefs bool) (*Config, error) {
+	c := &Config{path: path, deferRefs: deferRefs}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
@@ -238,7 +282,32 @@ func parse(path string, data []byte, known map[string]Profile) (*Config, error) 
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
+	switch c.Store {
+	case "", StoreKeychain, StoreFile:
+	default:
+		return nil, &Error{File: path, Line: c.line("store"), Field: "store", Msg: fmt.Sprintf("unknown store %q; use %q or %q", c.Store, StoreKeychain, StoreFile)}
+	}
+	if !deferRefs {
+		if err := c.checkRefs(); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// checkRefs makes sure every route names a profile c defines.
+func (c *Config) checkRefs() error {
+	for i, r := range c.Routes {
+		if _, ok := c.Profiles[r.ProfileName()]; !ok {
+			return c.refError(i, r)
+		}
+	}
+	return nil
+}
+
+func (c *Config) refError(i int, r Route) error {
+	return &Error{File: c.path, Line: c.routeLine(i, "profile"), Field: fmt.Sprintf("routes[%d].profile", i),
+		Msg: fmt.Sprintf("no profile %q; run `kc-agent login --profile %s <issuer-url>` first", r.ProfileName(), r.ProfileName())}
 }
 
 func yamlError(path string, err error) error {

@@ -71,6 +71,11 @@ func (c *Config) SetProfile(name string, p Profile) error {
 	if p.ClientID == DefaultClientID {
 		p.ClientID = ""
 	}
+	if c.own != nil && p.Store == "" && c.own.Store == "" {
+		// The system file's default store becomes the profile's own: the
+		// token stays findable where it was put if that file goes away.
+		p.Store = c.Store
+	}
 	if p.Store == StoreKeychain {
 		p.Store = ""
 	}

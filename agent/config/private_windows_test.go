@@ -91,7 +91,13 @@ func TestSystemFileOfAUserIsRefusedWindows(t *testing.T) {
 	os.MkdirAll(dir, 0o755)
 	path := filepath.Join(dir, "config.yaml")
 	os.WriteFile(path, []byte("profiles: {}\n"), 0o644)
-	if err := CheckSystemFile(path); err == nil || !strings.Contains(err.Error(), "not to the Administrators") {
-		t.Fatalf("a system-wide config of the user's was accepted: %v", err)
+	t.Setenv("KC_AGENT_SYSTEM_CONFIG", path)
+	user := filepath.Join(testenv.TempDir(t), "config.yaml")
+	c, err := Load(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SystemError(); err == nil || !strings.Contains(err.Error(), "not to the Administrators") || len(c.Profiles) != 0 {
+		t.Fatalf("a system-wide config of the user's was used: %v", err)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+
+	"github.com/kc-agent/kc-agent/internal/filetrust"
 )
 
 // SystemFilePath is the system-wide config an administrator rolls out for
@@ -33,31 +35,32 @@ func SystemFilePath() string {
 }
 
 // loadSystem reads the system file; nil when there is none. It must belong
-// to root (Administrators) and not be writable by others: it steers tokens
-// for every user.
+// to root (the Administrators), and neither it nor a directory above it
+// may be writable by others: it steers tokens for every user. It is opened
+// once and checked as opened (filetrust.ReadFile), so a name swapped
+// between the check and the read changes nothing.
 func loadSystem(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := filetrust.ReadFile(path, filetrust.System)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, &Error{File: path, Msg: fmt.Sprintf("reading the system-wide config: %v", errors.Unwrap(err))}
+		return nil, systemError(path, err)
 	}
-	if err := CheckSystemFile(path); err != nil {
-		return nil, err
-	}
-	c, err := parse(path, data, nil)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
+	return parse(path, data, true)
 }
 
 // merge lays the user's file over the system file, profile by profile and
 // route by route (by name); proxy settings field by field. The result
-// edits and saves the user's file only.
-func merge(sys, user *Config) (*Config, error) {
-	m := &Config{path: user.path, own: user, Profiles: map[string]Profile{}, sources: map[string]string{}}
+// edits and saves the user's file only. Then the profiles routes name are
+// checked against the merged set: a user route naming no profile is the
+// user's error (userErr); a system route naming a profile neither file
+// defines (one some users define for themselves, and this one hasn't) is
+// left out and said so (LeftOut), the rest of the system file serving;
+// anything else the two files can't do together is the system file's
+// (sysErr), which Load then ignores.
+func merge(sys, user *Config) (m *Config, userErr, sysErr error) {
+	m = &Config{path: user.path, own: user, Profiles: map[string]Profile{}, sources: map[string]string{}}
 	for n, p := range sys.Profiles {
 		m.Profiles[n] = p
 		m.sources["profile/"+n] = sys.path
@@ -67,18 +70,30 @@ func merge(sys, user *Config) (*Config, error) {
 		m.sources["profile/"+n] = user.path
 	}
 	mine := map[string]bool{}
-	for _, r := range user.Routes {
+	for i, r := range user.Routes {
 		mine[r.Name] = true
-	}
-	for _, r := range sys.Routes {
-		if !mine[r.Name] {
-			m.Routes = append(m.Routes, r)
-			m.sources["route/"+r.Name] = sys.path
+		if _, ok := m.Profiles[r.ProfileName()]; !ok {
+			return nil, user.refError(i, r), nil
 		}
 	}
-	for _, r := range user.Routes {
+	for i, r := range sys.Routes {
+		if mine[r.Name] {
+			continue
+		}
+		if _, ok := m.Profiles[r.ProfileName()]; !ok {
+			m.leftOut = append(m.leftOut, sys.refError(i, r))
+			continue
+		}
 		m.Routes = append(m.Routes, r)
+		m.sources["route/"+r.Name] = sys.path
+	}
+	m.Routes = append(m.Routes, user.Routes...)
+	for _, r := range user.Routes {
 		m.sources["route/"+r.Name] = user.path
+	}
+	m.Store = sys.Store
+	if user.Store != "" {
+		m.Store = user.Store
 	}
 	m.Proxy = sys.Proxy
 	if user.Proxy.Listen != "" {
@@ -95,10 +110,14 @@ func merge(sys, user *Config) (*Config, error) {
 	// break (two intercepts of one origin, a listen address the other
 	// file's flag allows) is checked here.
 	if err := m.validate(); err != nil {
-		return nil, &Error{File: user.path, Msg: fmt.Sprintf("together with the system-wide config %s: %v", sys.path, err), err: err}
+		return nil, nil, &Error{File: user.path, Msg: fmt.Sprintf("together with the system-wide config %s: %v", sys.path, err), err: err}
 	}
-	return m, nil
+	return m, nil, nil
 }
+
+// LeftOut are the system routes left out because they name a profile no
+// file defines, each with the system file's line.
+func (c *Config) LeftOut() []error { return c.leftOut }
 
 // ProfileSource is the file the named profile comes from.
 func (c *Config) ProfileSource(name string) string {

@@ -164,6 +164,29 @@ func TestSystemMergeSavesOnlyTheUserFile(t *testing.T) {
 	}
 }
 
+// mine is a user's file with a profile of its own.
+const mine = "profiles:\n  mine:\n    issuer: https://sso.example.com/realms/mine\nroutes:\n  - name: notes\n    upstream: https://notes.example.com\n    profile: mine\n"
+
+// ignored loads a user's file with mine under a bad system file: it must
+// load, serve the user's own profile, and say why the system file is
+// ignored.
+func ignored(t *testing.T, user string) (*Config, string) {
+	t.Helper()
+	c, err := Load(userFile(t, user))
+	if err != nil {
+		t.Fatalf("the user's own config failed with the system file: %v", err)
+	}
+	if _, ok := c.Profile("mine"); !ok || len(c.Profiles) != 1 || c.SystemPath() != "" {
+		t.Fatalf("profiles %v (system %q), want the user's alone", c.ProfileNames(), c.SystemPath())
+	}
+	if c.SystemError() == nil {
+		t.Fatal("no word of the ignored system file")
+	}
+	return c, c.SystemError().Error()
+}
+
+// A system file another user owns or can change is ignored, with the fix
+// named; the user's own profiles keep serving.
 func TestSystemFileMustBeRoots(t *testing.T) {
 	requireRoot(t)
 	cases := []struct {
@@ -176,6 +199,7 @@ func TestSystemFileMustBeRoots(t *testing.T) {
 		{"writable by others", func(p string) error { return os.Chmod(p, 0o666) }, "chmod go-w"},
 		{"writable by group", func(p string) error { return os.Chmod(p, 0o664) }, "other users could rewrite it"},
 		{"directory writable by others", func(p string) error { return os.Chmod(filepath.Dir(p), 0o777) }, "chmod go-w"},
+		{"a directory above writable by others", func(p string) error { return os.Chmod(filepath.Dir(filepath.Dir(p)), 0o777) }, "has mode drwxrwxrwx"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -183,9 +207,9 @@ func TestSystemFileMustBeRoots(t *testing.T) {
 			if err := tc.setup(sys); err != nil {
 				t.Fatal(err)
 			}
-			_, err := Load(userFile(t, ""))
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "system-wide config") {
-				t.Fatalf("got %v, want %q", err, tc.want)
+			_, msg := ignored(t, mine)
+			if !strings.Contains(msg, tc.want) || !strings.Contains(msg, "system-wide config") || !strings.Contains(msg, "ignores it") {
+				t.Fatalf("got %s, want %q", msg, tc.want)
 			}
 		})
 	}
@@ -194,17 +218,106 @@ func TestSystemFileMustBeRoots(t *testing.T) {
 func TestSystemFileInvalidNamesItself(t *testing.T) {
 	requireRoot(t)
 	sys := systemFile(t, "profiles:\n  default:\n    issuer: not-a-url\n")
-	_, err := Load(userFile(t, ""))
-	if err == nil || !strings.HasPrefix(err.Error(), sys+":3:") {
-		t.Fatalf("got %v", err)
+	if _, msg := ignored(t, mine); !strings.HasPrefix(msg, sys+":3:") {
+		t.Fatalf("got %s", msg)
 	}
 }
 
 func TestSystemAndUserConflict(t *testing.T) {
 	requireRoot(t)
 	systemFile(t, "profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: a\n    upstream: https://api.example.com\n    intercept: true\n")
-	_, err := Load(userFile(t, "routes:\n  - name: b\n    upstream: https://api.example.com/v2\n    intercept: true\n"))
-	if err == nil || !strings.Contains(err.Error(), "together with the system-wide config") {
+	c, msg := ignored(t, mine+"  - name: b\n    upstream: https://api.example.com/v2\n    intercept: true\n    profile: mine\n")
+	if !strings.Contains(msg, "together with the system-wide config") || len(c.Routes) != 2 {
+		t.Fatalf("got %s, routes %v", msg, c.Routes)
+	}
+}
+
+// The files are merged before the profiles routes name are checked: a
+// system route may name a profile only the user's file defines. Where no
+// file defines it, that route is left out, with its file:line, and the
+// rest serves; a user route naming no profile is the user's own error.
+func TestSystemRouteNamesAUserProfile(t *testing.T) {
+	requireRoot(t)
+	sys := systemFile(t, "routes:\n  - name: warehouse\n    upstream: https://warehouse.example.com\n    profile: mine\n")
+	c, err := Load(userFile(t, mine))
+	if err != nil || c.SystemError() != nil {
+		t.Fatalf("a system route naming the user's profile: %v, %v", err, c.SystemError())
+	}
+	if len(c.Routes) != 2 || c.RouteSource("warehouse") != sys || c.Routes[0].ProfileName() != "mine" {
+		t.Fatalf("routes %v from %s", c.Routes, c.RouteSource("warehouse"))
+	}
+
+	// No file defines "analytics": that route is left out with its line;
+	// the rest of the system file serves.
+	sys = systemFile(t, "routes:\n  - name: warehouse\n    upstream: https://warehouse.example.com\n    profile: analytics\n"+
+		"  - name: ledger\n    upstream: https://ledger.example.com\n    profile: mine\n")
+	c, err = Load(userFile(t, mine))
+	if err != nil || c.SystemError() != nil || len(c.LeftOut()) != 1 {
+		t.Fatalf("a system route naming no profile: %v, %v, left out %v", err, c.SystemError(), c.LeftOut())
+	}
+	if msg := c.LeftOut()[0].Error(); !strings.HasPrefix(msg, sys+":4: routes[0].profile: no profile \"analytics\"") {
+		t.Fatalf("left out: %s", msg)
+	}
+	if len(c.Routes) != 2 || c.RouteSource("ledger") != sys || c.RouteSource("notes") != c.Path() {
+		t.Fatalf("routes %v", c.Routes)
+	}
+
+	up := userFile(t, "routes:\n  - name: mine\n    upstream: https://x.example.com\n    profile: nobody\n")
+	if _, err := Load(up); err == nil || !strings.HasPrefix(err.Error(), up+":4: routes[0].profile: no profile \"nobody\"") {
+		t.Fatalf("a user route naming no profile: %v", err)
+	}
+}
+
+// The system file's top-level store is the default of every profile that
+// doesn't name one, the user's own included; the user's file may override
+// it, per profile or for all.
+func TestSystemStoreDefault(t *testing.T) {
+	requireRoot(t)
+	systemFile(t, "store: file\nprofiles:\n  default:\n    issuer: https://sso.example.com/realms/a\n")
+	for _, tc := range []struct{ user, profile, want string }{
+		{"", "default", StoreFile},
+		{mine, "mine", StoreFile},
+		{"profiles:\n  mine:\n    issuer: https://x/realms/m\n    store: keychain\n", "mine", StoreKeychain},
+		{"store: keychain\n" + mine, "default", StoreKeychain},
+	} {
+		c, err := Load(userFile(t, tc.user))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, _ := c.Profile(tc.profile); p.Store != tc.want {
+			t.Errorf("user file %q: profile %s keeps tokens in %q, want %q", tc.user, tc.profile, p.Store, tc.want)
+		}
+	}
+	// A profile a login adds keeps the store it was given: the token stays
+	// findable if the system file is later ignored.
+	up := userFile(t, "# mine\n")
+	c, err := Load(up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetProfile("lab", Profile{Issuer: "https://lab.example.com/realms/lab"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(up); !strings.Contains(string(data), "store: file") {
+		t.Fatalf("the added profile does not keep the store it was given:\n%s", data)
+	}
+	if _, err := Parse("c.yaml", []byte("store: vault\n")); err == nil || !strings.Contains(err.Error(), "c.yaml:1: store: unknown store") {
+		t.Fatalf("an unknown store: %v", err)
+	}
+}
+
+// A user route naming a profile only the system file defines can't serve
+// while that file is ignored: the error says both.
+func TestUserRouteOnAnIgnoredSystemProfile(t *testing.T) {
+	requireRoot(t)
+	sys := systemFile(t, systemYAML)
+	os.Chmod(sys, 0o666)
+	up := userFile(t, "routes:\n  - name: books\n    upstream: https://books.example.com\n    profile: finance\n")
+	_, err := Load(up)
+	if err == nil || !strings.HasPrefix(err.Error(), up+":4: routes[0].profile: no profile \"finance\"") || !strings.Contains(err.Error(), "the system-wide config is ignored") || !strings.Contains(err.Error(), "chmod go-w "+sys) {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -126,9 +126,6 @@ func (c *Config) validateRoute(i int, r Route, seen map[string]bool, origins map
 			}
 		}
 	}
-	if _, ok := c.Profiles[r.ProfileName()]; !ok && c.known[r.ProfileName()].Issuer == "" {
-		return fail("profile", fmt.Sprintf("no profile %q; run `kc-agent login --profile %s <issuer-url>` first", r.ProfileName(), r.ProfileName()))
-	}
 	// git reads the helper's answer line by line: a control character in
 	// the user name could add lines of its own.
 	if strings.ContainsFunc(r.GitUsername, unicode.IsControl) {

@@ -167,9 +167,15 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 	cfgErr, cfg := d.configErr, d.cfg
 	d.mu.Unlock()
 	profiles := profileStatus(d.mgr.Status())
-	sysPath := ""
+	sysPath, sysErr, leftOut := "", "", []string(nil)
 	if cfg != nil {
 		sysPath = cfg.SystemPath()
+		for _, err := range cfg.LeftOut() {
+			leftOut = append(leftOut, err.Error())
+		}
+		if err := cfg.SystemError(); err != nil {
+			sysErr = err.Error()
+		}
 		for i := range profiles {
 			profiles[i].Source = cfg.ProfileSource(profiles[i].Name)
 		}
@@ -189,6 +195,10 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		Proxy:        ps,
 		Profiles:     profiles,
 		SignIns:      d.logins.SignIns(),
+
+		// What of the system-wide file is not in force, and why.
+		SystemConfigError: sysErr,
+		LeftOutRoutes:     leftOut,
 	})
 }
 

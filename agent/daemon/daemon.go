@@ -181,6 +181,9 @@ func (d *Daemon) loadConfig() error {
 		}
 	}
 	d.configErr = ""
+	if err := cfg.SystemError(); err != nil && (old == nil || old.SystemError() == nil || old.SystemError().Error() != err.Error()) {
+		d.log.Warn("the system-wide config is ignored; the user's own profiles keep serving", "err", err.Error())
+	}
 	d.cfg = cfg
 	d.mgr.SetConfig(cfg)
 	return nil

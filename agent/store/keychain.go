@@ -43,6 +43,9 @@ func (k *Keychain) Describe() string {
 // call runs f under the timeout. On timeout the goroutine is abandoned: the
 // library offers no way to cancel a D-Bus call in flight.
 func (k *Keychain) call(ctx context.Context, op string, f func() error) error {
+	if err := sessionBus(); err != nil {
+		return &UnavailableError{Op: op, Err: err}
+	}
 	timeout := k.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -80,8 +83,16 @@ func (e *UnavailableError) Error() string {
 
 func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.Err} }
 
-// Hint names the two ways out.
+// ErrNoSessionBus: on Linux and the BSDs, without a D-Bus session bus
+// there is no keychain, and kc-agent never starts a bus itself.
+var ErrNoSessionBus = errors.New("no keychain is available here: there is no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set), and kc-agent does not start one")
+
+// Hint names the ways out.
 func (e *UnavailableError) Hint() string {
+	if errors.Is(e.Err, ErrNoSessionBus) {
+		return "keep the token in a 0600 file: set `store: file` on the profile in your config (`kc-agent login --store file`), " +
+			"or on a shared host the administrator sets `store: file` in the system-wide config for everyone"
+	}
 	if runtime.GOOS == "linux" {
 		return "start and unlock a Secret Service (e.g. gnome-keyring-daemon in your desktop session), " +
 			"or keep the token in a 0600 file with `kc-agent login --store file`"

@@ -222,6 +222,10 @@ func profileFlag(cmd *cobra.Command, p *string) {
 
 func requireProfile(cfg *config.Config, name string) (config.Profile, error) {
 	p, ok := cfg.Profile(name)
+	if !ok && cfg.SystemError() != nil {
+		return p, &cliError{code: exitLoginRequired, err: fmt.Errorf("no profile %q in %s, and the system-wide config is ignored: %w", name, cfg.Path(), cfg.SystemError()),
+			hint: "ask the administrator to fix the system-wide config, or run `kc-agent login --profile " + name + " <issuer-url>`"}
+	}
 	if !ok {
 		return p, &cliError{code: exitLoginRequired, err: fmt.Errorf("no profile %q in %s", name, cfg.Path()),
 			hint: fmt.Sprintf("run `kc-agent login --profile %s <issuer-url>` first", name)}

@@ -60,30 +60,8 @@ func doctorChecks(ctx context.Context, name string) []check {
 	var checks []check
 	add := func(c check) { checks = append(checks, c) }
 
-	path, err := config.FilePath()
-	var cfg *config.Config
-	if err != nil {
-		add(check{"config", "FAIL", err.Error(), "set KC_AGENT_CONFIG to a file path"})
-	} else if cfg, err = config.Load(path); err != nil {
-		add(check{"config", "FAIL", err.Error(), "fix the file; the running agent keeps the last good config meanwhile"})
-	} else if _, statErr := os.Stat(path); statErr != nil && cfg.SystemPath() == "" {
-		add(check{"config", "warn", path + " does not exist yet (nor a system-wide " + config.SystemFilePath() + ")", "run `kc-agent login <issuer-url>` to create it"})
-	} else {
-		detail := fmt.Sprintf("%s (%d profile(s), %d route(s))", path, len(cfg.Profiles), len(cfg.Routes))
-		if statErr != nil {
-			detail = fmt.Sprintf("%s does not exist: %d profile(s), %d route(s)", path, len(cfg.Profiles), len(cfg.Routes))
-		}
-		if sp := cfg.SystemPath(); sp != "" {
-			detail += ", under the system-wide " + sp
-		}
-		add(check{"config", "ok", detail, ""})
-		for _, n := range cfg.ProfileNames() {
-			add(check{"profile " + n, "ok", "from " + cfg.ProfileSource(n), ""})
-		}
-		for _, r := range cfg.Routes {
-			add(check{"route " + r.Name, "ok", r.Upstream + " from " + cfg.RouteSource(r.Name), ""})
-		}
-	}
+	cfg, cfgChecks := configChecks()
+	checks = append(checks, cfgChecks...)
 
 	var prof config.Profile
 	haveProfile := false
@@ -108,20 +86,7 @@ func doctorChecks(ctx context.Context, name string) []check {
 		add(c)
 	}
 
-	kc := store.NewKeychain()
-	if err := kc.Probe(ctx); err != nil {
-		status, hint := "FAIL", ""
-		var ue *store.UnavailableError
-		if errors.As(err, &ue) {
-			hint = ue.Hint()
-		}
-		if haveProfile && prof.Store == config.StoreFile {
-			status = "warn"
-		}
-		add(check{"keychain", status, err.Error(), hint})
-	} else {
-		add(check{"keychain", "ok", kc.Describe() + ": write, read and delete work", ""})
-	}
+	add(keychainCheck(ctx, cfg, haveProfile && prof.Store == config.StoreFile))
 	if haveProfile {
 		st, _ := store.ForProfile(prof, nil)
 		if st != nil {
@@ -295,4 +260,78 @@ func portCheck(addr string) check {
 		return check{"proxy port", "FAIL", fmt.Sprintf("%s is taken by %s, not by you", addr, o), "another user holds the port and would receive your API traffic: set proxy.listen to another port (127.0.0.1:0 picks a free one)"}
 	}
 	return check{"proxy port", "ok", addr + " is served by you", ""}
+}
+
+// keychainInUse tells whether a profile keeps its token in the keychain,
+// or, with no profile yet, whether the first login would.
+func keychainInUse(cfg *config.Config) bool {
+	if cfg == nil || len(cfg.Profiles) == 0 {
+		return cfg == nil || cfg.Store != config.StoreFile
+	}
+	for _, n := range cfg.ProfileNames() {
+		if p, _ := cfg.Profile(n); p.Store == config.StoreKeychain {
+			return true
+		}
+	}
+	return false
+}
+
+// keychainCheck probes the keychain when a profile uses it; for a profile
+// that keeps its token in a file (fileProfile) a failure is only a warning.
+func keychainCheck(ctx context.Context, cfg *config.Config, fileProfile bool) check {
+	if !keychainInUse(cfg) {
+		// Probing a keychain nobody uses would only reach for a D-Bus
+		// session that isn't there.
+		return check{"keychain", "ok", "not checked: no profile keeps its token there", ""}
+	}
+	kc := store.NewKeychain()
+	if err := kc.Probe(ctx); err != nil {
+		status, hint := "FAIL", ""
+		var ue *store.UnavailableError
+		if errors.As(err, &ue) {
+			hint = ue.Hint()
+		}
+		if fileProfile {
+			status = "warn"
+		}
+		return check{"keychain", status, err.Error(), hint}
+	}
+	return check{"keychain", "ok", kc.Describe() + ": write, read and delete work", ""}
+}
+
+// configChecks loads the config and says where each profile and route
+// comes from, and whether the system-wide file is ignored; cfg is nil when
+// the config can't be loaded.
+func configChecks() (cfg *config.Config, checks []check) {
+	add := func(c check) { checks = append(checks, c) }
+	path, err := config.FilePath()
+	if err != nil {
+		add(check{"config", "FAIL", err.Error(), "set KC_AGENT_CONFIG to a file path"})
+	} else if cfg, err = config.Load(path); err != nil {
+		add(check{"config", "FAIL", err.Error(), "fix the file; the running agent keeps the last good config meanwhile"})
+	} else if _, statErr := os.Stat(path); statErr != nil && cfg.SystemPath() == "" {
+		add(check{"config", "warn", path + " does not exist yet (nor a system-wide " + config.SystemFilePath() + ")", "run `kc-agent login <issuer-url>` to create it"})
+	} else {
+		detail := fmt.Sprintf("%s (%d profile(s), %d route(s))", path, len(cfg.Profiles), len(cfg.Routes))
+		if statErr != nil {
+			detail = fmt.Sprintf("%s does not exist: %d profile(s), %d route(s)", path, len(cfg.Profiles), len(cfg.Routes))
+		}
+		if sp := cfg.SystemPath(); sp != "" {
+			detail += ", under the system-wide " + sp
+		}
+		add(check{"config", "ok", detail, ""})
+		for _, n := range cfg.ProfileNames() {
+			add(check{"profile " + n, "ok", "from " + cfg.ProfileSource(n), ""})
+		}
+		for _, r := range cfg.Routes {
+			add(check{"route " + r.Name, "ok", r.Upstream + " from " + cfg.RouteSource(r.Name), ""})
+		}
+		for _, err := range cfg.LeftOut() {
+			add(check{"system route", "warn", "left out: " + err.Error(), "define that profile in your own config (`kc-agent login --profile <name> <issuer-url>`) to use the route"})
+		}
+	}
+	if cfg != nil && cfg.SystemError() != nil {
+		add(check{"system config", "FAIL", "ignored: " + cfg.SystemError().Error(), "ask the administrator to fix it; your own profiles keep serving"})
+	}
+	return cfg, checks
 }

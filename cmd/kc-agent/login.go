@@ -123,7 +123,7 @@ func (opts *loginOptions) loginViaAgent(ctx context.Context, c *ipc.Client, cfg 
 // loginHere runs the sign-in in this process (no agent runs; the caller
 // holds the one-agent lock), then saves the profile.
 func (opts *loginOptions) loginHere(ctx context.Context, cfg *config.Config, name string, prof config.Profile, req ipc.LoginRequest) error {
-	full := prof.WithDefaults()
+	full := cfg.WithDefaults(prof)
 	source := cfg.Path()
 	if opts.asIs(cfg, name) {
 		source = cfg.ProfileSource(name)

@@ -51,7 +51,7 @@ func logoutRun(ctx context.Context, opts *logoutOptions) error {
 		return err
 	}
 	if opts.all && !opts.yes {
-		if err := opts.confirmAll(name, prof.WithDefaults().ClientID); err != nil {
+		if err := opts.confirmAll(name, cfg.WithDefaults(prof).ClientID); err != nil {
 			return err
 		}
 	}
@@ -66,7 +66,7 @@ func logoutRun(ctx context.Context, opts *logoutOptions) error {
 	} else {
 		err = underLock("logout", func() error {
 			lookup := func(string) (session.Profile, error) {
-				return session.Profile{Config: prof.WithDefaults(), Source: cfg.ProfileSource(name)}, nil
+				return session.Profile{Config: cfg.WithDefaults(prof), Source: cfg.ProfileSource(name)}, nil
 			}
 			out, err = session.Local(lookup, opts.io.Err).Logout(ctx, req)
 			return err

@@ -673,7 +673,8 @@ func TestLoginThroughAgent(t *testing.T) {
 }
 
 // A system-wide file that another user owns, or that others can write, is
-// refused by the commands and the agent with the file and the fix named.
+// ignored by the commands and the agent, which say so with the file and
+// the fix named.
 func TestSystemConfigRefused(t *testing.T) {
 	e := newCLIEnv(t)
 	sys := systemConfig(t, "profiles:\n  default:\n    issuer: https://sso.example.com/realms/a\n")
@@ -689,9 +690,9 @@ func TestSystemConfigRefused(t *testing.T) {
 			if err := tc.setup(); err != nil {
 				t.Fatal(err)
 			}
-			code, _, stderr := e.run("login", "--profile", "default")
-			if code != exitError || !strings.Contains(stderr, tc.want) || !strings.Contains(stderr, "system-wide config") {
-				t.Errorf("login: exit %d: %s", code, stderr)
+			code, _, stderr := e.run("logout", "--profile", "default")
+			if code == 0 || !strings.Contains(stderr, tc.want) || !strings.Contains(stderr, "system-wide config is ignored") {
+				t.Errorf("logout: exit %d: %s", code, stderr)
 			}
 			_, out, _ := e.run("doctor")
 			if !strings.Contains(out, "FAIL") || !strings.Contains(out, tc.want) {
@@ -699,7 +700,7 @@ func TestSystemConfigRefused(t *testing.T) {
 			}
 			agent := e.startAgent()
 			st, err := agent.client.Status(context.Background())
-			if err != nil || !strings.Contains(st.ConfigError, tc.want) || len(st.Profiles) != 0 {
+			if err != nil || !strings.Contains(st.SystemConfigError, tc.want) || st.ConfigError != "" || len(st.Profiles) != 0 {
 				t.Errorf("agent status: %v %+v", err, st)
 			}
 			agent.stop()

@@ -69,6 +69,12 @@ func printStatus(w io.Writer, st *ipc.StatusResponse) {
 	if st.ConfigError != "" {
 		fmt.Fprintf(w, "         INVALID (last good config still live): %s\n", st.ConfigError)
 	}
+	if st.SystemConfigError != "" {
+		fmt.Fprintf(w, "         system-wide config IGNORED (your own profiles keep serving): %s\n", st.SystemConfigError)
+	}
+	for _, r := range st.LeftOutRoutes {
+		fmt.Fprintf(w, "         system route left out: %s\n", r)
+	}
 	if st.Lock != "" {
 		who := fmt.Sprintf("uid %d", st.UID)
 		if st.SID != "" {

@@ -105,8 +105,31 @@ const trustedInstaller = "S-1-5-80-956008885-3418522649-1831038044-1853292631-22
 // anyone else, the user included, change it: for a system-wide file that
 // steers every user's tokens.
 func CheckSystem(path string) error {
-	admin := func(sid string) bool { return sid == winsid.System || sid == administrators || sid == trustedInstaller }
 	return check(path, Write, admin, "the Administrators")
+}
+
+// admin tells whether sid is one of the machine's administrators.
+func admin(sid string) bool {
+	return sid == winsid.System || sid == administrators || sid == trustedInstaller
+}
+
+// CheckHandle is Check (system false) or CheckSystem (system true) of a
+// file already open: what is checked is what will be read, whatever the
+// name leads to by now. path is for messages.
+func CheckHandle(h windows.Handle, path string, deny windows.ACCESS_MASK, system bool) error {
+	sd, err := windows.GetSecurityInfo(h, windows.SE_FILE_OBJECT,
+		windows.OWNER_SECURITY_INFORMATION|windows.DACL_SECURITY_INFORMATION)
+	if err != nil {
+		return fmt.Errorf("reading the permissions of %s: %w", path, err)
+	}
+	if system {
+		return checkSD(sd, path, Write, admin, "the Administrators")
+	}
+	me, err := winsid.Current()
+	if err != nil {
+		return err
+	}
+	return checkSD(sd, path, deny, func(sid string) bool { return trusted(sid, me) }, "you")
 }
 
 func check(path string, deny windows.ACCESS_MASK, trusted func(string) bool, owners string) error {
@@ -115,6 +138,10 @@ func check(path string, deny windows.ACCESS_MASK, trusted func(string) bool, own
 	if err != nil {
 		return fmt.Errorf("reading the permissions of %s: %w", path, err)
 	}
+	return checkSD(sd, path, deny, trusted, owners)
+}
+
+func checkSD(sd *windows.SECURITY_DESCRIPTOR, path string, deny windows.ACCESS_MASK, trusted func(string) bool, owners string) error {
 	owner, _, err := sd.Owner()
 	if err != nil || owner == nil {
 		return &Error{Path: path, Msg: fmt.Sprintf("%s has no owner kc-agent can read", path)}

@@ -3,8 +3,11 @@
 package discovery
 
 import (
+	"errors"
 	"fmt"
 	"os"
+
+	"github.com/kc-agent/kc-agent/internal/filetrust"
 )
 
 func currentSID() (string, error) { return "", nil }
@@ -27,13 +30,15 @@ func CheckSocketDir(dir string) error {
 	if !fi.IsDir() {
 		return &UntrustedError{Path: dir, Owner: -1, Msg: fmt.Sprintf("socket directory %s is not a directory", dir)}
 	}
-	if uid, ok := ownerUID(fi); ok && uid != os.Getuid() {
-		return &UntrustedError{Path: dir, Owner: uid, Msg: fmt.Sprintf("socket directory %s belongs to uid %d, not to you (uid %d)", dir, uid, os.Getuid())}
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
+	var te *filetrust.Error
+	switch err := filetrust.CheckInfo(dir, fi, filetrust.User, filetrust.Read|filetrust.Write); {
+	case !errors.As(err, &te):
+		return err
+	case te.Problem == filetrust.WrongOwner:
+		return &UntrustedError{Path: dir, Owner: te.UID, Msg: fmt.Sprintf("socket directory %s belongs to uid %d, not to you (uid %d)", dir, te.UID, os.Getuid())}
+	default:
 		return &UntrustedError{Path: dir, Owner: os.Getuid(), Msg: fmt.Sprintf("socket directory %s has mode %v; it must be 0700", dir, fi.Mode().Perm())}
 	}
-	return nil
 }
 
 // CheckPeer verifies that the process at the other end of the connected

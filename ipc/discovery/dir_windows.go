@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/kc-agent/kc-agent/internal/filetrust"
 	"github.com/kc-agent/kc-agent/internal/winacl"
 	"github.com/kc-agent/kc-agent/internal/winsid"
 )
@@ -35,14 +36,11 @@ func CheckSocketDir(dir string) error {
 	if !fi.IsDir() {
 		return &UntrustedError{Path: dir, Owner: -1, Msg: fmt.Sprintf("%s is not a directory", dir)}
 	}
-	if err := winacl.Check(dir, winacl.Write); err != nil {
-		var ae *winacl.Error
-		if errors.As(err, &ae) {
-			return &UntrustedError{Path: dir, Owner: -1, Msg: "kc-agent's directory " + ae.Msg}
-		}
-		return err
+	err = filetrust.CheckInfo(dir, fi, filetrust.User, filetrust.Write)
+	if te := (*filetrust.Error)(nil); errors.As(err, &te) {
+		return &UntrustedError{Path: dir, Owner: -1, Msg: "kc-agent's directory " + te.Msg}
 	}
-	return nil
+	return err
 }
 
 // CheckPipeServer verifies that the process serving the pipe at path (pid,
