@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -155,9 +156,16 @@ func (p *profile) ensureLoaded(ctx context.Context, gen int) error {
 		// Nothing was ever signed in here that this agent knows of: the
 		// caller's next step is a sign-in, which says what to fix about
 		// the store before it starts. Not loaded: read again next time.
+		// The message says why a sign-in will need the store fixed first.
 		p.state = StateLoggedOut
-		p.lastErr = "not logged in here (the keychain can not be read: " + err.Error() + ")"
-		return &Error{Code: CodeLoginRequired, Msg: fmt.Sprintf("profile %q is not logged in on this host", p.name), Hint: loginHint(p.name)}
+		p.lastErr = "not logged in here (" + err.Error() + ")"
+		hint := loginHint(p.name)
+		var ue *store.UnavailableError
+		if errors.As(err, &ue) {
+			hint = strings.TrimSuffix(hint, " again") + " once the profile can keep a token: " + ue.Hint()
+		}
+		p.hint = hint
+		return &Error{Code: CodeLoginRequired, Msg: fmt.Sprintf("profile %q is not logged in on this host (%v)", p.name, err), Hint: hint}
 	case err != nil:
 		p.lastErr = "reading the stored login: " + err.Error()
 		var ue *store.UnavailableError

@@ -91,7 +91,8 @@ func countingIssuer(t *testing.T) (issuer string, hits *atomic.Int32) {
 }
 
 // On a host without a keychain, an administrator's profile that keeps the
-// keychain: get_token()'s answer is "log in" (not a keychain error), and
+// keychain: get_token()'s answer is "log in" (login_required, saying why a
+// login needs the store fixed first; not a keychain error), and
 // login() / `kc-agent login` through the agent fail at once, before any
 // device grant, saying the fix is the administrator's.
 func TestSignInRefusedWhenStoreCanNotWrite(t *testing.T) {
@@ -101,7 +102,7 @@ func TestSignInRefusedWhenStoreCanNotWrite(t *testing.T) {
 	agent := e.startAgentWith(func(m *tokens.Manager) {
 		m.StoreFor = func(config.Profile) (store.Store, error) { return unreachableStore{}, nil }
 	})
-	if _, code, stderr := e.tokenJSON(); code != exitLoginRequired || !strings.Contains(stderr, "kc-agent login") || strings.Contains(stderr, "keychain read failed") {
+	if _, code, stderr := e.tokenJSON(); code != exitLoginRequired || !strings.Contains(stderr, "is not logged in on this host") || !strings.Contains(stderr, "kc-agent login") {
 		t.Errorf("token before any sign-in: exit %d: %s", code, stderr)
 	}
 	_, err := agent.client.StartLogin(context.Background(), ipc.LoginRequest{Profile: e.profile, Flow: ipc.FlowDevice})
