@@ -97,7 +97,10 @@ func (s *Service) begin(ctx context.Context, name string, prof Profile, req ipc.
 		// Another caller started one while the store was checked: join it.
 		ss.mu.Unlock()
 		cancel()
-		st, _, err := s.claim(ctx, name, req)
+		st, joined, err := s.claim(ctx, name, req)
+		if err == nil && !joined {
+			return s.begin(ctx, name, prof, req) // it ended meanwhile
+		}
 		return st, err
 	}
 	ss.byProfile[name] = si
