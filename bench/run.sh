@@ -41,6 +41,9 @@ fi
 scripts/with-secret-service.sh go run ./bench/tokenbench -bin bin/kc-agent $before_flag
 scripts/with-secret-service.sh go run ./bench/pyclient -bin bin/kc-agent
 echo
+echo "== device sign-in: approval at Keycloak to sign-in complete, intervals 1 s and 5 s, against x/oauth2's loop"
+go run ./bench/devicebench
+echo
 echo "== proxy, separate processes: wrk/loadgen -> proxy -> nginx upstream, vs nginx, HAProxy, mitmproxy"
 bench/proxy-fair.sh
 echo "== the proxy when every request opens a connection (curl in a loop)"

@@ -280,6 +280,16 @@ func (c *Client) Logout(ctx context.Context, req LogoutRequest) (*LogoutResponse
 	return &out, nil
 }
 
+// LaunchLogin asks for a one-time launcher link to a pending sign-in's
+// page: open that, never the page's URL, with a browser opener.
+func (c *Client) LaunchLogin(ctx context.Context, id string) (string, error) {
+	var out LaunchResponse
+	if err := c.do(ctx, http.MethodPost, PathLogin+"/"+url.PathEscape(id)+"/launch", nil, &out); err != nil {
+		return "", err
+	}
+	return out.URL, nil
+}
+
 // CancelLogin cancels a sign-in.
 func (c *Client) CancelLogin(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, PathLogin+"/"+url.PathEscape(id), nil, nil)

@@ -20,6 +20,9 @@ const (
 	// PathLogin starts a sign-in (POST); PathLogin+"/{id}" reports on one
 	// (GET, ?wait=30s to long-poll) or cancels it (DELETE), and
 	// PathLogin+"/{id}/qr.svg" is the QR code of its verification URL.
+	// POST PathLogin+"/{id}/launch" makes a one-time launcher link for
+	// its page (LaunchResponse), the only link that goes to a browser
+	// opener's argv.
 	PathLogin = "/v1/login"
 	// PathLogout ends a profile's login (POST): the session at the
 	// provider, then the stored token.
@@ -167,6 +170,10 @@ type LoginStatus struct {
 	Joined    bool      `json:"joined,omitempty"`
 	StartedAt time.Time `json:"started_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// ClientID is the client the sign-in is for; ClientName what
+	// Keycloak's consent page calls it, where the profile says (client_name).
+	ClientID   string `json:"client_id,omitempty"`
+	ClientName string `json:"client_name,omitempty"`
 	// Device flow.
 	VerificationURI         string `json:"verification_uri,omitempty"`
 	VerificationURIComplete string `json:"verification_uri_complete,omitempty"`
@@ -185,6 +192,13 @@ type LoginStatus struct {
 	OfflineExpiresIn int64          `json:"offline_expires_in,omitempty"`
 	Error            string         `json:"error,omitempty"`
 	Hint             string         `json:"hint,omitempty"`
+}
+
+// LaunchResponse is a one-time loopback link that redirects this user's
+// browser, once, to a pending sign-in's page (agent/launcher). Unlike the
+// page's own URL, it is safe on a process's argv.
+type LaunchResponse struct {
+	URL string `json:"url"`
 }
 
 // ProfileStatus is one profile in the status answer.
@@ -272,6 +286,10 @@ type ProxyStatus struct {
 	URL        string `json:"url,omitempty"`  // http://kc:<secret>@addr, only from /v1/proxy
 	Error      string `json:"error,omitempty"`
 	Hint       string `json:"hint,omitempty"`
+	// Retrying: the proxy's address is taken, and the agent tries again in
+	// the background (Error says who holds it, Hint what to do); the proxy
+	// starts by itself once the address is free.
+	Retrying bool `json:"retrying,omitempty"`
 	// CABundle is the PEM file (system roots + the local CA) clients trust
 	// when a route intercepts TLS; "" otherwise.
 	CABundle string      `json:"ca_bundle,omitempty"`
@@ -280,6 +298,9 @@ type ProxyStatus struct {
 	Refused map[string]int64 `json:"refused,omitempty"`
 	// Warnings name risky settings in use (e.g. a cleartext upstream).
 	Warnings []string `json:"warnings,omitempty"`
+	// WarningHints[i] is what to do about Warnings[i] ("" when the warning
+	// says it).
+	WarningHints []string `json:"warning_hints,omitempty"`
 	// ForeignListeners are the upstream ports a token was not sent to in
 	// the clear because another user listened there.
 	ForeignListeners []ForeignListener `json:"foreign_listeners,omitempty"`

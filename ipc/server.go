@@ -5,59 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"runtime"
 	"strconv"
 	"time"
 
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
+	"github.com/kc-agent/kc-agent/internal/sameuser"
 )
 
 // ErrAgentRunning means another agent already serves the socket.
 var ErrAgentRunning = errors.New("another kc-agent already serves this socket")
 
-// SameUserListener drops, before any byte is read, every connection whose
-// peer is not this process's user, and logs the refusal. The socket API
-// (peer credentials, or the pipe client's process on Windows) and the
-// proxy (internal/tcpowner) each supply their own way of finding the peer.
-type SameUserListener struct {
-	net.Listener
-	Peer    func(net.Conn) (tcpowner.Owner, error)
-	Log     *slog.Logger
-	Refusal string // the log message for a refused connection
-	// OnRefuse, when set, is called for each refused connection.
-	OnRefuse func()
-}
-
-func (l *SameUserListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		o, err := l.Peer(c)
-		if err != nil || !o.Self() {
-			errText := ""
-			if err != nil {
-				errText = err.Error()
-			}
-			if o.SID != "" || runtime.GOOS == "windows" {
-				l.Log.Warn(l.Refusal, "peer", o.String(), "peer_pid", o.PID, "err", errText)
-			} else {
-				l.Log.Warn(l.Refusal, "peer_uid", o.UID, "agent_uid", os.Getuid(), "err", errText)
-			}
-			if l.OnRefuse != nil {
-				l.OnRefuse()
-			}
-			c.Close()
-			continue
-		}
-		return c, nil
-	}
-}
+// SameUserListener drops every connection whose peer is not this
+// process's user (internal/sameuser, shared with the sign-in listeners of
+// agent/oidc, which must not import the wire).
+type SameUserListener = sameuser.Listener
 
 // NewServer wraps a handler with the socket API's limits: bounded headers
 // and bodies, deadlines, and the Host and browser checks.

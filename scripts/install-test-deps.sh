@@ -2,7 +2,7 @@
 # Installs what the test suite and the demo need, when missing:
 # Debian packages (Secret Service, D-Bus, Chromium, curl, git, kubectl,
 # python3 with requests/httpx/pytest/ipykernel/venv, nbconvert, Wine and mingw
-# for the Windows tests), Python requests.
+# for the Windows tests), Python requests, JupyterLab (PyPI, in a venv).
 # Java 17, Maven and Go must already be there. Idempotent and quiet when
 # everything is present.
 set -e
@@ -48,6 +48,14 @@ fi
 if ! python3 -c 'import requests' >/dev/null 2>&1; then
 	echo "install-test-deps: installing Python requests" >&2
 	python3 -m pip install -q requests
+fi
+# The JupyterLab test (cmd/kc-agent/jupyterlab_test.go) drives a real
+# JupyterLab; Debian has none, so it comes from PyPI into its own venv.
+JUPYTERLAB_VENV=/opt/kc-agent-jupyterlab
+if [ ! -x "$JUPYTERLAB_VENV/bin/jupyter-lab" ]; then
+	echo "install-test-deps: installing JupyterLab from PyPI into $JUPYTERLAB_VENV" >&2
+	$SUDO /usr/bin/python3 -m venv "$JUPYTERLAB_VENV"
+	$SUDO "$JUPYTERLAB_VENV/bin/pip" install -q --disable-pip-version-check jupyterlab ipykernel
 fi
 for tool in go java mvn; do
 	command -v $tool >/dev/null 2>&1 || { echo "install-test-deps: $tool is required but missing" >&2; exit 1; }

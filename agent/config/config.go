@@ -42,6 +42,11 @@ type Profile struct {
 	// device, revocation, logout or userinfo endpoint lies outside the
 	// issuer's scheme://host:port. Only for providers that really do this.
 	AllowForeignEndpoints bool `yaml:"allow_foreign_endpoints,omitempty"`
+	// ClientName is what Keycloak's consent page calls the client (its
+	// Name in the realm, where one is set; else the page shows the client
+	// id). A sign-in's block tells the user to allow access for it. Only
+	// shown, never sent.
+	ClientName string `yaml:"client_name,omitempty"`
 }
 
 // Route sends requests to an upstream API with a token injected.
@@ -72,7 +77,8 @@ const DefaultProxyListen = "127.0.0.1:8421"
 
 // Proxy holds the settings of the localhost proxy.
 type Proxy struct {
-	// Listen is a loopback host:port (default 127.0.0.1:8421).
+	// Listen is a loopback host:port (default 127.0.0.1:8421), or auto:
+	// an address of the user's own, from their uid (ListenAuto).
 	Listen string `yaml:"listen,omitempty"`
 	// CAFile is an extra PEM bundle trusted for upstreams (besides the
 	// system roots); there is no way to skip verification.
@@ -320,8 +326,12 @@ func yamlError(path string, err error) error {
 	return &Error{File: path, Msg: strings.TrimPrefix(msg, "yaml: ")}
 }
 
-// ProxyListen is the proxy's address with the default applied.
+// ProxyListen is the proxy's address with the default applied and auto
+// resolved to this user's address.
 func (c *Config) ProxyListen() string {
+	if c.Proxy.Listen == ListenAuto {
+		return autoListen()
+	}
 	if c.Proxy.Listen != "" {
 		return c.Proxy.Listen
 	}

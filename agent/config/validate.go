@@ -139,7 +139,7 @@ func (c *Config) validateProxy() error {
 		return &Error{File: c.path, Line: c.line("proxy", field), Field: "proxy." + field, Msg: msg}
 	}
 	if c.Proxy.Listen != "" {
-		if err := CheckListen(c.Proxy.Listen, c.Proxy.UnsafeListenNonLoopback); err != nil {
+		if err := CheckListen(c.ProxyListen(), c.Proxy.UnsafeListenNonLoopback); err != nil {
 			return fail("listen", err.Error())
 		}
 	}

@@ -29,6 +29,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("DELETE "+ipc.PathLogin+"/{id}", d.handleLoginCancel)
 	mux.HandleFunc("GET "+ipc.PathLogin+"/{id}/qr.svg", d.handleLoginQR)
 	mux.HandleFunc("POST "+ipc.PathLogout, d.handleLogout)
+	mux.HandleFunc("POST "+ipc.PathLogin+"/{id}/launch", d.handleLoginLaunch)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		ipc.WriteError(w, &ipc.Error{Code: ipc.CodeNotFound,
 			Message: fmt.Sprintf("no such endpoint %s %s", r.Method, r.URL.Path)})

@@ -212,7 +212,9 @@ func (d *Daemon) applyProxyLocked(cfg *config.Config) error {
 	}
 	p, err := proxy.New(proxy.Options{Config: cfg, Tokens: d.mgr, StateDir: d.opts.StateDir, Log: d.log.With("component", "proxy")})
 	if err == nil {
-		err = p.Start()
+		// A taken address is waited for in the background (the proxy
+		// says so in status): nobody restarts a notebook user's agent.
+		err = p.StartRetrying()
 	}
 	if err != nil {
 		d.proxyErr = err.Error()

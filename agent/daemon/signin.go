@@ -122,6 +122,15 @@ func (d *Daemon) handleLoginQR(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte(st.QRSVG))
 }
 
+func (d *Daemon) handleLoginLaunch(w http.ResponseWriter, r *http.Request) {
+	link, err := d.logins.LaunchLogin(r.Context(), r.PathValue("id"))
+	if err != nil {
+		ipc.WriteError(w, d.wireError("", err))
+		return
+	}
+	ipc.WriteJSON(w, http.StatusOK, ipc.LaunchResponse{URL: link})
+}
+
 func (d *Daemon) handleLogout(w http.ResponseWriter, r *http.Request) {
 	var req ipc.LogoutRequest
 	if e := ipc.DecodeJSON(r, &req); e != nil {

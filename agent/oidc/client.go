@@ -318,6 +318,13 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string, scopes []stri
 	if len(scopes) > 0 {
 		form.Set("scope", strings.Join(scopes, " "))
 	}
+	return c.tokenGrant(ctx, form)
+}
+
+// tokenGrant posts a grant to the token endpoint and reads the answer: a
+// token, or the provider's error classified (its code kept, for the
+// device flow's authorization_pending and slow_down).
+func (c *Client) tokenGrant(ctx context.Context, form url.Values) (*Token, error) {
 	received := time.Now()
 	status, body, err := c.post(ctx, c.meta.TokenURL, form)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -17,6 +18,8 @@ import (
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/kc-agent/kc-agent/internal/sameuser"
 )
 
 // Identity is who logged in, from the verified ID token.
@@ -109,7 +112,13 @@ func (c *Client) StartBrowser(scopes []string, timeout time.Duration) (*BrowserL
 	if c.meta.AuthURL == "" {
 		return nil, &Error{Kind: KindConfig, Msg: "the issuer announces no authorization endpoint"}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err := CheckLink(c.Issuer, "authorization_endpoint", c.meta.AuthURL); err != nil {
+		return nil, err
+	}
+	// Only this user's processes may deliver the redirect (the proxy's
+	// owner check): a neighbour who learnt the state can not hand the
+	// agent a code of their own. A refused connection consumes nothing.
+	ln, err := sameuser.ListenLoopback(slog.Default(), "sign-in callback listener refused a connection from another user", nil)
 	if err != nil {
 		return nil, fmt.Errorf("listening for the login callback on 127.0.0.1: %w", err)
 	}
@@ -157,9 +166,12 @@ func (c *Client) LoginBrowser(ctx context.Context, opts LoginOptions) (*LoginRes
 	authURL := b.AuthURL
 	out := opts.status()
 	if opts.OpenURL != nil {
-		if err := opts.OpenURL(authURL); err != nil {
+		// The URL holds the state, PKCE challenge and nonce: the opener
+		// gets a launcher link, never the URL itself.
+		if closeLink, err := openLink(opts.OpenURL, authURL, b.Expiry); err != nil {
 			fmt.Fprintf(out, "kc-agent: could not open a browser (%v); open this URL yourself:\n\n  %s\n\n", err, authURL)
 		} else {
+			defer closeLink()
 			fmt.Fprintf(out, "kc-agent: opened your browser to sign in; if it did not appear, open:\n\n  %s\n\n", authURL)
 		}
 	} else {
@@ -251,80 +263,6 @@ func (c *Client) callbackHandler(state string, results chan<- callbackResult) ht
 	return mux
 }
 
-// DeviceLogin is a device authorization grant (RFC 8628) waiting for the
-// user's approval.
-type DeviceLogin struct {
-	VerificationURI         string
-	VerificationURIComplete string
-	UserCode                string
-	Expiry                  time.Time
-	Interval                time.Duration
-
-	c        *Client
-	cfg      *oauth2.Config
-	da       *oauth2.DeviceAuthResponse
-	verifier string
-}
-
-// StartDevice asks for a device code, with PKCE parameters (Keycloak
-// requires them when the client enforces PKCE).
-func (c *Client) StartDevice(ctx context.Context, scopes []string) (*DeviceLogin, error) {
-	if c.meta.DeviceURL == "" {
-		return nil, &Error{Kind: KindConfig, Msg: "the issuer announces no device authorization endpoint",
-			Hint: "enable the OAuth 2.0 Device Authorization Grant on the client, or log in with a browser"}
-	}
-	d := &DeviceLogin{c: c, verifier: oauth2.GenerateVerifier(), cfg: c.oauth2Config(loginScopes(scopes), "")}
-	da, err := d.cfg.DeviceAuth(c.ctx(ctx), oauth2.S256ChallengeOption(d.verifier))
-	if err != nil {
-		return nil, fromRetrieveError(err)
-	}
-	d.da = da
-	d.VerificationURI, d.VerificationURIComplete, d.UserCode = da.VerificationURI, da.VerificationURIComplete, da.UserCode
-	d.Expiry, d.Interval = da.Expiry, time.Duration(da.Interval)*time.Second
-	if d.Interval <= 0 {
-		d.Interval = 5 * time.Second
-	}
-	return d, nil
-}
-
-// Wait polls until the user approves or denies, the code expires or ctx
-// ends, then verifies the tokens.
-func (d *DeviceLogin) Wait(ctx context.Context) (*LoginResult, error) {
-	tok, err := d.cfg.DeviceAccessToken(d.c.ctx(ctx), d.da, oauth2.VerifierOption(d.verifier))
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			if !d.Expiry.IsZero() && !time.Now().Before(d.Expiry) {
-				return nil, classifyTokenError(400, "expired_token", "")
-			}
-			return nil, &Error{Kind: KindDenied, Msg: "timed out waiting for the device login", Hint: "run `kc-agent login --device` again"}
-		}
-		if errors.Is(err, context.Canceled) {
-			return nil, &Error{Kind: KindDenied, Msg: "login cancelled"}
-		}
-		return nil, fromRetrieveError(err)
-	}
-	return d.c.finishLogin(ctx, fromOAuth2(tok, time.Now()), "")
-}
-
-// LoginDevice runs the device authorization grant (RFC 8628).
-func (c *Client) LoginDevice(ctx context.Context, opts LoginOptions) (*LoginResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, opts.timeout())
-	defer cancel()
-	d, err := c.StartDevice(ctx, opts.Scopes)
-	if err != nil {
-		return nil, err
-	}
-	if opts.ShowDeviceCode != nil {
-		opts.ShowDeviceCode(d.VerificationURI, d.UserCode, d.VerificationURIComplete)
-	} else {
-		fmt.Fprintf(opts.status(), "kc-agent: to sign in, visit %s and enter the code %s\n", d.VerificationURI, d.UserCode)
-	}
-	if opts.OpenURL != nil && d.VerificationURIComplete != "" {
-		_ = opts.OpenURL(d.VerificationURIComplete)
-	}
-	return d.Wait(ctx)
-}
-
 // finishLogin verifies the ID token and makes sure the refresh token is an
 // offline token before anyone stores it.
 func (c *Client) finishLogin(ctx context.Context, tok *Token, nonce string) (*LoginResult, error) {
@@ -345,7 +283,7 @@ func (c *Client) finishLogin(ctx context.Context, tok *Token, nonce string) (*Lo
 		Name              string `json:"name"`
 	}
 	_ = idt.Claims(&claims)
-	id := Identity{Subject: idt.Subject, Username: claims.PreferredUsername, Email: claims.Email, Name: claims.Name}
+	id := Identity{Subject: Printable(idt.Subject), Username: Printable(claims.PreferredUsername), Email: Printable(claims.Email), Name: Printable(claims.Name)}
 	if id.Username == "" {
 		id.Username = id.Subject
 	}

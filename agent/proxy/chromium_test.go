@@ -125,3 +125,55 @@ func sortCookies(h string) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// In a real browser that holds Jupyter's cookies for 127.0.0.1 (set by a
+// server on another port: cookies do not tell ports apart), a navigation to
+// an allow_browser route carries none of them upstream, while the route's
+// own cookie makes the round trip under its own name.
+func TestJupyterCookiesNeverReachARouteInChromium(t *testing.T) {
+	browser := testenv.Chromium(t)
+	jupyter := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Set-Cookie", `username-127-0-0-1-8888="2|1:0|10:1700000000|23:username-127-0-0-1-8888|44:secret"; Path=/; HttpOnly`)
+		w.Header().Add("Set-Cookie", "_xsrf=2|deadbeef|cafe|1700000000; Path=/")
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, "<p>jupyter</p><pre>%s</pre>", r.Header.Get("Cookie"))
+	}))
+	t.Cleanup(jupyter.Close)
+	a := newCookieUpstream(t, "a")
+	f := startProxy(t, fmt.Sprintf("routes:\n  - name: a\n    upstream: %s\n    allow_browser: true\n", a.URL))
+	main := "http://" + f.main
+	var jupyterSaw string
+	err := browser.With(func(ctx context.Context) error {
+		for _, u := range []string{jupyter.URL + "/tree", main + "/a/set", main + "/a/again"} {
+			resp, err := chromedp.RunResponse(ctx, chromedp.Navigate(u))
+			if err != nil {
+				return fmt.Errorf("%s: %w", u, err)
+			}
+			if resp.Status != 200 {
+				return fmt.Errorf("%s: HTTP %d", u, resp.Status)
+			}
+		}
+		// The browser does hold Jupyter's cookies and sends them to
+		// 127.0.0.1 (Jupyter shows what it got back).
+		if _, err := chromedp.RunResponse(ctx, chromedp.Navigate(jupyter.URL+"/again")); err != nil {
+			return err
+		}
+		var err error
+		jupyterSaw, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("pre").textContent`))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	if !strings.Contains(jupyterSaw, "username-127-0-0-1-8888=") || !strings.Contains(jupyterSaw, "_xsrf=") {
+		t.Fatalf("the browser does not hold Jupyter's cookies (the test proves nothing): %q", jupyterSaw)
+	}
+	for path, want := range map[string]string{"/set": "", "/again": "a=1; a-nopath=1"} {
+		got, ok := a.cookie(path)
+		if !ok {
+			t.Errorf("%s never reached the upstream", path)
+		} else if sortCookies(got) != sortCookies(want) {
+			t.Errorf("upstream %s got cookies %q, want %q", path, got, want)
+		}
+	}
+}

@@ -55,6 +55,11 @@ func (p *Proxy) newReverseProxy(tr http.RoundTripper) *httputil.ReverseProxy {
 			}
 			pr.Out.Host = u.Host
 			pr.Out.Header.Del("Proxy-Authorization")
+			if ob.local != "" {
+				// A reverse route: only the route's own cookies go on
+				// (cookie.go); the browser's others for this host stay.
+				ownCookies(pr.Out.Header, ob)
+			}
 			// With a rule, the agent's token replaces whatever the client
 			// sent; without one (forward proxy, no rule) the client's own
 			// Authorization goes through untouched.

@@ -30,8 +30,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,13 +73,17 @@ type Proxy struct {
 	ca     *CA
 	caErr  error
 
+	// applyMu makes table changes one at a time: a reload, or an attempt
+	// of the wait for a taken address (retry.go).
+	applyMu   sync.Mutex
 	mu        sync.Mutex
 	listeners map[string]*listener // by configured address
 	mainAddr  string               // the main listener's key (listenKey)
 	addr      string               // where the main listener really is
 	tunnels   sync.WaitGroup
 	closing   chan struct{}
-	served    []string // addresses served on, this run and before (ports.go)
+	served    []string    // addresses served on, this run and before (ports.go)
+	retry     *retryState // while waiting for a taken address (retry.go)
 }
 
 type listener struct {
@@ -122,8 +124,13 @@ func (p *Proxy) Reconfigure(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	p.applyMu.Lock()
+	defer p.applyMu.Unlock()
 	old := p.table.Load()
 	if err := p.apply(t); err != nil {
+		if p.waitFor(t, err) {
+			return nil
+		}
 		return err
 	}
 	if old != t {
@@ -145,6 +152,11 @@ func (p *Proxy) apply(t *table) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	select {
+	case <-p.closing: // a retry that lost the race with Close
+		return errors.New("the proxy is closed")
+	default:
+	}
 	opened := map[string]*listener{}
 	for key, h := range want {
 		if p.listeners[key] != nil {
@@ -165,6 +177,7 @@ func (p *Proxy) apply(t *table) error {
 		p.log.Info("proxy listening", "addr", l.addr)
 	}
 	p.table.Store(t)
+	p.retry = nil
 	for addr, l := range p.listeners {
 		if _, ok := want[addr]; !ok {
 			delete(p.listeners, addr)
@@ -191,7 +204,7 @@ func (p *Proxy) listen(addr string, h http.Handler, unsafe bool) (*listener, err
 	if err != nil {
 		return nil, listenError(addr, err)
 	}
-	ln = &ipc.SameUserListener{Listener: ln, Peer: loopbackPeer, Log: p.log,
+	ln = &ipc.SameUserListener{Listener: ln, Peer: ipc.LoopbackPeer, Log: p.log,
 		Refusal: "proxy refused a connection from another user", OnRefuse: func() { p.refusals.count(reasonOtherUser) }}
 	srv := &http.Server{
 		Handler:           h,
@@ -206,22 +219,24 @@ func (p *Proxy) listen(addr string, h http.Handler, unsafe bool) (*listener, err
 	return &listener{srv: srv, ln: ln, addr: ln.Addr().String(), tcp: tcp}, nil
 }
 
-// listenError says who holds a port that is in use: another user's
-// process there would receive the user's API traffic.
+// listenError says who holds a port that is in use (a *busyError, which
+// the proxy waits out: retry.go): another user's process there would
+// receive the user's API traffic.
 func listenError(addr string, err error) error {
 	if !addrInUse(err) {
 		return fmt.Errorf("proxy can not listen on %s: %w", addr, err)
 	}
+	msg := fmt.Sprintf("proxy can not listen on %s: the port is in use", addr)
 	ta, rerr := net.ResolveTCPAddr("tcp", addr)
 	if rerr == nil {
 		if o, oerr := tcpowner.Listener(ta); oerr == nil {
+			msg = fmt.Sprintf("proxy can not listen on %s: another of your processes holds the port", addr)
 			if !o.Self() {
-				return fmt.Errorf("proxy can not listen on %s: the port is taken by %s (another user); set proxy.listen to another port (127.0.0.1:0 picks a free one)", addr, o)
+				msg = fmt.Sprintf("proxy can not listen on %s: the port is taken by %s (another user)", addr, o)
 			}
-			return fmt.Errorf("proxy can not listen on %s: another of your processes holds the port; stop it or set proxy.listen to another port", addr)
 		}
 	}
-	return fmt.Errorf("proxy can not listen on %s: the port is in use; set proxy.listen to another port (127.0.0.1:0 picks a free one)", addr)
+	return &busyError{msg: msg, err: err}
 }
 
 func shutdown(s *http.Server) {
@@ -281,13 +296,18 @@ func (p *Proxy) Status(withURL bool) ipc.ProxyStatus {
 	for a, l := range p.listeners {
 		own[a] = l.addr
 	}
-	portWarning := p.portWarning()
+	portWarning, portHint := p.portWarning(t.cfg)
 	p.mu.Unlock()
 	st := ipc.ProxyStatus{Configured: true, Running: addr != "", Addr: addr, Routes: []ipc.RouteInfo{},
 		Refused: p.refusals.snapshot(), Warnings: t.warnings, ForeignListeners: WireListeners(p.foreign.Snapshot())}
+	for _, w := range t.warnings {
+		st.WarningHints = append(st.WarningHints, warningHint(w))
+	}
 	if portWarning != "" {
 		st.Warnings = append(slices.Clip(t.warnings), portWarning)
+		st.WarningHints = append(st.WarningHints, portHint)
 	}
+	p.retryStatus(&st, t.cfg)
 	if withURL && addr != "" {
 		st.URL = (&url.URL{Scheme: "http", User: url.UserPassword(ProxyUser, p.secret), Host: addr}).String()
 	}
@@ -295,6 +315,9 @@ func (p *Proxy) Status(withURL bool) ipc.ProxyStatus {
 		base := "http://" + addr + "/" + r.Name
 		if r.Listen != "" {
 			base = "http://" + own[listenKey(r.Listen, r.Name)]
+		}
+		if addr == "" {
+			base = "" // waiting for a taken address: no URL anyone may use yet (retry.go)
 		}
 		st.Routes = append(st.Routes, ipc.RouteInfo{Name: r.Name, URL: base, Upstream: r.Upstream, Profile: r.ProfileName()})
 		if r.Intercept {
@@ -321,19 +344,6 @@ func (p *Proxy) Close() {
 	}
 	p.tunnels.Wait()
 	p.table.Load().closeIdle()
-}
-
-// loopbackPeer finds the user behind an accepted loopback TCP connection
-// (a uid on Unix, the owning process's SID on Windows). A caller whose
-// owner can't be found is refused, except on macOS, which shows no socket
-// owners: there the loopback-only listener and the proxy secret are the
-// guards (README, security model).
-func loopbackPeer(c net.Conn) (tcpowner.Owner, error) {
-	o, err := tcpowner.Peer(c)
-	if errors.Is(err, tcpowner.ErrUnsupported) && runtime.GOOS == "darwin" {
-		return tcpowner.Owner{UID: os.Getuid()}, nil
-	}
-	return o, err
 }
 
 // serveMain is the main listener: CONNECT and absolute-form requests are
@@ -396,7 +406,8 @@ func (p *Proxy) token(w http.ResponseWriter, r *http.Request, rt *route) (string
 		if errors.As(err, &te) {
 			code, hint = string(te.Code), te.Hint
 		}
-		writeError(w, code, "kc-agent has no valid token for this route: "+err.Error(), hint)
+		msg, hint := tokenFailureWords(r, code, "kc-agent has no valid token for this route: "+err.Error(), hint)
+		writeError(w, code, msg, hint)
 		return "", false
 	}
 	return a.Token, true

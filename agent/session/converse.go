@@ -15,6 +15,9 @@ type Backend interface {
 	StartLogin(ctx context.Context, req ipc.LoginRequest) (*ipc.LoginStatus, error)
 	LoginStatus(ctx context.Context, id string, wait time.Duration) (*ipc.LoginStatus, error)
 	CancelLogin(ctx context.Context, id string) error
+	// LaunchLogin is a one-time link to a pending sign-in's page, for a
+	// browser opener (whose argv other users can read).
+	LaunchLogin(ctx context.Context, id string) (string, error)
 }
 
 // Presenter shows a sign-in to the person who asked for it: the terminal
@@ -22,8 +25,9 @@ type Backend interface {
 // socket API (clients/python).
 type Presenter interface {
 	// Show is called once the sign-in started, or was joined: the link,
-	// the code and the QR code to show.
-	Show(st *ipc.LoginStatus)
+	// the code and the QR code to show. launch gives a one-time link to
+	// hand a browser opener instead of the page's URL.
+	Show(st *ipc.LoginStatus, launch func() (string, error))
 	// Waiting is called about every second while it is pending.
 	Waiting(st *ipc.LoginStatus, left time.Duration)
 	// Stop is called when the waiting is over, however it ended.
@@ -52,7 +56,8 @@ func Converse(ctx context.Context, b Backend, req ipc.LoginRequest, p Presenter,
 	if err != nil {
 		return nil, err
 	}
-	p.Show(st)
+	id := st.ID
+	p.Show(st, func() (string, error) { return b.LaunchLogin(ctx, id) })
 	defer p.Stop()
 	deadline := time.Now().Add(timeout)
 	for st.State == ipc.LoginPending {

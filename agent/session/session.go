@@ -64,6 +64,7 @@ type Service struct {
 	NewClient func(ctx context.Context, p config.Profile) (*oidc.Client, error)
 
 	signIns signIns
+	launch  launchSlot
 }
 
 // New returns a service with the real provider client.

@@ -155,6 +155,7 @@ func (s *Service) startFlow(ctx context.Context, si *signIn, prof config.Profile
 	}
 	si.mu.Lock()
 	defer si.mu.Unlock()
+	si.st.ClientID, si.st.ClientName = client.ClientID, prof.ClientName
 	now := time.Now()
 	lim := s.limits()
 	if si.st.Flow == ipc.FlowBrowser {

@@ -231,4 +231,5 @@ func (s *Service) Close() {
 	}
 	ss.mu.Unlock()
 	ss.wg.Wait()
+	s.launch.close()
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	qrcode "github.com/skip2/go-qrcode"
+
+	"github.com/kc-agent/kc-agent/agent/oidc"
 )
 
 // browserAvailable tells whether `login` can open a browser the user sees.
@@ -67,6 +69,8 @@ func openBrowser(url string) error {
 // showDeviceCode prints the device flow instructions and a QR code of the
 // complete verification URL.
 func showDeviceCode(w io.Writer, uri, code, complete string) {
+	// The agent cleans these already; an older one may not have.
+	uri, code, complete = oidc.Printable(uri), oidc.Printable(code), oidc.Printable(complete)
 	fmt.Fprintf(w, "kc-agent: to sign in, open %s on any device and enter the code:\n\n    %s\n\n", uri, code)
 	if complete != "" {
 		if qr := renderQR(complete); qr != "" {

@@ -208,7 +208,7 @@ func agentChecks(ctx context.Context, cfg *config.Config) []check {
 	if err := c.Health(hctx); err != nil {
 		add(check{"agent", "warn", "not running (" + err.Error() + ")", "`kc-agent token` starts it, or install the service: `kc-agent service install`"})
 		if cfg != nil && (len(cfg.Routes) > 0 || cfg.Proxy != (config.Proxy{})) {
-			add(portCheck(cfg.ProxyListen()))
+			add(portCheck(cfg.ProxyListen(), cfg))
 		}
 		return checks
 	}
@@ -218,14 +218,24 @@ func agentChecks(ctx context.Context, cfg *config.Config) []check {
 		add(check{"agent status", "FAIL", err.Error(), ""})
 		return checks
 	}
-	ps := st.Proxy
+	return append(checks, proxyChecks(st.Proxy, cfg)...)
+}
+
+// proxyChecks reports the running agent's proxy: where it listens (and
+// that the address is really this user's), a wait for a taken address,
+// and each warning with its own hint.
+func proxyChecks(ps ipc.ProxyStatus, cfg *config.Config) []check {
+	var checks []check
+	add := func(c check) { checks = append(checks, c) }
 	switch {
 	case !ps.Configured:
 		add(check{"proxy", "ok", "none configured", ""})
+	case ps.Retrying:
+		add(check{"proxy", "FAIL", "waiting for its address (retrying in the background): " + ps.Error, ps.Hint})
 	case !ps.Running:
-		add(check{"proxy", "FAIL", ps.Error, "free the port, or set proxy.listen in the config (127.0.0.1:0 picks a free port)"})
+		add(check{"proxy", "FAIL", ps.Error, "see `kc-agent status`; the agent retries when the config changes or it restarts"})
 	default:
-		if pc := portCheck(ps.Addr); pc.status != "ok" {
+		if pc := portCheck(ps.Addr, cfg); pc.status != "ok" {
 			add(pc)
 		} else {
 			add(check{"proxy", "ok", "listening on " + ps.Addr + ", owned by you", ""})
@@ -234,15 +244,19 @@ func agentChecks(ctx context.Context, cfg *config.Config) []check {
 			add(check{"proxy config", "FAIL", ps.Error, "the last good settings stay live; fix the config file"})
 		}
 	}
-	for _, w := range ps.Warnings {
-		add(check{"proxy", "warn", w, "use an https:// upstream"})
+	for i, w := range ps.Warnings {
+		hint := ""
+		if i < len(ps.WarningHints) {
+			hint = ps.WarningHints[i] // each warning its own
+		}
+		add(check{"proxy", "warn", w, hint})
 	}
 	return checks
 }
 
 // portCheck tells whether addr is free, or served by this user, or taken
 // by another user (squatted).
-func portCheck(addr string) check {
+func portCheck(addr string, cfg *config.Config) check {
 	if !tcpowner.Supported {
 		return check{"proxy port", "ok", addr + " (owner not visible on this system)", ""}
 	}
@@ -257,7 +271,7 @@ func portCheck(addr string) check {
 	case err != nil:
 		return check{"proxy port", "ok", addr + " is free", ""}
 	case !o.Self():
-		return check{"proxy port", "FAIL", fmt.Sprintf("%s is taken by %s, not by you", addr, o), "another user holds the port and would receive your API traffic: set proxy.listen to another port (127.0.0.1:0 picks a free one)"}
+		return check{"proxy port", "FAIL", fmt.Sprintf("%s is taken by %s, not by you", addr, o), "another user holds the address and would receive your API traffic: " + cfg.ListenAdvice()}
 	}
 	return check{"proxy port", "ok", addr + " is served by you", ""}
 }

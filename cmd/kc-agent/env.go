@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/internal/tcpowner"
 	"github.com/kc-agent/kc-agent/ipc"
 )
@@ -39,13 +41,16 @@ func proxyEnv(ctx context.Context, stderr io.Writer, noAutostart bool) (vars [][
 		return nil, "no proxy variables: no proxy is configured (add routes to the config file)", nil
 	}
 	if !ps.Running {
-		return nil, "", &cliError{code: exitError, err: fmt.Errorf("the agent's proxy is not running: %s", ps.Error),
-			hint: "see `kc-agent status` and `kc-agent doctor`; set proxy.listen to a free port (127.0.0.1:0 picks one)"}
+		hint := "see `kc-agent status` and `kc-agent doctor`"
+		if ps.Retrying {
+			hint = ps.Hint // the agent's own advice, which knows the config
+		}
+		return nil, "", &cliError{code: exitError, err: fmt.Errorf("the agent's proxy is not running: %s", ps.Error), hint: hint}
 	}
 	if err := verifyProxyOwner(ps.Addr); err != nil {
 		return nil, "", err
 	}
-	noProxy := "localhost,127.0.0.1,::1"
+	noProxy := noProxyList(*ps)
 	vars = [][2]string{
 		{"HTTP_PROXY", ps.URL}, {"HTTPS_PROXY", ps.URL},
 		{"http_proxy", ps.URL}, {"https_proxy", ps.URL},
@@ -90,9 +95,28 @@ func verifyProxyOwner(addr string) error {
 			me = "your account"
 		}
 		return &cliError{code: exitError, err: fmt.Errorf("the proxy address %s is served by %s, not by you (%s)", addr, o, me),
-			hint: "another user holds the port: set proxy.listen to another port in your config (127.0.0.1:0 picks a free one)"}
+			hint: "another user holds the address: " + (*config.Config)(nil).ListenAdvice()}
 	}
 	return nil
+}
+
+// noProxyList keeps local addresses, the proxy's own (a per-user
+// 127.1.x.y with proxy.listen: auto) and its routes' among them, off the
+// proxy: a route URL is called directly, not through the forward proxy.
+func noProxyList(ps ipc.ProxyStatus) string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	add := func(hostport string) {
+		if h, _, err := net.SplitHostPort(hostport); err == nil && !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	add(ps.Addr)
+	for _, r := range ps.Routes {
+		if u, err := url.Parse(r.URL); err == nil {
+			add(u.Host)
+		}
+	}
+	return strings.Join(hosts, ",")
 }
 
 func envName(s string) string {

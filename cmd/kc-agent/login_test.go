@@ -83,8 +83,10 @@ func TestLoginDeviceFlow(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("device login exited %d: %s", code, stderr)
 	}
-	if !strings.Contains(visited, "user_code=") {
-		t.Errorf("opened %q, want verification_uri_complete", visited)
+	// The opener gets a one-time launcher link (its argv is public); the
+	// approval above went through it to verification_uri_complete.
+	if !strings.HasPrefix(visited, "http://127.0.0.1:") || strings.Contains(visited, "user_code") {
+		t.Errorf("opened %q, want a launcher link to verification_uri_complete", visited)
 	}
 	for _, want := range []string{"enter the code", "scan this code", "▀", "logged in as carol"} {
 		if !strings.Contains(stderr, want) {

@@ -39,7 +39,17 @@ func (t *terminal) openURL(u string) error {
 	return openBrowser(u)
 }
 
-func (t *terminal) Show(st *ipc.LoginStatus) {
+// Show shows the sign-in; a browser opener gets a one-time launcher link
+// (launch), never the sign-in's URL, which holds its state, PKCE challenge
+// or user code and would be on the opener's argv for every local user.
+func (t *terminal) Show(st *ipc.LoginStatus, launch func() (string, error)) {
+	open := func() error {
+		link, err := launch()
+		if err != nil {
+			return err
+		}
+		return t.openURL(link)
+	}
 	w := t.opts.io.Err
 	if st.Joined {
 		fmt.Fprintf(w, "kc-agent: a sign-in for profile %q is already running; joining it\n", st.Profile)
@@ -47,14 +57,14 @@ func (t *terminal) Show(st *ipc.LoginStatus) {
 	if st.Flow == ipc.FlowDevice {
 		showDeviceCode(w, st.VerificationURI, st.UserCode, st.VerificationURIComplete)
 		if (browserAvailable() || openURLHook != nil) && st.VerificationURIComplete != "" {
-			_ = t.openURL(st.VerificationURIComplete)
+			_ = open()
 		}
 		return
 	}
 	switch {
 	case t.opts.noBrowser:
 		fmt.Fprintf(w, "kc-agent: open this URL in a browser on this machine to sign in:\n\n  %s\n\n", st.AuthorizationURL)
-	case t.openURL(st.AuthorizationURL) != nil:
+	case open() != nil:
 		fmt.Fprintf(w, "kc-agent: could not open a browser; open this URL yourself:\n\n  %s\n\n", st.AuthorizationURL)
 	default:
 		fmt.Fprintf(w, "kc-agent: opened your browser to sign in; if it did not appear, open:\n\n  %s\n\n", st.AuthorizationURL)

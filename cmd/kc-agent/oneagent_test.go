@@ -481,7 +481,7 @@ proxy:
 	e.startAgent()
 
 	code, out, stderr := e.run("status")
-	if !strings.Contains(out, "proxy:   NOT RUNNING") || !strings.Contains(out, "taken by uid 65534") {
+	if !strings.Contains(out, "proxy:   WAITING for its address") || !strings.Contains(out, "taken by uid 65534") {
 		t.Fatalf("status does not show the squatted port (exit %d):\n%s%s", code, out, stderr)
 	}
 	for _, args := range [][]string{{"env"}, {"exec", "--", "sh", "-c", "echo $HTTPS_PROXY"}} {

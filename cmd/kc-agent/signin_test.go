@@ -89,7 +89,7 @@ func TestAgentSignInDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st.State != ipc.LoginPending || st.ID == "" || st.UserCode == "" || !strings.Contains(st.VerificationURIComplete, "user_code=") ||
-		st.VerificationURI == "" || st.Interval <= 0 || time.Until(st.ExpiresAt) < time.Minute || !strings.HasPrefix(st.QRSVG, "<svg") {
+		st.VerificationURI == "" || st.ClientID == "" || st.Interval <= 0 || time.Until(st.ExpiresAt) < time.Minute || !strings.HasPrefix(st.QRSVG, "<svg") {
 		t.Fatalf("start answer: %+v", st)
 	}
 	// A second caller joins, whatever flow it asks for.
@@ -483,7 +483,7 @@ proxy:
 	if n, errs := ap.result(); n != 2 || len(errs) > 0 {
 		t.Errorf("approvals: %d, errors %v", n, errs)
 	}
-	// The saved notebook shows the sign-in (link, code, QR) and no token;
+	// The saved notebook shows how the sign-ins ended and no token;
 	// runNotebook recorded it for the leak check.
 	var html []string
 	for _, c := range nb.Cells {
@@ -501,8 +501,10 @@ proxy:
 		}
 	}
 	all := strings.Join(html, "\n")
-	if !strings.Contains(all, "kc-agent-login") || !strings.Contains(all, kc.Issuer(keycloak.RealmTest)+"/device") || !strings.Contains(all, "signed in as carol") {
-		t.Errorf("the saved notebook does not show the sign-in:\n%s", all)
+	// Both sign-ins ended: their blocks say who signed in, and hold no
+	// code or link a reader of the notebook could use.
+	if !strings.Contains(all, "kc-agent-login") || !strings.Contains(all, "Signed in as carol") || strings.Contains(all, "user_code") || strings.Contains(all, kc.Issuer(keycloak.RealmTest)+"/device") {
+		t.Errorf("the saved notebook does not show the ended sign-in, or still shows its code:\n%s", all)
 	}
 	if _, err := e.stored(); err != nil { // its token joins the leak check
 		t.Fatalf("stored: %v", err)
@@ -527,7 +529,17 @@ except k.KcAgentError as e:
 		return cmd
 	}
 	started := func() int { return strings.Count(agent.log.String(), "sign-in started") }
+	// carol is signed in from here on: login() alone would return at once,
+	// so the sign-ins below are login(force=True).
 
+	t.Run("signed-in-starts-nothing", func(t *testing.T) {
+		before := started()
+		out, _ := pyLogin(`timeout=120`).CombinedOutput()
+		e.record(string(out))
+		if !strings.Contains(string(out), "Signed in as carol.") || !strings.Contains(string(out), "who carol") || started() != before {
+			t.Fatalf("login() when signed in (%d sign-ins started):\n%s", started()-before, out)
+		}
+	})
 	t.Run("two-notebooks-one-grant", func(t *testing.T) {
 		before := started()
 		joined := func() bool { return strings.Contains(agent.log.String(), "sign-in joined") }
@@ -559,7 +571,7 @@ except k.KcAgentError as e:
 	t.Run("denied", func(t *testing.T) {
 		ap.set(func(a *approver) { a.deny = true })
 		defer ap.set(func(a *approver) { a.deny = false })
-		out, _ := pyLogin(`timeout=120`).CombinedOutput()
+		out, _ := pyLogin(`timeout=120, force=True`).CombinedOutput()
 		e.record(string(out))
 		if !strings.Contains(string(out), "raised LoginDenied") {
 			t.Fatalf("denied:\n%s", out)
@@ -571,7 +583,7 @@ except k.KcAgentError as e:
 		short := daemon.DefaultSignInLimits
 		short.Lifetime = 2 * time.Second
 		defer daemon.SetSignInLimits(short)()
-		out, _ := pyLogin(`timeout=120`).CombinedOutput()
+		out, _ := pyLogin(`timeout=120, force=True`).CombinedOutput()
 		e.record(string(out))
 		if !strings.Contains(string(out), "raised LoginExpired") {
 			t.Fatalf("expired:\n%s", out)
@@ -583,7 +595,7 @@ except k.KcAgentError as e:
 		defer ap.set(func(a *approver) { a.holdFor = nil })
 		// A desktop session: "auto" picks the browser flow. BROWSER=true
 		// makes webbrowser.open a no-op; Chromium plays the user's browser.
-		cmd := pyLogin(`timeout=120`)
+		cmd := pyLogin(`timeout=120, force=True`)
 		cmd.Env = append(cmd.Env, "DISPLAY=:99", "BROWSER=true")
 		var out []byte
 		done := make(chan struct{})
@@ -610,7 +622,7 @@ except k.KcAgentError as e:
 		}
 		<-done
 		e.record(string(out))
-		if !strings.Contains(string(out), "who carol") || !strings.Contains(string(out), "in a browser on this machine") {
+		if !strings.Contains(string(out), "who carol") || !strings.Contains(string(out), "in a browser on this computer") {
 			t.Fatalf("browser login():\n%s", out)
 		}
 	})

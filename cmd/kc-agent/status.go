@@ -126,6 +126,9 @@ func printProxy(w io.Writer, ps ipc.ProxyStatus) {
 	switch {
 	case !ps.Configured:
 		fmt.Fprintln(w, "proxy:   none (no routes configured)")
+	case ps.Retrying:
+		fmt.Fprintf(w, "proxy:   WAITING for its address (retrying in the background): %s\n", ps.Error)
+		fmt.Fprintf(w, "         hint: %s\n", ps.Hint)
 	case !ps.Running:
 		fmt.Fprintf(w, "proxy:   NOT RUNNING: %s\n", ps.Error)
 	default:
@@ -139,8 +142,11 @@ func printProxy(w io.Writer, ps ipc.ProxyStatus) {
 			fmt.Fprintf(w, "         route %s -> %s (profile %s, from %s)\n", r.Name, r.Upstream, r.Profile, r.Source)
 		}
 	}
-	for _, warn := range ps.Warnings {
+	for i, warn := range ps.Warnings {
 		fmt.Fprintf(w, "         WARNING: %s\n", warn)
+		if i < len(ps.WarningHints) && ps.WarningHints[i] != "" {
+			fmt.Fprintf(w, "         hint: %s\n", ps.WarningHints[i])
+		}
 	}
 	for _, f := range ps.ForeignListeners {
 		fmt.Fprintf(w, "         REFUSED: %s\n", foreignLine(f, "a token"))

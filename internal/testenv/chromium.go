@@ -46,6 +46,11 @@ func (b *Browser) SignIn(url, user, password string) error {
 // With runs f against a fresh headless Chromium (its own profile), for at
 // most a minute.
 func (b *Browser) With(f func(ctx context.Context) error) error {
+	return b.WithFor(60*time.Second, f)
+}
+
+// WithFor is With for at most d, in a 1280x900 window (screenshots).
+func (b *Browser) WithFor(d time.Duration, f func(ctx context.Context) error) error {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(b.path),
 		chromedp.Flag("headless", true),
@@ -57,12 +62,13 @@ func (b *Browser) With(f func(ctx context.Context) error) error {
 		chromedp.Flag("disable-quic", true),
 		chromedp.NoFirstRun,
 		chromedp.UserDataDir(b.t.TempDir()),
+		chromedp.WindowSize(1280, 900),
 	)
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancel()
 	ctx, cancel := chromedp.NewContext(actx)
 	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancel = context.WithTimeout(ctx, d)
 	defer cancel()
 	return f(ctx)
 }

@@ -83,6 +83,14 @@ class FakeAgent:
                 else:
                     self._answer(404, {"error": "bad_request", "message": "no such endpoint"})
 
+            def do_DELETE(self):
+                self._record()
+                h = agent.handler("DELETE", self.path)
+                if h is not None:
+                    self._answer(*h(self.path, None))
+                else:
+                    self._answer(404, {"error": "bad_request", "message": "no such endpoint"})
+
             def do_GET(self):
                 self._record()
                 h = agent.handler("GET", self.path)
@@ -99,6 +107,12 @@ class FakeAgent:
 
         class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                # A client that went away mid-answer (an interrupted login())
+                # is expected; anything else is printed as usual.
+                if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+                    super().handle_error(request, client_address)
 
         self.server = Server(sock_path, Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)

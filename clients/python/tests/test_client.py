@@ -625,8 +625,11 @@ def test_an_older_agent_is_named_with_both_versions(agent):
     import kc_agent_client
 
     agent.handlers[("GET", "/v1/health")] = lambda p, b: (200, {"ok": True, "version": "0.5.0"})
+    signed_in = agent.token_answer
+    agent.token_answer = (401, {"error": "login_required", "message": "profile \"default\" is not logged in"})
     with pytest.raises(kc_agent_client.KcAgentError) as ei:
         kc_agent_client.login(flow="device", timeout=5)
+    agent.token_answer = signed_in
     e = ei.value
     assert e.code == "agent_too_old", e
     assert "kc-agent 0.5.0" in e.message and "kc-agent-client " + kc_agent_client.__version__ in e.message

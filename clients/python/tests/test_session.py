@@ -23,6 +23,6 @@ def test_login_switch_user_goes_on_the_wire(agent, monkeypatch):
             "identity": {"preferred_username": "kurt", "sub": "s-2"}}
     agent.handlers[("POST", "/v1/login")] = lambda path, body: (200, done)
     kc.login(switch_user=True)
-    kc.login()
+    kc.login(force=True)
     posts = [r[3] for r in agent.requests if r[0] == "POST" and r[1] == "/v1/login"]
     assert posts == [{"profile": "default", "flow": "device", "switch_user": True}, {"profile": "default", "flow": "device"}]

@@ -23,7 +23,11 @@ type FormBrowser struct {
 	User, Password string
 	// Deny presses "No" on the consent page instead of "Yes".
 	Deny bool
-	hc   *http.Client
+	// HoldCallback stops at the redirect to the loopback /callback and
+	// returns its URL (Result.URL, Status 302) without requesting it, so
+	// a test can deliver it from another process.
+	HoldCallback bool
+	hc           *http.Client
 }
 
 // ErrBadCredentials is returned when Keycloak shows the login form again.
@@ -115,6 +119,9 @@ func (b *FormBrowser) Visit(ctx context.Context, start string) (*Result, error) 
 			loc, err := resp.Location()
 			if err != nil {
 				return nil, err
+			}
+			if b.HoldCallback && loc.Scheme == "http" && loc.Hostname() == "127.0.0.1" && loc.Path == "/callback" {
+				return &Result{URL: loc.String(), Status: resp.StatusCode}, nil
 			}
 			method, target, body = http.MethodGet, loc.String(), nil
 			continue

@@ -4,7 +4,7 @@
 
     requests.get("https://api.example.com/v1/tables", auth=KcAgentAuth())
     requests.get(route_url("warehouse") + "/tables")
-    login()   # first time, or after LoginRequired: the agent runs the sign-in
+    login()   # at the top of a notebook: returns at once when signed in
 
 No setup: the client finds the user's agent the way the kc-agent CLI does
 (no environment variables needed), checks that it belongs to this user, and
@@ -18,7 +18,9 @@ from typing import Dict, Iterable, Optional
 from . import _client
 from ._client import TokenInfo
 from ._errors import AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent
-from ._login import ConfigError, Identity, LoginDenied, LoginExpired, login
+from ._display import JupyterDisplay, SignInUpdate, TextDisplay
+from ._login import ConfigError, Identity, LoginDenied, LoginExpired, LoginInterrupted, LoginTimeout, login
+from ._token import AccessToken
 
 def _own_version() -> str:
     # The installed distribution's version (a release wheel carries the
@@ -51,7 +53,13 @@ __all__ = [
     "Identity",
     "LoginExpired",
     "LoginDenied",
+    "LoginTimeout",
+    "LoginInterrupted",
     "ConfigError",
+    "AccessToken",
+    "SignInUpdate",
+    "JupyterDisplay",
+    "TextDisplay",
 ]
 
 
@@ -69,9 +77,15 @@ def get_token(
     asks for a token issued now, for when a server refused the last one
     (``KcAgentAuth`` does this by itself on a 401).
 
+    The token is a ``str`` (an AccessToken) that works wherever a string
+    does and that print() shows; its repr() hides it, so that a notebook's
+    Out[] and the saved .ipynb show ``<access token for carol, expires
+    14:32>`` and no token.
+
     Raises LoginRequired, AgentUnavailable, UntrustedAgent or KcAgentError.
     """
-    return _client.fetch_token(profile, scopes, min_valid, force_refresh).access_token
+    info = _client.fetch_token(profile, scopes, min_valid, force_refresh)
+    return AccessToken(info.access_token, info.expires_at)
 
 
 def get_token_info(

@@ -204,7 +204,7 @@ _ANSWER_KEYS = frozenset(
     """access_token id_token token_type expires_at expires_in error message hint
     configured running addr url ca_bundle routes name upstream profile warnings refused
     id flow state joined expires_at verification_uri verification_uri_complete user_code qr_svg
-    authorization_url identity preferred_username sub email version""".split()
+    authorization_url identity preferred_username sub email version client_id client_name""".split()
 )
 
 AMBIGUOUS_ANSWER = "the agent's answer has a duplicate key (or two spellings of one key); refusing it"

@@ -43,8 +43,12 @@ class KcAgentError(Exception):
         return (type(self), (self.message, self.hint, self.code))
 
     # IPython calls this instead of formatting a traceback: a notebook shows
-    # one line that says what is wrong and what to do.
+    # one line that says what is wrong and what to do. When login()'s block
+    # right above already says what to do (shown_above), the line does not
+    # say it twice.
     def _render_traceback_(self) -> list:
+        if getattr(self, "shown_above", False):
+            return [f"{type(self).__name__}: {self.message}"]
         return [f"{type(self).__name__}: {self}"]
 
 
@@ -60,7 +64,7 @@ class LoginRequired(KcAgentError):
         super().__init__(message, hint=hint, code=code)
 
 
-NOTEBOOK_LOGIN_HINT = "run kc_agent_client.login() in a cell to sign in again (or `kc-agent login` in a terminal)"
+NOTEBOOK_LOGIN_HINT = "run kc_agent_client.login() in a cell to sign in, or `kc-agent login` in a terminal"
 
 
 def in_notebook() -> bool:

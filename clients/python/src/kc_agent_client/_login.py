@@ -1,36 +1,72 @@
 """Signing in from where the user is: the agent runs the sign-in (device
 flow, or browser flow with its own loopback redirect) for a profile its
-config names, and this module shows the link, the code, the QR code and the
-time left, in Jupyter as an HTML block that updates while it waits, else as
-text on stderr. The offline token never leaves the agent; nothing here ever
-holds a token."""
+config names; login() asks first whether the profile is signed in already
+(then nothing starts), joins a sign-in that already runs (a restarted
+kernel picks its sign-in up again), and hands what to show to a display
+(_display.py). The offline token never leaves the agent; nothing here
+holds one."""
 
 from __future__ import annotations
 
-import html
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional
+from typing import Callable, Optional
 from urllib.parse import quote
 
-from . import _client
-from ._errors import AgentUnavailable, KcAgentError, LoginRequired, START_HINT, in_notebook
+from . import _client, _idp, _launch
+from ._display import DONE, NEXT_LOGIN, PENDING, SIGNED_IN, STILL_OPEN, JupyterDisplay, SignInUpdate, TextDisplay, site_of
+from ._errors import START_HINT, AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent, in_notebook
+from ._token import claims, clock
 
-# How often the waiting display is refreshed: the agent answers at once
-# when the sign-in ends, so this only paces the countdown.
+# How often a pending block is redrawn: the agent answers at once when the
+# sign-in ends, so this only paces the countdown.
 POLL_SECONDS = 2.0
+# How long past its end a sign-in may stay pending before login() stops
+# waiting for the agent to say it expired.
+GRACE_SECONDS = 15.0
+
+JOINED_NOTE = "This picked up the sign-in that was already open."
+NEXT_NEW = "Run login() to start a new one."
 
 
 class LoginExpired(KcAgentError):
-    """The sign-in was not approved in time (the device code expired, or
-    ``timeout`` passed). Call ``login()`` again."""
+    """The sign-in ran out of time before anyone approved it. Run
+    ``login()`` to start a new one."""
 
 
 class LoginDenied(KcAgentError):
-    """The user (or Keycloak's policy) refused the sign-in."""
+    """The request was refused on the sign-in page (or by Keycloak's
+    policy). Run ``login()`` to try again."""
+
+
+class LoginTimeout(KcAgentError):
+    """login() stopped waiting because its ``timeout`` passed; the sign-in
+    is still open until ``expires_at``. Run ``login()`` again to continue,
+    or ``login(cancel=True)`` to end it."""
+
+    def __init__(self, message: str, hint: str = NEXT_LOGIN, code: str = "timeout", expires_at: Optional[datetime] = None) -> None:
+        super().__init__(message, hint=hint, code=code)
+        self.expires_at = expires_at
+
+    def __reduce__(self):
+        return (type(self), (self.message, self.hint, self.code, self.expires_at))
+
+
+class LoginInterrupted(KeyboardInterrupt):
+    """Kernel -> Interrupt (Ctrl-C) while login() waited. The sign-in is
+    still open: ``login()`` again continues it. A KeyboardInterrupt, so
+    that whatever stops on Ctrl-C still stops; Jupyter shows it as one
+    line, not a traceback through this package."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def _render_traceback_(self) -> list:
+        return [f"{type(self).__name__}: {self.message}"]
 
 
 class ConfigError(KcAgentError):
@@ -47,19 +83,27 @@ class ConfigError(KcAgentError):
 
 @dataclass(frozen=True)
 class Identity:
-    """Who signed in, from the ID token the agent verified."""
+    """Who signed in. ``sub``, ``email`` and ``name`` are there for code
+    that needs them; repr() and str() show only the user name, so that an
+    echoed ``login()`` puts no user id or e-mail into a shared notebook."""
 
     preferred_username: str
-    sub: str
-    email: str = ""
-    name: str = ""
+    sub: str = field(default="", repr=False)
+    email: str = field(default="", repr=False)
+    name: str = field(default="", repr=False)
     profile: str = ""
 
     def __str__(self) -> str:
-        who = self.preferred_username or self.sub
-        if self.email and self.email != who:
-            who += f" <{self.email}>"
-        return who
+        return self.preferred_username
+
+    def __repr__(self) -> str:
+        return f"<signed in as {self.preferred_username}, profile {self.profile}>"
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(repr(self))
+
+
+Display = Callable[[SignInUpdate], None]
 
 
 def shares_desktop(env: Optional[Dict[str, str]] = None, platform: Optional[str] = None) -> bool:
@@ -110,17 +154,32 @@ def _poll(sid: str, wait: float) -> dict:
     return doc
 
 
-def _left(doc: dict) -> float:
+def _signed_in(name: str) -> Optional[Identity]:
+    """Who is signed in to the profile, when the agent can serve a token
+    now (or refresh one); None when a sign-in is needed."""
     try:
-        exp = _client._parse_time(str(doc.get("expires_at", "")))
-    except ValueError:
-        return 0.0
-    return max(0.0, (exp - datetime.now(timezone.utc)).total_seconds())
+        info = _client.fetch_token(name, None, 60, False)
+    except UntrustedAgent:
+        raise
+    except KcAgentError:
+        # Not signed in, or no agent yet: starting the sign-in says
+        # which (and starts the agent).
+        return None
+    c = {k: _idp.printable(str(v)) for k, v in claims(info.access_token).items() if k in ("preferred_username", "sub", "email", "name")}
+    user = c.get("preferred_username") or _idp.printable(_status_user(name))
+    return Identity(user, sub=c.get("sub", ""), email=c.get("email", ""), name=c.get("name", ""), profile=name)
 
 
-def _fmt_left(secs: float) -> str:
-    s = int(secs)
-    return f"{s // 60}:{s % 60:02d}"
+def _status_user(name: str) -> str:
+    # A token that is not a JWT: the agent's status knows the user name.
+    try:
+        _, st = _client._request("GET", "/v1/status")
+    except (KcAgentError, _client._NoAgent):
+        return ""
+    for p in st.get("profiles") or []:
+        if isinstance(p, dict) and p.get("name") == name:
+            return str(p.get("user") or "")
+    return ""
 
 
 def _link(doc: dict) -> str:
@@ -129,132 +188,142 @@ def _link(doc: dict) -> str:
     return str(doc.get("verification_uri_complete") or doc.get("verification_uri") or "")
 
 
-def render_html(doc: dict, state: str = "pending", note: str = "") -> str:
-    """The notebook's sign-in block (also used for the end states)."""
-    e = html.escape
-    profile = e(str(doc.get("profile") or "default"))
-    box = 'style="font-family:sans-serif;border:1px solid #bbb;border-radius:6px;padding:0.8em 1em;display:inline-block;line-height:1.5"'
-    head = f'<div class="kc-agent-login" {box}><b>kc-agent</b> &middot; sign-in for profile <code>{profile}</code><br>'
-    link = _link(doc)
-    if state == "done":
-        # The page it went through stays in the saved notebook (without the
-        # used code): where a reader would sign in too.
-        page = str(doc.get("verification_uri") or "") if doc.get("flow") == "device" else link.split("?", 1)[0]
-        return head + f'&#10003; {e(note)}<br><small>signed in at <a href="{e(page, quote=True)}" target="_blank" rel="noopener noreferrer">{e(page)}</a></small></div>'
-
-    if state != "pending":
-        return head + f"&#10007; {e(note)}<br>sign-in page: <a href=\"{e(link, quote=True)}\" target=\"_blank\" rel=\"noopener noreferrer\">{e(link)}</a></div>"
-    parts = [head]
-    parts.append(f'<a href="{e(link, quote=True)}" target="_blank" rel="noopener noreferrer" style="font-size:1.2em;font-weight:bold">Sign in</a>')
-    if doc.get("flow") == "device":
-        parts.append(f' &mdash; on any device, at <a href="{e(str(doc.get("verification_uri") or ""), quote=True)}" target="_blank" rel="noopener noreferrer">{e(str(doc.get("verification_uri") or ""))}</a>, with the code')
-        parts.append(f'<div style="font-family:monospace;font-size:1.6em;letter-spacing:0.1em;margin:0.3em 0">{e(str(doc.get("user_code") or ""))}</div>')
-        svg = str(doc.get("qr_svg") or "")
-        if svg.startswith("<svg") and "<script" not in svg.lower():
-            parts.append(f'<div title="scan with a phone" style="width:164px">{svg}</div>')
-    else:
-        parts.append(" &mdash; in a browser on this machine")
-        parts.append("<br>")
-    parts.append(f'<span class="kc-agent-left">{_fmt_left(_left(doc))} left</span>')
-    if note:
-        parts.append(f"<br><small>{e(note)}</small>")
-    parts.append("</div>")
-    return "".join(parts)
+def _expires(doc: dict) -> Optional[datetime]:
+    try:
+        return _client._parse_time(str(doc.get("expires_at", "")))
+    except ValueError:
+        return None
 
 
-def render_text(doc: dict) -> str:
-    profile = doc.get("profile") or "default"
-    if doc.get("flow") == "browser":
-        return (
-            f"kc-agent: to sign in (profile {profile}), open this URL in a browser on this machine:\n\n"
-            f"  {doc.get('authorization_url')}\n\n"
-            f"kc-agent: waiting for the sign-in ({_fmt_left(_left(doc))} left)\n"
-        )
-    out = (
-        f"kc-agent: to sign in (profile {profile}), open {doc.get('verification_uri')} on any device and enter the code:\n\n"
-        f"    {doc.get('user_code')}\n\n"
+def _until_end(doc: dict) -> float:
+    # Negative once past the end: the grace then runs out too.
+    exp = _expires(doc)
+    return 0.0 if exp is None else (exp - datetime.now(timezone.utc)).total_seconds()
+
+
+def _update(doc: dict, name: str, state: str, **kw) -> SignInUpdate:
+    """The picture of the agent's sign-in doc in state. Only a pending one
+    carries the code, the link and the QR code."""
+    t = _idp.printable
+    link = t(_link(doc))
+    u = dict(
+        state=state,
+        profile=t(str(doc.get("profile") or name)),
+        flow=str(doc.get("flow") or "device"),
+        site=t(site_of(str(doc.get("verification_uri") or "") or link)),
+        app=t(str(doc.get("client_name") or doc.get("client_id") or "")),
+        expires_at=_expires(doc),
     )
-    if doc.get("verification_uri_complete"):
-        out += f"or open {doc.get('verification_uri_complete')}\n\n"
-    return out + f"kc-agent: waiting for the approval ({_fmt_left(_left(doc))} left)\n"
+    if state == PENDING:
+        u.update(link=link, verification_uri=t(str(doc.get("verification_uri") or "")), user_code=t(str(doc.get("user_code") or "")), qr_svg=str(doc.get("qr_svg") or ""))
+    u.update(kw)
+    return SignInUpdate(**u)
 
 
-class _Display:
-    """The notebook's updating HTML block, or text on stderr."""
-
-    def __init__(self) -> None:
-        self.notebook = in_notebook()
-        self.handle: Any = None
-
-    def show(self, doc: dict, state: str = "pending", note: str = "") -> None:
-        if self.notebook:
-            data = {"text/html": render_html(doc, state, note), "text/plain": _plain(doc, state, note)}
-            from IPython.display import display  # only in a kernel
-
-            if self.handle is None:
-                self.handle = display(data, raw=True, display_id=True)
-            else:
-                self.handle.update(data, raw=True)
-            return
-        if state == "pending" and self.handle is None:
-            self.handle = True
-            sys.stderr.write(render_text(doc))
-            sys.stderr.flush()
-        elif state != "pending":
-            sys.stderr.write(f"kc-agent: {note}\n")
-            sys.stderr.flush()
+def _shown(err: KcAgentError) -> KcAgentError:
+    # The block above says what to do next: the error line need not again.
+    err.shown_above = True
+    return err
 
 
-def _plain(doc: dict, state: str, note: str) -> str:
-    if state == "pending":
-        return f"kc-agent sign-in: open {_link(doc)}" + (f" and enter the code {doc.get('user_code')}" if doc.get("user_code") else "") + f" ({_fmt_left(_left(doc))} left)"
-    return f"kc-agent: {note}"
+def _default_display() -> Display:
+    return JupyterDisplay() if in_notebook() else TextDisplay()
 
 
-def login(profile: Optional[str] = None, *, flow: str = "auto", timeout: float = 300, switch_user: bool = False) -> Identity:
-    """Signs the profile in through the agent and returns who signed in.
+def login(
+    profile: Optional[str] = None,
+    *,
+    flow: str = "auto",
+    timeout: Optional[float] = None,
+    force: bool = False,
+    cancel: bool = False,
+    display: Optional[Display] = None,
+    switch_user: bool = False,
+) -> Optional[Identity]:
+    """Makes sure the profile is signed in and returns who is.
 
-    The agent runs the sign-in for a profile its config names (the user's
-    file, or the system-wide one an administrator rolled out): ``flow`` is
+    When the agent can serve the profile a token, this returns at once
+    with one quiet line ("Signed in as carol"): a notebook that starts
+    with ``login()`` runs top to bottom every time. Otherwise the agent
+    runs a sign-in for a profile its config names (the user's file, or
+    the system-wide one an administrator rolled out): ``flow`` is
     ``"device"`` (a link, a code and a QR code to approve on any device),
     ``"browser"`` (a link for a browser on this machine) or ``"auto"``
     (browser when the kernel shares a desktop session with the agent, see
-    shares_desktop; device otherwise). If a sign-in for the profile already
-    runs, this call joins it. In Jupyter it shows an HTML block that counts
-    down; elsewhere it prints to stderr. Waits at most ``timeout`` seconds.
-    A sign-in as another user than the stored login is refused unless
-    ``switch_user`` is true.
+    shares_desktop; device otherwise). If a sign-in for the profile is
+    already open, this call picks it up (also from a restarted kernel).
 
-    Raises LoginExpired, LoginDenied, ConfigError (no such profile),
-    AgentUnavailable or KcAgentError.
+    Waits as long as the sign-in lives (Keycloak: 10 minutes);
+    ``timeout`` seconds stop sooner with LoginTimeout, the sign-in staying
+    open. Interrupting raises LoginInterrupted, likewise. ``force=True``
+    signs in again although signed in; ``switch_user=True`` too, and lets
+    the sign-in replace a login of another user (refused otherwise). ``cancel=True`` ends the profile's
+    open sign-in and returns None.
+
+    ``display`` is called with a SignInUpdate at each change and countdown
+    tick; by default an HTML block in Jupyter, else text on stderr.
+
+    Raises LoginExpired, LoginDenied, LoginTimeout, LoginInterrupted,
+    ConfigError (no such profile), AgentUnavailable or KcAgentError.
     """
     name = _client.profile_name(profile)
+    show = display if display is not None else _default_display()
+    if cancel:
+        _cancel(name, show)
+        return None
     if flow == "auto":
         flow = "browser" if shares_desktop() else "device"
     if flow not in ("device", "browser"):
         raise ValueError(f'flow must be "auto", "device" or "browser", not {flow!r}')
     try:
+        who = None if force or switch_user else _signed_in(name)
+        if who is not None:
+            show(SignInUpdate(SIGNED_IN, profile=name, user=who.preferred_username))
+            return who
         doc = _start(name, flow, switch_user)
     except LoginRequired as e:
         if e.code == "unknown_profile":
             raise ConfigError(e.message, hint=e.hint, code=e.code, profile=name) from None
         raise
+    except KeyboardInterrupt:
+        raise LoginInterrupted("stopped before the sign-in showed; run login() again") from None
+    doc = _idp.clean_status(doc)
     if doc.get("flow") == "browser" and not in_notebook():
-        _open_browser(str(doc.get("authorization_url") or ""))
-    disp = _Display()
-    disp.show(doc, note="joined the sign-in already running for this profile" if doc.get("joined") else "")
-    deadline = time.monotonic() + max(0.0, float(timeout))
+        _launch.open_sign_in(str(doc.get("id") or ""))
+    return _wait(doc, name, timeout, show)
+
+
+def _wait(doc: dict, name: str, timeout: Optional[float], show: Display) -> Identity:
+    note = JOINED_NOTE if doc.get("joined") else ""
     sid = str(doc.get("id") or "")
-    while doc.get("state") == "pending":
-        left = deadline - time.monotonic()
-        if left <= 0:
-            note = f"gave up waiting after {timeout:.0f}s; the sign-in stays open for {_fmt_left(_left(doc))} (`kc-agent status` shows it)"
-            disp.show(doc, "expired", note)
-            raise LoginExpired(note, hint="call kc_agent_client.login() again", code="expired")
-        doc = _poll(sid, min(POLL_SECONDS, left))
-        if doc.get("state") == "pending":
-            disp.show(doc)
-    state = doc.get("state")
+    limit = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
+    try:
+        while doc.get("state") == "pending":
+            # The note stays on every redraw, not only the first.
+            show(_update(doc, name, PENDING, note=note))
+            life = _until_end(doc) + GRACE_SECONDS
+            left = life if limit is None else min(life, limit - time.monotonic())
+            if left <= 0:
+                return _stop_waiting(doc, name, timeout, show, note, by_timeout=limit is not None and left < life)
+            doc = _idp.clean_status(_poll(sid, min(POLL_SECONDS, left)))
+    except KeyboardInterrupt:
+        u = _update(doc, name, STILL_OPEN, message="You stopped waiting.")
+        show(u)
+        raise LoginInterrupted(f"stopped waiting; the sign-in is still open until {u.until}") from None
+    return _ended(doc, name, show)
+
+
+def _stop_waiting(doc: dict, name: str, timeout: Optional[float], show: Display, note: str, by_timeout: bool) -> Identity:
+    if not by_timeout:
+        # Past its end and the agent never said so: it is over all the same.
+        return _ended(dict(doc, state="expired"), name, show)
+    u = _update(doc, name, STILL_OPEN, message=f"Stopped waiting after {float(timeout or 0):g} s.", note=note)
+    show(u)
+    raise _shown(LoginTimeout(f"stopped waiting after {float(timeout or 0):g} s; the sign-in is still open until {u.until}", expires_at=u.expires_at))
+
+
+def _ended(doc: dict, name: str, show: Display) -> Identity:
+    state = str(doc.get("state"))
     if state == "done":
         ident = doc.get("identity") or {}
         who = Identity(
@@ -264,24 +333,36 @@ def login(profile: Optional[str] = None, *, flow: str = "auto", timeout: float =
             name=str(ident.get("name") or ""),
             profile=name,
         )
-        disp.show(doc, "done", f"signed in as {who} (profile {name}); get_token() and the routes work now")
+        show(_update(doc, name, DONE, user=who.preferred_username))
         return who
-    msg = str(doc.get("error") or f"the sign-in ended: {state}")
-    hint = str(doc.get("hint") or "")
-    disp.show(doc, str(state), msg)
+    until = clock(_expires(doc))
     if state == "expired":
-        raise LoginExpired(msg, hint="call kc_agent_client.login() again, and approve it sooner", code="expired")
+        show(_update(doc, name, state, message=f"The sign-in ran out of time at {until} before it was approved.", next_step=NEXT_NEW))
+        raise _shown(LoginExpired("the sign-in ran out of time", hint="run kc_agent_client.login() to start a new one", code="expired"))
     if state == "denied":
-        raise LoginDenied(msg, hint="call kc_agent_client.login() again and accept the request", code="denied")
-    raise KcAgentError(msg, hint=hint, code=str(state))
+        show(_update(doc, name, state, message="The sign-in was refused on the sign-in page.", next_step="Run login() to try again."))
+        raise _shown(LoginDenied("the sign-in was refused", hint="run kc_agent_client.login() to try again", code="denied"))
+    if state == "cancelled":
+        show(_update(doc, name, state, message="The sign-in was cancelled.", next_step=NEXT_NEW))
+        raise _shown(KcAgentError("the sign-in was cancelled", hint="run kc_agent_client.login() to start a new one", code="cancelled"))
+    msg = str(doc.get("error") or f"the sign-in ended: {state}")
+    hint = str(doc.get("hint") or "run kc_agent_client.login() to try again")
+    show(_update(doc, name, "failed", message=f"The sign-in failed: {msg}.", next_step=hint[:1].upper() + hint[1:] + "."))
+    raise _shown(KcAgentError(msg, hint=hint, code=state))
 
 
-def _open_browser(url: str) -> None:
-    if not url:
-        return
+def _cancel(name: str, show: Display) -> None:
+    """Ends the profile's open sign-ins at the agent."""
     try:
-        import webbrowser
+        _, st = _client._request("GET", "/v1/status")
+    except _client._NoAgent:
+        st = {}
+    open_ = [s for s in st.get("sign_ins") or [] if isinstance(s, dict) and s.get("profile") == name and s.get("state") == "pending"]
+    if not open_:
+        show(SignInUpdate("cancelled", profile=name, message="No sign-in was open, so there was nothing to cancel."))
+        return
+    for s in open_:
+        _, doc = _client._request("DELETE", f"/v1/login/{quote(str(s.get('id') or ''), safe='')}")
+        doc = _idp.clean_status(doc)
+        show(_update(doc, name, "cancelled", message="The sign-in was cancelled.", next_step=NEXT_NEW))
 
-        webbrowser.open(url, new=2)
-    except Exception:  # the URL is printed either way
-        pass
