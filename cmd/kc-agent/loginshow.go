@@ -71,13 +71,14 @@ func (t *terminal) Show(st *ipc.LoginStatus, launch func() (string, error)) {
 	}
 }
 
+// Waiting counts down a browser sign-in in place; the device flow's
+// instructions already said it waits (showDeviceCode).
 func (t *terminal) Waiting(st *ipc.LoginStatus, left time.Duration) {
-	what := "browser login"
 	if st.Flow == ipc.FlowDevice {
-		what = "approval"
+		return
 	}
 	t.Stop()
-	t.last = fmt.Sprintf("kc-agent: waiting for the %s (%s left, Ctrl-C to cancel)", what, max(left, 0).Round(time.Second))
+	t.last = fmt.Sprintf("kc-agent: waiting for the browser login (%s left, Ctrl-C to cancel)", max(left, 0).Round(time.Second))
 	fmt.Fprint(t.opts.io.Err, "\r"+t.last)
 }
 
