@@ -183,10 +183,11 @@ func (m *runKeyManager) Stop() error {
 	if pid <= 0 {
 		return nil
 	}
-	return stopPID(uint32(pid))
+	return StopPID(uint32(pid))
 }
 
-func stopPID(pid uint32) error {
+// StopPID ends this user's process pid (never this one), checking its SID first.
+func StopPID(pid uint32) error {
 	if pid == windows.GetCurrentProcessId() {
 		return errors.New("refusing to stop this very process")
 	}

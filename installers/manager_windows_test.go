@@ -134,10 +134,10 @@ func TestServiceCycle(t *testing.T) {
 }
 
 func TestStopRefusesItself(t *testing.T) {
-	if err := stopPID(windows.GetCurrentProcessId()); err == nil {
+	if err := StopPID(windows.GetCurrentProcessId()); err == nil {
 		t.Fatal("stop would have ended the command itself")
 	}
-	if err := stopPID(4); err == nil { // System, not the user's
+	if err := StopPID(4); err == nil { // System, not the user's
 		t.Fatal(fmt.Sprint("stopped pid 4"))
 	}
 }

@@ -20,8 +20,9 @@ import (
 
 // Lock is a held lock; Release gives it back.
 type Lock struct {
-	f    *os.File
-	Path string
+	f      *os.File
+	Path   string
+	socket string
 }
 
 // LockHolder describes who holds a lock, from what the holder wrote into it.
@@ -59,7 +60,7 @@ func (e *LockedError) Unwrap() error { return ErrLocked }
 // Hint says what to do.
 func (e *LockedError) Hint() string {
 	if e.Holder.Role == "agent" {
-		return "one agent per user: use the running one (`kc-agent status`), or stop it first (`kc-agent service stop`, or kill the pid)"
+		return "one agent per user: use the running one (`kc-agent status`), or stop it first (`kc-agent stop`)"
 	}
 	return "wait for it to finish and try again"
 }
@@ -81,9 +82,21 @@ func TryLock(path, role, socket string) (*Lock, error) {
 		}
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
-	f.Truncate(0)
-	f.WriteAt([]byte(fmt.Sprintf("pid=%d\nrole=%s\nsocket=%s\n", os.Getpid(), role, socket)), 0)
-	return &Lock{f: f, Path: path}, nil
+	l := &Lock{f: f, Path: path, socket: socket}
+	l.SetRole(role)
+	return l, nil
+}
+
+// SetRole rewrites what the lock says of its holder. An agent that is
+// shutting down says "stopping": WaitLock waits for it rather than
+// refuse, so a client that autostarts during the shutdown gets the next
+// agent, not an error.
+func (l *Lock) SetRole(role string) {
+	if l == nil || l.f == nil {
+		return
+	}
+	l.f.Truncate(0)
+	l.f.WriteAt([]byte(fmt.Sprintf("pid=%d\nrole=%s\nsocket=%s\n", os.Getpid(), role, l.socket)), 0)
 }
 
 // WaitLock is TryLock, retried until wait has passed while the holder is

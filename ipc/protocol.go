@@ -265,7 +265,11 @@ type StatusResponse struct {
 	SystemConfig string `json:"system_config,omitempty"`
 	// Lock is the one-agent lock this agent holds ("" in tests).
 	Lock string `json:"lock,omitempty"`
-	UID  int    `json:"uid"`
+	// Autostarted: a client started this agent; it ends after IdleExit
+	// (a Go duration) without clients, when that is set.
+	Autostarted bool   `json:"autostarted,omitempty"`
+	IdleExit    string `json:"idle_exit,omitempty"`
+	UID         int    `json:"uid"`
 	// SID is the agent's user on Windows, where UID is -1.
 	SID      string          `json:"sid,omitempty"`
 	Proxy    ProxyStatus     `json:"proxy"`

@@ -4,7 +4,7 @@
 // loopback: a port the user's server left free is anyone's. So before the
 // first byte of a cleartext request that carries a token, the connection's
 // other end is looked up (internal/tcpowner), and the request goes out only
-// when it belongs to the agent's user or to root.
+// when it belongs to the agent's user (root only with the opt-in; see Check).
 //
 // TLS to loopback needs no such check: the certificate says who answers.
 package cleartext
@@ -19,17 +19,21 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kc-agent/kc-agent/internal/loopback"
 	"github.com/kc-agent/kc-agent/internal/tcpowner"
 )
 
-// RefusedError: another user (not root) listens at Addr.
+// RefusedError: another user, or root without the opt-in, listens at Addr.
 type RefusedError struct {
 	Addr  string // host:port, as dialed
 	Owner tcpowner.Owner
 }
 
 func (e *RefusedError) Error() string {
-	return fmt.Sprintf("%s is served by %s, not by you or root: kc-agent sends nothing there in the clear", e.Addr, e.Owner)
+	if e.Owner.Superuser() {
+		return fmt.Sprintf("%s is served by %s, which may hand its connections to another user: kc-agent sends nothing there in the clear without unsafe_cleartext_issuer or unsafe_cleartext_upstream", e.Addr, e.Owner)
+	}
+	return fmt.Sprintf("%s is served by %s, not by you: kc-agent sends nothing there in the clear", e.Addr, e.Owner)
 }
 
 // UnverifiedError: who listens at Addr could not be found out.
@@ -45,56 +49,107 @@ func (e *UnverifiedError) Error() string {
 func (e *UnverifiedError) Unwrap() error { return e.Err }
 
 // Check returns nil when c's other end is not on loopback, or belongs to
-// this user or root. allowUnknown lets c through where the system can not
-// show socket owners (tcpowner.ErrUnsupported), or not this one's (Windows:
-// tcpowner.ErrNoOwner, no owning process, as Wine 8 says of every socket
-// it did not create): the user opted in.
+// this user. It is the one rule for a token in the clear, and
+// allowUnknown (a profile's unsafe_cleartext_issuer, a route's
+// unsafe_cleartext_upstream) has one meaning everywhere: it lets c through
+// where its owner can not be named (tcpowner.ErrUnsupported, or
+// ErrNoOwner: no owning process, as Wine 8 says of every socket it did not
+// create), or where root (LocalSystem) owns it. Never where another known
+// user does.
+//
+// Root is not trusted by default: a socket root made and handed to a
+// service of another user (socket activation with User=, inetd,
+// bind-then-setuid) reports uid 0 until that service accepts, so a check
+// that trusted root would race the accept (the Python client,
+// kc_agent_client._connguard, keeps the same rule).
 func Check(c net.Conn, allowUnknown bool) error {
 	remote, ok := c.RemoteAddr().(*net.TCPAddr)
 	if !ok || !remote.IP.IsLoopback() {
 		return nil
 	}
 	o, err := tcpowner.Peer(c)
+	return decide(remote.String(), o, err, func() (tcpowner.Owner, error) { return tcpowner.Listener(remote) }, tcpowner.Owner.Self, allowUnknown)
+}
+
+// decide is Check's rule, given the owner lookup's answer, a way to ask
+// who listens (for a root-owned connection) and who is "you".
+func decide(addr string, o tcpowner.Owner, err error, listener func() (tcpowner.Owner, error), self func(tcpowner.Owner) bool, allowUnknown bool) error {
 	switch {
 	case (errors.Is(err, tcpowner.ErrUnsupported) || errors.Is(err, tcpowner.ErrNoOwner)) && allowUnknown:
 		return nil
 	case err != nil:
-		return &UnverifiedError{Addr: remote.String(), Err: err}
-	case !o.Trusted():
-		return &RefusedError{Addr: remote.String(), Owner: o}
-	case o.UID == 0:
-		// Linux also reports uid 0 for a connection the kernel has not
-		// finished handing to the listener yet (a request socket) or has
-		// already closed (time-wait): ask who listens, too.
-		l, err := tcpowner.Listener(remote)
-		switch {
-		case errors.Is(err, tcpowner.ErrUnsupported):
-		case err != nil:
-			return &UnverifiedError{Addr: remote.String(), Err: err}
-		case !l.Trusted():
-			return &RefusedError{Addr: remote.String(), Owner: l}
-		}
+		return &UnverifiedError{Addr: addr, Err: err}
+	case self(o):
+		return nil
+	case !o.Superuser():
+		return &RefusedError{Addr: addr, Owner: o}
 	}
-	return nil
+	// Linux also reports uid 0 for a connection the kernel has not
+	// finished handing to the listener yet (a request socket) or has
+	// already closed (time-wait): the user's own listener makes it theirs.
+	if l, err := listener(); err == nil && self(l) {
+		return nil
+	}
+	if allowUnknown {
+		return nil
+	}
+	return &RefusedError{Addr: addr, Owner: o}
 }
 
 // DialFunc is the shape of net.Dialer.DialContext.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // Dial wraps dial: a connection it opens to a loopback address is checked
-// before it is returned, and closed, unused, when it is refused.
+// before it is returned, and closed, unused, when it is refused. A name
+// ("localhost") is tried address by address, so that another user on
+// 127.0.0.1 does not stand in for the user's own server on ::1.
 func Dial(dial DialFunc, allowUnknown bool) DialFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || net.ParseIP(host) != nil {
+			return dialChecked(ctx, dial, network, addr, allowUnknown)
+		}
+		ips, err := resolve(ctx, host)
 		if err != nil {
 			return nil, err
 		}
-		if err := Check(c, allowUnknown); err != nil {
-			c.Close()
-			return nil, err
+		var first error
+		for _, ip := range ips {
+			c, err := dialChecked(ctx, dial, network, net.JoinHostPort(ip.String(), port), allowUnknown)
+			if err == nil {
+				return c, nil
+			}
+			if first == nil || Refused(first) == nil && Refused(err) != nil {
+				first = err // a refusal says more than "connection refused"
+			}
 		}
-		return c, nil
+		if first == nil {
+			first = fmt.Errorf("%s resolves to no address", host)
+		}
+		return nil, first
 	}
+}
+
+// resolve looks host up; "localhost" (any case, a trailing dot) is both
+// loopback addresses whatever /etc/hosts says (RFC 6761, and what curl
+// and so git do), so the agent reaches the server git would.
+func resolve(ctx context.Context, host string) ([]net.IPAddr, error) {
+	if loopback.Host(host) {
+		return []net.IPAddr{{IP: net.IPv4(127, 0, 0, 1)}, {IP: net.IPv6loopback}}, nil
+	}
+	return net.DefaultResolver.LookupIPAddr(ctx, host)
+}
+
+func dialChecked(ctx context.Context, dial DialFunc, network, addr string, allowUnknown bool) (net.Conn, error) {
+	c, err := dial(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := Check(c, allowUnknown); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // Probe is the check for a port some other program is about to send a
@@ -102,7 +157,7 @@ func Dial(dial DialFunc, allowUnknown bool) DialFunc {
 // listens, and closes. Nil only when something listens and everything that
 // does is trusted.
 func Probe(ctx context.Context, host, port string, allowUnknown bool) error {
-	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	ips, err := resolve(ctx, host)
 	if err != nil {
 		return err
 	}

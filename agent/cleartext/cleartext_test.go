@@ -102,3 +102,60 @@ func TestUnverifiedWraps(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The one rule, case by case: what the owner lookup says, and what the
+// opt-in (unsafe_cleartext_issuer / unsafe_cleartext_upstream: one
+// meaning) changes. Root counts as "can't be named" (its socket may be
+// handed to another user); another known user is refused, opt-in or not.
+// "You" is uid 1000 here, so that root is someone else even when the
+// tests run as root.
+func TestDecide(t *testing.T) {
+	me, root, other, unknown := tcpowner.Owner{UID: 1000}, tcpowner.Owner{UID: 0}, tcpowner.Owner{UID: 65534}, tcpowner.Owner{UID: -1}
+	self := func(o tcpowner.Owner) bool { return o.SID == "" && o.UID == 1000 }
+	listens := func(o tcpowner.Owner, err error) func() (tcpowner.Owner, error) {
+		return func() (tcpowner.Owner, error) { return o, err }
+	}
+	none := listens(unknown, tcpowner.ErrNoSocket)
+	cases := []struct {
+		name     string
+		o        tcpowner.Owner
+		err      error
+		listener func() (tcpowner.Owner, error)
+		allow    bool
+		want     string // "", "refused", "unverified"
+	}{
+		{"mine", me, nil, none, false, ""},
+		{"other", other, nil, none, false, "refused"},
+		{"other, opted in", other, nil, none, true, "refused"},
+		{"no socket", unknown, tcpowner.ErrNoSocket, none, false, "unverified"},
+		{"no socket, opted in", unknown, tcpowner.ErrNoSocket, none, true, "unverified"},
+		{"no owner", unknown, tcpowner.ErrNoOwner, none, false, "unverified"},
+		{"no owner, opted in", unknown, tcpowner.ErrNoOwner, none, true, ""},
+		{"unsupported", unknown, tcpowner.ErrUnsupported, none, false, "unverified"},
+		{"unsupported, opted in", unknown, tcpowner.ErrUnsupported, none, true, ""},
+		{"root listener", root, nil, listens(root, nil), false, "refused"},
+		{"root listener, opted in", root, nil, listens(root, nil), true, ""},
+		{"root, nobody listens", root, nil, none, false, "refused"},
+		{"not yet accepted by my listener", root, nil, listens(me, nil), false, ""},
+		{"root socket, another user's listener", root, nil, listens(other, nil), false, "refused"},
+	}
+	for _, c := range cases {
+		err := decide("127.0.0.1:1", c.o, c.err, c.listener, self, c.allow)
+		var unverified *UnverifiedError
+		got := ""
+		switch {
+		case Refused(err) != nil:
+			got = "refused"
+		case errors.As(err, &unverified):
+			got = "unverified"
+		case err != nil:
+			got = err.Error()
+		}
+		if got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+	if msg := (&RefusedError{Addr: "127.0.0.1:1", Owner: root}).Error(); !strings.Contains(msg, "unsafe_cleartext_upstream") {
+		t.Errorf("the refusal of a root listener does not name the opt-in: %s", msg)
+	}
+}

@@ -34,9 +34,11 @@ type Profile struct {
 	ClientID string   `yaml:"client_id,omitempty"`
 	Scopes   []string `yaml:"scopes,omitempty"`
 	Store    string   `yaml:"store,omitempty"`
-	// UnsafeCleartextIssuer allows an http:// loopback issuer where the
-	// system can not show who listens on a port (macOS): the offline token
-	// then goes to whoever holds the port. Linux checks the owner instead.
+	// UnsafeCleartextIssuer lets the offline token go to an http://
+	// loopback issuer whose listener's owner can not be named (macOS; a
+	// socket without an owning process, as under Wine) or is root: it then
+	// goes to whoever holds the port. Never to another known user. The
+	// same meaning as a route's UnsafeCleartextUpstream (cleartext.Check).
 	UnsafeCleartextIssuer bool `yaml:"unsafe_cleartext_issuer,omitempty"`
 	// AllowForeignEndpoints accepts a discovery document whose token,
 	// device, revocation, logout or userinfo endpoint lies outside the
@@ -63,9 +65,12 @@ type Route struct {
 	// sandboxed either way, and a page's own requests are always refused.
 	AllowBrowser bool `yaml:"allow_browser,omitempty"`
 	// UnsafeCleartextUpstream allows an http:// upstream that is not on
-	// loopback: the token then crosses the network in the clear. Where the
-	// system can not show who listens on a port (macOS), a loopback http://
-	// upstream needs it too. status and doctor warn while it is used.
+	// loopback: the token then crosses the network in the clear. For a
+	// loopback http:// upstream it means what UnsafeCleartextIssuer means:
+	// the token may go where the listener's owner can not be named (macOS,
+	// Wine) or is root, never to another known user. git never gets a
+	// token for such an upstream: `kc-agent git setup` sends git through
+	// the route. status and doctor warn while it is used.
 	UnsafeCleartextUpstream bool `yaml:"unsafe_cleartext_upstream,omitempty"`
 	// GitUsername is the user name `kc-agent git-credential` gives git
 	// beside the token (default: the one in the URL, else oauth2).
@@ -95,6 +100,7 @@ type Config struct {
 	Profiles map[string]Profile `yaml:"profiles,omitempty"`
 	Routes   []Route            `yaml:"routes,omitempty"`
 	Proxy    Proxy              `yaml:"proxy,omitempty"`
+	Agent    Agent              `yaml:"agent,omitempty"`
 	// Store is how the profiles that don't say keep their offline tokens
 	// (default keychain): an administrator's system file sets "file" on a
 	// host without a keychain, for every user's profiles at once.

@@ -106,6 +106,7 @@ func merge(sys, user *Config) (m *Config, userErr, sysErr error) {
 		m.Proxy.UpstreamProxy = user.Proxy.UpstreamProxy
 	}
 	m.Proxy.UnsafeListenNonLoopback = sys.Proxy.UnsafeListenNonLoopback || user.Proxy.UnsafeListenNonLoopback
+	m.Agent = mergeAgent(sys.Agent, user.Agent)
 	// Each file was checked on its own; what only the two together can
 	// break (two intercepts of one origin, a listen address the other
 	// file's flag allows) is checked here.

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"unicode"
 
+	"github.com/kc-agent/kc-agent/internal/loopback"
+	"github.com/kc-agent/kc-agent/internal/routepath"
 	"github.com/kc-agent/kc-agent/internal/tcpowner"
 )
 
@@ -40,6 +42,9 @@ func (c *Config) validate() error {
 		if err := c.validateRoute(i, r, seen, origins); err != nil {
 			return err
 		}
+	}
+	if err := c.validateAgent(); err != nil {
+		return err
 	}
 	return c.validateProxy()
 }
@@ -93,8 +98,8 @@ func (c *Config) validateRoute(i int, r Route, seen map[string]bool, origins map
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return fail("upstream", "must not carry a query, fragment or user info")
 	}
-	if hasDotSegment(u.Path) {
-		return fail("upstream", "must not contain . or .. path segments")
+	if routepath.Unsafe(u.Path) {
+		return fail("upstream", "must not contain . or .. path segments, backslashes, control characters or escaped dots and slashes")
 	}
 	if u.Scheme == "http" && !IsLoopbackHost(u.Hostname()) && !r.UnsafeCleartextUpstream {
 		return fail("upstream", "plain http sends your token over the network in the clear; use https (http is allowed only for loopback upstreams, or with unsafe_cleartext_upstream: true on this route)")
@@ -188,20 +193,9 @@ func CheckIssuer(issuer string) error {
 	return nil
 }
 
-// IsLoopbackHost accepts "localhost" and literal loopback addresses
-// (bracketed or not, with or without a port): the one loopback check.
-func IsLoopbackHost(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+// IsLoopbackHost is loopback.Host, the one loopback rule (kept here for
+// the callers that know it by this name).
+func IsLoopbackHost(hostport string) bool { return loopback.Host(hostport) }
 
 // OriginKey is the exact scheme://host:port of a URL, default port made
 // explicit: what a forward-proxy rule matches.
@@ -215,16 +209,6 @@ func OriginKey(u *url.URL) string {
 		}
 	}
 	return scheme + "://" + strings.ToLower(strings.Trim(u.Hostname(), "[]")) + ":" + port
-}
-
-// hasDotSegment tells whether a path has a "." or ".." segment.
-func hasDotSegment(p string) bool {
-	for _, seg := range strings.Split(p, "/") {
-		if seg == "." || seg == ".." {
-			return true
-		}
-	}
-	return false
 }
 
 func checkPEMFile(path string) error {

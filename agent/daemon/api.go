@@ -191,6 +191,8 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		ConfigError:  cfgErr,
 		SystemConfig: sysPath,
 		Lock:         d.opts.LockPath,
+		Autostarted:  d.opts.Autostarted,
+		IdleExit:     idleText(d.idleLimit()),
 		UID:          os.Getuid(),
 		SID:          discovery.UserSID(),
 		Proxy:        ps,

@@ -39,6 +39,12 @@ type Options struct {
 	// SocketCheckEvery is how often the agent makes sure its socket is
 	// still there (default 2 s).
 	SocketCheckEvery time.Duration
+	// Autostarted: a client started this agent (`kc-agent run
+	// --autostarted`) and nothing else manages it, so it ends after
+	// IdleExit without clients (the config's agent.idle_exit wins; 0 is
+	// never) and the next client starts it again.
+	Autostarted bool
+	IdleExit    time.Duration
 }
 
 // Daemon is a running agent.
@@ -55,13 +61,14 @@ type Daemon struct {
 	proxyErr  string
 
 	logins *session.Service
+	active *activity
 }
 
 // Run serves until ctx ends.
 func Run(ctx context.Context, opts Options) error {
 	harden()
 	log := opts.Log
-	d := &Daemon{opts: opts, log: log, started: time.Now()}
+	d := &Daemon{opts: opts, log: log, started: time.Now(), active: newActivity()}
 	d.mgr = opts.Manager
 	if d.mgr == nil {
 		d.mgr = tokens.NewManager(log)
@@ -73,9 +80,10 @@ func Run(ctx context.Context, opts Options) error {
 
 	// The lock and the socket first: a second agent must stop here, before
 	// it starts a proxy or touches a token.
+	var lock *ipc.Lock
 	if opts.LockPath != "" {
-		lock, err := ipc.WaitLock(opts.LockPath, "agent", opts.SocketPath, 10*time.Second)
-		if err != nil {
+		var err error
+		if lock, err = ipc.WaitLock(opts.LockPath, "agent", opts.SocketPath, 10*time.Second); err != nil {
 			return err
 		}
 		defer lock.Release()
@@ -94,7 +102,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.loadConfig(); err != nil {
 		log.Error("config is invalid; serving no profiles until it is fixed", "err", err.Error())
 	}
-	srv := ipc.NewServer(d.routes())
+	srv := ipc.NewServer(d.active.wrap(d.routes()))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("kc-agent started", "version", opts.Version, "socket", opts.SocketPath, "config", opts.ConfigPath, "pid", os.Getpid())
@@ -109,11 +117,16 @@ func Run(ctx context.Context, opts Options) error {
 		defer stopWatch()
 	}
 	gone := d.watchSocket(ctx, sockFile)
+	idle := watchIdle(ctx, d.active, d.idleLimit, d.signInPending)
 
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
 		ipc.Shutdown(srv)
+		return nil
+	case <-idle:
+		log.Info("shutting down: no clients for the idle time (agent.idle_exit); the next client starts the agent again", "idle_exit", d.idleLimit().String())
+		d.stepDown(srv, lock)
 		return nil
 	case err := <-gone:
 		log.Warn("shutting down: clients can no longer find this agent, and a new one may start", "err", err.Error())
@@ -210,7 +223,8 @@ func (d *Daemon) applyProxyLocked(cfg *config.Config) error {
 		d.proxyErr = ""
 		return nil
 	}
-	p, err := proxy.New(proxy.Options{Config: cfg, Tokens: d.mgr, StateDir: d.opts.StateDir, Log: d.log.With("component", "proxy")})
+	p, err := proxy.New(proxy.Options{Config: cfg, Tokens: d.mgr, StateDir: d.opts.StateDir, Log: d.log.With("component", "proxy"),
+		Activity: d.active.begin})
 	if err == nil {
 		// A taken address is waited for in the background (the proxy
 		// says so in status): nobody restarts a notebook user's agent.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kc-agent/kc-agent/internal/routepath"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -60,7 +61,7 @@ func (p *Proxy) handleForwardHTTP(w http.ResponseWriter, r *http.Request, t *tab
 	ob := &outbound{upstream: &url.URL{Scheme: "http", Host: r.URL.Host}, path: r.URL.Path, rawPath: r.URL.RawPath}
 	// A token only inside the rule's base path; elsewhere on the origin the
 	// request passes untouched, as for a host without a rule.
-	if rt, ok := t.rules[originKey("http", r.URL.Host)]; ok && (underBase(r.URL.Path, rt.upstream.Path) || unsafePath(r.URL.Path)) {
+	if rt, ok := t.rules[originKey("http", r.URL.Host)]; ok && (routepath.Under(r.URL.Path, rt.upstream.Path) || routepath.Unsafe(r.URL.Path)) {
 		if !p.tokenAllowed(w, r, rt, &url.URL{Scheme: "http", Host: r.URL.Host, Path: rt.upstream.Path}) {
 			return
 		}
@@ -76,7 +77,7 @@ func (p *Proxy) handleForwardHTTP(w http.ResponseWriter, r *http.Request, t *tab
 // tokenAllowed applies the reverse routes' checks to a forward request
 // that is about to get a token.
 func (p *Proxy) tokenAllowed(w http.ResponseWriter, r *http.Request, rt *route, base *url.URL) bool {
-	if unsafePath(r.URL.Path) {
+	if routepath.Unsafe(r.URL.Path) {
 		p.refuse(w, r, reasonPath, ipc.CodeUnsafePath, "the path has . or .. segments (or a backslash)", "send the path without dot segments")
 		return false
 	}
@@ -127,8 +128,10 @@ func (p *Proxy) handleConnect(w http.ResponseWriter, r *http.Request, t *table) 
 		return
 	}
 	p.tunnels.Add(1)
+	end := p.busy()
 	go func() {
 		defer p.tunnels.Done()
+		defer end()
 		if rt == nil {
 			p.blindTunnel(conn, buf.Reader, upstream)
 			return
@@ -262,7 +265,7 @@ func (p *Proxy) intercept(conn net.Conn, host, port string, rt *route) {
 		}
 		ob := &outbound{upstream: upstream, path: r.URL.Path, rawPath: r.URL.RawPath}
 		// A token only inside the route's base path.
-		if underBase(r.URL.Path, cur.upstream.Path) {
+		if routepath.Under(r.URL.Path, cur.upstream.Path) {
 			tok, ok := p.token(w, r, cur)
 			if !ok {
 				return

@@ -75,44 +75,6 @@ func withinBase(ref string, base *url.URL) bool {
 	return prefix == "" || u.Path == prefix || strings.HasPrefix(u.Path, prefix+"/")
 }
 
-// unsafePath tells whether a request path could leave a route's base path
-// on some upstream. r.URL.Path is already decoded once, so %2e%2e and ..%2f
-// arrive as dot segments. Refused as well: a dot segment before a ";"
-// (Tomcat and Spring read "..;" as ".."), a backslash (read as a slash by
-// some servers), control characters (%00 cuts paths short), and escapes
-// left after the first decode (%252e is ".." to a server that decodes
-// twice).
-func unsafePath(p string) bool {
-	if strings.ContainsRune(p, '\\') {
-		return true
-	}
-	for _, c := range p {
-		if c < 0x20 || c == 0x7f {
-			return true
-		}
-	}
-	lower := strings.ToLower(p)
-	for _, esc := range []string{"%2e", "%2f", "%5c", "%25", "%00"} {
-		if strings.Contains(lower, esc) {
-			return true
-		}
-	}
-	for _, seg := range strings.Split(p, "/") {
-		seg, _, _ = strings.Cut(seg, ";")
-		if seg == "." || seg == ".." {
-			return true
-		}
-	}
-	return false
-}
-
-// underBase tells whether path is at or under base (a route's upstream
-// path). Dot segments are refused before this is asked.
-func underBase(path, base string) bool {
-	base = strings.TrimSuffix(base, "/")
-	return base == "" || path == base || strings.HasPrefix(path, base+"/")
-}
-
 func sandboxHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", "sandbox")
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/tokens"
+	"github.com/kc-agent/kc-agent/internal/routepath"
 )
 
 // fakeTokens hands out "tok-<profile>" without any provider.
@@ -329,7 +330,7 @@ func FuzzRoutePath(f *testing.F) {
 		if err != nil || routeName(u.Path) != "api" {
 			return
 		}
-		if unsafePath(u.Path) {
+		if routepath.Unsafe(u.Path) {
 			return // refused with 400
 		}
 		rest := strings.TrimPrefix(u.Path, "/api")

@@ -55,6 +55,9 @@ type Options struct {
 	Tokens   TokenSource
 	StateDir string
 	Log      *slog.Logger
+	// Activity, when set, is called as each request (or CONNECT tunnel)
+	// starts, and what it returns when it ends: the agent's idle timer.
+	Activity func() (end func())
 }
 
 // Proxy is the running proxy: a main listener and optional per-route ones.
@@ -84,6 +87,7 @@ type Proxy struct {
 	closing   chan struct{}
 	served    []string    // addresses served on, this run and before (ports.go)
 	retry     *retryState // while waiting for a taken address (retry.go)
+	activity  func() (end func())
 }
 
 type listener struct {
@@ -96,7 +100,7 @@ type listener struct {
 // New checks the configuration and prepares a proxy; Start listens.
 func New(opts Options) (*Proxy, error) {
 	p := &Proxy{tokens: opts.Tokens, stateDir: opts.StateDir, log: opts.Log,
-		listeners: map[string]*listener{}, closing: make(chan struct{})}
+		listeners: map[string]*listener{}, closing: make(chan struct{}), activity: opts.Activity}
 	secret, err := LoadOrCreateSecret(opts.StateDir)
 	if err != nil {
 		return nil, fmt.Errorf("proxy secret: %w", err)
@@ -207,7 +211,7 @@ func (p *Proxy) listen(addr string, h http.Handler, unsafe bool) (*listener, err
 	ln = &ipc.SameUserListener{Listener: ln, Peer: ipc.LoopbackPeer, Log: p.log,
 		Refusal: "proxy refused a connection from another user", OnRefuse: func() { p.refusals.count(reasonOtherUser) }}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           p.tracked(h),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/internal/routepath"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -22,7 +23,7 @@ func (p *Proxy) serveReverse(w http.ResponseWriter, r *http.Request, t *table, r
 			"use http://127.0.0.1:PORT/ (names that resolve to loopback are refused: DNS rebinding)")
 		return
 	}
-	if unsafePath(r.URL.Path) {
+	if routepath.Unsafe(r.URL.Path) {
 		p.refuse(w, r, reasonPath, ipc.CodeUnsafePath, "the path has . or .. segments (or a backslash), which could leave the route's base path",
 			"send the path without dot segments")
 		return

@@ -26,8 +26,9 @@ type table struct {
 	rules     map[string]*route
 	transport *http.Transport
 	// cleartext carries tokens over plain http: its connections to
-	// loopback are checked for who listens before they are used.
-	cleartext *http.Transport
+	// loopback are checked for who listens before they are used; [1] is
+	// for routes with unsafe_cleartext_upstream (see cleartext.Check).
+	cleartext [2]*http.Transport
 	upstream  *url.URL // chained proxy for blind tunnels, if configured
 	rp        *httputil.ReverseProxy
 	warnings  []string
@@ -109,12 +110,17 @@ func (p *Proxy) compile(cfg *config.Config) (*table, error) {
 		}
 	}
 	// Never through a proxy: plain http goes to loopback, or (opted in)
-	// straight to the upstream.
-	t.cleartext = &http.Transport{
-		DialContext:         cleartext.Dial(dialer.DialContext, false),
-		IdleConnTimeout:     90 * time.Second,
-		MaxIdleConns:        256,
-		MaxIdleConnsPerHost: 64,
+	// straight to the upstream. Routes with unsafe_cleartext_upstream get
+	// their own pool, whose dials let an owner that can't be named (or
+	// root) through, as a profile's unsafe_cleartext_issuer does: a
+	// connection checked under the opt-in never serves a route without it.
+	for i, allow := range []bool{false, true} {
+		t.cleartext[i] = &http.Transport{
+			DialContext:         cleartext.Dial(dialer.DialContext, allow),
+			IdleConnTimeout:     90 * time.Second,
+			MaxIdleConns:        256,
+			MaxIdleConnsPerHost: 64,
+		}
 	}
 	t.rp = p.newReverseProxy(t)
 	return t, nil
@@ -129,15 +135,15 @@ func (t *table) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.URL.Scheme != "http" || ob == nil || ob.token == "" {
 		return t.transport.RoundTrip(r)
 	}
-	if !config.OwnersVisible && ob.unsafeCleartext {
-		// Nothing can be checked here; the route opted in (validation
-		// makes every loopback http route do so on such systems).
-		return t.transport.RoundTrip(r)
+	if ob.unsafeCleartext {
+		return t.cleartext[1].RoundTrip(r)
 	}
-	return t.cleartext.RoundTrip(r)
+	return t.cleartext[0].RoundTrip(r)
 }
 
 func (t *table) closeIdle() {
 	t.transport.CloseIdleConnections()
-	t.cleartext.CloseIdleConnections()
+	for _, c := range t.cleartext {
+		c.CloseIdleConnections()
+	}
 }

@@ -53,7 +53,8 @@ type Request struct {
 	Scopes []string
 	// MinValid is the least remaining lifetime accepted (never less than
 	// MinServe); a shorter-lived cached token is refreshed first. More than
-	// the provider's whole lifetime counts as half of it.
+	// the provider's whole lifetime counts as half of it; 0 (not asked) is
+	// Schedule.defaultNeed, which never brings a refresh forward.
 	MinValid time.Duration
 	// Force asks for a token issued after the request arrived (the caller's
 	// token was refused). Concurrent forced requests share one refresh.
@@ -228,7 +229,7 @@ func (m *Manager) Token(ctx context.Context, req Request) (Access, error) {
 	if key == scopeKey(p.cfg.Scopes) {
 		key = ""
 	}
-	need := max(req.MinValid, MinServe)
+	need := max(req.MinValid, 0) // 0: the default for the token's lifetime (freshLocked)
 	a, ok, newerThan, err := p.cachedToken(key, need, req.Force, req.ID)
 	if ok || err != nil {
 		return a, err
@@ -258,7 +259,11 @@ func (m *Manager) Token(ctx context.Context, req Request) (Access, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	// After a failed refresh (degraded), the cached token is still served
-	// while it lasts, unless the caller asked for a new one.
+	// while it lasts, unless the caller asked for a new one (or for more
+	// life than it has: a caller that named no min_valid takes any).
+	if err != nil && need == 0 {
+		need = MinServe
+	}
 	if a, ok := p.freshLocked(key, m.now(), need, anyToken, req.ID); ok && (err == nil || !req.Force) {
 		return a, nil
 	}

@@ -107,9 +107,13 @@ func (p *profile) freshLocked(key string, now time.Time, need time.Duration, new
 	if a.Token == "" {
 		return Access{}, false
 	}
-	if lifetime := a.ExpiresAt.Sub(c.issued); need >= lifetime {
+	switch lifetime := a.ExpiresAt.Sub(c.issued); {
+	case need <= 0:
+		need = p.m.schedule().defaultNeed(lifetime)
+	case need >= lifetime:
 		need = max(lifetime/2, MinServe)
 	}
+	need = max(need, MinServe)
 	if a.ExpiresAt.Sub(now) < need {
 		return Access{}, false
 	}

@@ -23,6 +23,9 @@ type Schedule struct {
 	// PersistRetry is how soon a rotated token that could not be saved is
 	// saved again.
 	PersistRetry time.Duration
+	// DefaultMinValid is the remaining life a caller that names no
+	// min_valid gets, at most (defaultNeed).
+	DefaultMinValid time.Duration
 }
 
 // DefaultSchedule is the production policy.
@@ -30,7 +33,18 @@ var DefaultSchedule = Schedule{
 	RefreshAt: 0.75, RefreshJitter: 0.05,
 	HotWindow: 15 * time.Minute, KeepAlive: 24 * time.Hour,
 	BackoffBase: 2 * time.Second, BackoffMax: 5 * time.Minute,
-	PersistRetry: 8 * time.Second,
+	PersistRetry: 8 * time.Second, DefaultMinValid: time.Minute,
+}
+
+// defaultNeed is the least remaining life served to a caller that named
+// no min_valid: DefaultMinValid, but never more than what a token has left
+// at its earliest refresh point (a fifth of its life by default, so at
+// most half of it), so such callers never bring a refresh forward: with
+// 60 s tokens a fixed 60 s (or even 30 s) would refresh on nearly every
+// call. Never below MinServe.
+func (s Schedule) defaultNeed(lifetime time.Duration) time.Duration {
+	tail := time.Duration(float64(lifetime) * (1 - s.RefreshAt - s.RefreshJitter))
+	return max(min(s.DefaultMinValid, tail, lifetime/2), MinServe)
 }
 
 // refreshPoint is when a token issued at now, living lifetime, is due for

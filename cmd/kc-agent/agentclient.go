@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
 	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/internal/agentenv"
 	"github.com/kc-agent/kc-agent/ipc"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
@@ -91,12 +93,15 @@ func startAgent(ctx context.Context, c *ipc.Client, stderr io.Writer) error {
 		return err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(exe, "run")
+	// --autostarted: nobody manages this agent, so it ends when idle
+	// (agent.idle_exit) and the next client starts it again.
+	cmd := exec.Command(exe, "run", "--autostarted")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Dir = "/"
 	// The agent listens where this client looked first, whatever the
-	// environment it inherits says.
-	cmd.Env = append(os.Environ(), "KC_AGENT_SOCK="+c.Path)
+	// environment it inherits says; of the rest it keeps only what it
+	// needs, never the spawner's secrets (agentenv).
+	cmd.Env = append(agentenv.Filter(os.Environ(), runtime.GOOS), "KC_AGENT_SOCK="+c.Path)
 	detach(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting the agent: %w", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/internal/loopback"
 	"github.com/kc-agent/kc-agent/internal/tcpowner"
 	"github.com/kc-agent/kc-agent/ipc"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
@@ -119,18 +120,22 @@ func cleartextChecks(ctx context.Context, cfg *config.Config) []check {
 	if cfg == nil {
 		return nil
 	}
-	type target struct{ name, url, optIn string }
+	type target struct {
+		name, url, optIn string
+		optedIn          bool
+	}
 	var targets []target
 	for _, name := range cfg.ProfileNames() {
-		targets = append(targets, target{"issuer of " + name, cfg.Profiles[name].Issuer, "unsafe_cleartext_issuer"})
+		p := cfg.Profiles[name]
+		targets = append(targets, target{"issuer of " + name, p.Issuer, "unsafe_cleartext_issuer", p.UnsafeCleartextIssuer})
 	}
 	for _, r := range cfg.Routes {
-		targets = append(targets, target{"route " + r.Name, r.Upstream, "unsafe_cleartext_upstream"})
+		targets = append(targets, target{"route " + r.Name, r.Upstream, "unsafe_cleartext_upstream", r.UnsafeCleartextUpstream})
 	}
 	var checks []check
 	for _, tg := range targets {
 		u, err := url.Parse(tg.url)
-		if err != nil || u.Scheme != "http" || !config.IsLoopbackHost(u.Hostname()) {
+		if err != nil || u.Scheme != "http" || !loopback.Host(u.Hostname()) {
 			continue
 		}
 		port := u.Port()
@@ -143,7 +148,7 @@ func cleartextChecks(ctx context.Context, cfg *config.Config) []check {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		err = cleartext.Probe(pctx, u.Hostname(), port, false)
+		err = cleartext.Probe(pctx, u.Hostname(), port, tg.optedIn)
 		cancel()
 		var refused *cleartext.RefusedError
 		switch {

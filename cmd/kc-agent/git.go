@@ -7,18 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os/exec"
-	"path"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/kc-agent/kc-agent/agent/cleartext"
 	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/internal/loopback"
+	"github.com/kc-agent/kc-agent/internal/routepath"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -136,73 +135,31 @@ func readGitRequest(r io.Reader) (gitRequest, error) {
 	return req, nil
 }
 
-// normHost lower-cases a host[:port] and drops the scheme's default port.
-func normHost(scheme, hostport string) string {
-	h := strings.ToLower(hostport)
-	if host, port, err := net.SplitHostPort(h); err == nil {
-		if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
-			return host
-		}
-	}
-	return h
-}
-
-func isLoopback(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// cleanGitPath returns the path without surrounding slashes, and false
-// when it holds dot segments: those could climb out of a route's prefix.
-func cleanGitPath(p string) (string, bool) {
-	p = strings.Trim(p, "/")
-	if p == "" {
-		return "", true
-	}
-	if strings.Contains(p, "\\") || path.Clean("/"+p) != "/"+p {
-		return "", false
-	}
-	return p, true
-}
-
 // matchRoute finds the route whose upstream covers the URL git asks about:
-// same scheme, host and port, and a path under the upstream's path; the
-// longest path wins. Plain http only counts for loopback hosts, or for a
-// route that says unsafe_cleartext_upstream.
+// same origin (config.OriginKey), and a path under the upstream's path by
+// the proxy's own rule (routepath: no dot segments, "..;", escaped dots or
+// slashes, backslashes); the longest path wins. Plain http counts for
+// loopback hosts (git-credential then refuses, pointing at git setup), or
+// for a route that says unsafe_cleartext_upstream.
 func matchRoute(routes []config.Route, req gitRequest) (config.Route, bool) {
 	scheme := strings.ToLower(req.Protocol)
-	if scheme != "https" && scheme != "http" {
+	if (scheme != "https" && scheme != "http") || req.Host == "" {
 		return config.Route{}, false
 	}
-	cleartext := scheme == "http" && !isLoopback(req.Host)
-	reqPath, ok := cleanGitPath(req.Path)
-	if !ok || req.Host == "" {
-		return config.Route{}, false
-	}
-	host := normHost(scheme, req.Host)
+	remote := scheme == "http" && !loopback.Host(req.Host)
+	reqPath := "/" + strings.TrimPrefix(req.Path, "/")
+	origin := config.OriginKey(&url.URL{Scheme: scheme, Host: req.Host})
 	best, bestLen := -1, -1
 	for i, r := range routes {
 		u, err := url.Parse(r.Upstream)
-		if err != nil || u.Scheme != scheme || normHost(u.Scheme, u.Host) != host || u.User != nil || cleartext && !r.UnsafeCleartextUpstream {
+		if err != nil || config.OriginKey(u) != origin || u.User != nil || remote && !r.UnsafeCleartextUpstream {
 			continue
 		}
-		prefix, ok := cleanGitPath(u.Path)
-		if !ok {
+		if !routepath.InsideRaw(reqPath, u.Path) {
 			continue
 		}
-		if prefix != "" && reqPath != prefix && !strings.HasPrefix(reqPath, prefix+"/") {
-			continue
-		}
-		if len(prefix) > bestLen {
-			best, bestLen = i, len(prefix)
+		if n := len(strings.TrimSuffix(u.Path, "/")); n > bestLen {
+			best, bestLen = i, n
 		}
 	}
 	if best < 0 {
@@ -211,19 +168,12 @@ func matchRoute(routes []config.Route, req gitRequest) (config.Route, bool) {
 	return routes[best], true
 }
 
-// checkGitListener makes sure the loopback port git will send the token to
-// in the clear is this user's (or root's): dial it, ask who listens, close.
-func checkGitListener(ctx context.Context, hostport string, route config.Route) error {
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host, port = hostport, "80"
-	}
-	host = strings.Trim(host, "[]")
-	if err := cleartext.Probe(ctx, host, port, !config.OwnersVisible && route.UnsafeCleartextUpstream); err != nil {
-		return &cliError{code: exitError, err: fmt.Errorf("no token for git: %w", err),
-			hint: "the route's server is not running as you; start it (or find out who holds the port: ss -ltnp)"}
-	}
-	return nil
+// cleartextLoopback tells whether git would send a credential for this
+// request in the clear to a loopback port: on a connection kc-agent never
+// sees, which git may even have opened to another user's listener before
+// it asked (a 401 with keep-alive, then the listener closed).
+func cleartextLoopback(req gitRequest) bool {
+	return strings.EqualFold(req.Protocol, "http") && loopback.Host(req.Host)
 }
 
 // gitAnswer is the helper's answer to get, in the protocol's lines.
@@ -292,10 +242,11 @@ func gitCredentialRun(ctx context.Context, streams *IOStreams, op string, opts *
 		_, err := fetchToken(ctx, streams.Err, tokReq, opts.noAutostart)
 		return err
 	}
-	if strings.EqualFold(req.Protocol, "http") && config.IsLoopbackHost(req.Host) {
-		if err := checkGitListener(ctx, req.Host, route); err != nil {
-			return err
-		}
+	if cleartextLoopback(req) {
+		u := "http://" + req.Host + "/" + strings.TrimPrefix(req.Path, "/")
+		return &cliError{code: exitError,
+			err:  fmt.Errorf("no token for git at %s: git would send it in the clear on a connection kc-agent can not check (another user of this machine may hold it)", u),
+			hint: fmt.Sprintf("run `kc-agent git setup %s` once: git then goes through the agent's route %q, which checks every connection and adds the token itself", u, route.Name)}
 	}
 	tokReq.MinValid = opts.minValid.Seconds()
 	tok, err := fetchToken(ctx, streams.Err, tokReq, opts.noAutostart)
@@ -357,9 +308,14 @@ func gitSetupRun(ctx context.Context, streams *IOStreams, rawURL string, opts *g
 	if err != nil {
 		return err
 	}
-	if _, ok := matchRoute(cfg.Routes, gitRequest{Protocol: u.Scheme, Host: u.Host, Path: u.Path}); !ok {
+	req := gitRequest{Protocol: u.Scheme, Host: u.Host, Path: u.EscapedPath()}
+	route, ok := matchRoute(cfg.Routes, req)
+	if !ok {
 		return &cliError{code: exitError, err: fmt.Errorf("no route in %s covers %s, so kc-agent would give git no token there", cfg.Path(), rawURL),
 			hint: fmt.Sprintf("add a route with upstream: %s://%s (see the README's git section), then run this again", u.Scheme, u.Host)}
+	}
+	if cleartextLoopback(req) {
+		return gitSetupThroughRoute(ctx, streams, cfg, u, route, opts)
 	}
 	key := "credential." + strings.TrimSuffix(rawURL, "/")
 	helper := "!" + shellQuote(opts.command) + " git-credential"
@@ -371,7 +327,18 @@ func gitSetupRun(ctx context.Context, streams *IOStreams, rawURL string, opts *g
 		{"config", "--global", "--add", key + ".helper", helper},
 		{"config", "--global", key + ".useHttpPath", "true"},
 	}
-	if opts.print {
+	if done, err := runGitConfig(ctx, streams, steps, rawURL, opts.print); done || err != nil {
+		return err
+	}
+	fmt.Fprintf(streams.Err, "kc-agent: git now asks kc-agent for %s (helpers configured before this are not used there)\n", rawURL)
+	warnLaterHelpers(ctx, streams.Err, helper)
+	return nil
+}
+
+// runGitConfig runs the git config steps, or with print shows them
+// (done: nothing more to do).
+func runGitConfig(ctx context.Context, streams *IOStreams, steps [][]string, rawURL string, print bool) (done bool, err error) {
+	if print {
 		for _, s := range steps {
 			quoted := make([]string, len(s))
 			for i, a := range s {
@@ -379,7 +346,7 @@ func gitSetupRun(ctx context.Context, streams *IOStreams, rawURL string, opts *g
 			}
 			fmt.Fprintln(streams.Out, "git "+strings.Join(quoted, " "))
 		}
-		return nil
+		return true, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -388,13 +355,11 @@ func gitSetupRun(ctx context.Context, streams *IOStreams, rawURL string, opts *g
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Run(); err != nil {
-			return withHint(fmt.Errorf("git %s: %v: %s", strings.Join(s[:3], " "), err, strings.TrimSpace(stderr.String())),
+			return true, withHint(fmt.Errorf("git %s: %v: %s", strings.Join(s[:3], " "), err, strings.TrimSpace(stderr.String())),
 				"run the commands of `kc-agent git setup --print "+rawURL+"` yourself")
 		}
 	}
-	fmt.Fprintf(streams.Err, "kc-agent: git now asks kc-agent for %s (helpers configured before this are not used there)\n", rawURL)
-	warnLaterHelpers(ctx, streams.Err, helper)
-	return nil
+	return false, nil
 }
 
 // warnLaterHelpers names the credential helpers git runs after kc-agent's

@@ -66,6 +66,24 @@ func fingerprint(tok string) string {
 
 func startGitServer(t *testing.T, ca *testenv.TestCA, issuer string) *gitServer {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := newGitServer(t, issuer)
+	gs.serve(t, tls.NewListener(ln, ca.TLSConfig(t)))
+	gs.URL = "https://localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port) + "/git"
+	return gs
+}
+
+func (gs *gitServer) serve(t *testing.T, ln net.Listener) {
+	srv := &http.Server{Handler: gs, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+}
+
+func newGitServer(t *testing.T, issuer string) *gitServer {
+	t.Helper()
 	out, err := exec.Command("git", "--exec-path").Output()
 	if err != nil {
 		t.Fatalf("git --exec-path: %v", err)
@@ -78,14 +96,6 @@ func startGitServer(t *testing.T, ca *testenv.TestCA, issuer string) *gitServer 
 	gs := &gitServer{root: t.TempDir(), verifier: p.Verifier(&gooidc.Config{ClientID: "warehouse-api"})}
 	gs.backend = &cgi.Handler{Path: backend, Root: "/git",
 		Env: []string{"GIT_PROJECT_ROOT=" + gs.root, "GIT_HTTP_EXPORT_ALL=1"}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: gs, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(tls.NewListener(ln, ca.TLSConfig(t)))
-	t.Cleanup(func() { srv.Close() })
-	gs.URL = "https://localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port) + "/git"
 	return gs
 }
 
@@ -165,13 +175,18 @@ type gitFixture struct {
 }
 
 func newGitFixture(t *testing.T, realm, user, routeExtra string) *gitFixture {
+	return newGitFixtureWith(t, realm, user, routeExtra, startGitServer)
+}
+
+// newGitFixtureWith is newGitFixture with the git server start wants.
+func newGitFixtureWith(t *testing.T, realm, user, routeExtra string, start func(*testing.T, *testenv.TestCA, string) *gitServer) *gitFixture {
 	t.Helper()
 	requireTool(t, "git")
 	testenv.SecretService(t)
 	e := newCLIEnv(t)
 	e.login(realm, user, user+"-pw")
 	f := &gitFixture{e: e, ca: testenv.NewTestCA(t), home: t.TempDir()}
-	f.gs = startGitServer(t, f.ca, e.keycloak().Issuer(realm))
+	f.gs = start(t, f.ca, e.keycloak().Issuer(realm))
 	f.repo = f.gs.URL + "/team/repo.git"
 
 	cfgPath := os.Getenv("KC_AGENT_CONFIG")

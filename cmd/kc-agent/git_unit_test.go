@@ -1,11 +1,13 @@
 package main
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/internal/routepath"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -44,8 +46,8 @@ func FuzzReadGitRequest(f *testing.F) {
 		routes := []config.Route{{Name: "r", Upstream: "https://git.example.com/team"}}
 		if r, ok := matchRoute(routes, req); ok {
 			// Whatever git sent, a match is under the route.
-			p, clean := cleanGitPath(req.Path)
-			if !clean || !strings.EqualFold(normHost("https", req.Host), "git.example.com") || (p != "team" && !strings.HasPrefix(p, "team/")) || r.Name != "r" {
+			if !routepath.InsideRaw("/"+strings.TrimPrefix(req.Path, "/"), "/team") ||
+				config.OriginKey(&url.URL{Scheme: "https", Host: req.Host}) != "https://git.example.com:443" || r.Name != "r" {
 				t.Fatalf("matched %+v", req)
 			}
 		}
@@ -61,6 +63,7 @@ func TestMatchRoute(t *testing.T) {
 		{Name: "local", Upstream: "http://127.0.0.1:3000/git"},
 		{Name: "plain", Upstream: "http://git.plain.example.com"},
 		{Name: "unsafe", Upstream: "http://git.unsafe.example.com", UnsafeCleartextUpstream: true},
+		{Name: "lh", Upstream: "http://localhost:3001/"},
 	}
 	for _, tc := range []struct {
 		protocol, host, path string
@@ -74,6 +77,15 @@ func TestMatchRoute(t *testing.T) {
 		{"https", "git.example.com", "teammate/x.git", "host"},
 		{"https", "git.example.com", "team/../x.git", ""},
 		{"https", "git.example.com", "team/./x.git", ""},
+		// The proxy's containment rule (internal/routepath), not a copy.
+		{"https", "git.example.com", "team/..;/x.git", ""},
+		{"https", "git.example.com", "team/%2e%2e/x.git", ""},
+		{"https", "git.example.com", "team/%252e%252e/x.git", ""},
+		{"https", "git.example.com", "team/..%2fx.git", ""},
+		{"https", "git.example.com", "team\\..\\x.git", ""},
+		// The one loopback rule: any case.
+		{"http", "LOCALHOST:3001", "a.git", "lh"},
+		{"http", "[::ffff:127.0.0.1]:3000", "git/a.git", ""},
 		{"https", "git.example.com:8443", "a.git", "port"},
 		{"https", "git.example.com:9999", "a.git", ""},
 		{"https", "git.example.com.evil.com", "a.git", ""},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"reflect"
 	"slices"
@@ -108,8 +109,9 @@ func (opts *loginOptions) loginViaAgent(ctx context.Context, c *ipc.Client, cfg 
 		}
 	}
 	st, err := session.Converse(ctx, c, req, opts.presenter(), opts.timeout)
-	if isOldAgent(err) {
-		return withHint(errors.New("the running agent is older than this kc-agent and can not run sign-ins"),
+	// The agent reports `version` (run.go) in /v1/health.
+	if skew := (*ipc.SkewError)(nil); errors.As(c.Skew(ctx, err, version, http.MethodPost, ipc.PathLogin), &skew) {
+		return withHint(fmt.Errorf("%w, so it can not run sign-ins", skew),
 			"restart it (kc-agent service restart, or stop it and run the command again)")
 	}
 	if err != nil {
@@ -168,12 +170,6 @@ func saveProfile(cfg *config.Config, name string, prof config.Profile) error {
 		return fmt.Errorf("the profile could not be saved to %s: %w", cfg.Path(), err)
 	}
 	return nil
-}
-
-// isOldAgent: the agent answered that it has no such endpoint.
-func isOldAgent(err error) bool {
-	var ae *ipc.Error
-	return errors.As(err, &ae) && (ae.Code == ipc.CodeNotFound || ae.Code == ipc.CodeBadRequest) && strings.HasPrefix(ae.Message, "no such endpoint")
 }
 
 // underLock runs f holding the one-agent lock, so no agent starts (and

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -59,8 +60,8 @@ func logoutRun(ctx context.Context, opts *logoutOptions) error {
 	var out *ipc.LogoutResponse
 	if c := runningAgent(ctx); c != nil {
 		out, err = c.Logout(ctx, req)
-		if isOldAgent(err) {
-			return withHint(errors.New("the running agent is older than this kc-agent and can not log out"),
+		if skew := (*ipc.SkewError)(nil); errors.As(c.Skew(ctx, err, version, http.MethodPost, ipc.PathLogout), &skew) {
+			return withHint(fmt.Errorf("%w, so it can not log out", skew),
 				"restart it (kc-agent service restart, or stop it and run the command again)")
 		}
 	} else {

@@ -7,17 +7,20 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/daemon"
+	"github.com/kc-agent/kc-agent/installers"
 	"github.com/kc-agent/kc-agent/ipc"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 func newRunCmd(streams *IOStreams) *cobra.Command {
 	var logFormat, logLevel, logFile string
+	var autostarted bool
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the agent in the foreground (what the service manager runs)",
@@ -75,13 +78,14 @@ func newRunCmd(streams *IOStreams) *cobra.Command {
 					who = fmt.Sprintf("another kc-agent (pid %d)", st.PID)
 				}
 				return withHint(fmt.Errorf("%s already runs for this user on %s", who, c.Path),
-					"one agent per user: use the running one (`kc-agent status`), or stop it first")
+					"one agent per user: use the running one (`kc-agent status`), or stop it first (`kc-agent stop`)")
 			}
 			err = daemon.Run(cmd.Context(), daemon.Options{
 				Version: version, ConfigPath: cfgPath, SocketPath: sock, Log: log, StateDir: stateDir, LockPath: lock,
+				Autostarted: autostarted, IdleExit: defaultIdleExit(autostarted),
 			})
 			if errors.Is(err, ipc.ErrAgentRunning) {
-				return withHint(err, "use the running agent (`kc-agent status`), or stop it first")
+				return withHint(err, "use the running agent (`kc-agent status`), or stop it first (`kc-agent stop`)")
 			}
 			return err
 		},
@@ -89,6 +93,9 @@ func newRunCmd(streams *IOStreams) *cobra.Command {
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&logFile, "log-file", "", "append the log to this file instead of stderr")
+	// Set by the clients that start the agent themselves; not for people.
+	cmd.Flags().BoolVar(&autostarted, "autostarted", false, "started by a client: end after agent.idle_exit without clients")
+	cmd.Flags().MarkHidden("autostarted")
 	return cmd
 }
 
@@ -105,4 +112,17 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, usageErr("--log-format must be text or json, not %q", format)
+}
+
+// defaultIdleExit is how long an agent waits without clients before it
+// ends, unless the config's agent.idle_exit says otherwise: an agent a
+// client started where no per-user service manager runs (a notebook
+// server, a jump host) ends after config.DefaultIdleExit; an installed
+// service, an agent started by hand, or one autostarted beside a user
+// manager (which would run the service) never does by default.
+func defaultIdleExit(autostarted bool) time.Duration {
+	if !autostarted || installers.UserManagerRuns() {
+		return 0
+	}
+	return config.DefaultIdleExit
 }

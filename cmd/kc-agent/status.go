@@ -61,6 +61,9 @@ func newStatusCmd(streams *IOStreams) *cobra.Command {
 
 func printStatus(w io.Writer, st *ipc.StatusResponse) {
 	fmt.Fprintf(w, "agent:   kc-agent %s, pid %d, up %s\n", st.Version, st.PID, st.Uptime)
+	if st.Autostarted && st.IdleExit != "" {
+		fmt.Fprintf(w, "         autostarted: ends after %s without clients; the next client starts it again\n", st.IdleExit)
+	}
 	fmt.Fprintf(w, "socket:  %s\n", st.Socket)
 	fmt.Fprintf(w, "config:  %s\n", st.ConfigPath)
 	if st.SystemConfig != "" {

@@ -29,9 +29,10 @@ type Owner struct {
 // Self reports whether the socket is this process's user's.
 func (o Owner) Self() bool { return isSelf(o) }
 
-// Trusted reports whether the socket is this user's or the superuser's
-// (root, LocalSystem): they can read the user's keychain anyway.
-func (o Owner) Trusted() bool { return o.Self() || isSuperuser(o) }
+// Superuser reports whether the socket is root's (LocalSystem's). Root can
+// read the user's keychain anyway, but a socket root made may be served by
+// another user (see agent/cleartext.Check): not trusted by itself.
+func (o Owner) Superuser() bool { return isSuperuser(o) }
 
 func (o Owner) String() string {
 	switch {

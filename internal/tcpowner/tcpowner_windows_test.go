@@ -49,7 +49,7 @@ func TestPeerWindows(t *testing.T) {
 	defer s.Close()
 	// The proxy's question: who is the caller? Wine 8 answers it too.
 	o, err := Peer(s)
-	if err != nil || !o.Self() || !o.Trusted() || o.PID != os.Getpid() {
+	if err != nil || !o.Self() || o.Superuser() || o.PID != os.Getpid() {
 		t.Fatalf("accepted: %s (pid %d), %v", o, o.PID, err)
 	}
 	// env's question, from the client side: who serves? Wine 8 shows no
@@ -72,15 +72,15 @@ func TestOwnerSID(t *testing.T) {
 		t.Fatal("own SID is not self")
 	}
 	other := Owner{UID: -1, SID: "S-1-5-21-1-2-3-1001"}
-	if other.Self() || other.Trusted() {
-		t.Fatal("another account is trusted")
+	if other.Self() || other.Superuser() {
+		t.Fatal("another account counts as self or superuser")
 	}
-	if (Owner{UID: -1}).Self() || (Owner{UID: -1}).Trusted() {
-		t.Fatal("an unknown owner is trusted")
+	if (Owner{UID: -1}).Self() || (Owner{UID: -1}).Superuser() {
+		t.Fatal("an unknown owner counts as self or superuser")
 	}
 	sys := Owner{UID: -1, SID: winsid.System}
-	if sys.Self() || !sys.Trusted() {
-		t.Fatal("SYSTEM: want trusted, not self")
+	if sys.Self() || !sys.Superuser() {
+		t.Fatal("SYSTEM: want superuser, not self")
 	}
 }
 

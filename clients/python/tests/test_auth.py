@@ -86,8 +86,23 @@ def forced(agent):
 requests = pytest.importorskip("requests")
 
 
+class _Checked:
+    """requests.get & co., through kc.session(): a plain-http loopback
+    request with KcAgentAuth needs a client that checks its connections."""
+
+    def __getattr__(self, method):
+        def call(*args, **kwargs):
+            with kc.session() as s:
+                return getattr(s, method)(*args, **kwargs)
+
+        return call
+
+
+checked = _Checked()
+
+
 def test_requests_sets_authorization(agent, api):
-    r = requests.get(api.url + "/tables", auth=kc.KcAgentAuth())
+    r = checked.get(api.url + "/tables", auth=kc.KcAgentAuth())
     assert r.status_code == 200
     assert api.seen == [("GET", "/tables", f"Bearer {TOKEN}", b"")]
     assert forced(agent) == [False]
@@ -95,7 +110,7 @@ def test_requests_sets_authorization(agent, api):
 
 def test_requests_retries_once_with_a_fresh_token(agent, api, tmp_path):
     api.accept = FRESH
-    r = requests.post(api.url + "/upload", data=b"payload", auth=kc.KcAgentAuth())
+    r = checked.post(api.url + "/upload", data=b"payload", auth=kc.KcAgentAuth())
     assert r.status_code == 200 and r.json()["body"] == "payload"
     assert [s[2] for s in api.seen] == [f"Bearer {TOKEN}", f"Bearer {FRESH}"]
     assert [s[3] for s in api.seen] == [b"payload", b"payload"]
@@ -106,7 +121,7 @@ def test_requests_retries_once_with_a_fresh_token(agent, api, tmp_path):
     f = tmp_path / "body.txt"
     f.write_bytes(b"file body")
     with open(f, "rb") as fh:
-        r = requests.put(api.url + "/file", data=fh, auth=kc.KcAgentAuth())
+        r = checked.put(api.url + "/file", data=fh, auth=kc.KcAgentAuth())
     assert r.status_code == 200 and [s[3] for s in api.seen] == [b"file body", b"file body"]
 
 
@@ -146,7 +161,7 @@ def test_requests_never_retries_a_redirect_with_a_token(agent):
 
     a = server("127.0.0.1", redirect)
     try:
-        r = requests.get(f"http://127.0.0.1:{a.server_address[1]}/start", auth=kc.KcAgentAuth())
+        r = checked.get(f"http://127.0.0.1:{a.server_address[1]}/start", auth=kc.KcAgentAuth())
         assert r.status_code == 401
         assert [h for h, auth in seen if h == "127.0.0.2" and auth] == []
         assert forced(agent) == [False]
@@ -157,7 +172,7 @@ def test_requests_never_retries_a_redirect_with_a_token(agent):
 
 def test_requests_gives_up_after_one_retry(agent, api):
     api.accept = "nothing"
-    with requests.Session() as s:
+    with kc.session() as s:
         s.auth = kc.KcAgentAuth(profile="p", scopes=["openid"], min_valid=10)
         r = s.get(api.url + "/denied")
     assert r.status_code == 401
@@ -169,20 +184,20 @@ def test_requests_gives_up_after_one_retry(agent, api):
 def test_requests_login_required_raises(agent, api):
     agent.token_answer = (401, {"error": "login_required", "message": "login gone", "hint": "kc-agent login"})
     with pytest.raises(kc.LoginRequired, match="login gone"):
-        requests.get(api.url + "/x", auth=kc.KcAgentAuth())
+        checked.get(api.url + "/x", auth=kc.KcAgentAuth())
     assert api.seen == []
 
 
 def test_no_token_in_cleartext_across_a_network(agent):
     for url in ("http://api.example.com/x", "http://10.1.2.3/x"):
         with pytest.raises(kc.KcAgentError, match="refusing to send a token over plain http"):
-            requests.get(url, auth=kc.KcAgentAuth())
+            checked.get(url, auth=kc.KcAgentAuth())
     assert agent.requests == []
 
 
 def test_auth_repr_has_no_token(agent, api):
     a = kc.KcAgentAuth()
-    requests.get(api.url + "/", auth=a)
+    checked.get(api.url + "/", auth=a)
     assert TOKEN not in repr(a) and TOKEN not in str(vars(a))
 
 
@@ -193,7 +208,7 @@ httpx = pytest.importorskip("httpx")
 
 def test_httpx_sync_retries_once_with_a_fresh_token(agent, api):
     api.accept = FRESH
-    with httpx.Client(auth=kc.KcAgentAuth()) as c:
+    with kc.httpx_client(auth=kc.KcAgentAuth()) as c:
         r = c.post(api.url + "/q", json={"sql": "select 1"})
     assert r.status_code == 200 and json.loads(r.json()["body"]) == {"sql": "select 1"}
     assert [s[2] for s in api.seen] == [f"Bearer {TOKEN}", f"Bearer {FRESH}"]
@@ -202,7 +217,8 @@ def test_httpx_sync_retries_once_with_a_fresh_token(agent, api):
 
 def test_httpx_sync_gives_up_after_one_retry(agent, api):
     api.accept = "nothing"
-    r = httpx.get(api.url + "/denied", auth=kc.KcAgentAuth())
+    with kc.httpx_client() as c:
+        r = c.get(api.url + "/denied")
     assert r.status_code == 401 and len(api.seen) == 2 and forced(agent) == [False, True]
 
 
@@ -212,7 +228,7 @@ def test_httpx_streamed_body_is_not_replayed(agent, api):
     def gen():
         yield b"chunk"
 
-    with httpx.Client(auth=kc.KcAgentAuth()) as c:
+    with kc.httpx_client(auth=kc.KcAgentAuth()) as c:
         r = c.post(api.url + "/stream", content=gen())
     assert r.status_code == 401 and len(api.seen) == 1 and forced(agent) == [False]
 
@@ -232,7 +248,7 @@ def test_httpx_async_retries_and_does_not_block_the_loop(agent, api):
                 await asyncio.sleep(0.01)
 
         t = asyncio.ensure_future(ticker())
-        async with httpx.AsyncClient(auth=kc.KcAgentAuth()) as c:
+        async with kc.httpx_client(asynchronous=True, auth=kc.KcAgentAuth()) as c:
             start = time.monotonic()
             r = await c.get(api.url + "/async")
             took = time.monotonic() - start
@@ -251,7 +267,7 @@ def test_httpx_async_login_required(agent, api):
     agent.token_answer = (401, {"error": "login_required", "message": "login gone", "hint": "kc-agent login"})
 
     async def main():
-        async with httpx.AsyncClient(auth=kc.KcAgentAuth()) as c:
+        async with kc.httpx_client(asynchronous=True, auth=kc.KcAgentAuth()) as c:
             await c.get(api.url + "/x")
 
     with pytest.raises(kc.LoginRequired):
@@ -265,40 +281,40 @@ def test_httpx_refuses_cleartext(agent):
     assert agent.requests == []
 
 
+def test_plain_clients_get_no_token_for_cleartext_loopback(agent, api):
+    # requests' and httpx's own pools never checked who is at the other
+    # end: a token in the clear to loopback needs kc.session() or
+    # kc.httpx_client(), and the refusal says so.
+    with pytest.raises(kc.KcAgentError, match="not checked") as e:
+        requests.get(api.url + "/x", auth=kc.KcAgentAuth())
+    assert "kc_agent_client.session()" in e.value.hint
+    with pytest.raises(kc.KcAgentError, match="not checked"):
+        httpx.get(api.url + "/x", auth=kc.KcAgentAuth())
+    assert api.seen == [] and agent.token_requests() == []
+
+
 def test_no_token_to_a_loopback_port_another_user_holds(agent, api, monkeypatch):
-    # Loopback is shared: a token goes in the clear to a loopback port only
-    # when this user (or root) listens there.
-    if not sys.platform.startswith("linux"):
-        pytest.skip("listener owners are read from /proc/net/tcp")
+    # Every new connection of the checked clients is looked up; one that
+    # another user's socket answers is closed before its first byte.
+    from kc_agent_client import _tcpowner
+
     port = int(api.url.rsplit(":", 1)[1])
-    requests.get(api.url + "/mine", auth=kc.KcAgentAuth())  # ours: the token goes
-    assert api.seen[-1][2].startswith("Bearer ")
-    real = _client.listener_uid
-    monkeypatch.setattr(_client, "listener_uid", lambda ip, p: 65534 if p == port else real(ip, p))
+    with kc.session() as s:
+        assert s.get(api.url + "/mine").status_code == 200  # ours: the token goes
+    assert api.seen[-1][2] == f"Bearer {TOKEN}"
+    real = _tcpowner.connection_owner
+    monkeypatch.setattr(_tcpowner, "connection_owner", lambda local, remote: 65534 if local[1] == port else real(local, remote))
     n = len(api.seen)
-    with pytest.raises(kc.UntrustedAgent, match="uid 65534 listens there"):
-        requests.get(api.url + "/theirs", auth=kc.KcAgentAuth())
-    with pytest.raises(kc.UntrustedAgent, match="uid 65534"):
-        httpx.get(api.url + "/theirs", auth=kc.KcAgentAuth())
+    with pytest.raises(kc.UntrustedAgent, match="served by uid 65534"):
+        kc.session().get(api.url + "/theirs")
+    with pytest.raises(kc.UntrustedAgent, match="served by uid 65534"):
+        with kc.httpx_client() as c:
+            c.get(api.url + "/theirs")
+
+    async def main():
+        async with kc.httpx_client(asynchronous=True) as c:
+            await c.get(api.url + "/theirs")
+
+    with pytest.raises(kc.UntrustedAgent, match="served by uid 65534"):
+        asyncio.run(main())
     assert len(api.seen) == n, "a request reached the other user's port"
-
-
-def test_no_token_to_a_real_listener_of_another_user(agent):
-    # The same with a real listener of uid 65534 (root and setpriv needed).
-    import shutil
-    import subprocess
-    import time
-
-    if not sys.platform.startswith("linux") or os.getuid() != 0 or not shutil.which("setpriv"):
-        if os.environ.get("KC_AGENT_REQUIRE_OTHER_UID") == "1":
-            pytest.fail("needs root and setpriv to act as another user (KC_AGENT_REQUIRE_OTHER_UID=1)")
-        pytest.skip("needs root and setpriv to act as another user")
-    prog = "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(30)"
-    p = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", prog], stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(p.stdout.readline())
-        with pytest.raises(kc.UntrustedAgent, match="uid 65534 listens there"):
-            requests.get(f"http://127.0.0.1:{port}/x", auth=kc.KcAgentAuth(), timeout=5)
-    finally:
-        p.kill()
-        p.wait()

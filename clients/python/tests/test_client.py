@@ -84,7 +84,8 @@ def test_get_token_protocol(agent):
     assert headers["Content-Type"] == "application/json"
     for h in ("Origin", "Referer", "Sec-Fetch-Site"):
         assert h not in headers
-    assert body == {"profile": "default", "min_valid": 60.0}
+    # No min_valid unless asked: the agent's default follows the lifetime.
+    assert body == {"profile": "default"}
 
 
 def test_get_token_parameters(agent, monkeypatch):
@@ -93,7 +94,7 @@ def test_get_token_parameters(agent, monkeypatch):
     kc.get_token("other", scopes=["openid", "warehouse"], min_valid=120, force_refresh=True)
     kc.get_token(scopes="openid profile")
     bodies = [r[3] for r in agent.token_requests()]
-    assert bodies[0] == {"profile": "analytics", "min_valid": 60.0}
+    assert bodies[0] == {"profile": "analytics"}
     assert bodies[1] == {"profile": "other", "min_valid": 120.0, "scopes": ["openid", "warehouse"], "force_refresh": True}
     assert bodies[2]["scopes"] == ["openid", "profile"]
 
@@ -331,7 +332,7 @@ def test_falls_back_to_the_cli_without_af_unix(agent, fake_cli, monkeypatch):
     monkeypatch.setattr(_discovery, "HAVE_AF_UNIX", False)
     assert kc.get_token() == TOKEN
     assert agent.requests == []
-    assert fake_cli.calls() == [["token", "--format", "json", "--profile", "default", "--min-valid", "60s"]]
+    assert fake_cli.calls() == [["token", "--format", "json", "--profile", "default"]]
 
 
 def test_cli_exit_4_is_login_required(fake_cli):
@@ -636,3 +637,24 @@ def test_an_older_agent_is_named_with_both_versions(agent):
     assert "POST /v1/login" in e.message and "restart" in e.hint
     # What it does know still works.
     assert kc_agent_client.get_token()
+
+
+def test_skew_is_read_from_health_not_from_the_message(agent):
+    # The trigger is structural (404 bad_request: the agent's catch-all),
+    # the verdict is /v1/health's version: another wording still names an
+    # older agent; the same version is not skew, and the answer is shown
+    # as it is.
+    import kc_agent_client
+
+    def unknown(p, b):
+        return 404, {"error": "bad_request", "message": "unknown path"}
+
+    agent.handlers[("POST", "/v1/login")] = unknown
+    agent.handlers[("GET", "/v1/health")] = lambda p, b: (200, {"ok": True, "version": "0.5.0"})
+    with pytest.raises(kc_agent_client.KcAgentError) as ei:
+        kc_agent_client.login(flow="device", timeout=5, force=True)
+    assert ei.value.code == "agent_too_old" and "kc-agent 0.5.0" in ei.value.message
+    agent.handlers[("GET", "/v1/health")] = lambda p, b: (200, {"ok": True, "version": kc_agent_client.__version__})
+    with pytest.raises(kc_agent_client.KcAgentError) as ei:
+        kc_agent_client.login(flow="device", timeout=5, force=True)
+    assert ei.value.code != "agent_too_old" and "unknown path" in ei.value.message

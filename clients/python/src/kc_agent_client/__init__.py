@@ -43,6 +43,8 @@ __all__ = [
     "agent_socket",
     "agent_path",
     "KcAgentAuth",
+    "session",
+    "httpx_client",
     "TokenInfo",
     "KcAgentError",
     "LoginRequired",
@@ -66,12 +68,15 @@ __all__ = [
 def get_token(
     profile: Optional[str] = None,
     scopes: Optional[Iterable[str]] = None,
-    min_valid: float = 60,
+    min_valid: Optional[float] = None,
     *,
     force_refresh: bool = False,
 ) -> str:
     """An access token for ``profile`` (default: ``$KC_AGENT_PROFILE``, else
-    ``default``) valid for at least ``min_valid`` seconds.
+    ``default``) valid for at least ``min_valid`` seconds. Without
+    ``min_valid`` the agent picks the margin from the token's lifetime (60 s,
+    but never more than a fifth of the lifetime, and at least 5 s), so
+    short-lived tokens are not refreshed before their time.
 
     ``scopes`` asks for a token narrowed to those scopes. ``force_refresh``
     asks for a token issued now, for when a server refused the last one
@@ -91,7 +96,7 @@ def get_token(
 def get_token_info(
     profile: Optional[str] = None,
     scopes: Optional[Iterable[str]] = None,
-    min_valid: float = 60,
+    min_valid: Optional[float] = None,
     *,
     force_refresh: bool = False,
 ) -> TokenInfo:
@@ -142,6 +147,35 @@ def agent_path() -> Optional[str]:
     entries only), else a usual install location; None when there is none.
     An agent that already runs is used whichever installation started it."""
     return _client.find_cli()
+
+
+def session(profile: Optional[str] = None, scopes: Optional[Iterable[str]] = None, *, unsafe_cleartext: bool = False, **auth_kw):
+    """A ``requests.Session`` that sends ``KcAgentAuth(profile, scopes)``
+    and checks every new plain-http connection to loopback before its first
+    byte: it goes on only when its other end belongs to this user (on
+    Linux and Windows). Plain-http loopback requests with ``KcAgentAuth``
+    need such a session; https ones work with any.
+
+    ``unsafe_cleartext=True`` also lets tokens go where the owner can't be
+    told, or to a listener of root's (which may hand connections to another
+    user); never to another known user."""
+    from . import _connguard
+    from ._auth import KcAgentAuth
+
+    s = _connguard.requests_session(unsafe_cleartext)
+    s.auth = KcAgentAuth(profile, scopes, **auth_kw)
+    return s
+
+
+def httpx_client(profile: Optional[str] = None, scopes: Optional[Iterable[str]] = None, *, asynchronous: bool = False, unsafe_cleartext: bool = False, **client_kw):
+    """An ``httpx.Client`` (``asynchronous=True``: an ``httpx.AsyncClient``)
+    with ``KcAgentAuth(profile, scopes)`` whose connections are checked as
+    ``session()``'s are. Other keywords go to the client."""
+    from . import _connguard
+    from ._auth import KcAgentAuth
+
+    client_kw.setdefault("auth", KcAgentAuth(profile, scopes))
+    return _connguard.httpx_client(asynchronous, unsafe_cleartext, **client_kw)
 
 
 def __getattr__(name: str):

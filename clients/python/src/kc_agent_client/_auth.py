@@ -5,14 +5,11 @@ the request once more."""
 
 from __future__ import annotations
 
-import ipaddress
-import os
-import sys
 from typing import Iterable, Optional
 from urllib.parse import urlsplit
 
-from . import _client
-from ._errors import KcAgentError, UntrustedAgent
+from . import _client, _connguard
+from ._errors import KcAgentError
 
 try:  # optional extra [requests]
     from requests.auth import AuthBase as _RequestsAuthBase
@@ -30,41 +27,27 @@ except ImportError:  # pragma: no cover - depends on the environment
     _HttpxAuthBase = object  # type: ignore[assignment,misc]
 
 
-def _check_destination(url: str) -> None:
-    """A token goes over TLS, or to this machine: never in cleartext across
-    a network."""
+def _check_destination(url: str, checked: bool) -> None:
+    """A token goes over TLS, or to this machine on a connection whose other
+    end was checked (checked: the client checks every new connection, see
+    _connguard): never in cleartext across a network, never to a loopback
+    port on a connection nobody looked at."""
     parts = urlsplit(url)
     if parts.scheme == "https":
         return
     host = parts.hostname or ""
-    loopback = host == "localhost"
-    try:
-        loopback = loopback or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    if loopback:
-        _check_loopback_owner(host, parts.port or 80)
-        return
+    if parts.scheme == "http" and _connguard.is_loopback_host(host):
+        if checked:
+            return
+        raise KcAgentError(
+            f"refusing to send a token in the clear to {host}:{parts.port or 80} on a connection that is not checked: "
+            "another user of this machine may be listening there",
+            hint=_connguard.UNCHECKED_HINT,
+        )
     raise KcAgentError(
         f"refusing to send a token over plain {parts.scheme or 'unknown scheme'} to {host or url}",
         hint="use an https:// URL, or a kc-agent route (route_url) for local access",
     )
-
-
-def _check_loopback_owner(host: str, port: int) -> None:
-    """Loopback is shared by every user of the machine: a token goes in the
-    clear to a loopback port only when this user (or root) listens there,
-    as the agent checks for its routes. Linux shows who listens
-    (/proc/net/tcp); elsewhere the port is trusted as before."""
-    if not sys.platform.startswith("linux"):
-        return
-    for addr in (["127.0.0.1", "::1"] if host == "localhost" else [host]):
-        uid = _client.listener_uid(addr, port)
-        if uid is not None and uid not in (os.getuid(), 0):
-            raise UntrustedAgent(
-                f"refusing to send a token in the clear to {host}:{port}: uid {uid} listens there, not you (uid {os.getuid()})",
-                hint="another user holds the port; start your server on another port, or use https",
-            )
 
 
 # Whichever of the two libraries is installed (the core needs neither).
@@ -84,7 +67,7 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
     requires_request_body = False
     requires_response_body = False
 
-    def __init__(self, profile: Optional[str] = None, scopes: Optional[Iterable[str]] = None, min_valid: float = 60) -> None:
+    def __init__(self, profile: Optional[str] = None, scopes: Optional[Iterable[str]] = None, min_valid: Optional[float] = None) -> None:
         self.profile = profile
         self.scopes = list(scopes.split() if isinstance(scopes, str) else scopes) if scopes else None
         self.min_valid = min_valid
@@ -99,7 +82,7 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
     # --- requests ----------------------------------------------------------
 
     def __call__(self, r):
-        _check_destination(r.url)
+        _check_destination(r.url, _connguard.in_checked_client())
         r.headers["Authorization"] = self._header()
         # The retry on 401 is for this request only: requests copies the
         # hook onto redirected requests (another host, maybe), not this mark.
@@ -116,7 +99,7 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
             return r
         if getattr(r.request, "_kc_agent_url", None) != r.request.url or r.history:
             return r  # a redirect's answer: never send a token after it
-        _check_destination(r.request.url)
+        _check_destination(r.request.url, _connguard.is_checked_adapter(r.connection))
         body = r.request.body
         if body is not None and not isinstance(body, (bytes, str)):
             pos = getattr(r.request, "_kc_agent_body_pos", None)
@@ -140,7 +123,7 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
     # --- httpx -------------------------------------------------------------
 
     def sync_auth_flow(self, request):
-        _check_destination(str(request.url))
+        _check_destination(str(request.url), _connguard.in_checked_client())
         request.headers["Authorization"] = self._header()
         response = yield request
         if response.status_code == 401 and _replayable(request):
@@ -148,7 +131,7 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
             yield request
 
     async def async_auth_flow(self, request):
-        _check_destination(str(request.url))
+        _check_destination(str(request.url), _connguard.in_checked_client())
         # The socket call blocks; it runs in a worker thread so the event
         # loop keeps serving other tasks meanwhile.
         request.headers["Authorization"] = await _in_thread(self._header)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.client
 import io
-import ipaddress
 import json
 import logging
 import os
@@ -23,7 +22,8 @@ from datetime import datetime, timezone
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
-from . import _discovery
+from . import _discovery, _tcpowner
+from ._agentenv import agent_environment
 from ._errors import START_HINT, AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent
 
 log = logging.getLogger("kc_agent_client")
@@ -169,28 +169,35 @@ def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]
         if status >= 300:
             raise KcAgentError(f"the agent answered HTTP {status}", code="internal")
         raise KcAgentError("the agent's answer is not a JSON object")
-    if status == 404 and str(doc.get("message") or "").startswith("no such endpoint"):
-        raise _older_agent(sock_path, method, path)
+    if status == 404 and doc.get("error") == "bad_request":
+        # Only the agent's catch-all answers so (an endpoint's own "not
+        # found" is not_found); the message is prose, never matched.
+        skew = _older_agent(sock_path, method, path)
+        if skew is not None:
+            raise skew
     if status >= 300:
         raise _api_error(status, doc)
     return status, doc
 
 
-def _older_agent(sock_path: str, method: str, path: str) -> KcAgentError:
-    """The running agent lacks an endpoint this client uses: it is older
-    than the client (the socket API is versioned by path, so everything it
-    does know keeps working). Names both versions and the way out."""
+def _older_agent(sock_path: str, method: str, path: str) -> Optional[KcAgentError]:
+    """The running agent lacks an endpoint this client uses: when its
+    /v1/health reports another version than this client's, it is older (the
+    socket API is versioned by path, so everything it does know keeps
+    working): names both versions and the way out. The same version (or
+    none reported) is not skew: None, and the caller reports the answer as
+    it is. The Go client keeps the same rule (ipc.Client.Skew)."""
     from . import __version__
 
-    agent = "an older kc-agent"
     try:
         _, health = _exchange(_discovery.connect_verified(sock_path, CONNECT_TIMEOUT), sock_path, "GET", "/v1/health", None)
-        if health.get("version"):
-            agent = f"kc-agent {health['version']}"
     except (KcAgentError, _discovery.Unreachable, OSError):
-        pass
+        return None
+    agent = str(health.get("version") or "")
+    if not agent or agent == __version__:
+        return None
     return KcAgentError(
-        f"the agent at {sock_path} ({agent}) does not know {method} {path}: it is older than this client (kc-agent-client {__version__})",
+        f"the agent at {sock_path} (kc-agent {agent}) does not know {method} {path}: it is older than this client (kc-agent-client {__version__})",
         hint="restart the agent so that the newer kc-agent runs: `kc-agent service restart`, or stop it (the client starts its own kc-agent)",
         code="agent_too_old",
     )
@@ -316,14 +323,18 @@ def _token_info(doc: dict, profile: str) -> TokenInfo:
 def fetch_token(
     profile: Optional[str] = None,
     scopes: Optional[Iterable[str]] = None,
-    min_valid: float = 60,
+    min_valid: Optional[float] = None,
     force_refresh: bool = False,
 ) -> TokenInfo:
     name = profile_name(profile)
     if isinstance(scopes, str):
         scopes = scopes.split()
     scope_list = [str(s) for s in scopes] if scopes else []
-    body: dict = {"profile": name, "min_valid": float(min_valid)}
+    body: dict = {"profile": name}
+    # None: the agent's default margin, which follows the token's lifetime
+    # (a fixed 60 s refreshed 60 s tokens on nearly every call).
+    if min_valid is not None:
+        body["min_valid"] = float(min_valid)
     if scope_list:
         body["scopes"] = scope_list
     if force_refresh:
@@ -349,26 +360,11 @@ CLI_LOCATIONS = ("~/.local/bin", "/usr/local/bin", "/opt/homebrew/bin")
 
 def bundled_cli() -> Optional[str]:
     """The kc-agent that came with this package (a platform wheel installs
-    it beside the interpreter's scripts), or None: from the RECORD of the
-    installed distribution whose files include this very module, so another
-    installation of kc-agent-client elsewhere on sys.path is never taken
-    for ours."""
-    exe = "kc-agent.exe" if sys.platform.startswith("win") else "kc-agent"
-    try:
-        from importlib import metadata
+    it beside the interpreter's scripts), or None; only one nobody else can
+    replace (_bundled): UntrustedAgent otherwise."""
+    from . import _bundled
 
-        files = metadata.files("kc-agent-client") or []
-        here = os.path.realpath(__file__)
-        if not any(str(f).replace("\\", "/").endswith("kc_agent_client/_client.py") and os.path.realpath(str(f.locate())) == here for f in files):
-            return None
-        for f in files:
-            if f.name == exe and ".." in f.parts:
-                cand = os.path.realpath(str(f.locate()))
-                if os.path.isfile(cand) and os.access(cand, os.X_OK):
-                    return cand
-    except Exception:  # no metadata (a source checkout): nothing bundled
-        return None
-    return None
+    return _bundled.bundled_cli()
 
 
 def find_cli() -> Optional[str]:
@@ -398,8 +394,11 @@ def _run_cli(args: List[str], na: _NoAgent) -> str:
     if exe is None:
         raise AgentUnavailable(f"no kc-agent answers ({where}) and the kc-agent command is not on PATH", hint=START_HINT)
     try:
+        # The CLI may autostart the agent: it gets the allow-listed
+        # environment, never the kernel's own secrets (_agentenv).
         cp = subprocess.run(
             [exe] + args,
+            env=agent_environment(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -431,8 +430,10 @@ def _cli_diagnostics(stderr: str) -> Tuple[str, str]:
     return msg, hint
 
 
-def _token_via_cli(name: str, scopes: List[str], min_valid: float, force: bool, na: _NoAgent) -> TokenInfo:
-    args = ["token", "--format", "json", "--profile", name, "--min-valid", f"{int(min_valid)}s"]
+def _token_via_cli(name: str, scopes: List[str], min_valid: Optional[float], force: bool, na: _NoAgent) -> TokenInfo:
+    args = ["token", "--format", "json", "--profile", name]
+    if min_valid is not None:
+        args += ["--min-valid", f"{int(min_valid)}s"]
     for s in scopes:
         args += ["--scope", s]
     if force:
@@ -510,7 +511,7 @@ def verify_listener(url: str) -> None:
         return
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-    addrs = ["127.0.0.1", "::1"] if host == "localhost" else [host]
+    addrs = ["127.0.0.1", "::1"] if host.lower().rstrip(".") == "localhost" else [host]
     uid = None
     for a in addrs:
         uid = listener_uid(a, port)
@@ -525,31 +526,15 @@ def verify_listener(url: str) -> None:
         )
 
 
-def _proc_addr(ip: str, port: int) -> Tuple[str, bool]:
-    raw = ipaddress.ip_address(ip).packed
-    words = "".join("%08X" % int.from_bytes(raw[i : i + 4], sys.byteorder) for i in range(0, len(raw), 4))
-    return f"{words}:{port:04X}", len(raw) == 16
-
-
 def listener_uid(ip: str, port: int) -> Optional[int]:
     """The uid owning the TCP socket listening on ip:port (or on the wildcard
-    address of that port), from /proc/net/tcp{,6}; None when nobody does."""
+    address of that port), in either spelling of an IPv4 address and either
+    table (_tcpowner); None when nobody does."""
     try:
-        ipaddress.ip_address(ip)
-    except ValueError:
+        owner = _tcpowner.listener_owner((ip, port))
+    except (ValueError, _tcpowner.Unsupported, _tcpowner.NoOwner):
         return None
-    wanted = [_proc_addr(ip, port), _proc_addr("0.0.0.0", port), _proc_addr("::", port)]
-    for addr, six in wanted:
-        try:
-            with open("/proc/net/tcp6" if six else "/proc/net/tcp") as f:
-                next(f, None)
-                for line in f:
-                    fields = line.split()
-                    if len(fields) >= 8 and fields[1].upper() == addr and fields[3] == "0A":
-                        return int(fields[7])
-        except OSError:
-            continue
-    return None
+    return owner if isinstance(owner, int) else None
 
 
 def agent_socket() -> Optional[str]:

@@ -146,9 +146,13 @@ class _Win32:
         pid = wt.ULONG()
         if not self._k32.GetNamedPipeServerProcessId(handle, ctypes.byref(pid)):
             raise self._error("GetNamedPipeServerProcessId")
-        process = self._k32.OpenProcess(self.PROCESS_QUERY_LIMITED_INFORMATION, False, pid.value)
+        return self.process_sid(pid.value)
+
+    def process_sid(self, pid: int) -> str:
+        """The user SID of process pid (the pipe's server, a socket's owner)."""
+        process = self._k32.OpenProcess(self.PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
         if not process:
-            raise self._error(f"OpenProcess({pid.value})")
+            raise self._error(f"OpenProcess({pid})")
         try:
             return self._process_sid(process)
         finally:
