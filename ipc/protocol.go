@@ -341,6 +341,9 @@ const (
 	// CodeNotFound: no such sign-in (it ended a while ago, or never was),
 	// or no such endpoint.
 	CodeNotFound = "not_found"
+	// CodeNoEndpoint: the agent has no such endpoint (an older agent; they
+	// answered 404 bad_request).
+	CodeNoEndpoint = "no_such_endpoint"
 	// CodeTooLarge: the request body is over MaxRequestBody.
 	CodeTooLarge = "too_large"
 	// Codes only the proxy answers with.
@@ -364,7 +367,7 @@ func HTTPStatus(code string) int {
 		return 400
 	case CodeForbidden, CodeBrowser, CodeNotLoopback, CodeProxyLoop:
 		return 403
-	case CodeNoRoute, CodeNotFound:
+	case CodeNoRoute, CodeNotFound, CodeNoEndpoint:
 		return 404
 	case CodeRateLimited:
 		return 429

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -26,10 +25,8 @@ func (e *SkewError) Error() string {
 // message is prose for people, never matched.
 func NoSuchEndpoint(err error) bool {
 	var ae *Error
-	// (Agents before POST /v1/logout said bad_request; since, not_found,
-	// which also means "no such sign-in": the message tells them apart.)
-	return errors.As(err, &ae) && ae.Status == http.StatusNotFound && (ae.Code == CodeBadRequest || ae.Code == CodeNotFound) &&
-		strings.HasPrefix(ae.Message, "no such endpoint")
+	// (Agents before no_such_endpoint answered 404 bad_request.)
+	return errors.As(err, &ae) && (ae.Code == CodeNoEndpoint || ae.Status == http.StatusNotFound && ae.Code == CodeBadRequest)
 }
 
 // AgentVersion is the running agent's version, from /v1/health.

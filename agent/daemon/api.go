@@ -31,7 +31,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("POST "+ipc.PathLogout, d.handleLogout)
 	mux.HandleFunc("POST "+ipc.PathLogin+"/{id}/launch", d.handleLoginLaunch)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		ipc.WriteError(w, &ipc.Error{Code: ipc.CodeNotFound,
+		ipc.WriteError(w, &ipc.Error{Code: ipc.CodeNoEndpoint,
 			Message: fmt.Sprintf("no such endpoint %s %s", r.Method, r.URL.Path)})
 	})
 	return mux
