@@ -614,7 +614,9 @@ func TestTokenAutostart(t *testing.T) {
 	e.outputs = append(e.outputs, stderr.String())
 	e.mu.Unlock()
 	if err != nil || len(bytes.TrimSpace(out)) < 100 {
-		t.Fatalf("autostarting token: %v %s", err, stderr.String())
+		logData, _ := os.ReadFile(filepath.Join(os.Getenv("KC_AGENT_STATE_DIR"), "agent.log"))
+		e.record(string(logData))
+		t.Fatalf("autostarting token: %v %s\nagent log:\n%s", err, stderr.String(), logData)
 	}
 	e.addSecret(strings.TrimSpace(string(out)))
 	c, _ := ipc.NewClient()
