@@ -11,7 +11,7 @@ build:
 # Chromium/curl/python, the Windows build under Wine. CI runs exactly this.
 test: deps
 	KC_AGENT_REQUIRE_SECRET_SERVICE=1 KC_AGENT_REQUIRE_CHROMIUM=1 KC_AGENT_REQUIRE_PYTHON=1 KC_AGENT_REQUIRE_JUPYTER=1 KC_AGENT_REQUIRE_OTHER_UID=1 \
-		KC_AGENT_REQUIRE_WINE=1 \
+		KC_AGENT_REQUIRE_WINE=1 KC_AGENT_REQUIRE_JUPYTERHUB=1 \
 		scripts/with-secret-service.sh $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 # The Windows part of test alone: every package's Windows test binary under
@@ -35,6 +35,8 @@ lint:
 	@big=$$(git ls-files -z | xargs -0 stat -c '%s %n' 2>/dev/null | awk '$$1 > 1048576 {print $$2}'); \
 		test -z "$$big" || (echo "tracked files over 1 MB (build outputs belong in bin/ or dist/): $$big"; exit 1)
 	@! $(GO) list -deps ./installers | grep -q 'kc-agent/agent/' || (echo "installers must not import agent/"; exit 1)
+	@! $(GO) list -deps ./agent/config ./agent/tokens ./agent/cleartext ./agent/store ./agent/oidc | grep -qx 'github.com/kc-agent/kc-agent/ipc' || (echo "the domain (agent/config, tokens, cleartext, store, oidc) must not import the wire (ipc)"; exit 1)
+	@! grep -l '"github.com/kc-agent/kc-agent/agent/\(store\|oidc\)"' $$(git ls-files 'cmd/kc-agent/*.go' | grep -v -e '_test\.go$$' -e '/doctor\.go$$') || (echo "cmd/kc-agent signs in and out through agent/session, not agent/store or agent/oidc (doctor.go aside)"; exit 1)
 	@! $(GO) list -deps ./cmd/kc-agent | grep -q '^k8s.io/' || (echo "client-go is for tests only: the binary must not import k8s.io"; exit 1)
 
 # Each fuzz target for a short while.

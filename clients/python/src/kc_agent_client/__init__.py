@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, Optional
 
-from . import _cli, _client, _routes, _transport
+from . import _cli, _client, _routes, _signin, _transport
 from ._client import TokenInfo
 from ._errors import AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent
 from ._display import JupyterDisplay, SignInUpdate, TextDisplay
@@ -51,6 +51,7 @@ __all__ = [
     "AgentUnavailable",
     "UntrustedAgent",
     "login",
+    "logout",
     "Identity",
     "LoginExpired",
     "LoginDenied",
@@ -102,6 +103,15 @@ def get_token_info(
     """Like get_token, with ``token_type``, ``expires_at`` (an aware datetime)
     and ``expires_in``. Its repr hides the token."""
     return _client.fetch_token(profile, scopes, min_valid, force_refresh)
+
+
+def logout(profile: Optional[str] = None, *, all: bool = False) -> None:
+    """Ends the profile's login: the agent deletes the stored token and ends
+    the session at Keycloak (with ``all``, every offline session of the user
+    for the client, on every machine). With no agent running, the
+    ``kc-agent logout`` command does the same. Raises AgentUnavailable or
+    KcAgentError."""
+    _signin.logout(_client.profile_name(profile), all)
 
 
 def route_url(name: str) -> str:

@@ -21,7 +21,7 @@ ANSWER_KEYS = frozenset(
     configured running addr url ca_bundle routes name upstream profile warnings refused
     id flow state joined expires_at verification_uri verification_uri_complete user_code qr_svg
     authorization_url identity preferred_username sub email version client_id client_name
-    started_at interval profiles sign_ins user""".split()
+    started_at interval kept_in offline_expires_in profiles sign_ins user""".split()
 )
 
 AMBIGUOUS_ANSWER = "the agent's answer has a duplicate key (or two spellings of one key); refusing it"

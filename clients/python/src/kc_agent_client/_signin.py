@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import List, Optional
+from typing import Dict, List, Optional
 from urllib.parse import quote
 
 from . import _cli, _idp, _transport
@@ -52,6 +52,10 @@ class LoginStatus:
     qr_svg: str = field(default="", repr=False)
     authorization_url: str = ""
     identity: Optional[LoginIdentity] = None
+    # Where the offline token is kept, and the seconds until its session's
+    # fixed end (0: none), once the state is done.
+    kept_in: str = ""
+    offline_expires_in: int = 0
     error: str = ""
     hint: str = ""
 
@@ -89,6 +93,8 @@ class LoginStatus:
             qr_svg=_str(doc.get("qr_svg")),
             authorization_url=_text(doc.get("authorization_url")),
             identity=_identity(ident) if isinstance(ident, dict) else None,
+            kept_in=_str(doc.get("kept_in")),
+            offline_expires_in=_int(doc.get("offline_expires_in")),
             error=_text(doc.get("error")),
             hint=_text(doc.get("hint")),
         )
@@ -130,10 +136,14 @@ def _path(sign_in_id: str) -> str:
     return f"/v1/login/{quote(sign_in_id, safe='')}"
 
 
-def start(profile: str, flow: str) -> LoginStatus:
+def start(profile: str, flow: str, switch_user: bool = False) -> LoginStatus:
     """Starts the profile's sign-in at the agent, or joins the one that
-    runs. Where no agent answers, the CLI starts one first."""
-    body = {"profile": profile, "flow": flow}
+    runs. Where no agent answers, the CLI starts one first. switch_user lets
+    the sign-in replace a stored login of another user (the agent refuses
+    that otherwise)."""
+    body: Dict[str, object] = {"profile": profile, "flow": flow}
+    if switch_user:
+        body["switch_user"] = True
     try:
         _, doc = _transport.request("POST", "/v1/login", body)
         return LoginStatus.from_answer(doc)
@@ -191,3 +201,16 @@ def status_user(profile: str) -> str:
             return str(p.get("user") or "")
     return ""
 
+
+def logout(profile: str, all_sessions: bool = False) -> None:
+    """Ends the profile's login at the agent (POST /v1/logout): the stored
+    token, and the session at the provider (all_sessions: every offline
+    session of the user for the client). Where no agent answers,
+    `kc-agent logout` does the same in its own process."""
+    body: Dict[str, object] = {"profile": profile}
+    if all_sessions:
+        body["all"] = True
+    try:
+        _transport.request("POST", "/v1/logout", body)
+    except _transport.NoAgent as na:
+        _cli.run(["logout", "--profile", profile] + (["--all", "--yes"] if all_sessions else []), na)
