@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
+	"github.com/kc-agent/kc-agent/internal/peer"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
@@ -54,13 +54,13 @@ func Listen(path string, log *slog.Logger) (net.Listener, error) {
 
 var errNotSocket = errors.New("not a socket")
 
-func unixPeer(c net.Conn) (tcpowner.Owner, error) {
+func unixPeer(c net.Conn) (peer.Owner, error) {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
-		return tcpowner.Owner{UID: -1}, errors.New("not a Unix socket connection")
+		return peer.Owner{UID: -1}, errors.New("not a Unix socket connection")
 	}
 	uid, err := peerUID(uc)
-	return tcpowner.Owner{UID: uid}, err
+	return peer.Owner{UID: uid}, err
 }
 
 // listenPrivate creates the socket already 0600: there is no moment at

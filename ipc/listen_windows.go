@@ -12,7 +12,7 @@ import (
 	"github.com/Microsoft/go-winio"
 	"golang.org/x/sys/windows"
 
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
+	"github.com/kc-agent/kc-agent/internal/peer"
 	"github.com/kc-agent/kc-agent/internal/winsid"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
@@ -114,18 +114,18 @@ func pipeTaken(path string) error {
 
 // pipeClient finds the user of the process at the other end of an
 // accepted pipe connection.
-func pipeClient(c net.Conn) (tcpowner.Owner, error) {
+func pipeClient(c net.Conn) (peer.Owner, error) {
 	f, ok := c.(fdConn)
 	if !ok {
-		return tcpowner.Owner{UID: -1}, errors.New("not a named pipe connection")
+		return peer.Owner{UID: -1}, errors.New("not a named pipe connection")
 	}
 	var pid uint32
 	if err := windows.GetNamedPipeClientProcessId(windows.Handle(f.Fd()), &pid); err != nil {
-		return tcpowner.Owner{UID: -1}, fmt.Errorf("GetNamedPipeClientProcessId: %w", err)
+		return peer.Owner{UID: -1}, fmt.Errorf("GetNamedPipeClientProcessId: %w", err)
 	}
 	sid, err := winsid.OfProcess(pid)
 	if err != nil {
-		return tcpowner.Owner{UID: -1, PID: int(pid)}, err
+		return peer.Owner{UID: -1, PID: int(pid)}, err
 	}
-	return tcpowner.Owner{UID: -1, SID: sid, PID: int(pid)}, nil
+	return peer.Owner{UID: -1, SID: sid, PID: int(pid)}, nil
 }

@@ -7,7 +7,7 @@ import (
 	"os"
 	"runtime"
 
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
+	"github.com/kc-agent/kc-agent/internal/peer"
 )
 
 // LoopbackPeer finds the user behind an accepted loopback TCP connection
@@ -16,10 +16,10 @@ import (
 // owners: there the loopback-only listener and the secret each listener
 // asks for (the proxy secret, a sign-in's state, a launcher link's random
 // path) are the guards (README, security model).
-func LoopbackPeer(c net.Conn) (tcpowner.Owner, error) {
-	o, err := tcpowner.Peer(c)
-	if errors.Is(err, tcpowner.ErrUnsupported) && runtime.GOOS == "darwin" {
-		return tcpowner.Owner{UID: os.Getuid()}, nil
+func LoopbackPeer(c net.Conn) (peer.Owner, error) {
+	o, err := peer.TCP(c)
+	if errors.Is(err, peer.ErrUnsupported) && runtime.GOOS == "darwin" {
+		return peer.Owner{UID: os.Getuid()}, nil
 	}
 	return o, err
 }

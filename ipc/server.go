@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
+	"github.com/kc-agent/kc-agent/internal/peer"
 )
 
 // ErrAgentRunning means another agent already serves the socket.
@@ -22,10 +22,10 @@ var ErrAgentRunning = errors.New("another kc-agent already serves this socket")
 // SameUserListener drops, before any byte is read, every connection whose
 // peer is not this process's user, and logs the refusal. The socket API
 // (peer credentials, or the pipe client's process on Windows) and the
-// proxy (internal/tcpowner) each supply their own way of finding the peer.
+// proxy (internal/peer) each supply their own way of finding the peer.
 type SameUserListener struct {
 	net.Listener
-	Peer    func(net.Conn) (tcpowner.Owner, error)
+	Peer    func(net.Conn) (peer.Owner, error)
 	Log     *slog.Logger
 	Refusal string // the log message for a refused connection
 	// OnRefuse, when set, is called for each refused connection.

@@ -13,14 +13,14 @@ import (
 	"unicode"
 
 	"github.com/kc-agent/kc-agent/internal/loopback"
+	"github.com/kc-agent/kc-agent/internal/peer"
 	"github.com/kc-agent/kc-agent/internal/routepath"
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
 )
 
 // OwnersVisible says whether this system shows who owns a TCP socket.
 // Where it does not, cleartext to loopback needs an explicit opt-in (a
 // variable, so tests can play the other system).
-var OwnersVisible = tcpowner.Supported
+var OwnersVisible = peer.Visible
 
 var profileName = sync.OnceValue(func() *regexp.Regexp {
 	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)

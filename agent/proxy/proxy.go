@@ -40,7 +40,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/cleartext"
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/tokens"
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
+	"github.com/kc-agent/kc-agent/internal/peer"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -233,7 +233,7 @@ func listenError(addr string, err error) error {
 	msg := fmt.Sprintf("proxy can not listen on %s: the port is in use", addr)
 	ta, rerr := net.ResolveTCPAddr("tcp", addr)
 	if rerr == nil {
-		if o, oerr := tcpowner.Listener(ta); oerr == nil {
+		if o, oerr := peer.TCPListener(ta); oerr == nil {
 			msg = fmt.Sprintf("proxy can not listen on %s: another of your processes holds the port", addr)
 			if !o.Self() {
 				msg = fmt.Sprintf("proxy can not listen on %s: the port is taken by %s (another user)", addr, o)
