@@ -208,7 +208,7 @@ func (p *Proxy) listen(addr string, h http.Handler, unsafe bool) (*listener, err
 	if err != nil {
 		return nil, listenError(addr, err)
 	}
-	ln = &ipc.SameUserListener{Listener: ln, Peer: ipc.LoopbackPeer, Log: p.log,
+	ln = &ipc.SameUserListener{Listener: ln, Peer: peer.Loopback, Log: p.log,
 		Refusal: "proxy refused a connection from another user", OnRefuse: func() { p.refusals.count(reasonOtherUser) }}
 	srv := &http.Server{
 		Handler:           p.tracked(h),
