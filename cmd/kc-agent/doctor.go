@@ -143,7 +143,7 @@ func cleartextChecks(ctx context.Context, cfg *config.Config) []check {
 			port = "80"
 		}
 		addr := net.JoinHostPort(u.Hostname(), port)
-		if !config.OwnersVisible {
+		if !cfg.OwnersVisible() {
 			checks = append(checks, check{tg.name, "warn", "cleartext to " + addr + ": this system can not tell who listens there (" + tg.optIn + ")", "use https"})
 			continue
 		}
