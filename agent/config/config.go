@@ -17,7 +17,6 @@ import (
 
 	"github.com/kc-agent/kc-agent/internal/filetrust"
 	"github.com/kc-agent/kc-agent/internal/peer"
-	"github.com/kc-agent/kc-agent/ipc"
 	"gopkg.in/yaml.v3"
 )
 
@@ -368,7 +367,7 @@ func (c *Config) ProxyListen() string {
 // ProfileName is the profile a route uses.
 func (r Route) ProfileName() string {
 	if r.Profile == "" {
-		return ipc.DefaultProfile
+		return DefaultProfile
 	}
 	return r.Profile
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +11,7 @@ import (
 
 	qrcode "github.com/skip2/go-qrcode"
 
-	"github.com/kc-agent/kc-agent/agent/oidc"
-	"github.com/kc-agent/kc-agent/ipc"
+	"github.com/kc-agent/kc-agent/internal/idptext"
 )
 
 // browserAvailable tells whether `login` can open a browser the user sees.
@@ -68,23 +66,11 @@ func openBrowser(url string) error {
 	return nil
 }
 
-// openSignIn opens the agent's sign-in id in the browser through a
-// one-time launcher link of the agent: the opener's argv, which every
-// local user can read, never holds the sign-in's URL (its state, PKCE
-// challenge or user code).
-func openSignIn(ctx context.Context, c *ipc.Client, id string, open func(string) error) error {
-	link, err := c.LaunchLogin(ctx, id)
-	if err != nil {
-		return err
-	}
-	return open(link)
-}
-
 // showDeviceCode prints the device flow instructions and a QR code of the
 // complete verification URL.
 func showDeviceCode(w io.Writer, uri, code, complete string) {
 	// The agent cleans these already; an older one may not have.
-	uri, code, complete = oidc.Printable(uri), oidc.Printable(code), oidc.Printable(complete)
+	uri, code, complete = idptext.Printable(uri), idptext.Printable(code), idptext.Printable(complete)
 	fmt.Fprintf(w, "kc-agent: to sign in, open %s on any device and enter the code:\n\n    %s\n\n", uri, code)
 	if complete != "" {
 		if qr := renderQR(complete); qr != "" {
