@@ -7,13 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/kc-agent/kc-agent/internal/testenv"
-
 	"github.com/kc-agent/kc-agent/internal/peer"
+	"github.com/kc-agent/kc-agent/internal/testenv"
 )
 
 // The user's own listener (root counts too) gets the request; so does a
@@ -111,6 +111,9 @@ func TestUnverifiedWraps(t *testing.T) {
 // tests run as root.
 func TestDecide(t *testing.T) {
 	me, root, other, unknown := peer.Owner{UID: 1000}, peer.Owner{UID: 0}, peer.Owner{UID: 65534}, peer.Owner{UID: -1}
+	if runtime.GOOS == "windows" {
+		root = peer.Owner{UID: -1, SID: "S-1-5-18"} // LocalSystem: Windows's root
+	}
 	self := func(o peer.Owner) bool { return o.SID == "" && o.UID == 1000 }
 	listens := func(o peer.Owner, err error) func() (peer.Owner, error) {
 		return func() (peer.Owner, error) { return o, err }
