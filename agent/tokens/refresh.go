@@ -117,6 +117,9 @@ func (p *profile) refresh(ctx context.Context, gen int, key string, scopes []str
 	p.mu.Unlock()
 
 	client, err := p.m.NewClient(ctx, p.cfg)
+	if err == nil {
+		client, err = withLoginKey(ctx, p.name, p.cfg, rec, client)
+	}
 	var tok *oidc.Token
 	if err == nil {
 		tok, err = client.Refresh(ctx, rec.RefreshToken, scopes)
