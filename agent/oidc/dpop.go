@@ -44,8 +44,7 @@ const dpopMissing = "DPoP proof is missing"
 // in again": signing in again without proofs fails the same way.
 func dpopError(e *Error) bool {
 	switch {
-	case e.Code == "invalid_grant" && strings.Contains(e.Description, dpopMissing),
-		e.Code == "invalid_request" && strings.Contains(e.Description, dpopMissing):
+	case strings.Contains(e.Description, dpopMissing):
 		e.Kind = KindConfig
 		e.Msg = "the identity provider requires a DPoP proof (RFC 9449) for this login, and this profile sends none"
 		e.Hint = "set `dpop: on` for this profile in your kc-agent config, then run `kc-agent login`"

@@ -118,6 +118,12 @@ func TestWithDPoPProvesEveryCall(t *testing.T) {
 // without proofs "DPoP proof is missing". That is a configuration error
 // whose hint names dpop: on, never "sign in again".
 func TestDPoPMissingIsAConfigError(t *testing.T) {
+	for _, code := range []string{"invalid_grant", "invalid_dpop_proof", "invalid_request"} {
+		err := classifyTokenError(400, code, "DPoP proof is missing")
+		if KindOf(err) != KindConfig || !strings.Contains(HintOf(err), "`dpop: on`") {
+			t.Fatalf("%s: got %v (%v), hint %q", code, err, KindOf(err), HintOf(err))
+		}
+	}
 	err := classifyTokenError(400, "invalid_grant", "DPoP proof is missing")
 	if KindOf(err) != KindConfig || !strings.Contains(HintOf(err), "`dpop: on`") || strings.Contains(HintOf(err), "sign in again") {
 		t.Fatalf("got %v (%v), hint %q", err, KindOf(err), HintOf(err))
