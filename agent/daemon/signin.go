@@ -324,6 +324,11 @@ func (d *Daemon) startSignIn(ctx context.Context, s *signIn, prof config.Profile
 	if err != nil {
 		return nil, err
 	}
+	if key, err := tokens.NewLoginKey(prof); err != nil {
+		return nil, err
+	} else if key != nil {
+		client = client.WithDPoP(key) // dpop: on: the login is bound to key
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.st.ClientID, s.st.ClientName = client.ClientID, prof.ClientName
@@ -416,7 +421,11 @@ func (d *Daemon) runSignIn(ctx context.Context, s *signIn, prof config.Profile, 
 	}
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), tokens.RefreshTimeout)
 	defer scancel()
-	previous, err := d.mgr.StoreLogin(sctx, st.Profile, rec)
+	err = tokens.KeepLoginKey(sctx, st.Profile, prof, res.Client.DPoPKey(), &rec)
+	var previous store.Record
+	if err == nil {
+		previous, err = d.mgr.StoreLogin(sctx, st.Profile, rec)
+	}
 	if err != nil {
 		// End the new session rather than leave it orphaned at Keycloak.
 		_ = res.Client.Logout(sctx, rec.RefreshToken)

@@ -16,6 +16,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/agent/tokens"
 	"github.com/kc-agent/kc-agent/ipc"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
@@ -115,6 +116,11 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 	client, err := oidc.ForProfile(ctx, full)
 	if err != nil {
 		return err
+	}
+	if key, err := tokens.NewLoginKey(full); err != nil {
+		return err
+	} else if key != nil {
+		client = client.WithDPoP(key) // dpop: on: the login is bound to key
 	}
 	res, err := opts.signIn(ctx, client, full)
 	if err != nil {
@@ -315,7 +321,10 @@ func keepLogin(ctx context.Context, client *oidc.Client, st store.Store, cfg *co
 		SavedAt:      time.Now().UTC().Round(time.Second),
 	}
 	release := lockStoreWrite("login")
-	err := st.Put(ctx, name, rec)
+	err := tokens.KeepLoginKey(ctx, name, full, client.DPoPKey(), &rec)
+	if err == nil {
+		err = st.Put(ctx, name, rec)
+	}
 	release()
 	if err != nil {
 		// End the new session rather than leave it orphaned at Keycloak.

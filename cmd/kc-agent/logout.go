@@ -12,6 +12,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/agent/tokens"
 )
 
 type logoutOptions struct {
@@ -73,9 +74,12 @@ func logoutRun(ctx context.Context, opts *logoutOptions) error {
 		}
 	}
 
-	remoteErr := endRemote(ctx, prof, rec, opts.all)
+	remoteErr := endRemote(ctx, name, prof, rec, opts.all)
 	release := lockStoreWrite("logout")
 	err = st.Delete(ctx, name)
+	if err == nil || errors.Is(err, store.ErrNotFound) {
+		err = tokens.ForgetLoginKey(ctx, name, prof)
+	}
 	release()
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("could not delete the stored token: %w", err)
@@ -86,6 +90,8 @@ func logoutRun(ctx context.Context, opts *logoutOptions) error {
 		fmt.Fprintf(opts.io.Err, "kc-agent: revoked all offline sessions of %s for client %s and deleted the local token\n", rec.Username, rec.ClientID)
 	case remoteErr == nil:
 		fmt.Fprintf(opts.io.Err, "kc-agent: logged out %s (profile %q): session ended at the server, local token deleted\n", rec.Username, name)
+	case errors.Is(remoteErr, oidc.ErrLogoutNeedsProof):
+		fmt.Fprintf(opts.io.Err, "kc-agent: logged out %s (profile %q): %s\n", rec.Username, name, boundLogoutNote)
 	case oidc.KindOf(remoteErr) == oidc.KindLoginRequired:
 		fmt.Fprintf(opts.io.Err, "kc-agent: the session had already ended at the server; local token deleted\n")
 	default:
@@ -95,15 +101,22 @@ func logoutRun(ctx context.Context, opts *logoutOptions) error {
 }
 
 // endRemote ends the stored login's session at its issuer, with the
-// profile's options.
-func endRemote(ctx context.Context, prof config.Profile, rec store.Record, all bool) error {
+// profile's options (and, for a bound login, proofs by its key).
+func endRemote(ctx context.Context, name string, prof config.Profile, rec store.Record, all bool) error {
 	prof.Issuer, prof.ClientID = rec.Issuer, rec.ClientID
 	client, err := oidc.ForProfile(ctx, prof)
 	if err != nil {
 		return err
 	}
+	client = tokens.LogoutClient(ctx, name, prof, rec, client)
 	if all {
 		return client.Revoke(ctx, rec.RefreshToken)
 	}
 	return client.Logout(ctx, rec.RefreshToken)
 }
+
+// boundLogoutNote is what logout says when Keycloak could not end a
+// DPoP-bound session (keycloak/keycloak#50306).
+const boundLogoutNote = "the local token and its DPoP key are deleted; Keycloak could not end the session " +
+	"(its logout endpoint ignores DPoP proofs: keycloak/keycloak#50306) and keeps it until it idles out " +
+	"(the realm's offline idle time), but without the key no copy of the token can refresh it"
