@@ -243,3 +243,47 @@ func TestDPoPRequiredByTheRealm(t *testing.T) {
 		t.Fatalf("the bound login's own refresh: HTTP %d", status)
 	}
 }
+
+// The agent's own sign-in (`kc-agent login` while an agent runs) binds
+// the login too, and the agent refreshes it with the stored key. A bound
+// login whose key went missing is login_required that says so, once, not a
+// loop of refreshes; logout --all then revokes the session (Keycloak's
+// revocation needs no proof) and deletes what is left.
+func TestDPoPSignInThroughTheAgent(t *testing.T) {
+	testenv.SecretService(t)
+	e := newCLIEnv(t)
+	kc := e.keycloak()
+	realm := dpopRealm(t, kc, keycloak.RealmTest, false)
+	issuer := kc.Issuer(realm)
+	e.writeProfile(config.Profile{Issuer: issuer, DPoP: config.DPoPOn})
+	e.startAgent()
+	e.login(realm, "carol", "carol-pw")
+	rec, _ := e.checkBound()
+	if _, code, stderr := e.tokenJSON("--force-refresh"); code != 0 {
+		t.Fatalf("the agent's refresh of its own bound sign-in: exit %d: %s", code, stderr)
+	}
+	rec, key := e.checkBound()
+
+	p, _ := e.loadProfile()
+	ks, _ := store.KeysForProfile(p)
+	if err := ks.Delete(context.Background(), e.profile); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := e.run("token", "--profile", e.profile, "--force-refresh")
+	if code != exitLoginRequired || !strings.Contains(stderr, "bound to a DPoP key that is missing") || !strings.Contains(stderr, "kc-agent login --profile "+e.profile) {
+		t.Fatalf("a bound login without its key: exit %d:\n%s", code, stderr)
+	}
+	if status, _ := refreshAt(t, issuer, rec.RefreshToken, key); status != 200 {
+		t.Fatalf("the agent ended the session on its own: HTTP %d", status)
+	}
+	code, _, stderr = e.run("logout", "--profile", e.profile, "--all", "--yes")
+	if code != 0 || !strings.Contains(stderr, "revoked") {
+		t.Fatalf("logout --all of a bound login without its key: exit %d: %s", code, stderr)
+	}
+	if status, _ := refreshAt(t, issuer, rec.RefreshToken, key); status != 400 {
+		t.Fatalf("the session survived logout --all: HTTP %d", status)
+	}
+	if _, err := e.stored(); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the token survived logout: %v", err)
+	}
+}
