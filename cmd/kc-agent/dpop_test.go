@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -285,5 +286,28 @@ func TestDPoPSignInThroughTheAgent(t *testing.T) {
 	}
 	if _, err := e.stored(); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the token survived logout: %v", err)
+	}
+}
+
+// With store: file and no keychain at all, the key is a second owner-only
+// file beside the token file, and logout deletes both.
+func TestDPoPFileStore(t *testing.T) {
+	e := newCLIEnv(t)
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "")
+	kc := e.keycloak()
+	realm := dpopRealm(t, kc, keycloak.RealmTest, false)
+	e.writeProfile(config.Profile{Issuer: kc.Issuer(realm), Store: config.StoreFile, DPoP: config.DPoPOn})
+	e.login(realm, "carol", "carol-pw")
+	e.checkBound()
+	keyFile := filepath.Join(os.Getenv("KC_AGENT_STATE_DIR"), "tokens", e.profile+".dpop-key")
+	fi, err := os.Stat(keyFile)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file %s: %v %v", keyFile, fi, err)
+	}
+	if code, _, stderr := e.run("logout", "--profile", e.profile); code != 0 {
+		t.Fatalf("logout: exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(keyFile); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the key file survived logout: %v", err)
 	}
 }
