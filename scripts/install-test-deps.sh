@@ -2,7 +2,8 @@
 # Installs what the test suite and the demo need, when missing:
 # Debian packages (Secret Service, D-Bus, Chromium, curl, git, kubectl,
 # python3 with requests/httpx/pytest/ipykernel/venv, nbconvert, Wine and mingw
-# for the Windows tests), Python requests, JupyterLab (PyPI, in a venv).
+# for the Windows tests), Python requests, JupyterLab (PyPI, in a venv), and
+# JupyterHub with configurable-http-proxy (scripts/install-jupyterhub.sh).
 # Java 17, Maven and Go must already be there. Idempotent and quiet when
 # everything is present.
 set -e
@@ -57,6 +58,10 @@ if [ ! -x "$JUPYTERLAB_VENV/bin/jupyter-lab" ]; then
 	$SUDO /usr/bin/python3 -m venv "$JUPYTERLAB_VENV"
 	$SUDO "$JUPYTERLAB_VENV/bin/pip" install -q --disable-pip-version-check jupyterlab ipykernel
 fi
+# The JupyterHub end-to-end test: JupyterHub from PyPI and
+# configurable-http-proxy from npm, pinned, once per machine.
+command -v npm >/dev/null 2>&1 || { echo "install-test-deps: npm is required but missing" >&2; exit 1; }
+$SUDO "$(dirname "$0")/install-jupyterhub.sh" >/dev/null
 for tool in go java mvn; do
 	command -v $tool >/dev/null 2>&1 || { echo "install-test-deps: $tool is required but missing" >&2; exit 1; }
 done
