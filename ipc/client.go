@@ -270,6 +270,16 @@ func (c *Client) LoginStatus(ctx context.Context, id string, wait time.Duration)
 	return &out, nil
 }
 
+// Logout ends a profile's login: the agent deletes the stored token and
+// ends the session at the provider.
+func (c *Client) Logout(ctx context.Context, req LogoutRequest) (*LogoutResponse, error) {
+	var out LogoutResponse
+	if err := c.do(ctx, http.MethodPost, PathLogout, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // LaunchLogin asks for a one-time launcher link to a pending sign-in's
 // page: open that, never the page's URL, with a browser opener.
 func (c *Client) LaunchLogin(ctx context.Context, id string) (string, error) {

@@ -1,40 +1,10 @@
 package ipc
 
-import (
-	"errors"
-	"log/slog"
-	"net"
-	"os"
-	"runtime"
+import "github.com/kc-agent/kc-agent/internal/sameuser"
 
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
+// LoopbackPeer and ListenLoopback live in internal/sameuser (agent/oidc's
+// sign-in listener uses them, and the domain does not import the wire).
+var (
+	LoopbackPeer   = sameuser.LoopbackPeer
+	ListenLoopback = sameuser.ListenLoopback
 )
-
-// LoopbackPeer finds the user behind an accepted loopback TCP connection
-// (a uid on Unix, the owning process's SID on Windows). A caller whose
-// owner can't be found is refused, except on macOS, which shows no socket
-// owners: there the loopback-only listener and the secret each listener
-// asks for (the proxy secret, a sign-in's state, a launcher link's random
-// path) are the guards (README, security model).
-func LoopbackPeer(c net.Conn) (tcpowner.Owner, error) {
-	o, err := tcpowner.Peer(c)
-	if errors.Is(err, tcpowner.ErrUnsupported) && runtime.GOOS == "darwin" {
-		return tcpowner.Owner{UID: os.Getuid()}, nil
-	}
-	return o, err
-}
-
-// ListenLoopback listens on a free 127.0.0.1 port and accepts only this
-// user's connections (LoopbackPeer): the proxy's rule, for the small
-// listeners of a sign-in (its redirect, the launcher). Refusals are logged
-// to log with the message refusal, and counted by onRefuse when set.
-func ListenLoopback(log *slog.Logger, refusal string, onRefuse func()) (net.Listener, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &SameUserListener{Listener: ln, Peer: LoopbackPeer, Log: log, Refusal: refusal, OnRefuse: onRefuse}, nil
-}

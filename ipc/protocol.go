@@ -24,16 +24,15 @@ const (
 	// its page (LaunchResponse), the only link that goes to a browser
 	// opener's argv.
 	PathLogin = "/v1/login"
+	// PathLogout ends a profile's login (POST): the session at the
+	// provider, then the stored token.
+	PathLogout = "/v1/logout"
 )
 
 // Host is the fake host name the client puts in requests; the server
 // accepts nothing else, so a browser request carrying some other Host
 // can not be replayed against the socket.
 const Host = "kc-agent.sock"
-
-// DefaultProfile is the profile a request means when it names none, and
-// the one commands use when neither --profile nor KC_AGENT_PROFILE names one.
-const DefaultProfile = "default"
 
 // MaxMinValid bounds TokenRequest.MinValid: no access token lives a day.
 const MaxMinValid = 24 * time.Hour
@@ -116,6 +115,39 @@ const MaxLoginWait = 30 * time.Second
 type LoginRequest struct {
 	Profile string `json:"profile"`
 	Flow    string `json:"flow"`
+	// SwitchUser lets the sign-in replace a stored login of another user
+	// (another sub); without it such a sign-in is refused and ended, and
+	// the stored login keeps serving.
+	SwitchUser bool `json:"switch_user,omitempty"`
+}
+
+// LogoutRequest ends a profile's login; All revokes every offline session
+// of the user for the client, on every machine.
+type LogoutRequest struct {
+	Profile string `json:"profile"`
+	All     bool   `json:"all,omitempty"`
+}
+
+// How ending the session at the provider went (LogoutResponse.Remote).
+const (
+	RemoteEnded        = "ended"
+	RemoteAlreadyEnded = "already_ended"
+	RemoteFailed       = "failed"
+)
+
+// LogoutResponse says what a logout did. The stored token is gone either
+// way; Remote says whether the provider's session ended too.
+type LogoutResponse struct {
+	Profile string `json:"profile"`
+	// LoggedIn: there was a stored login to end.
+	LoggedIn    bool   `json:"logged_in"`
+	User        string `json:"user,omitempty"`
+	ClientID    string `json:"client_id,omitempty"`
+	All         bool   `json:"all,omitempty"`
+	Remote      string `json:"remote,omitempty"`
+	RemoteError string `json:"remote_error,omitempty"`
+	// Store names where the token was kept (for the user's record).
+	Store string `json:"store,omitempty"`
 }
 
 // LoginIdentity is who signed in, from the verified ID token.
@@ -152,10 +184,14 @@ type LoginStatus struct {
 	QRSVG string `json:"qr_svg,omitempty"`
 	// Browser flow.
 	AuthorizationURL string `json:"authorization_url,omitempty"`
-	// Identity is set once State is done.
-	Identity *LoginIdentity `json:"identity,omitempty"`
-	Error    string         `json:"error,omitempty"`
-	Hint     string         `json:"hint,omitempty"`
+	// Identity is set once State is done, with where the offline token is
+	// kept and, when the realm sets one, the seconds until its session's
+	// fixed end (0: none; it lives while it is used).
+	Identity         *LoginIdentity `json:"identity,omitempty"`
+	KeptIn           string         `json:"kept_in,omitempty"`
+	OfflineExpiresIn int64          `json:"offline_expires_in,omitempty"`
+	Error            string         `json:"error,omitempty"`
+	Hint             string         `json:"hint,omitempty"`
 }
 
 // LaunchResponse is a one-time loopback link that redirects this user's
@@ -302,8 +338,14 @@ const (
 	CodeInvalidScope = "invalid_scope"
 	// CodeRateLimited: too many sign-ins started; try again later.
 	CodeRateLimited = "rate_limited"
-	// CodeNotFound: no such sign-in (it ended a while ago, or never was).
+	// CodeNotFound: no such sign-in (it ended a while ago, or never was),
+	// or no such endpoint.
 	CodeNotFound = "not_found"
+	// CodeNoEndpoint: the agent has no such endpoint (an older agent; they
+	// answered 404 bad_request).
+	CodeNoEndpoint = "no_such_endpoint"
+	// CodeTooLarge: the request body is over MaxRequestBody.
+	CodeTooLarge = "too_large"
 	// Codes only the proxy answers with.
 	CodeNoRoute     = "no_route"
 	CodeUpstream    = "upstream_error"
@@ -325,10 +367,12 @@ func HTTPStatus(code string) int {
 		return 400
 	case CodeForbidden, CodeBrowser, CodeNotLoopback, CodeProxyLoop:
 		return 403
-	case CodeNoRoute, CodeNotFound:
+	case CodeNoRoute, CodeNotFound, CodeNoEndpoint:
 		return 404
 	case CodeRateLimited:
 		return 429
+	case CodeTooLarge:
+		return 413
 	case CodeProxyAuth:
 		return 407
 	case CodeMisdirected:
@@ -342,6 +386,8 @@ func HTTPStatus(code string) int {
 }
 
 // Error is the typed error body: {"error": code, "message": ..., "hint": ...}.
+// Status is the HTTP status a client received; servers leave it unset and
+// WriteError answers with HTTPStatus(Code).
 type Error struct {
 	Code    string `json:"error"`
 	Message string `json:"message"`

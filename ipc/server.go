@@ -5,59 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"runtime"
 	"strconv"
 	"time"
 
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
+	"github.com/kc-agent/kc-agent/internal/sameuser"
 )
 
 // ErrAgentRunning means another agent already serves the socket.
 var ErrAgentRunning = errors.New("another kc-agent already serves this socket")
 
-// SameUserListener drops, before any byte is read, every connection whose
-// peer is not this process's user, and logs the refusal. The socket API
-// (peer credentials, or the pipe client's process on Windows) and the
-// proxy (internal/tcpowner) each supply their own way of finding the peer.
-type SameUserListener struct {
-	net.Listener
-	Peer    func(net.Conn) (tcpowner.Owner, error)
-	Log     *slog.Logger
-	Refusal string // the log message for a refused connection
-	// OnRefuse, when set, is called for each refused connection.
-	OnRefuse func()
-}
-
-func (l *SameUserListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		o, err := l.Peer(c)
-		if err != nil || !o.Self() {
-			errText := ""
-			if err != nil {
-				errText = err.Error()
-			}
-			if o.SID != "" || runtime.GOOS == "windows" {
-				l.Log.Warn(l.Refusal, "peer", o.String(), "peer_pid", o.PID, "err", errText)
-			} else {
-				l.Log.Warn(l.Refusal, "peer_uid", o.UID, "agent_uid", os.Getuid(), "err", errText)
-			}
-			if l.OnRefuse != nil {
-				l.OnRefuse()
-			}
-			c.Close()
-			continue
-		}
-		return c, nil
-	}
-}
+// SameUserListener drops every connection whose peer is not this
+// process's user (internal/sameuser, shared with the sign-in listeners of
+// agent/oidc, which must not import the wire).
+type SameUserListener = sameuser.Listener
 
 // NewServer wraps a handler with the socket API's limits: bounded headers
 // and bodies, deadlines, and the Host and browser checks.
@@ -79,11 +40,11 @@ func guard(h http.Handler) http.Handler {
 		// Browsers can not dial Unix sockets, but a forwarding tool might;
 		// anything that looks browser-made is refused.
 		if FromBrowser(r.Header) {
-			WriteError(w, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "browser-originated requests are refused"})
+			WriteError(w, &Error{Code: CodeForbidden, Message: "browser-originated requests are refused"})
 			return
 		}
 		if r.Host != Host && r.Host != "localhost" {
-			WriteError(w, &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: fmt.Sprintf("unexpected Host %q; use http://%s/", r.Host, Host)})
+			WriteError(w, &Error{Code: CodeForbidden, Message: fmt.Sprintf("unexpected Host %q; use http://%s/", r.Host, Host)})
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBody)
@@ -119,13 +80,10 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(data)
 }
 
-// WriteError writes a typed error body.
+// WriteError writes a typed error body, with the status HTTPStatus gives
+// its code: the one mapping.
 func WriteError(w http.ResponseWriter, e *Error) {
-	status := e.Status
-	if status == 0 {
-		status = http.StatusInternalServerError
-	}
-	WriteJSON(w, status, e)
+	WriteJSON(w, HTTPStatus(e.Code), e)
 }
 
 // DecodeJSON reads a bounded JSON request body into v, rejecting unknown
@@ -136,12 +94,12 @@ func DecodeJSON(r *http.Request, v any) *Error {
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodeBadRequest, Message: "request body too large"}
+			return &Error{Code: CodeTooLarge, Message: "request body too large"}
 		}
-		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "malformed JSON request: " + err.Error()}
+		return &Error{Code: CodeBadRequest, Message: "malformed JSON request: " + err.Error()}
 	}
 	if dec.More() {
-		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: "malformed JSON request: trailing data"}
+		return &Error{Code: CodeBadRequest, Message: "malformed JSON request: trailing data"}
 	}
 	return nil
 }

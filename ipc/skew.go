@@ -25,7 +25,8 @@ func (e *SkewError) Error() string {
 // message is prose for people, never matched.
 func NoSuchEndpoint(err error) bool {
 	var ae *Error
-	return errors.As(err, &ae) && ae.Status == http.StatusNotFound && ae.Code == CodeBadRequest
+	// (Agents before no_such_endpoint answered 404 bad_request.)
+	return errors.As(err, &ae) && (ae.Code == CodeNoEndpoint || ae.Status == http.StatusNotFound && ae.Code == CodeBadRequest)
 }
 
 // AgentVersion is the running agent's version, from /v1/health.

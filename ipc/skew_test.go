@@ -25,7 +25,8 @@ func TestSkewFromHealth(t *testing.T) {
 		WriteError(w, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such sign-in"})
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, &Error{Status: http.StatusNotFound, Code: CodeBadRequest, Message: "whatever words an old agent used"})
+		// An older agent: 404 with bad_request (today's say no_such_endpoint).
+		WriteJSON(w, http.StatusNotFound, &Error{Code: CodeBadRequest, Message: "whatever words an old agent used"})
 	})
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)

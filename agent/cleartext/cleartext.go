@@ -21,7 +21,6 @@ import (
 
 	"github.com/kc-agent/kc-agent/internal/loopback"
 	"github.com/kc-agent/kc-agent/internal/tcpowner"
-	"github.com/kc-agent/kc-agent/ipc"
 )
 
 // RefusedError: another user, or root without the opt-in, listens at Addr.
@@ -246,16 +245,27 @@ func (r *Refusals) Add(e *RefusedError) (log bool, suppressed int64) {
 	return true, suppressed
 }
 
+// ForeignListener is a loopback port kc-agent refused to send a token to
+// in the clear, because another user (not root) listened there. The
+// socket API carries it as ipc.ForeignListener (same fields).
+type ForeignListener struct {
+	Addr  string // host:port
+	Owner string // e.g. "uid 65534"
+	UID   int
+	Count int64 // refusals so far
+	Last  time.Time
+}
+
 // Snapshot lists the refusals so far, by destination.
-func (r *Refusals) Snapshot() []ipc.ForeignListener {
+func (r *Refusals) Snapshot() []ForeignListener {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.m) == 0 {
 		return nil
 	}
-	out := make([]ipc.ForeignListener, 0, len(r.m))
+	out := make([]ForeignListener, 0, len(r.m))
 	for addr, f := range r.m {
-		out = append(out, ipc.ForeignListener{Addr: addr, Owner: f.owner.String(), UID: f.owner.UID, Count: f.count, Last: f.last.UTC().Round(time.Second)})
+		out = append(out, ForeignListener{Addr: addr, Owner: f.owner.String(), UID: f.owner.UID, Count: f.count, Last: f.last.UTC().Round(time.Second)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Addr < out[j].Addr })
 	return out

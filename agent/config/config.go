@@ -16,7 +16,6 @@ import (
 	"sync"
 
 	"github.com/kc-agent/kc-agent/internal/filetrust"
-	"github.com/kc-agent/kc-agent/ipc"
 	"gopkg.in/yaml.v3"
 )
 
@@ -363,7 +362,7 @@ func (c *Config) ProxyListen() string {
 // ProfileName is the profile a route uses.
 func (r Route) ProfileName() string {
 	if r.Profile == "" {
-		return ipc.DefaultProfile
+		return DefaultProfile
 	}
 	return r.Profile
 }

@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-
-	"github.com/kc-agent/kc-agent/ipc"
 )
 
 // FilePath is the config file: $KC_AGENT_CONFIG, else config.yaml in the
@@ -51,6 +49,10 @@ func StateDir() (string, error) {
 	return filepath.Join(dir, "kc-agent", "state"), nil
 }
 
+// DefaultProfile is the profile a request or a command means when it names
+// none (and neither --profile nor KC_AGENT_PROFILE does).
+const DefaultProfile = "default"
+
 // ProfileName is the profile to use when the command line names none.
 func ProfileName(flag string) string {
 	if flag != "" {
@@ -59,5 +61,5 @@ func ProfileName(flag string) string {
 	if p := os.Getenv("KC_AGENT_PROFILE"); p != "" {
 		return p
 	}
-	return ipc.DefaultProfile
+	return DefaultProfile
 }

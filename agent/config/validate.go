@@ -26,6 +26,10 @@ var profileName = sync.OnceValue(func() *regexp.Regexp {
 	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 })
 
+// ValidProfileName tells whether name can name a profile (1-64 letters,
+// digits, '.', '_' or '-'): the one rule, for the file and for requests.
+func ValidProfileName(name string) bool { return profileName().MatchString(name) }
+
 func (c *Config) validate() error {
 	for _, name := range c.ProfileNames() {
 		if err := c.validateProfile(name, c.Profiles[name]); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/agent/proxy"
 	"github.com/kc-agent/kc-agent/agent/tokens"
 	"github.com/kc-agent/kc-agent/ipc"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
@@ -27,9 +28,10 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET "+ipc.PathLogin+"/{id}", d.handleLoginGet)
 	mux.HandleFunc("DELETE "+ipc.PathLogin+"/{id}", d.handleLoginCancel)
 	mux.HandleFunc("GET "+ipc.PathLogin+"/{id}/qr.svg", d.handleLoginQR)
+	mux.HandleFunc("POST "+ipc.PathLogout, d.handleLogout)
 	mux.HandleFunc("POST "+ipc.PathLogin+"/{id}/launch", d.handleLoginLaunch)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		ipc.WriteError(w, &ipc.Error{Status: http.StatusNotFound, Code: ipc.CodeBadRequest,
+		ipc.WriteError(w, &ipc.Error{Code: ipc.CodeNoEndpoint,
 			Message: fmt.Sprintf("no such endpoint %s %s", r.Method, r.URL.Path)})
 	})
 	return mux
@@ -67,13 +69,13 @@ func (d *Daemon) handleToken(w http.ResponseWriter, r *http.Request) {
 
 func validateTokenRequest(req *ipc.TokenRequest) *ipc.Error {
 	bad := func(msg string) *ipc.Error {
-		return &ipc.Error{Status: http.StatusBadRequest, Code: ipc.CodeBadRequest, Message: msg}
+		return &ipc.Error{Code: ipc.CodeBadRequest, Message: msg}
 	}
 	if req.Profile == "" {
-		req.Profile = ipc.DefaultProfile
+		req.Profile = config.DefaultProfile
 	}
-	if len(req.Profile) > 64 {
-		return bad("profile name too long")
+	if !config.ValidProfileName(req.Profile) {
+		return bad(fmt.Sprintf("invalid profile name %q: use 1-64 letters, digits, '.', '_' or '-'", req.Profile))
 	}
 	switch req.Type {
 	case "", ipc.TokenTypeAccess, ipc.TokenTypeID:
@@ -103,11 +105,11 @@ func (d *Daemon) apiError(profile string, err error) *ipc.Error {
 	var te *tokens.Error
 	if !errors.As(err, &te) {
 		d.log.Error("token request failed", "profile", profile, "err", err.Error())
-		return &ipc.Error{Status: ipc.HTTPStatus(ipc.CodeInternal), Code: ipc.CodeInternal, Message: err.Error()}
+		return &ipc.Error{Code: ipc.CodeInternal, Message: err.Error()}
 	}
 	// The manager's codes go on the wire under the same names.
 	code := string(te.Code)
-	e := &ipc.Error{Code: code, Message: te.Msg, Hint: te.Hint, Status: ipc.HTTPStatus(code)}
+	e := &ipc.Error{Code: code, Message: te.Msg, Hint: te.Hint}
 	if te.Code == tokens.CodeUnknownProfile {
 		d.mu.Lock()
 		if d.configErr != "" {
@@ -195,7 +197,7 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 		SID:          discovery.UserSID(),
 		Proxy:        ps,
 		Profiles:     profiles,
-		SignIns:      d.logins.list(),
+		SignIns:      d.logins.SignIns(),
 
 		// What of the system-wide file is not in force, and why.
 		SystemConfigError: sysErr,
@@ -230,7 +232,7 @@ func profileStatus(in []tokens.ProfileStatus) []ipc.ProfileStatus {
 			AccessExpiresAt: timePtr(p.AccessExpiresAt), LastRefresh: timePtr(p.LastRefresh),
 			NextRefresh: timePtr(p.NextRefresh), LastUsed: timePtr(p.LastUsed),
 			Refreshes: p.Refreshes, LastError: p.LastError, Hint: p.Hint, PersistPending: p.PersistPending,
-			Warnings: p.Warnings, ForeignListeners: p.ForeignListeners,
+			Warnings: p.Warnings, ForeignListeners: proxy.WireListeners(p.ForeignListeners),
 		})
 	}
 	return out

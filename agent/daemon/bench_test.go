@@ -24,6 +24,7 @@ func (oneStore) Get(context.Context, string) (store.Record, error) {
 func (oneStore) Put(context.Context, string, store.Record) error { return nil }
 func (oneStore) Delete(context.Context, string) error            { return nil }
 func (oneStore) Describe() string                                { return "one" }
+func (oneStore) CheckWritable(context.Context) error             { return nil }
 
 type staticIdP struct{}
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/proxy"
+	"github.com/kc-agent/kc-agent/agent/session"
 	"github.com/kc-agent/kc-agent/agent/tokens"
 	"github.com/kc-agent/kc-agent/ipc"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
@@ -59,8 +60,7 @@ type Daemon struct {
 	proxy     *proxy.Proxy
 	proxyErr  string
 
-	logins signIns
-	launch launchSlot
+	logins *session.Service
 	active *activity
 }
 
@@ -69,15 +69,14 @@ func Run(ctx context.Context, opts Options) error {
 	harden()
 	log := opts.Log
 	d := &Daemon{opts: opts, log: log, started: time.Now(), active: newActivity()}
-	d.logins.byID, d.logins.byProfile = map[string]*signIn{}, map[string]*signIn{}
 	d.mgr = opts.Manager
 	if d.mgr == nil {
 		d.mgr = tokens.NewManager(log)
 	}
+	d.logins = d.newSessions()
 	defer d.mgr.Close()
 	defer d.stopProxy()
-	defer d.logins.close() // before the manager closes: a sign-in may be storing
-	defer d.launch.close()
+	defer d.logins.Close() // before the manager closes: a sign-in may be storing
 
 	// The lock and the socket first: a second agent must stop here, before
 	// it starts a proxy or touches a token.

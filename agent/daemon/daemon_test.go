@@ -25,6 +25,7 @@ func (emptyStore) Get(context.Context, string) (store.Record, error) {
 func (emptyStore) Put(context.Context, string, store.Record) error { return nil }
 func (emptyStore) Delete(context.Context, string) error            { return nil }
 func (emptyStore) Describe() string                                { return "empty" }
+func (emptyStore) CheckWritable(context.Context) error             { return nil }
 
 func testDaemon(t testing.TB) http.Handler {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -34,6 +35,7 @@ func testDaemon(t testing.TB) http.Handler {
 	m.SetConfig(cfg)
 	t.Cleanup(m.Close)
 	d := &Daemon{opts: Options{Version: "test"}, log: log, mgr: m, started: time.Now(), cfg: cfg}
+	d.logins = d.newSessions()
 	return ipc.NewServer(d.routes()).Handler
 }
 

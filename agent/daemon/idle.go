@@ -121,7 +121,7 @@ func (d *Daemon) idleLimit() time.Duration {
 // signInPending tells whether a sign-in waits for the user: the agent must
 // be there when the browser's redirect or the device approval comes.
 func (d *Daemon) signInPending() bool {
-	for _, s := range d.logins.list() {
+	for _, s := range d.logins.SignIns() {
 		if s.State == ipc.LoginPending {
 			return true
 		}
@@ -137,7 +137,7 @@ func (d *Daemon) signInPending() bool {
 func (d *Daemon) stepDown(srv *http.Server, lock *ipc.Lock) {
 	lock.SetRole("stopping")
 	ipc.Shutdown(srv)
-	d.logins.close()
+	d.logins.Close()
 	d.stopProxy()
 	d.mgr.Close()
 }

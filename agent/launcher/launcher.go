@@ -9,7 +9,7 @@
 // So the opener ($BROWSER, xdg-open, Python's webbrowser) gets a one-time
 // loopback link instead, http://127.0.0.1:PORT/<random>, which answers
 // 302 to the real link once, and only on a connection this user's process
-// made (ipc.ListenLoopback, the proxy's owner check). A neighbour who reads
+// made (sameuser.ListenLoopback, the proxy's owner check). A neighbour who reads
 // the launcher link from argv gets the connection closed; the link stays
 // good for the user's browser.
 package launcher
@@ -25,7 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/kc-agent/kc-agent/ipc"
+	"github.com/kc-agent/kc-agent/internal/sameuser"
 )
 
 // Launcher serves one-time links on a loopback port of its own.
@@ -47,7 +47,7 @@ type link struct {
 // closed before a byte is read and logged to log (nil: not logged).
 func Start(log *slog.Logger) (*Launcher, error) {
 	l := &Launcher{links: map[string]link{}}
-	ln, err := ipc.ListenLoopback(log, "sign-in launcher refused a connection from another user", func() { l.refused.Add(1) })
+	ln, err := sameuser.ListenLoopback(log, "sign-in launcher refused a connection from another user", func() { l.refused.Add(1) })
 	if err != nil {
 		return nil, fmt.Errorf("listening for the sign-in launcher on 127.0.0.1: %w", err)
 	}

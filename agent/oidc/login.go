@@ -19,7 +19,7 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/kc-agent/kc-agent/ipc"
+	"github.com/kc-agent/kc-agent/internal/sameuser"
 )
 
 // Identity is who logged in, from the verified ID token.
@@ -34,9 +34,6 @@ type Identity struct {
 type LoginResult struct {
 	Token    *Token
 	Identity Identity
-	// Client is the client that made the login (set by the agent's
-	// sign-ins, to end a replaced session).
-	Client *Client
 }
 
 // LoginOptions control the interactive part of a login.
@@ -121,7 +118,7 @@ func (c *Client) StartBrowser(scopes []string, timeout time.Duration) (*BrowserL
 	// Only this user's processes may deliver the redirect (the proxy's
 	// owner check): a neighbour who learnt the state can not hand the
 	// agent a code of their own. A refused connection consumes nothing.
-	ln, err := ipc.ListenLoopback(slog.Default(), "sign-in callback listener refused a connection from another user", nil)
+	ln, err := sameuser.ListenLoopback(slog.Default(), "sign-in callback listener refused a connection from another user", nil)
 	if err != nil {
 		return nil, fmt.Errorf("listening for the login callback on 127.0.0.1: %w", err)
 	}

@@ -303,7 +303,7 @@ func (p *Proxy) Status(withURL bool) ipc.ProxyStatus {
 	portWarning, portHint := p.portWarning(t.cfg)
 	p.mu.Unlock()
 	st := ipc.ProxyStatus{Configured: true, Running: addr != "", Addr: addr, Routes: []ipc.RouteInfo{},
-		Refused: p.refusals.snapshot(), Warnings: t.warnings, ForeignListeners: p.foreign.Snapshot()}
+		Refused: p.refusals.snapshot(), Warnings: t.warnings, ForeignListeners: WireListeners(p.foreign.Snapshot())}
 	for _, w := range t.warnings {
 		st.WarningHints = append(st.WarningHints, warningHint(w))
 	}
@@ -415,4 +415,17 @@ func (p *Proxy) token(w http.ResponseWriter, r *http.Request, rt *route) (string
 		return "", false
 	}
 	return a.Token, true
+}
+
+// WireListeners puts cleartext's refusal records on the wire (the agent's
+// status answer, for the proxy and for each profile).
+func WireListeners(in []cleartext.ForeignListener) []ipc.ForeignListener {
+	out := make([]ipc.ForeignListener, 0, len(in))
+	for _, f := range in {
+		out = append(out, ipc.ForeignListener(f))
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

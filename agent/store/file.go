@@ -81,6 +81,23 @@ func (f *File) Put(ctx context.Context, profile string, r Record) error {
 	return nil
 }
 
+// CheckWritable creates the directory and a 0600 file in it, and removes
+// the file again.
+func (f *File) CheckWritable(ctx context.Context) error {
+	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
+		return fmt.Errorf("creating token directory: %w", err)
+	}
+	if err := privatefile.ProtectDir(f.Dir); err != nil {
+		return fmt.Errorf("securing token directory: %w", err)
+	}
+	probe, err := os.CreateTemp(f.Dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("can not write in the token directory %s: %w", f.Dir, err)
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
+}
+
 func (f *File) Delete(ctx context.Context, profile string) error {
 	err := os.Remove(f.path(profile))
 	if errors.Is(err, os.ErrNotExist) {

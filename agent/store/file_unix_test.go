@@ -43,3 +43,26 @@ func checkKeyFileProtection(t *testing.T, ks *store.FileKeys, path string) {
 		t.Fatalf("group-readable key file accepted: %v", err)
 	}
 }
+
+// CheckWritable: a directory the user can write passes and keeps no trace;
+// one the user can't write fails with the path named.
+func TestFileCheckWritable(t *testing.T) {
+	f := &store.File{Dir: filepath.Join(t.TempDir(), "tokens")}
+	if err := f.CheckWritable(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(f.Dir); len(ents) != 0 {
+		t.Errorf("the check left %d files behind", len(ents))
+	}
+	if di, _ := os.Stat(f.Dir); di.Mode().Perm() != 0o700 {
+		t.Errorf("token dir mode %v", di.Mode().Perm())
+	}
+	// A state directory that can't hold one (a file in its place: even
+	// root can't write there).
+	blocked := filepath.Join(t.TempDir(), "state")
+	os.WriteFile(blocked, nil, 0o600)
+	f = &store.File{Dir: filepath.Join(blocked, "tokens")}
+	if err := f.CheckWritable(context.Background()); err == nil || !strings.Contains(err.Error(), blocked) {
+		t.Fatalf("an unusable state dir: %v", err)
+	}
+}

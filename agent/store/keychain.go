@@ -149,3 +149,17 @@ func (k *Keychain) Probe(ctx context.Context) error {
 	}
 	return nil
 }
+
+// CheckWritable is a cheap look for an item nobody writes: an answer,
+// found or not, means the keychain is reachable; anything else is an
+// *UnavailableError (which wraps ErrUnavailable).
+func (k *Keychain) CheckWritable(ctx context.Context) error {
+	err := k.call(ctx, "check", func() error {
+		_, err := keyring.Get(Service, "probe:kc-agent-check")
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}

@@ -46,6 +46,9 @@ type Store interface {
 	Get(ctx context.Context, profile string) (Record, error)
 	Put(ctx context.Context, profile string, r Record) error
 	Delete(ctx context.Context, profile string) error
+	// CheckWritable tells, before a sign-in starts, whether a record could
+	// be written (an error wrapping ErrUnavailable: no keychain here).
+	CheckWritable(ctx context.Context) error
 	// Describe says where records live, for status and doctor output.
 	Describe() string
 }

@@ -85,16 +85,27 @@ func NewLoginKey(p config.Profile) (crypto.Signer, error) {
 	return key, nil
 }
 
-// KeepLoginKey stores the key a login was made with (nil: none) and
-// names it in rec, before rec is stored: a token that is kept always has
-// its key beside it.
-func KeepLoginKey(ctx context.Context, name string, p config.Profile, key crypto.Signer, rec *store.Record) error {
+// BindRecord names in rec the key its login was made with (nil: none,
+// the login is unbound).
+func BindRecord(key crypto.Signer, rec *store.Record) error {
 	if key == nil {
 		return nil
 	}
 	jkt, err := dpop.Thumbprint(key)
 	if err != nil {
 		return err
+	}
+	rec.KeyThumbprint = jkt
+	return nil
+}
+
+// KeepLoginKey stores the key a login was made with (nil: none), just
+// before the login's record is stored, under the same lock: a kept token
+// always has its key beside it, and no refresh of the login it replaces
+// runs in between.
+func KeepLoginKey(ctx context.Context, name string, p config.Profile, key crypto.Signer) error {
+	if key == nil {
+		return nil
 	}
 	ks, err := KeysFor(p)
 	if err != nil {
@@ -103,7 +114,6 @@ func KeepLoginKey(ctx context.Context, name string, p config.Profile, key crypto
 	if err := ks.Put(ctx, name, key); err != nil {
 		return fmt.Errorf("could not store the login's DPoP key: %w", err)
 	}
-	rec.KeyThumbprint = jkt
 	return nil
 }
 

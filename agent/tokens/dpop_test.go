@@ -40,7 +40,10 @@ func TestLoginKeyLifecycle(t *testing.T) {
 		t.Fatalf("a bound login without its key: %v (%v)", err, oidc.KindOf(err))
 	}
 	var rec store.Record
-	if err := KeepLoginKey(ctx, "p", on, key, &rec); err != nil {
+	if err := BindRecord(key, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := KeepLoginKey(ctx, "p", on, key); err != nil {
 		t.Fatal(err)
 	}
 	if want, _ := dpop.Thumbprint(key); rec.KeyThumbprint != want {
@@ -51,7 +54,7 @@ func TestLoginKeyLifecycle(t *testing.T) {
 		t.Fatalf("the kept key: %v", err)
 	}
 	other, _ := dpop.NewKey()
-	KeepLoginKey(ctx, "p", on, other, &store.Record{})
+	KeepLoginKey(ctx, "p", on, other)
 	if _, err := loginKey(ctx, "p", on, rec); oidc.KindOf(err) != oidc.KindLoginRequired || !strings.Contains(err.Error(), "another DPoP key") {
 		t.Fatalf("a bound login with another key in the store: %v", err)
 	}

@@ -3,7 +3,7 @@ package tokens
 import (
 	"fmt"
 
-	"github.com/kc-agent/kc-agent/ipc"
+	"github.com/kc-agent/kc-agent/agent/config"
 )
 
 // Code says why a token request failed, in the token manager's own terms.
@@ -45,7 +45,7 @@ func errReloaded() error {
 }
 
 func loginHint(name string) string {
-	if name == ipc.DefaultProfile {
+	if name == config.DefaultProfile {
 		return "run `kc-agent login` to sign in again"
 	}
 	return fmt.Sprintf("run `kc-agent login --profile %s` to sign in again", name)

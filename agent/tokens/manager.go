@@ -18,10 +18,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kc-agent/kc-agent/agent/cleartext"
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/store"
-	"github.com/kc-agent/kc-agent/ipc"
 )
 
 const (
@@ -171,7 +171,7 @@ func (m *Manager) goLoad(p *profile) {
 }
 
 // Reload forgets what the manager knows of a profile's login ("" for all)
-// and reads the store again: the CLI calls it after login and logout.
+// and reads the store again (POST /v1/reload).
 func (m *Manager) Reload(name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -185,17 +185,7 @@ func (m *Manager) Reload(name string) error {
 			continue
 		}
 		p.mu.Lock()
-		p.gen++
-		p.loaded = false
-		p.rec = store.Record{}
-		p.access = map[string]*cached{}
-		p.state = StateLoggedOut
-		p.lastErr, p.hint = "", ""
-		p.failures = 0
-		p.persistPending = false
-		if p.timer != nil {
-			p.timer.Stop()
-		}
+		p.forgetLocked()
 		p.mu.Unlock()
 		m.goLoad(p)
 	}
@@ -333,7 +323,7 @@ type ProfileStatus struct {
 	LastError, Hint                     string
 	PersistPending                      bool
 	Warnings                            []string
-	ForeignListeners                    []ipc.ForeignListener
+	ForeignListeners                    []cleartext.ForeignListener
 }
 
 // profileWarnings names the risky settings a profile uses.

@@ -92,8 +92,17 @@ func (s *fakeStore) Put(ctx context.Context, p string, r store.Record) error {
 	return nil
 }
 
-func (s *fakeStore) Delete(ctx context.Context, p string) error { return nil }
-func (s *fakeStore) Describe() string                           { return "fake" }
+func (s *fakeStore) Delete(ctx context.Context, p string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.rec[p]; !ok {
+		return store.ErrNotFound
+	}
+	delete(s.rec, p)
+	return nil
+}
+func (s *fakeStore) Describe() string                        { return "fake" }
+func (s *fakeStore) CheckWritable(ctx context.Context) error { return nil }
 
 func (s *fakeStore) token(p string) string {
 	s.mu.Lock()
@@ -428,8 +437,9 @@ func TestSlowProfileDoesNotBlockOthers(t *testing.T) {
 	})
 }
 
-// A login that lands while a refresh of the old session is under way must
-// not be overwritten by the old session's rotated token.
+// A login kept (session.Keeper.Replace) while a refresh of the old
+// session is under way waits for it, and is not overwritten by the old
+// session's rotated token; the agent uses the new login from then on.
 func TestNewLoginDuringRefreshIsKept(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, time.Hour)
@@ -437,30 +447,30 @@ func TestNewLoginDuringRefreshIsKept(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { _, err := h.token(t, 0); done <- err }()
 		time.Sleep(100 * time.Millisecond) // the refresh with rt-0 is under way
-		// A new login: a second session at the provider, its token in the store.
+		// A new login: a second session at the provider.
 		h.idp.mu.Lock()
 		h.idp.other = "new-login"
 		h.idp.mu.Unlock()
-		h.st.mu.Lock()
-		h.st.rec["default"] = store.Record{RefreshToken: "new-login", Issuer: issuer, ClientID: "kc-agent", Username: "bob", SavedAt: time.Now()}
-		h.st.mu.Unlock()
-		<-done
-		if got := h.st.token("default"); got != "new-login" && !strings.HasPrefix(got, "other-") {
-			t.Fatalf("the new login was overwritten by the old session's token (%s)", got)
+		rec := store.Record{RefreshToken: "new-login", Issuer: issuer, ClientID: "kc-agent", Username: "alice", SavedAt: time.Now()}
+		var previous store.Record
+		prev, err := h.m.Replace(context.Background(), "default", rec, func(p store.Record) error { previous = p; return nil })
+		if err != nil {
+			t.Fatal(err)
 		}
-		// The new session is what the agent uses from now on.
+		if err := <-done; err != nil {
+			t.Fatalf("the refresh under way: %v", err)
+		}
+		if prev.RefreshToken != "rt-1" || previous.RefreshToken != "rt-1" {
+			t.Fatalf("replaced %s (accept saw %s), want the old session's newest token rt-1", prev.RefreshToken, previous.RefreshToken)
+		}
+		if got := h.st.token("default"); got != "new-login" {
+			t.Fatalf("the store holds %s after the new login", got)
+		}
 		h.idp.mu.Lock()
 		h.idp.delay = 0
 		h.idp.mu.Unlock()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			if _, err := h.token(t, 0); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the agent did not pick up the new login")
-			}
-			time.Sleep(20 * time.Millisecond)
+		if _, err := h.m.Token(context.Background(), Request{Profile: "default", Force: true}); err != nil {
+			t.Fatal(err)
 		}
 		h.idp.mu.Lock()
 		reused, old := h.idp.reused, h.idp.current
@@ -471,15 +481,59 @@ func TestNewLoginDuringRefreshIsKept(t *testing.T) {
 		if got := h.st.token("default"); !strings.HasPrefix(got, "other-") {
 			t.Fatalf("the store holds %s, not the new session's rotated token", got)
 		}
-		if st := h.m.Status()[0]; st.User != "bob" {
-			t.Fatalf("status shows user %q", st.User)
-		}
 	})
 }
 
-// min_valid beyond what the provider issues becomes half a token's
-// lifetime: 60 s asked of 30 s tokens is served, and does not make every
-// call a refresh grant. (20 s of 30 s tokens is honoured: TestMinValidForcesRefresh.)
+// A logout (session.Keeper.Remove) racing refreshes never lets a refresh
+// bring the deleted login back: whatever was in flight, once Remove has
+// returned the store stays empty and callers are told to log in.
+func TestLogoutRacingRefreshNeverResurrects(t *testing.T) {
+	for i := 0; i < 100; i++ {
+		h := newHarness(t, time.Hour)
+		h.idp.delay = time.Duration(i%7) * time.Millisecond
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					h.m.Token(ctx, Request{Profile: "default", Force: true})
+					cancel()
+				}
+			}()
+		}
+		time.Sleep(time.Duration(i%5) * time.Millisecond)
+		rec, err := h.m.Remove(context.Background(), "default")
+		if err != nil {
+			t.Fatalf("round %d: remove: %v", i, err)
+		}
+		h.idp.mu.Lock()
+		current := h.idp.current
+		h.idp.mu.Unlock()
+		if rec.RefreshToken != current {
+			t.Fatalf("round %d: remove returned %s, but the live session's token is %s", i, rec.RefreshToken, current)
+		}
+		time.Sleep(5 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		if got := h.st.token("default"); got != "" {
+			t.Fatalf("round %d: the store holds %s after the logout", i, got)
+		}
+		_, err = h.token(t, 0)
+		var te *Error
+		if !errors.As(err, &te) || te.Code != CodeLoginRequired {
+			t.Fatalf("round %d: token after the logout: %v", i, err)
+		}
+	}
+}
+
 func TestMinValidCappedAtHalfTheLifetime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t, 30*time.Second)
@@ -559,33 +613,6 @@ func TestInvalidScopeFailsOneRequest(t *testing.T) {
 		}
 		if st := h.m.Status()[0]; st.State != StateActive {
 			t.Fatalf("state after a bad scope: %s", st.State)
-		}
-	})
-}
-
-// Before refreshing, the agent reads the store: a newer token saved there
-// by another process is used, never the older one in memory.
-func TestRefreshFollowsNewerStoredToken(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, 10*time.Second)
-		if _, err := h.token(t, 0); err != nil { // rt-0 -> rt-1
-			t.Fatal(err)
-		}
-		// Another process refreshed with rt-1 and saved rt-2.
-		h.idp.mu.Lock()
-		h.idp.n++
-		h.idp.current = fmt.Sprintf("rt-%d", h.idp.n)
-		h.idp.mu.Unlock()
-		h.st.mu.Lock()
-		rec := h.st.rec["default"]
-		rec.RefreshToken = h.idp.current
-		h.st.rec["default"] = rec
-		h.st.mu.Unlock()
-		if _, err := h.m.Token(context.Background(), Request{Profile: "default", Force: true}); err != nil {
-			t.Fatalf("refresh after another process rotated the token: %v", err)
-		}
-		if h.idp.reused {
-			t.Fatal("the agent replayed the refresh token it had in memory")
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,11 +22,14 @@ type profile struct {
 
 	sem chan struct{} // held while refreshing: one refresh per profile
 
-	mu             sync.Mutex
-	gen            int // bumped by reload: in-flight results of an older gen are dropped
-	loaded         bool
+	mu     sync.Mutex
+	gen    int // bumped by reload: in-flight results of an older gen are dropped
+	loaded bool
+	// known: this agent has read a login of the profile from the store, or
+	// written one. Until then a store it can't reach means "not signed in
+	// here" to callers (login_required), not a keychain error.
+	known          bool
 	rec            store.Record
-	storedRT       string // the refresh token known to be in the store
 	state          State
 	lastErr        string
 	hint           string
@@ -152,6 +156,20 @@ func (p *profile) ensureLoaded(ctx context.Context, gen int) error {
 		p.state = StateLoggedOut
 		p.lastErr = "not logged in"
 		return &Error{Code: CodeLoginRequired, Msg: fmt.Sprintf("profile %q is not logged in", p.name), Hint: loginHint(p.name)}
+	case err != nil && errors.Is(err, store.ErrUnavailable) && !p.known:
+		// Nothing was ever signed in here that this agent knows of: the
+		// caller's next step is a sign-in, which says what to fix about
+		// the store before it starts. Not loaded: read again next time.
+		// The message says why a sign-in will need the store fixed first.
+		p.state = StateLoggedOut
+		p.lastErr = "not logged in here (" + err.Error() + ")"
+		hint := loginHint(p.name)
+		var ue *store.UnavailableError
+		if errors.As(err, &ue) {
+			hint = strings.TrimSuffix(hint, " again") + " once the profile can keep a token: " + ue.Hint()
+		}
+		p.hint = hint
+		return &Error{Code: CodeLoginRequired, Msg: fmt.Sprintf("profile %q is not logged in on this host (%v)", p.name, err), Hint: hint}
 	case err != nil:
 		p.lastErr = "reading the stored login: " + err.Error()
 		var ue *store.UnavailableError
@@ -169,8 +187,8 @@ func (p *profile) ensureLoaded(ctx context.Context, gen int) error {
 		return p.loginRequiredLocked()
 	}
 	p.rec = rec
-	p.storedRT = rec.RefreshToken
 	p.loaded = true
+	p.known = true
 	p.state = StateActive
 	p.lastErr, p.hint = "", ""
 	return nil

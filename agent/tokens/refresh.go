@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -14,32 +13,23 @@ import (
 	"github.com/kc-agent/kc-agent/agent/store"
 )
 
-// saveRotated writes a rotated record, unless the store no longer holds the
-// token this agent last saw there: then a new login (or another process)
-// replaced it, and overwriting would throw that login away.
-func (p *profile) saveRotated(ctx context.Context, st store.Store, rec store.Record, storedRT string) (replaced bool, err error) {
-	if cur, err := st.Get(ctx, p.name); err == nil && cur.RefreshToken != storedRT {
-		return true, nil
-	} else if errors.Is(err, store.ErrNotFound) {
-		return true, nil // logged out meanwhile
-	}
-	return false, st.Put(ctx, p.name, rec)
-}
+// The agent is the only writer of the store (logins and logouts go
+// through it, session.Keeper, under the profile's refresh slot; without an
+// agent, a command holds the one-agent lock), so a refresh need not read
+// the store before it writes: what a crash needs is the read at load
+// (ensureLoaded) and persist-before-publish below.
 
 // retrySave saves a rotated token whose save failed before.
 func (p *profile) retrySave(ctx context.Context, gen int) {
 	p.mu.Lock()
-	rec, st, storedRT := p.rec, p.st, p.storedRT
+	rec, st := p.rec, p.st
 	p.mu.Unlock()
-	replaced, err := p.saveRotated(ctx, st, rec, storedRT)
+	err := st.Put(ctx, p.name, rec)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
 	case gen != p.gen:
-	case replaced:
-		p.replacedLocked()
 	case err == nil && p.rec.RefreshToken == rec.RefreshToken:
-		p.storedRT = rec.RefreshToken
 		p.persistPending = false
 		p.lastErr = ""
 		p.m.log.Info("saved the rotated offline token", "profile", p.name)
@@ -48,74 +38,16 @@ func (p *profile) retrySave(ctx context.Context, gen int) {
 	}
 }
 
-// replacedLocked drops what the agent knows of the login after the store
-// changed under it, and reads the store again.
-func (p *profile) replacedLocked() error {
-	p.m.log.Info("the stored login changed (a new login or logout); reloading it", "profile", p.name)
-	p.gen++
-	p.loaded = false
-	p.rec = store.Record{}
-	p.access = map[string]*cached{}
-	p.persistPending = false
-	p.m.goLoad(p)
-	return &Error{Code: CodeUnavailable, Msg: "the login changed during a refresh; try again"}
-}
-
-// followStore is the read before every refresh: with rotation, refreshing
-// with a token someone else already replaced ends the session, so when the
-// store holds a newer token than this agent saved, that one is used. It
-// returns the record to refresh with, or an error when the login is gone
-// or was replaced by another one.
-func (p *profile) followStore(ctx context.Context, gen int, rec store.Record, storedRT string) (store.Record, error) {
-	p.mu.Lock()
-	st := p.st
-	p.mu.Unlock()
-	if st == nil {
-		return rec, nil
-	}
-	cur, err := st.Get(ctx, p.name)
-	switch {
-	case errors.Is(err, store.ErrNotFound),
-		err == nil && cur.RefreshToken != storedRT && cur.RefreshToken != rec.RefreshToken &&
-			(cur.Issuer != p.cfg.Issuer || cur.ClientID != p.cfg.ClientID):
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if gen != p.gen {
-			return rec, errReloaded()
-		}
-		return rec, p.replacedLocked()
-	case err == nil && cur.RefreshToken != storedRT && cur.RefreshToken != rec.RefreshToken:
-		p.m.log.Info("the store holds a newer offline token than this agent saved; using it", "profile", p.name)
-		p.mu.Lock()
-		if gen == p.gen {
-			p.rec, p.storedRT, p.persistPending = cur, cur.RefreshToken, false
-		}
-		p.mu.Unlock()
-		return cur, nil
-	}
-	// Any other read error: go on with the token in memory, the newest
-	// this agent knows.
-	return rec, nil
-}
-
 // refresh runs one refresh grant. Called with p.sem held. The new offline
 // token is written to the store before the new access token is published,
 // and the old one is never used again.
 func (p *profile) refresh(ctx context.Context, gen int, key string, scopes []string) error {
 	p.mu.Lock()
-	rec, storedRT, st := p.rec, p.storedRT, p.st
+	rec, st := p.rec, p.st
 	p.mu.Unlock()
 	if rec.RefreshToken == "" {
 		return &Error{Code: CodeLoginRequired, Msg: fmt.Sprintf("profile %q is not logged in", p.name), Hint: loginHint(p.name)}
 	}
-	rec, err := p.followStore(ctx, gen, rec, storedRT)
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	storedRT = p.storedRT // followStore may have adopted the stored one
-	p.mu.Unlock()
-
 	client, err := p.m.NewClient(ctx, p.cfg)
 	if err == nil {
 		client, err = withLoginKey(ctx, p.name, p.cfg, rec, client)
@@ -136,16 +68,7 @@ func (p *profile) refresh(ctx context.Context, gen int, key string, scopes []str
 		if !p.current(gen) {
 			return errReloaded()
 		}
-		var replaced bool
-		replaced, persistErr = p.saveRotated(ctx, st, rec, storedRT)
-		if replaced {
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			if gen != p.gen {
-				return errReloaded()
-			}
-			return p.replacedLocked()
-		}
+		persistErr = st.Put(ctx, p.name, rec)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -166,9 +89,6 @@ func (p *profile) current(gen int) bool {
 // with the new offline token (saved or, on persistErr, pending), and the
 // new access token.
 func (p *profile) publishLocked(now time.Time, key string, rec store.Record, tok *oidc.Token, rotated bool, persistErr error) {
-	if rotated && persistErr == nil {
-		p.storedRT = rec.RefreshToken
-	}
 	p.rec = rec // the old refresh token is dead (or will be): never reuse it
 	sched := p.m.schedule()
 	if persistErr != nil {

@@ -71,6 +71,13 @@ type agentProc struct {
 // keychain and Keycloak; its log is kept for the token leak check.
 func (e *cliEnv) startAgent() *agentProc {
 	e.t.Helper()
+	return e.startAgentWith(nil)
+}
+
+// startAgentWith is startAgent with the token manager's seams changed by
+// setup before the agent reads its config.
+func (e *cliEnv) startAgentWith(setup func(*tokens.Manager)) *agentProc {
+	e.t.Helper()
 	logBuf := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ns := &netSwitch{}
@@ -83,6 +90,9 @@ func (e *cliEnv) startAgent() *agentProc {
 		cc := *c
 		cc.HTTP = oidc.NewHTTPClient(oidc.Options{UnsafeCleartext: prof.UnsafeCleartextIssuer}, ns.dial)
 		return &cc, nil
+	}
+	if setup != nil {
+		setup(mgr)
 	}
 	cfgPath, _ := config.FilePath()
 	sock, _ := discovery.SocketPath()
@@ -604,7 +614,9 @@ func TestTokenAutostart(t *testing.T) {
 	e.outputs = append(e.outputs, stderr.String())
 	e.mu.Unlock()
 	if err != nil || len(bytes.TrimSpace(out)) < 100 {
-		t.Fatalf("autostarting token: %v %s", err, stderr.String())
+		logData, _ := os.ReadFile(filepath.Join(os.Getenv("KC_AGENT_STATE_DIR"), "agent.log"))
+		e.record(string(logData))
+		t.Fatalf("autostarting token: %v %s\nagent log:\n%s", err, stderr.String(), logData)
 	}
 	e.addSecret(strings.TrimSpace(string(out)))
 	c, _ := ipc.NewClient()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/kc-agent/kc-agent/agent/oidc"
-	"github.com/kc-agent/kc-agent/ipc"
 )
 
 // browserAvailable tells whether `login` can open a browser the user sees.
@@ -66,18 +64,6 @@ func openBrowser(url string) error {
 	}
 	go cmd.Wait()
 	return nil
-}
-
-// openSignIn opens the agent's sign-in id in the browser through a
-// one-time launcher link of the agent: the opener's argv, which every
-// local user can read, never holds the sign-in's URL (its state, PKCE
-// challenge or user code).
-func openSignIn(ctx context.Context, c *ipc.Client, id string, open func(string) error) error {
-	link, err := c.LaunchLogin(ctx, id)
-	if err != nil {
-		return err
-	}
-	return open(link)
 }
 
 // showDeviceCode prints the device flow instructions and a QR code of the

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/kc-agent/kc-agent/agent/config"
-	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/internal/bearer"
 	"github.com/kc-agent/kc-agent/ipc"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
@@ -109,12 +108,6 @@ func report(w io.Writer, err error) int {
 	}
 	if (errors.Is(err, ipc.ErrUnreachable) || errors.Is(err, discovery.ErrUntrusted)) && code == exitError {
 		code = exitUnreachable
-	}
-	if hint == "" {
-		hint = oidc.HintOf(err)
-	}
-	if oidc.KindOf(err) == oidc.KindLoginRequired && code == exitError {
-		code = exitLoginRequired
 	}
 	// Every error kc-agent prints passes here, whatever it carries (an
 	// agent's message, an identity provider's error_description): anything

@@ -190,7 +190,7 @@ func checkBoundLogout(t *testing.T, kc *keycloak.Server, realm, issuer, rt strin
 		}
 		return
 	}
-	for _, want := range []string{"keycloak/keycloak#50306", "until it idles out", "without the key"} {
+	for _, want := range []string{"keycloak/keycloak#50306", "offline idle time", "without the key"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("logout of a bound session does not say %q:\n%s", want, stderr)
 		}

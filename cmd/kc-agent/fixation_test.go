@@ -268,7 +268,7 @@ func TestSignInSecretsNeverOnArgv(t *testing.T) {
 	e.loginEnded(t, done, "device through the agent")
 	w.never(t, "cli device through the agent", real.Query().Get("user_code"))
 
-	py := exec.Command(debianPython, "-c", "import sys, kc_agent_client as kc\nprint('signed in as', kc.login(sys.argv[1], flow='browser').preferred_username)", e.profile)
+	py := exec.Command(debianPython, "-c", "import sys, kc_agent_client as kc\nprint('signed in as', kc.login(sys.argv[1], flow='browser', force=True).preferred_username)", e.profile)
 	py.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(repoRoot(t), "clients", "python", "src"))
 	pyOut := make(chan string, 1)
 	go func() {

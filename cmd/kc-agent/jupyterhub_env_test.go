@@ -27,7 +27,7 @@ import (
 // wait for them to land on main; those subtests skip with the feature's
 // name. Remove an entry when its feature lands.
 var waitingFor = map[string]string{
-	"session":   "the store checked before a sign-in: login() fails at once where the store can't write",
+	"session": "the store checked before a sign-in: login() fails at once where the store can't write",
 }
 
 // pending skips the running subtest while feature has not landed.

@@ -183,7 +183,7 @@ func (opts *kubeconfigOptions) check() error {
 	}
 	if opts.user == "" {
 		opts.user = "kc-agent"
-		if p := config.ProfileName(opts.profile); p != ipc.DefaultProfile {
+		if p := config.ProfileName(opts.profile); p != config.DefaultProfile {
 			opts.user += "-" + p
 		}
 	}
@@ -206,7 +206,7 @@ func (opts *kubeconfigOptions) entries() (map[string]any, error) {
 		args = append(args, "--expiry-margin", opts.margin.String())
 	}
 	login := "kc-agent login <issuer-url>"
-	if profile != ipc.DefaultProfile {
+	if profile != config.DefaultProfile {
 		login = "kc-agent login --profile " + profile + " <issuer-url>"
 	}
 	user.User.Exec = kubeExec{APIVersion: opts.execVersion, Command: opts.command, Args: args, InteractiveMode: "Never",

@@ -14,23 +14,22 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kc-agent/kc-agent/agent/config"
-	"github.com/kc-agent/kc-agent/agent/oidc"
-	"github.com/kc-agent/kc-agent/agent/store"
-	"github.com/kc-agent/kc-agent/agent/tokens"
+	"github.com/kc-agent/kc-agent/agent/session"
 	"github.com/kc-agent/kc-agent/ipc"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
 type loginOptions struct {
-	io        *IOStreams
-	issuer    string
-	profile   string
-	clientID  string
-	scopes    []string
-	device    bool
-	noBrowser bool
-	storeKind string
-	timeout   time.Duration
+	io         *IOStreams
+	issuer     string
+	profile    string
+	clientID   string
+	scopes     []string
+	device     bool
+	noBrowser  bool
+	storeKind  string
+	timeout    time.Duration
+	switchUser bool
 }
 
 // openURLHook, when set (by tests), replaces opening a real browser.
@@ -67,6 +66,7 @@ and a QR code to approve on another device instead.`,
 	cmd.Flags().BoolVar(&opts.noBrowser, "no-browser", false, "print the login URL instead of opening a browser")
 	cmd.Flags().StringVar(&opts.storeKind, "store", "", "where to keep the offline token: keychain (default) or file (0600 file, for hosts without a keychain)")
 	cmd.Flags().DurationVar(&opts.timeout, "timeout", 5*time.Minute, "give up when the login is not finished in this time")
+	cmd.Flags().BoolVar(&opts.switchUser, "switch-user", false, "replace the stored login even when it belongs to another user")
 	return cmd
 }
 
@@ -81,63 +81,111 @@ func loginRun(ctx context.Context, opts *loginOptions) error {
 		return err
 	}
 	name := config.ProfileName(opts.profile)
-	if opts.asIs(cfg, name) {
-		// The agent is the one writer of the store: while one runs, it
-		// signs the profile in.
-		if c := runningAgent(ctx); c != nil {
-			err := opts.loginViaAgent(ctx, c, cfg, name)
-			var ae *ipc.Error
-			if !errors.As(err, &ae) || ae.Code != ipc.CodeUnknown {
-				return err
-			}
-			// The agent has not read this profile yet (its config is
-			// older, or invalid): sign in here, as without an agent.
-			fmt.Fprintf(opts.io.Err, "kc-agent: the agent does not know profile %q yet; signing in here\n", name)
-		}
-	}
 	prof, err := opts.profileFor(cfg, name)
 	if err != nil {
 		return err
 	}
-	full := cfg.WithDefaults(prof)
-	st, err := store.ForProfile(full, opts.io.Err)
-	if err != nil {
-		return err
+	req := ipc.LoginRequest{Profile: name, Flow: opts.flow(), SwitchUser: opts.switchUser}
+	// The agent is the one writer of the store: while one runs, it signs
+	// the profile in; otherwise this command does, under the one-agent lock.
+	if c := runningAgent(ctx); c != nil {
+		return opts.loginViaAgent(ctx, c, cfg, name, prof, req)
 	}
-	// Find out before the user signs in whether the token can be kept.
-	previous, err := st.Get(ctx, name)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		var ue *store.UnavailableError
-		if errors.As(err, &ue) {
-			return withHint(fmt.Errorf("no keychain to keep the login in: %w", err), ue.Hint())
+	return underLock("login", func() error { return opts.loginHere(ctx, cfg, name, prof, req) })
+}
+
+// loginViaAgent has the agent run the sign-in (after saving the profile
+// when the flags change it, so the agent reads it) and shows it.
+func (opts *loginOptions) loginViaAgent(ctx context.Context, c *ipc.Client, cfg *config.Config, name string, prof config.Profile, req ipc.LoginRequest) error {
+	if !opts.asIs(cfg, name) {
+		if err := saveProfile(cfg, name, prof); err != nil {
+			return err
 		}
-		previous = store.Record{}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := c.Reload(rctx, name)
+		cancel()
+		if err != nil {
+			return withHint(fmt.Errorf("the running agent did not take up profile %q from %s: %w", name, cfg.Path(), err), "see `kc-agent status` for the agent's view of the config")
+		}
 	}
-	client, err := oidc.ForProfile(ctx, full)
+	st, err := session.Converse(ctx, c, req, opts.presenter(), opts.timeout)
+	// The agent reports `version` (run.go) in /v1/health.
+	if skew := (*ipc.SkewError)(nil); errors.As(c.Skew(ctx, err, version, http.MethodPost, ipc.PathLogin), &skew) {
+		return withHint(fmt.Errorf("%w, so it can not run sign-ins", skew),
+			"restart it (kc-agent service restart, or stop it and run the command again)")
+	}
 	if err != nil {
 		return err
 	}
-	if key, err := tokens.NewLoginKey(full); err != nil {
-		return err
-	} else if key != nil {
-		client = client.WithDPoP(key) // dpop: on: the login is bound to key
-	}
-	res, err := opts.signIn(ctx, client, full)
-	if err != nil {
-		return err
-	}
-	if err := keepLogin(ctx, client, st, cfg, name, prof, res); err != nil {
-		return err
-	}
-	// The old login (if any) is replaced; end its session so it does not
-	// linger at Keycloak. Best effort: the new login already works.
-	if previous.RefreshToken != "" && previous.Issuer == full.Issuer {
-		_ = client.Logout(ctx, previous.RefreshToken)
-	}
-	notifyAgent(ctx, name)
-	fmt.Fprintf(opts.io.Err, "kc-agent: logged in as %s to %s (profile %q)\n", describeUser(res.Identity), realmOf(full.Issuer), name)
-	fmt.Fprintf(opts.io.Err, "kc-agent: offline token kept in the %s; %s\n", st.Describe(), expiryPolicy(res.Token.RefreshExpiresIn))
+	opts.signedIn(st, prof)
+	fmt.Fprintln(opts.io.Err, "kc-agent: the running agent keeps the offline token and serves the profile now")
 	return nil
+}
+
+// loginHere runs the sign-in in this process (no agent runs; the caller
+// holds the one-agent lock), then saves the profile.
+func (opts *loginOptions) loginHere(ctx context.Context, cfg *config.Config, name string, prof config.Profile, req ipc.LoginRequest) error {
+	full := cfg.WithDefaults(prof)
+	source := cfg.Path()
+	if opts.asIs(cfg, name) {
+		source = cfg.ProfileSource(name)
+	}
+	lookup := func(n string) (session.Profile, error) {
+		if n != name {
+			return session.Profile{}, &ipc.Error{Code: ipc.CodeUnknown, Message: fmt.Sprintf("no profile %q", n)}
+		}
+		return session.Profile{Config: full, Source: source, System: source != "" && source == cfg.SystemPath()}, nil
+	}
+	svc := session.Local(lookup, opts.io.Err)
+	// The sign-in ends at --timeout; the waiting a moment later.
+	svc.Limits = &session.Limits{Lifetime: opts.timeout, BrowserLifetime: opts.timeout, PerWindow: 1, Window: time.Minute, Keep: time.Minute}
+	defer svc.Close()
+	st, err := session.Converse(ctx, svc, req, opts.presenter(), opts.timeout+5*time.Second)
+	if err != nil {
+		return err
+	}
+	opts.signedIn(st, prof)
+	fmt.Fprintf(opts.io.Err, "kc-agent: offline token kept in the %s; %s\n", st.KeptIn, expiryPolicy(time.Duration(st.OfflineExpiresIn)*time.Second))
+	if cur, ok := cfg.Profiles[name]; ok && cfg.ProfileSource(name) != cfg.Path() && reflect.DeepEqual(cur, prof) {
+		// The administrator's profile as it is: nothing to write (and
+		// the system-wide file is never written).
+		return nil
+	}
+	if err := saveProfile(cfg, name, prof); err != nil {
+		return withHint(fmt.Errorf("the login is stored, but %w", err), "check the permissions of the config directory, or set KC_AGENT_CONFIG")
+	}
+	return nil
+}
+
+func (opts *loginOptions) signedIn(st *ipc.LoginStatus, prof config.Profile) {
+	fmt.Fprintf(opts.io.Err, "kc-agent: logged in as %s to %s (profile %q)\n", describeUser(st.Identity), realmOf(prof.Issuer), st.Profile)
+}
+
+// saveProfile writes the profile to the user's config file.
+func saveProfile(cfg *config.Config, name string, prof config.Profile) error {
+	if err := cfg.SetProfile(name, prof); err != nil {
+		return err
+	}
+	if err := cfg.Save(); err != nil {
+		return fmt.Errorf("the profile could not be saved to %s: %w", cfg.Path(), err)
+	}
+	return nil
+}
+
+// underLock runs f holding the one-agent lock, so no agent starts (and
+// refreshes the login f replaces or removes) meanwhile: f is the only
+// writer of the store.
+func underLock(role string, f func() error) error {
+	path, err := discovery.LockPath()
+	if err != nil {
+		return err
+	}
+	l, err := ipc.WaitLock(path, role, "", 10*time.Second)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	return f()
 }
 
 // profileFor is the profile as the flags change it (not yet saved).
@@ -175,32 +223,6 @@ func (opts *loginOptions) profileFor(cfg *config.Config, name string) (config.Pr
 	return prof, nil
 }
 
-// signIn runs the browser flow, or the device flow when asked for or when
-// there is no browser here.
-func (opts *loginOptions) signIn(ctx context.Context, client *oidc.Client, full config.Profile) (*oidc.LoginResult, error) {
-	lo := oidc.LoginOptions{Scopes: full.Scopes, Status: opts.io.Err, Timeout: opts.timeout}
-	openURL := openURLHook
-	if openURL == nil {
-		openURL = openBrowser
-	}
-	useDevice := opts.device
-	if !useDevice && !opts.noBrowser && !browserAvailable() {
-		fmt.Fprintln(opts.io.Err, "kc-agent: no browser available here (no display, or SSH without $BROWSER): using the device flow")
-		useDevice = true
-	}
-	if useDevice {
-		lo.ShowDeviceCode = func(uri, code, complete string) { showDeviceCode(opts.io.Err, uri, code, complete) }
-		if browserAvailable() || openURLHook != nil {
-			lo.OpenURL = openURL
-		}
-		return client.LoginDevice(ctx, lo)
-	}
-	if !opts.noBrowser {
-		lo.OpenURL = openURL
-	}
-	return client.LoginBrowser(ctx, lo)
-}
-
 // asIs tells whether the flags leave the configured profile name as it is
 // (so a running agent can sign it in from its own config).
 func (opts *loginOptions) asIs(cfg *config.Config, name string) bool {
@@ -229,126 +251,12 @@ func runningAgent(ctx context.Context) *ipc.Client {
 	return c
 }
 
-// loginViaAgent has the agent run the sign-in and shows it as a login of
-// its own would: the URL, the code and the QR code.
-func (opts *loginOptions) loginViaAgent(ctx context.Context, c *ipc.Client, cfg *config.Config, name string) error {
-	useDevice := opts.device
-	if !useDevice && !opts.noBrowser && !browserAvailable() {
-		fmt.Fprintln(opts.io.Err, "kc-agent: no browser available here (no display, or SSH without $BROWSER): using the device flow")
-		useDevice = true
+func describeUser(id *ipc.LoginIdentity) string {
+	if id == nil {
+		return "(unknown)"
 	}
-	flow := ipc.FlowBrowser
-	if useDevice {
-		flow = ipc.FlowDevice
-	}
-	st, err := c.StartLogin(ctx, ipc.LoginRequest{Profile: name, Flow: flow})
-	// The agent reports `version` (run.go) in /v1/health.
-	if skew := (*ipc.SkewError)(nil); errors.As(c.Skew(ctx, err, version, http.MethodPost, ipc.PathLogin), &skew) {
-		return withHint(fmt.Errorf("%w, so it can not run sign-ins", skew),
-			"restart it (kc-agent service restart, or stop it and run the command again)")
-	}
-	if err != nil {
-		return err
-	}
-	if st.Joined {
-		fmt.Fprintf(opts.io.Err, "kc-agent: a sign-in for profile %q is already running; joining it\n", name)
-	}
-	openURL := openURLHook
-	if openURL == nil {
-		openURL = openBrowser
-	}
-	if st.Flow == ipc.FlowDevice {
-		showDeviceCode(opts.io.Err, st.VerificationURI, st.UserCode, st.VerificationURIComplete)
-		if (browserAvailable() || openURLHook != nil) && st.VerificationURIComplete != "" {
-			_ = openSignIn(ctx, c, st.ID, openURL)
-		}
-	} else {
-		switch {
-		case opts.noBrowser:
-			fmt.Fprintf(opts.io.Err, "kc-agent: open this URL in a browser on this machine to sign in:\n\n  %s\n\n", st.AuthorizationURL)
-		case openSignIn(ctx, c, st.ID, openURL) != nil:
-			fmt.Fprintf(opts.io.Err, "kc-agent: could not open a browser; open this URL yourself:\n\n  %s\n\n", st.AuthorizationURL)
-		default:
-			fmt.Fprintf(opts.io.Err, "kc-agent: opened your browser to sign in; if it did not appear, open:\n\n  %s\n\n", st.AuthorizationURL)
-		}
-	}
-	deadline := time.Now().Add(opts.timeout)
-	for st.State == ipc.LoginPending {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return withHint(fmt.Errorf("gave up waiting for the sign-in after %s", opts.timeout), "it stays open until it expires: `kc-agent status` shows it")
-		}
-		next, err := c.LoginStatus(ctx, st.ID, min(left, 25*time.Second))
-		if err != nil {
-			if ctx.Err() != nil && !st.Joined {
-				// Ctrl-C: the sign-in this command started ends with it.
-				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-				_ = c.CancelLogin(cctx, st.ID)
-				cancel()
-				return errors.New("login cancelled")
-			}
-			return err
-		}
-		st = next
-	}
-	switch st.State {
-	case ipc.LoginDone:
-	case ipc.LoginExpired:
-		return withHint(errors.New("the sign-in expired before it was approved"), "run `kc-agent login` again and approve it sooner")
-	case ipc.LoginDenied:
-		return withHint(errors.New("the sign-in was denied"), "run `kc-agent login` again and accept the request")
-	default:
-		return withHint(fmt.Errorf("the sign-in %s: %s", st.State, st.Error), st.Hint)
-	}
-	full, _ := cfg.Profile(name)
-	who := oidc.Identity{Username: st.Identity.PreferredUsername, Subject: st.Identity.Subject, Email: st.Identity.Email}
-	fmt.Fprintf(opts.io.Err, "kc-agent: logged in as %s to %s (profile %q)\n", describeUser(who), realmOf(full.Issuer), name)
-	fmt.Fprintln(opts.io.Err, "kc-agent: the running agent keeps the offline token and serves the profile now")
-	return nil
-}
-
-// keepLogin stores the new offline token (under the one-agent lock) and
-// saves the profile.
-func keepLogin(ctx context.Context, client *oidc.Client, st store.Store, cfg *config.Config, name string, prof config.Profile, res *oidc.LoginResult) error {
-	full := cfg.WithDefaults(prof)
-	rec := store.Record{
-		RefreshToken: res.Token.RefreshToken,
-		Issuer:       full.Issuer,
-		ClientID:     full.ClientID,
-		Scopes:       full.Scopes,
-		Subject:      res.Identity.Subject,
-		Username:     res.Identity.Username,
-		SavedAt:      time.Now().UTC().Round(time.Second),
-	}
-	release := lockStoreWrite("login")
-	err := tokens.KeepLoginKey(ctx, name, full, client.DPoPKey(), &rec)
-	if err == nil {
-		err = st.Put(ctx, name, rec)
-	}
-	release()
-	if err != nil {
-		// End the new session rather than leave it orphaned at Keycloak.
-		_ = client.Logout(context.WithoutCancel(ctx), rec.RefreshToken)
-		return fmt.Errorf("signed in, but could not store the offline token: %w", err)
-	}
-	if cur, ok := cfg.Profiles[name]; ok && cfg.ProfileSource(name) != cfg.Path() && reflect.DeepEqual(cur, prof) {
-		// The administrator's profile as it is: nothing to write (and
-		// the system-wide file is never written).
-		return nil
-	}
-	if err := cfg.SetProfile(name, prof); err != nil {
-		return err
-	}
-	if err := cfg.Save(); err != nil {
-		return withHint(fmt.Errorf("the login is stored, but the profile could not be saved to %s: %w", cfg.Path(), err),
-			"check the permissions of the config directory, or set KC_AGENT_CONFIG")
-	}
-	return nil
-}
-
-func describeUser(id oidc.Identity) string {
-	s := id.Username
-	if id.Email != "" && id.Email != id.Username {
+	s := id.PreferredUsername
+	if id.Email != "" && id.Email != id.PreferredUsername {
 		s += " <" + id.Email + ">"
 	}
 	return s
@@ -371,33 +279,4 @@ func expiryPolicy(refreshExpiresIn time.Duration) string {
 		return "the offline session has no fixed end; it ends if unused for the realm's offline idle time (kc-agent keeps it alive) or when revoked"
 	}
 	return fmt.Sprintf("the offline session ends in %s (the realm's maximum); log in again then", refreshExpiresIn.Round(time.Minute))
-}
-
-// lockStoreWrite takes the one-agent lock around a write to the store when
-// no agent runs, so an agent starting at that moment can not refresh the
-// login being replaced. A running agent holds the lock itself; it notices
-// the new token (it re-reads the store before every refresh) and is told
-// by notifyAgent.
-func lockStoreWrite(role string) (release func()) {
-	path, err := discovery.LockPath()
-	if err != nil {
-		return func() {}
-	}
-	l, err := ipc.WaitLock(path, role, "", 10*time.Second)
-	if err != nil {
-		return func() {}
-	}
-	return l.Release
-}
-
-// notifyAgent tells a running agent to pick up the new state of a profile.
-// No agent is fine: it reads the store when it starts.
-func notifyAgent(ctx context.Context, profile string) {
-	c, err := ipc.NewClient()
-	if err != nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	_ = c.Reload(ctx, profile)
 }

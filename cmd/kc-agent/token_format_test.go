@@ -29,6 +29,7 @@ func (fakeTokenStore) Get(context.Context, string) (store.Record, error) {
 func (fakeTokenStore) Put(context.Context, string, store.Record) error { return nil }
 func (fakeTokenStore) Delete(context.Context, string) error            { return nil }
 func (fakeTokenStore) Describe() string                                { return "fake" }
+func (fakeTokenStore) CheckWritable(context.Context) error             { return nil }
 
 // fakeIdP answers every refresh with the same access token.
 type fakeIdP struct{ access string }

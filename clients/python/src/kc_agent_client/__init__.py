@@ -51,6 +51,7 @@ __all__ = [
     "AgentUnavailable",
     "UntrustedAgent",
     "login",
+    "logout",
     "Identity",
     "LoginExpired",
     "LoginDenied",
@@ -102,6 +103,22 @@ def get_token_info(
     """Like get_token, with ``token_type``, ``expires_at`` (an aware datetime)
     and ``expires_in``. Its repr hides the token."""
     return _client.fetch_token(profile, scopes, min_valid, force_refresh)
+
+
+def logout(profile: Optional[str] = None, *, all: bool = False) -> None:
+    """Ends the profile's login: the agent deletes the stored token and ends
+    the session at Keycloak (with ``all``, every offline session of the user
+    for the client, on every machine). With no agent running, the
+    ``kc-agent logout`` command does the same. Raises AgentUnavailable or
+    KcAgentError."""
+    name = _client.profile_name(profile)
+    body: Dict[str, object] = {"profile": name}
+    if all:
+        body["all"] = True
+    try:
+        _client._request("POST", "/v1/logout", body)
+    except _client._NoAgent as na:
+        _client._run_cli(["logout", "--profile", name] + (["--all", "--yes"] if all else []), na)
 
 
 def route_url(name: str) -> str:

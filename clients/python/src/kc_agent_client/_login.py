@@ -120,8 +120,10 @@ def shares_desktop(env: Optional[Dict[str, str]] = None, platform: Optional[str]
     return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
-def _start(profile: str, flow: str) -> dict:
+def _start(profile: str, flow: str, switch_user: bool = False) -> dict:
     body = {"profile": profile, "flow": flow}
+    if switch_user:
+        body["switch_user"] = True
     try:
         _, doc = _client._request("POST", "/v1/login", body)
         return doc
@@ -236,6 +238,7 @@ def login(
     force: bool = False,
     cancel: bool = False,
     display: Optional[Display] = None,
+    switch_user: bool = False,
 ) -> Optional[Identity]:
     """Makes sure the profile is signed in and returns who is.
 
@@ -253,7 +256,8 @@ def login(
     Waits as long as the sign-in lives (Keycloak: 10 minutes);
     ``timeout`` seconds stop sooner with LoginTimeout, the sign-in staying
     open. Interrupting raises LoginInterrupted, likewise. ``force=True``
-    signs in again although signed in. ``cancel=True`` ends the profile's
+    signs in again although signed in; ``switch_user=True`` too, and lets
+    the sign-in replace a login of another user (refused otherwise). ``cancel=True`` ends the profile's
     open sign-in and returns None.
 
     ``display`` is called with a SignInUpdate at each change and countdown
@@ -272,11 +276,11 @@ def login(
     if flow not in ("device", "browser"):
         raise ValueError(f'flow must be "auto", "device" or "browser", not {flow!r}')
     try:
-        who = None if force else _signed_in(name)
+        who = None if force or switch_user else _signed_in(name)
         if who is not None:
             show(SignInUpdate(SIGNED_IN, profile=name, user=who.preferred_username))
             return who
-        doc = _start(name, flow)
+        doc = _start(name, flow, switch_user)
     except LoginRequired as e:
         if e.code == "unknown_profile":
             raise ConfigError(e.message, hint=e.hint, code=e.code, profile=name) from None

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import kc_agent_client as kc
+from kc_agent_client import _login
+
+
+def test_logout_asks_the_agent(agent):
+    agent.handlers[("POST", "/v1/logout")] = lambda path, body: (200, {"profile": body["profile"], "logged_in": True, "remote": "ended"})
+    kc.logout("lab")
+    kc.logout("lab", all=True)
+    posts = [r[3] for r in agent.requests if r[0] == "POST" and r[1] == "/v1/logout"]
+    assert posts == [{"profile": "lab"}, {"profile": "lab", "all": True}]
+
+
+def test_login_switch_user_goes_on_the_wire(agent, monkeypatch):
+    for k in ("DISPLAY", "WAYLAND_DISPLAY", "SSH_CONNECTION", "SSH_TTY", "JUPYTERHUB_API_URL"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setattr(_login, "POLL_SECONDS", 0.05)
+    exp = (datetime.now(timezone.utc) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    done = {"id": "a1", "profile": "default", "flow": "device", "state": "done", "expires_at": exp, "started_at": exp,
+            "identity": {"preferred_username": "kurt", "sub": "s-2"}}
+    agent.handlers[("POST", "/v1/login")] = lambda path, body: (200, done)
+    kc.login(switch_user=True)
+    kc.login(force=True)
+    posts = [r[3] for r in agent.requests if r[0] == "POST" and r[1] == "/v1/login"]
+    assert posts == [{"profile": "default", "flow": "device", "switch_user": True}, {"profile": "default", "flow": "device"}]
