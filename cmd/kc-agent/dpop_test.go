@@ -184,6 +184,7 @@ func TestDPoPStolenOfflineTokenIsWorthless(t *testing.T) {
 // is useless all the same.
 func checkBoundLogout(t *testing.T, kc *keycloak.Server, realm, issuer, rt string, key crypto.Signer, stderr string) {
 	t.Helper()
+	t.Logf("logout said: %s", stderr)
 	if strings.Contains(stderr, "session ended at the server") {
 		if status, _ := refreshAt(t, issuer, rt, key); status != 400 {
 			t.Fatalf("the session survived a logout that said it ended it: HTTP %d", status)
