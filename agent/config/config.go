@@ -29,6 +29,16 @@ const (
 	StoreFile     = "file"
 )
 
+// DPoP modes of a profile (Profile.DPoP).
+const (
+	// DPoPOff sends no proofs: the offline token is a bearer secret.
+	DPoPOff = "off"
+	// DPoPOn binds each login to a key the agent holds (RFC 9449): every
+	// token-endpoint call carries a proof, and a copy of the offline
+	// token can't be refreshed without the key.
+	DPoPOn = "on"
+)
+
 // Profile is one login: an issuer, a client and the scopes asked for.
 type Profile struct {
 	Issuer   string   `yaml:"issuer"`
@@ -50,7 +60,12 @@ type Profile struct {
 	// id). A sign-in's block tells the user to allow access for it. Only
 	// shown, never sent.
 	ClientName string `yaml:"client_name,omitempty"`
+	// DPoP is DPoPOff (the default, "") or DPoPOn.
+	DPoP string `yaml:"dpop,omitempty"`
 }
+
+// DPoPEnabled says whether the profile binds its logins to a key.
+func (p Profile) DPoPEnabled() bool { return p.DPoP == DPoPOn }
 
 // Route sends requests to an upstream API with a token injected.
 type Route struct {

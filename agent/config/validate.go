@@ -64,6 +64,11 @@ func (c *Config) validateProfile(name string, p Profile) error {
 	default:
 		return fail("store", fmt.Sprintf("unknown store %q; use %q or %q", p.Store, StoreKeychain, StoreFile))
 	}
+	switch p.DPoP {
+	case "", DPoPOff, DPoPOn:
+	default:
+		return fail("dpop", fmt.Sprintf("unknown dpop mode %q; use %q or %q", p.DPoP, DPoPOff, DPoPOn))
+	}
 	for _, s := range p.Scopes {
 		if s == "" || strings.ContainsAny(s, " \t\"\\") {
 			return fail("scopes", fmt.Sprintf("invalid scope %q", s))

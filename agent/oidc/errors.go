@@ -91,6 +91,9 @@ func classifyTokenError(status int, code, desc string) error {
 	// Both are the provider's text, shown on terminals and in notebooks.
 	code, desc = idptext.Printable(code), idptext.Printable(desc)
 	e := &Error{Status: status, Code: code, Description: desc}
+	if dpopError(e) {
+		return e
+	}
 	switch {
 	case code == "invalid_grant" && strings.Contains(desc, "Invalid token issuer"):
 		e.Kind = KindConfig
