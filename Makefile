@@ -12,7 +12,7 @@ build:
 test: deps
 	KC_AGENT_REQUIRE_SECRET_SERVICE=1 KC_AGENT_REQUIRE_CHROMIUM=1 KC_AGENT_REQUIRE_PYTHON=1 KC_AGENT_REQUIRE_JUPYTER=1 KC_AGENT_REQUIRE_OTHER_UID=1 \
 		KC_AGENT_REQUIRE_WINE=1 KC_AGENT_REQUIRE_JUPYTERHUB=1 \
-		scripts/with-secret-service.sh $(GO) test -race -count=1 -timeout 20m $(PKGS)
+		scripts/with-secret-service.sh $(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 # The Windows part of test alone: every package's Windows test binary under
 # Wine (one subtest per package), and kc-agent.exe end to end.

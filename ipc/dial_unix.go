@@ -4,7 +4,6 @@ package ipc
 
 import (
 	"context"
-	"errors"
 	"net"
 	"path/filepath"
 	"time"
@@ -24,19 +23,7 @@ func dialVerified(ctx context.Context, path string, timeout time.Duration) (net.
 	if err != nil {
 		return nil, err
 	}
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		c.Close()
-		return nil, errors.New("not a Unix socket connection")
-	}
-	raw, err := uc.SyscallConn()
-	if err == nil {
-		cerr := raw.Control(func(fd uintptr) { err = discovery.CheckPeer(path, fd) })
-		if err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
+	if err := discovery.CheckPeer(path, c); err != nil {
 		c.Close()
 		return nil, err
 	}

@@ -37,27 +37,9 @@ func dialVerified(ctx context.Context, path string, timeout time.Duration) (net.
 	if err != nil {
 		return nil, err
 	}
-	pid, err := pipeServerPID(c)
-	if err == nil {
-		err = discovery.CheckPipeServer(path, pid)
-	}
-	if err != nil {
+	if err := discovery.CheckPipeServer(path, c); err != nil {
 		c.Close()
 		return nil, err
 	}
 	return c, nil
-}
-
-type fdConn interface{ Fd() uintptr }
-
-func pipeServerPID(c net.Conn) (uint32, error) {
-	f, ok := c.(fdConn)
-	if !ok {
-		return 0, errors.New("not a named pipe connection")
-	}
-	var pid uint32
-	if err := windows.GetNamedPipeServerProcessId(windows.Handle(f.Fd()), &pid); err != nil {
-		return 0, fmt.Errorf("GetNamedPipeServerProcessId: %w", err)
-	}
-	return pid, nil
 }

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
+	"github.com/kc-agent/kc-agent/internal/peer"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
 
@@ -48,20 +48,11 @@ func Listen(path string, log *slog.Logger) (net.Listener, error) {
 		return nil, err
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(true)
-	return &SameUserListener{Listener: ln, Peer: unixPeer, Log: log,
+	return &SameUserListener{Listener: ln, Peer: peer.Unix, Log: log,
 		Refusal: "refused a socket connection from another user"}, nil
 }
 
 var errNotSocket = errors.New("not a socket")
-
-func unixPeer(c net.Conn) (tcpowner.Owner, error) {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return tcpowner.Owner{UID: -1}, errors.New("not a Unix socket connection")
-	}
-	uid, err := peerUID(uc)
-	return tcpowner.Owner{UID: uid}, err
-}
 
 // listenPrivate creates the socket already 0600: there is no moment at
 // which another user could connect before the chmod.

@@ -12,7 +12,7 @@ import (
 	"github.com/Microsoft/go-winio"
 	"golang.org/x/sys/windows"
 
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
+	"github.com/kc-agent/kc-agent/internal/peer"
 	"github.com/kc-agent/kc-agent/internal/winsid"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
@@ -54,7 +54,7 @@ func Listen(path string, log *slog.Logger) (net.Listener, error) {
 			return nil, err
 		}
 	}
-	return &SameUserListener{Listener: ln, Peer: pipeClient, Log: log,
+	return &SameUserListener{Listener: ln, Peer: peer.PipeClient, Log: log,
 		Refusal: "refused a pipe connection from another user"}, nil
 }
 
@@ -110,22 +110,4 @@ func pipeTaken(path string) error {
 		return &discovery.UntrustedError{Path: path, Owner: -1, Msg: fmt.Sprintf("the pipe %s exists and shuts you out: another account created it", path)}
 	}
 	return nil
-}
-
-// pipeClient finds the user of the process at the other end of an
-// accepted pipe connection.
-func pipeClient(c net.Conn) (tcpowner.Owner, error) {
-	f, ok := c.(fdConn)
-	if !ok {
-		return tcpowner.Owner{UID: -1}, errors.New("not a named pipe connection")
-	}
-	var pid uint32
-	if err := windows.GetNamedPipeClientProcessId(windows.Handle(f.Fd()), &pid); err != nil {
-		return tcpowner.Owner{UID: -1}, fmt.Errorf("GetNamedPipeClientProcessId: %w", err)
-	}
-	sid, err := winsid.OfProcess(pid)
-	if err != nil {
-		return tcpowner.Owner{UID: -1, PID: int(pid)}, err
-	}
-	return tcpowner.Owner{UID: -1, SID: sid, PID: int(pid)}, nil
 }

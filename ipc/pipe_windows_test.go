@@ -58,7 +58,7 @@ func TestPipeServesItsUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	sd, err := windows.GetSecurityInfo(windows.Handle(c.(fdConn).Fd()), windows.SE_KERNEL_OBJECT, windows.DACL_SECURITY_INFORMATION)
+	sd, err := windows.GetSecurityInfo(windows.Handle(c.(interface{ Fd() uintptr }).Fd()), windows.SE_KERNEL_OBJECT, windows.DACL_SECURITY_INFORMATION)
 	if err != nil {
 		t.Fatalf("reading the pipe's DACL: %v", err)
 	}

@@ -3,7 +3,7 @@
 // behind `kubectl port-forward`), but every local user can listen on
 // loopback: a port the user's server left free is anyone's. So before the
 // first byte of a cleartext request that carries a token, the connection's
-// other end is looked up (internal/tcpowner), and the request goes out only
+// other end is looked up (internal/peer), and the request goes out only
 // when it belongs to the agent's user (root only with the opt-in; see Check).
 //
 // TLS to loopback needs no such check: the certificate says who answers.
@@ -20,13 +20,13 @@ import (
 	"time"
 
 	"github.com/kc-agent/kc-agent/internal/loopback"
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
+	"github.com/kc-agent/kc-agent/internal/peer"
 )
 
 // RefusedError: another user, or root without the opt-in, listens at Addr.
 type RefusedError struct {
 	Addr  string // host:port, as dialed
-	Owner tcpowner.Owner
+	Owner peer.Owner
 }
 
 func (e *RefusedError) Error() string {
@@ -52,7 +52,7 @@ func (e *UnverifiedError) Unwrap() error { return e.Err }
 // this user. It is the one rule for a token in the clear, and
 // allowUnknown (a profile's unsafe_cleartext_issuer, a route's
 // unsafe_cleartext_upstream) has one meaning everywhere: it lets c through
-// where its owner can not be named (tcpowner.ErrUnsupported, or
+// where its owner can not be named (peer.ErrUnsupported, or
 // ErrNoOwner: no owning process, as Wine 8 says of every socket it did not
 // create), or where root (LocalSystem) owns it. Never where another known
 // user does.
@@ -67,15 +67,15 @@ func Check(c net.Conn, allowUnknown bool) error {
 	if !ok || !remote.IP.IsLoopback() {
 		return nil
 	}
-	o, err := tcpowner.Peer(c)
-	return decide(remote.String(), o, err, func() (tcpowner.Owner, error) { return tcpowner.Listener(remote) }, tcpowner.Owner.Self, allowUnknown)
+	o, err := peer.TCP(c)
+	return decide(remote.String(), o, err, func() (peer.Owner, error) { return peer.TCPListener(remote) }, peer.Owner.Self, allowUnknown)
 }
 
 // decide is Check's rule, given the owner lookup's answer, a way to ask
 // who listens (for a root-owned connection) and who is "you".
-func decide(addr string, o tcpowner.Owner, err error, listener func() (tcpowner.Owner, error), self func(tcpowner.Owner) bool, allowUnknown bool) error {
+func decide(addr string, o peer.Owner, err error, listener func() (peer.Owner, error), self func(peer.Owner) bool, allowUnknown bool) error {
 	switch {
-	case (errors.Is(err, tcpowner.ErrUnsupported) || errors.Is(err, tcpowner.ErrNoOwner)) && allowUnknown:
+	case (errors.Is(err, peer.ErrUnsupported) || errors.Is(err, peer.ErrNoOwner)) && allowUnknown:
 		return nil
 	case err != nil:
 		return &UnverifiedError{Addr: addr, Err: err}
@@ -215,7 +215,7 @@ type Refusals struct {
 }
 
 type refusal struct {
-	owner          tcpowner.Owner
+	owner          peer.Owner
 	count, quiet   int64
 	last, lastLine time.Time
 }

@@ -7,13 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/kc-agent/kc-agent/internal/peer"
 	"github.com/kc-agent/kc-agent/internal/testenv"
-
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
 )
 
 // The user's own listener (root counts too) gets the request; so does a
@@ -44,7 +44,7 @@ func TestAllowsOwnListener(t *testing.T) {
 	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/", nil)
 	req.Header.Set("Authorization", "Bearer x")
 	resp, err := hc.Do(req)
-	if testenv.UnderWine() && errors.Is(err, tcpowner.ErrNoOwner) {
+	if testenv.UnderWine() && errors.Is(err, peer.ErrNoOwner) {
 		t.Skipf("Wine 8 names no owner for a listening or accepted socket: %v", err)
 	}
 	if err != nil {
@@ -73,8 +73,8 @@ func TestProbeNobodyListens(t *testing.T) {
 // One log line per destination every LogEvery; every refusal counted.
 func TestRefusalsLogOncePerDestination(t *testing.T) {
 	var r Refusals
-	a := &RefusedError{Addr: "127.0.0.1:1", Owner: tcpowner.Owner{UID: 65534}}
-	b := &RefusedError{Addr: "127.0.0.1:2", Owner: tcpowner.Owner{UID: 1000}}
+	a := &RefusedError{Addr: "127.0.0.1:1", Owner: peer.Owner{UID: 65534}}
+	b := &RefusedError{Addr: "127.0.0.1:2", Owner: peer.Owner{UID: 1000}}
 	logs := 0
 	for i := 0; i < 5; i++ {
 		if log, _ := r.Add(a); log {
@@ -94,8 +94,8 @@ func TestRefusalsLogOncePerDestination(t *testing.T) {
 }
 
 func TestUnverifiedWraps(t *testing.T) {
-	err := error(&UnverifiedError{Addr: "127.0.0.1:1", Err: tcpowner.ErrNoSocket})
-	if !errors.Is(err, tcpowner.ErrNoSocket) || Refused(err) != nil {
+	err := error(&UnverifiedError{Addr: "127.0.0.1:1", Err: peer.ErrNoSocket})
+	if !errors.Is(err, peer.ErrNoSocket) || Refused(err) != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(err.Error(), strconv.Itoa(1)) {
@@ -110,29 +110,32 @@ func TestUnverifiedWraps(t *testing.T) {
 // "You" is uid 1000 here, so that root is someone else even when the
 // tests run as root.
 func TestDecide(t *testing.T) {
-	me, root, other, unknown := tcpowner.Owner{UID: 1000}, tcpowner.Owner{UID: 0}, tcpowner.Owner{UID: 65534}, tcpowner.Owner{UID: -1}
-	self := func(o tcpowner.Owner) bool { return o.SID == "" && o.UID == 1000 }
-	listens := func(o tcpowner.Owner, err error) func() (tcpowner.Owner, error) {
-		return func() (tcpowner.Owner, error) { return o, err }
+	me, root, other, unknown := peer.Owner{UID: 1000}, peer.Owner{UID: 0}, peer.Owner{UID: 65534}, peer.Owner{UID: -1}
+	if runtime.GOOS == "windows" {
+		root = peer.Owner{UID: -1, SID: "S-1-5-18"} // LocalSystem: Windows's root
 	}
-	none := listens(unknown, tcpowner.ErrNoSocket)
+	self := func(o peer.Owner) bool { return o.SID == "" && o.UID == 1000 }
+	listens := func(o peer.Owner, err error) func() (peer.Owner, error) {
+		return func() (peer.Owner, error) { return o, err }
+	}
+	none := listens(unknown, peer.ErrNoSocket)
 	cases := []struct {
 		name     string
-		o        tcpowner.Owner
+		o        peer.Owner
 		err      error
-		listener func() (tcpowner.Owner, error)
+		listener func() (peer.Owner, error)
 		allow    bool
 		want     string // "", "refused", "unverified"
 	}{
 		{"mine", me, nil, none, false, ""},
 		{"other", other, nil, none, false, "refused"},
 		{"other, opted in", other, nil, none, true, "refused"},
-		{"no socket", unknown, tcpowner.ErrNoSocket, none, false, "unverified"},
-		{"no socket, opted in", unknown, tcpowner.ErrNoSocket, none, true, "unverified"},
-		{"no owner", unknown, tcpowner.ErrNoOwner, none, false, "unverified"},
-		{"no owner, opted in", unknown, tcpowner.ErrNoOwner, none, true, ""},
-		{"unsupported", unknown, tcpowner.ErrUnsupported, none, false, "unverified"},
-		{"unsupported, opted in", unknown, tcpowner.ErrUnsupported, none, true, ""},
+		{"no socket", unknown, peer.ErrNoSocket, none, false, "unverified"},
+		{"no socket, opted in", unknown, peer.ErrNoSocket, none, true, "unverified"},
+		{"no owner", unknown, peer.ErrNoOwner, none, false, "unverified"},
+		{"no owner, opted in", unknown, peer.ErrNoOwner, none, true, ""},
+		{"unsupported", unknown, peer.ErrUnsupported, none, false, "unverified"},
+		{"unsupported, opted in", unknown, peer.ErrUnsupported, none, true, ""},
 		{"root listener", root, nil, listens(root, nil), false, "refused"},
 		{"root listener, opted in", root, nil, listens(root, nil), true, ""},
 		{"root, nobody listens", root, nil, none, false, "refused"},

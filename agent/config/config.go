@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/kc-agent/kc-agent/internal/filetrust"
+	"github.com/kc-agent/kc-agent/internal/peer"
 	"gopkg.in/yaml.v3"
 )
 
@@ -26,6 +27,16 @@ const DefaultClientID = "kc-agent"
 const (
 	StoreKeychain = "keychain"
 	StoreFile     = "file"
+)
+
+// DPoP modes of a profile (Profile.DPoP).
+const (
+	// DPoPOff sends no proofs: the offline token is a bearer secret.
+	DPoPOff = "off"
+	// DPoPOn binds each login to a key the agent holds (RFC 9449): every
+	// token-endpoint call carries a proof, and a copy of the offline
+	// token can't be refreshed without the key.
+	DPoPOn = "on"
 )
 
 // Profile is one login: an issuer, a client and the scopes asked for.
@@ -49,7 +60,12 @@ type Profile struct {
 	// id). A sign-in's block tells the user to allow access for it. Only
 	// shown, never sent.
 	ClientName string `yaml:"client_name,omitempty"`
+	// DPoP is DPoPOff (the default, "") or DPoPOn.
+	DPoP string `yaml:"dpop,omitempty"`
 }
+
+// DPoPEnabled says whether the profile binds its logins to a key.
+func (p Profile) DPoPEnabled() bool { return p.DPoP == DPoPOn }
 
 // Route sends requests to an upstream API with a token injected.
 type Route struct {
@@ -116,6 +132,9 @@ type Config struct {
 	// deferRefs leaves the profiles routes name to be checked after the
 	// merge: a system route may name a profile the user's file defines.
 	deferRefs bool
+	// ownersVisible is whether c was checked as on a system that shows
+	// who owns a TCP socket (OwnersVisible).
+	ownersVisible bool
 	// systemErr is why the system-wide file was ignored, if it was;
 	// leftOut the system routes naming a profile no file defines.
 	systemErr error
@@ -195,7 +214,9 @@ func (p Profile) WithDefaults() Profile {
 var ErrEmpty = errors.New("the config file is empty")
 
 // Empty is a config with nothing in it, to be saved at path.
-func Empty(path string) *Config { return &Config{path: path, Profiles: map[string]Profile{}} }
+func Empty(path string) *Config {
+	return &Config{path: path, Profiles: map[string]Profile{}, ownersVisible: peer.Visible}
+}
 
 // Load reads the config file at path over the system-wide file
 // (SystemFilePath), which it overrides profile by profile and route by
@@ -260,7 +281,7 @@ func loadUser(path string) (*Config, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, &Error{File: path, Msg: ErrEmpty.Error() + "; the last good config stays live (write the whole file, or run `kc-agent login` to start afresh)", err: ErrEmpty}
 	}
-	return parse(path, data, true)
+	return parse(path, data, true, peer.Visible)
 }
 
 // Compiled on first use: `kc-agent token` runs often and never needs them.
@@ -269,12 +290,26 @@ var yamlLine = sync.OnceValue(func() *regexp.Regexp {
 })
 
 // Parse parses and validates config data; path is used in messages.
-func Parse(path string, data []byte) (*Config, error) { return parse(path, data, false) }
+// Plain http to loopback is judged as this system allows (peer.Visible).
+func Parse(path string, data []byte) (*Config, error) { return parse(path, data, false, peer.Visible) }
+
+// ParseWhere is Parse as on a system that shows who owns a TCP socket
+// (ownersVisible) or not: where it does not, plain http to loopback needs
+// its unsafe_ opt-in (tests play the other system with it).
+func ParseWhere(path string, data []byte, ownersVisible bool) (*Config, error) {
+	return parse(path, data, false, ownersVisible)
+}
+
+// OwnersVisible is whether c was checked as on a system that shows who
+// owns a TCP socket (peer.Visible, unless parsed with ParseWhere). Where
+// it was not, plain http to loopback passed only with its unsafe_ opt-in,
+// and what sends tokens there says so (the proxy's and status's warnings).
+func (c *Config) OwnersVisible() bool { return c.ownersVisible }
 
 // parse is Parse that, with deferRefs, leaves the profiles routes name to
 // be checked after the merge (checkRefs).
-func parse(path string, data []byte, deferRefs bool) (*Config, error) {
-	c := &Config{path: path, deferRefs: deferRefs}
+func parse(path string, data []byte, deferRefs, ownersVisible bool) (*Config, error) {
+	c := &Config{path: path, deferRefs: deferRefs, ownersVisible: ownersVisible}
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {

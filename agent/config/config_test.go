@@ -132,19 +132,17 @@ func FuzzParse(f *testing.F) {
 }
 
 func TestCleartextUpstreams(t *testing.T) {
-	defer func(v bool) { OwnersVisible = v }(OwnersVisible)
-	OwnersVisible = true
 	ok := []string{"http://127.0.0.1:9101/api", "http://localhost:8080", "http://[::1]:80/x"}
 	for _, u := range ok {
-		if _, err := Parse("c.yaml", []byte("profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: "+u+"\n")); err != nil {
+		if _, err := ParseWhere("c.yaml", []byte("profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: "+u+"\n"), true); err != nil {
 			t.Errorf("loopback %s refused: %v", u, err)
 		}
 	}
-	if _, err := Parse("c.yaml", []byte("profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: http://203.0.113.10/api\n    unsafe_cleartext_upstream: true\n")); err != nil {
+	if _, err := ParseWhere("c.yaml", []byte("profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: w\n    upstream: http://203.0.113.10/api\n    unsafe_cleartext_upstream: true\n"), true); err != nil {
 		t.Errorf("the explicit opt-out was refused: %v", err)
 	}
 	// Two routes to one origin are fine while at most one intercepts.
-	if _, err := Parse("c.yaml", []byte("profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: a\n    upstream: https://api.example.com/v1\n    intercept: true\n  - name: b\n    upstream: https://api.example.com/v2\n")); err != nil {
+	if _, err := ParseWhere("c.yaml", []byte("profiles:\n  default:\n    issuer: https://x/realms/a\nroutes:\n  - name: a\n    upstream: https://api.example.com/v1\n    intercept: true\n  - name: b\n    upstream: https://api.example.com/v2\n"), true); err != nil {
 		t.Errorf("two reverse routes to one origin refused: %v", err)
 	}
 }
@@ -153,8 +151,6 @@ func TestCleartextUpstreams(t *testing.T) {
 // not be checked: a route or an issuer needs its unsafe_ opt-in, and the
 // error says which.
 func TestCleartextLoopbackWithoutOwners(t *testing.T) {
-	defer func(v bool) { OwnersVisible = v }(OwnersVisible)
-	OwnersVisible = false
 	const https = "profiles:\n  default:\n    issuer: https://x/realms/a\n"
 	for _, tc := range []struct{ cfg, refused string }{
 		{https + "routes:\n  - name: w\n    upstream: http://127.0.0.1:9101/api\n", "unsafe_cleartext_upstream"},
@@ -163,13 +159,15 @@ func TestCleartextLoopbackWithoutOwners(t *testing.T) {
 		{"profiles:\n  default:\n    issuer: http://127.0.0.1:8080/realms/a\n    unsafe_cleartext_issuer: true\n", ""},
 		{https + "routes:\n  - name: w\n    upstream: https://127.0.0.1:9101/api\n", ""},
 	} {
-		_, err := Parse("c.yaml", []byte(tc.cfg))
+		c, err := ParseWhere("c.yaml", []byte(tc.cfg), false)
 		if tc.refused == "" && err != nil || tc.refused != "" && (err == nil || !strings.Contains(err.Error(), tc.refused)) {
 			t.Errorf("%s: %v", tc.cfg, err)
 		}
+		if c != nil && c.OwnersVisible() {
+			t.Errorf("%s: checked without owners, the config says they were visible", tc.cfg)
+		}
 	}
-	OwnersVisible = true
-	if _, err := Parse("c.yaml", []byte("profiles:\n  default:\n    issuer: http://127.0.0.1:8080/realms/a\n")); err != nil {
+	if _, err := ParseWhere("c.yaml", []byte("profiles:\n  default:\n    issuer: http://127.0.0.1:8080/realms/a\n"), true); err != nil {
 		t.Errorf("a loopback issuer where owners are checked: %v", err)
 	}
 }

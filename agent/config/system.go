@@ -8,6 +8,7 @@ import (
 	"runtime"
 
 	"github.com/kc-agent/kc-agent/internal/filetrust"
+	"github.com/kc-agent/kc-agent/internal/peer"
 )
 
 // SystemFilePath is the system-wide config an administrator rolls out for
@@ -47,7 +48,7 @@ func loadSystem(path string) (*Config, error) {
 	if err != nil {
 		return nil, systemError(path, err)
 	}
-	return parse(path, data, true)
+	return parse(path, data, true, peer.Visible)
 }
 
 // merge lays the user's file over the system file, profile by profile and
@@ -60,7 +61,7 @@ func loadSystem(path string) (*Config, error) {
 // anything else the two files can't do together is the system file's
 // (sysErr), which Load then ignores.
 func merge(sys, user *Config) (m *Config, userErr, sysErr error) {
-	m = &Config{path: user.path, own: user, Profiles: map[string]Profile{}, sources: map[string]string{}}
+	m = &Config{path: user.path, own: user, Profiles: map[string]Profile{}, sources: map[string]string{}, ownersVisible: user.ownersVisible}
 	for n, p := range sys.Profiles {
 		m.Profiles[n] = p
 		m.sources["profile/"+n] = sys.path

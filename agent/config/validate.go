@@ -14,13 +14,7 @@ import (
 
 	"github.com/kc-agent/kc-agent/internal/loopback"
 	"github.com/kc-agent/kc-agent/internal/routepath"
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
 )
-
-// OwnersVisible says whether this system shows who owns a TCP socket.
-// Where it does not, cleartext to loopback needs an explicit opt-in (a
-// variable, so tests can play the other system).
-var OwnersVisible = tcpowner.Supported
 
 var profileName = sync.OnceValue(func() *regexp.Regexp {
 	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -62,13 +56,18 @@ func (c *Config) validateProfile(name string, p Profile) error {
 	if err := CheckIssuer(p.Issuer); err != nil {
 		return fail("issuer", err.Error())
 	}
-	if u, _ := url.Parse(p.Issuer); u.Scheme == "http" && !OwnersVisible && !p.UnsafeCleartextIssuer {
+	if u, _ := url.Parse(p.Issuer); u.Scheme == "http" && !c.ownersVisible && !p.UnsafeCleartextIssuer {
 		return fail("issuer", "plain http to a loopback issuer sends the offline token to whoever listens on that port, and this system can not tell who does; use https, or set unsafe_cleartext_issuer: true on this profile")
 	}
 	switch p.Store {
 	case "", StoreKeychain, StoreFile:
 	default:
 		return fail("store", fmt.Sprintf("unknown store %q; use %q or %q", p.Store, StoreKeychain, StoreFile))
+	}
+	switch p.DPoP {
+	case "", DPoPOff, DPoPOn:
+	default:
+		return fail("dpop", fmt.Sprintf("unknown dpop mode %q; use %q or %q", p.DPoP, DPoPOff, DPoPOn))
 	}
 	for _, s := range p.Scopes {
 		if s == "" || strings.ContainsAny(s, " \t\"\\") {
@@ -104,7 +103,7 @@ func (c *Config) validateRoute(i int, r Route, seen map[string]bool, origins map
 	if u.Scheme == "http" && !IsLoopbackHost(u.Hostname()) && !r.UnsafeCleartextUpstream {
 		return fail("upstream", "plain http sends your token over the network in the clear; use https (http is allowed only for loopback upstreams, or with unsafe_cleartext_upstream: true on this route)")
 	}
-	if u.Scheme == "http" && IsLoopbackHost(u.Hostname()) && !OwnersVisible && !r.UnsafeCleartextUpstream {
+	if u.Scheme == "http" && IsLoopbackHost(u.Hostname()) && !c.ownersVisible && !r.UnsafeCleartextUpstream {
 		return fail("upstream", "plain http to a loopback port sends your token to whoever listens there, and this system can not tell who does; use https, or set unsafe_cleartext_upstream: true on this route")
 	}
 	if r.Intercept {

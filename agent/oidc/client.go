@@ -6,6 +6,7 @@ package oidc
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +36,7 @@ type Client struct {
 
 	provider *gooidc.Provider
 	meta     metadata
+	key      crypto.Signer // WithDPoP
 }
 
 type metadata struct {
@@ -414,7 +416,7 @@ func (c *Client) Logout(ctx context.Context, refreshToken string) error {
 	}
 	var tr tokenResponse
 	_ = json.Unmarshal(body, &tr)
-	return classifyTokenError(status, tr.Error, tr.ErrorDescription)
+	return c.logoutError(status, tr.Error, tr.ErrorDescription)
 }
 
 // Revoke revokes the token (RFC 7009). For a Keycloak offline token this

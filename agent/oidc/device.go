@@ -1,6 +1,8 @@
 package oidc
 
 import (
+	"github.com/kc-agent/kc-agent/internal/idptext"
+
 	"context"
 	"errors"
 	"fmt"
@@ -71,7 +73,7 @@ func (c *Client) StartDevice(ctx context.Context, scopes []string) (*DeviceLogin
 		}
 	}
 	d.deviceCode = da.DeviceCode
-	d.VerificationURI, d.VerificationURIComplete, d.UserCode = da.VerificationURI, da.VerificationURIComplete, Printable(da.UserCode)
+	d.VerificationURI, d.VerificationURIComplete, d.UserCode = da.VerificationURI, da.VerificationURIComplete, idptext.Printable(da.UserCode)
 	d.Expiry, d.Interval = da.Expiry, time.Duration(da.Interval)*time.Second
 	if d.Interval <= 0 {
 		d.Interval = 5 * time.Second // RFC 8628 section 3.2's default

@@ -1,6 +1,8 @@
 package oidc
 
 import (
+	"github.com/kc-agent/kc-agent/internal/idptext"
+
 	"errors"
 	"fmt"
 	"net/http"
@@ -87,8 +89,11 @@ func HintOf(err error) string {
 
 func classifyTokenError(status int, code, desc string) error {
 	// Both are the provider's text, shown on terminals and in notebooks.
-	code, desc = Printable(code), Printable(desc)
+	code, desc = idptext.Printable(code), idptext.Printable(desc)
 	e := &Error{Status: status, Code: code, Description: desc}
+	if dpopError(e) {
+		return e
+	}
 	switch {
 	case code == "invalid_grant" && strings.Contains(desc, "Invalid token issuer"):
 		e.Kind = KindConfig

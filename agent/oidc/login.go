@@ -1,6 +1,8 @@
 package oidc
 
 import (
+	"github.com/kc-agent/kc-agent/internal/idptext"
+
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -283,7 +285,7 @@ func (c *Client) finishLogin(ctx context.Context, tok *Token, nonce string) (*Lo
 		Name              string `json:"name"`
 	}
 	_ = idt.Claims(&claims)
-	id := Identity{Subject: Printable(idt.Subject), Username: Printable(claims.PreferredUsername), Email: Printable(claims.Email), Name: Printable(claims.Name)}
+	id := Identity{Subject: idptext.Printable(idt.Subject), Username: idptext.Printable(claims.PreferredUsername), Email: idptext.Printable(claims.Email), Name: idptext.Printable(claims.Name)}
 	if id.Username == "" {
 		id.Username = id.Subject
 	}

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kc-agent/kc-agent/internal/peer"
 	"github.com/kc-agent/kc-agent/internal/testenv"
 
 	"github.com/kc-agent/kc-agent/agent/config"
@@ -65,10 +66,17 @@ type fixture struct {
 
 func startProxy(t *testing.T, yaml string) *fixture {
 	t.Helper()
+	return startProxyWhere(t, yaml, peer.Visible)
+}
+
+// startProxyWhere is startProxy with the config checked as on a system
+// that shows who owns a TCP socket (ownersVisible) or not.
+func startProxyWhere(t *testing.T, yaml string, ownersVisible bool) *fixture {
+	t.Helper()
 	if !strings.Contains(yaml, "proxy:") {
 		yaml = "proxy:\n  listen: 127.0.0.1:0\n" + yaml
 	}
-	cfg, err := config.Parse("c.yaml", []byte("profiles:\n  default:\n    issuer: https://sso.example.com/realms/r\n  other:\n    issuer: https://sso.example.com/realms/r\n"+yaml))
+	cfg, err := config.ParseWhere("c.yaml", []byte("profiles:\n  default:\n    issuer: https://sso.example.com/realms/r\n  other:\n    issuer: https://sso.example.com/realms/r\n"+yaml), ownersVisible)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,12 +380,10 @@ func TestCleartextLoopbackWhereOwnersAreInvisible(t *testing.T) {
 	if resp := f.get(t, "/dev/x"); resp.StatusCode != 200 || len(f.p.Status(false).Warnings) != 0 {
 		t.Fatalf("own loopback upstream: %d, warnings %v", resp.StatusCode, f.p.Status(false).Warnings)
 	}
-	defer func(v bool) { config.OwnersVisible = v }(config.OwnersVisible)
-	config.OwnersVisible = false
-	if _, err := config.Parse("c.yaml", []byte("profiles:\n  default:\n    issuer: https://sso.example.com/realms/r\n"+route)); err == nil {
+	if _, err := config.ParseWhere("c.yaml", []byte("profiles:\n  default:\n    issuer: https://sso.example.com/realms/r\n"+route), false); err == nil {
 		t.Fatal("a loopback http route without the opt-in was accepted where owners are invisible")
 	}
-	f2 := startProxy(t, route+"    unsafe_cleartext_upstream: true\n")
+	f2 := startProxyWhere(t, route+"    unsafe_cleartext_upstream: true\n", false)
 	w := f2.p.Status(false).Warnings
 	if len(w) != 1 || !strings.Contains(w[0], "can not tell who listens") {
 		t.Fatalf("warnings: %v", w)

@@ -40,7 +40,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/cleartext"
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/tokens"
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
+	"github.com/kc-agent/kc-agent/internal/peer"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -208,7 +208,7 @@ func (p *Proxy) listen(addr string, h http.Handler, unsafe bool) (*listener, err
 	if err != nil {
 		return nil, listenError(addr, err)
 	}
-	ln = &ipc.SameUserListener{Listener: ln, Peer: ipc.LoopbackPeer, Log: p.log,
+	ln = &ipc.SameUserListener{Listener: ln, Peer: peer.Loopback, Log: p.log,
 		Refusal: "proxy refused a connection from another user", OnRefuse: func() { p.refusals.count(reasonOtherUser) }}
 	srv := &http.Server{
 		Handler:           p.tracked(h),
@@ -233,7 +233,7 @@ func listenError(addr string, err error) error {
 	msg := fmt.Sprintf("proxy can not listen on %s: the port is in use", addr)
 	ta, rerr := net.ResolveTCPAddr("tcp", addr)
 	if rerr == nil {
-		if o, oerr := tcpowner.Listener(ta); oerr == nil {
+		if o, oerr := peer.TCPListener(ta); oerr == nil {
 			msg = fmt.Sprintf("proxy can not listen on %s: another of your processes holds the port", addr)
 			if !o.Self() {
 				msg = fmt.Sprintf("proxy can not listen on %s: the port is taken by %s (another user)", addr, o)

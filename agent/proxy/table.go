@@ -63,7 +63,7 @@ func (p *Proxy) compile(cfg *config.Config) (*table, error) {
 		switch {
 		case u.Scheme == "http" && !config.IsLoopbackHost(u.Host):
 			t.warnings = append(t.warnings, fmt.Sprintf("route %s sends your token in the clear to %s (unsafe_cleartext_upstream)", r.Name, u.Host))
-		case u.Scheme == "http" && !config.OwnersVisible:
+		case u.Scheme == "http" && !cfg.OwnersVisible():
 			t.warnings = append(t.warnings, fmt.Sprintf("route %s sends your token in the clear to %s, and this system can not tell who listens there (unsafe_cleartext_upstream)", r.Name, u.Host))
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/agent/tokens"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -143,8 +144,13 @@ func (s *Service) Logout(ctx context.Context, req ipc.LogoutRequest) (*ipc.Logou
 	p.Issuer, p.ClientID = rec.Issuer, rec.ClientID
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	err = s.endRemote(rctx, p, rec.RefreshToken, req.All)
+	err = s.endRemote(rctx, name, p, rec, req.All)
+	if kerr := tokens.ForgetLoginKey(rctx, name, p); kerr != nil {
+		s.log().Warn("logout: could not delete the login's DPoP key", "profile", name, "err", kerr.Error())
+	}
 	switch {
+	case errors.Is(err, oidc.ErrLogoutNeedsProof):
+		out.Remote, out.RemoteError = ipc.RemoteFailed, boundLogoutNote
 	case err == nil:
 		out.Remote = ipc.RemoteEnded
 	case oidc.KindOf(err) == oidc.KindLoginRequired:
@@ -158,16 +164,23 @@ func (s *Service) Logout(ctx context.Context, req ipc.LogoutRequest) (*ipc.Logou
 
 // endRemote ends one session at the provider (or, with all, revokes every
 // offline session of the user for the client).
-func (s *Service) endRemote(ctx context.Context, p config.Profile, refreshToken string, all bool) error {
+// A bound login's calls carry proofs by its key.
+func (s *Service) endRemote(ctx context.Context, name string, p config.Profile, rec store.Record, all bool) error {
 	client, err := s.NewClient(ctx, p)
 	if err != nil {
 		return err
 	}
+	client = tokens.LogoutClient(ctx, name, p, rec, client)
 	if all {
-		return client.Revoke(ctx, refreshToken)
+		return client.Revoke(ctx, rec.RefreshToken)
 	}
-	return client.Logout(ctx, refreshToken)
+	return client.Logout(ctx, rec.RefreshToken)
 }
+
+// boundLogoutNote says why a DPoP-bound session outlives its logout, and
+// why that is harmless.
+const boundLogoutNote = "Keycloak's logout endpoint ignores DPoP proofs (keycloak/keycloak#50306); " +
+	"the login's DPoP key is deleted too, and without the key no copy of the token can refresh the session"
 
 func storeHint(err error) string {
 	var ue *store.UnavailableError

@@ -12,6 +12,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/store"
+	"github.com/kc-agent/kc-agent/agent/tokens"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -153,6 +154,11 @@ func (s *Service) startFlow(ctx context.Context, si *signIn, prof config.Profile
 	if err != nil {
 		return nil, nil, err
 	}
+	if key, err := tokens.NewLoginKey(prof); err != nil {
+		return nil, nil, err
+	} else if key != nil {
+		client = client.WithDPoP(key) // dpop: on: the login is bound to key
+	}
 	si.mu.Lock()
 	defer si.mu.Unlock()
 	si.st.ClientID, si.st.ClientName = client.ClientID, prof.ClientName
@@ -234,13 +240,18 @@ func (s *Service) keep(ctx context.Context, si *signIn, prof config.Profile, cli
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 45*time.Second)
 	defer cancel()
 	var refused *switchRefused
-	previous, err := s.Keeper.Replace(sctx, st.Profile, rec, func(prev store.Record) error {
-		if !si.switchUser && prev.Issuer == rec.Issuer && prev.Subject != "" && prev.Subject != rec.Subject {
-			refused = &switchRefused{was: prev.Username, now: rec.Username}
-			return refused
-		}
-		return nil
-	})
+	err := tokens.BindRecord(client.DPoPKey(), &rec)
+	var previous store.Record
+	if err == nil {
+		previous, err = s.Keeper.Replace(sctx, st.Profile, rec, func(prev store.Record) error {
+			if !si.switchUser && prev.Issuer == rec.Issuer && prev.Subject != "" && prev.Subject != rec.Subject {
+				refused = &switchRefused{was: prev.Username, now: rec.Username}
+				return refused
+			}
+			// The key goes in just before the token, under the same slot.
+			return tokens.KeepLoginKey(sctx, st.Profile, prof, client.DPoPKey())
+		})
+	}
 	if err != nil {
 		// End the new session rather than leave it orphaned at Keycloak.
 		_ = client.Logout(sctx, rec.RefreshToken)

@@ -30,6 +30,20 @@ func checkFileStoreProtection(t *testing.T, f *store.File) {
 	}
 }
 
+// checkKeyFileProtection: the key file is 0600, and one others can read
+// is refused (the key may have been copied: log in again with a new one).
+func checkKeyFileProtection(t *testing.T, ks *store.FileKeys, path string) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, want 0600 (%v)", fi.Mode().Perm(), err)
+	}
+	os.Chmod(path, 0o640)
+	if _, err := ks.Get(context.Background(), "p"); err == nil || !strings.Contains(err.Error(), "readable by others") {
+		t.Fatalf("group-readable key file accepted: %v", err)
+	}
+}
+
 // CheckWritable: a directory the user can write passes and keeps no trace;
 // one the user can't write fails with the path named.
 func TestFileCheckWritable(t *testing.T) {

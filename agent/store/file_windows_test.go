@@ -37,3 +37,11 @@ func checkFileStoreProtection(t *testing.T, f *store.File) {
 		t.Fatalf("a token file Everyone can read was accepted: %v", err)
 	}
 }
+
+// checkKeyFileProtection: the key file has a DACL for the user alone.
+func checkKeyFileProtection(t *testing.T, ks *store.FileKeys, path string) {
+	t.Helper()
+	if err := winacl.Check(path, winacl.Read|winacl.Write); err != nil {
+		t.Fatalf("key file: %v", err)
+	}
+}

@@ -22,6 +22,9 @@ type Record struct {
 	Subject      string    `json:"sub,omitempty"`
 	Username     string    `json:"usr,omitempty"`
 	SavedAt      time.Time `json:"at"`
+	// KeyThumbprint is the DPoP key's thumbprint (cnf.jkt) when the login
+	// is bound to a key (KeyStore); empty for an unbound login.
+	KeyThumbprint string `json:"jkt,omitempty"`
 }
 
 // String never shows the token.

@@ -77,8 +77,11 @@ type Manager struct {
 
 	mu       sync.Mutex
 	profiles map[string]*profile
-	closed   bool
-	wg       sync.WaitGroup
+	// ownersVisible is the config's (Config.OwnersVisible): whether an
+	// http issuer's listener could be checked, for status's warnings.
+	ownersVisible bool
+	closed        bool
+	wg            sync.WaitGroup
 }
 
 // NewManager returns a manager with the real provider and stores.
@@ -114,6 +117,7 @@ func scopeKey(scopes []string) string {
 func (m *Manager) SetConfig(cfg *config.Config) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.ownersVisible = cfg.OwnersVisible()
 	for name, p := range m.profiles {
 		np, ok := cfg.Profile(name)
 		if ok && equalProfile(np, p.cfg) {
@@ -326,10 +330,11 @@ type ProfileStatus struct {
 	ForeignListeners                    []cleartext.ForeignListener
 }
 
-// profileWarnings names the risky settings a profile uses.
-func profileWarnings(p config.Profile) []string {
+// profileWarnings names the risky settings a profile uses, on a system
+// that shows who owns a TCP socket (ownersVisible) or not.
+func profileWarnings(p config.Profile, ownersVisible bool) []string {
 	var w []string
-	if u, err := url.Parse(p.Issuer); err == nil && u.Scheme == "http" && !config.OwnersVisible {
+	if u, err := url.Parse(p.Issuer); err == nil && u.Scheme == "http" && !ownersVisible {
 		w = append(w, "the offline token goes in the clear to "+u.Host+", and this system can not tell who listens there (unsafe_cleartext_issuer)")
 	}
 	if p.AllowForeignEndpoints {
@@ -345,6 +350,7 @@ func (m *Manager) Status() []ProfileStatus {
 	for _, p := range m.profiles {
 		ps = append(ps, p)
 	}
+	ownersVisible := m.ownersVisible
 	m.mu.Unlock()
 	sort.Slice(ps, func(i, j int) bool { return ps[i].name < ps[j].name })
 	out := make([]ProfileStatus, 0, len(ps))
@@ -358,7 +364,7 @@ func (m *Manager) Status() []ProfileStatus {
 		if c := p.access[""]; c != nil {
 			s.AccessExpiresAt = c.ExpiresAt
 		}
-		s.Warnings = profileWarnings(p.cfg)
+		s.Warnings = profileWarnings(p.cfg, ownersVisible)
 		s.ForeignListeners = p.foreign.Snapshot()
 		if s.State == StateLoginRequired && s.Hint == "" || s.State == StateLoggedOut {
 			s.Hint = loginHint(p.name)

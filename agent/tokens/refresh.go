@@ -49,6 +49,9 @@ func (p *profile) refresh(ctx context.Context, gen int, key string, scopes []str
 		return &Error{Code: CodeLoginRequired, Msg: fmt.Sprintf("profile %q is not logged in", p.name), Hint: loginHint(p.name)}
 	}
 	client, err := p.m.NewClient(ctx, p.cfg)
+	if err == nil {
+		client, err = withLoginKey(ctx, p.name, p.cfg, rec, client)
+	}
 	var tok *oidc.Token
 	if err == nil {
 		tok, err = client.Refresh(ctx, rec.RefreshToken, scopes)

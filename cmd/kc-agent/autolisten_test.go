@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/kc-agent/kc-agent/agent/config"
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
+	"github.com/kc-agent/kc-agent/internal/peer"
 	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/ipc"
 )
@@ -49,7 +49,7 @@ func listenerUID(addr string) int {
 	if err != nil {
 		return -1
 	}
-	o, err := tcpowner.Listener(ta)
+	o, err := peer.TCPListener(ta)
 	if err != nil {
 		return -1
 	}

@@ -11,7 +11,7 @@ import (
 
 	qrcode "github.com/skip2/go-qrcode"
 
-	"github.com/kc-agent/kc-agent/agent/oidc"
+	"github.com/kc-agent/kc-agent/internal/idptext"
 )
 
 // browserAvailable tells whether `login` can open a browser the user sees.
@@ -70,7 +70,7 @@ func openBrowser(url string) error {
 // complete verification URL.
 func showDeviceCode(w io.Writer, uri, code, complete string) {
 	// The agent cleans these already; an older one may not have.
-	uri, code, complete = oidc.Printable(uri), oidc.Printable(code), oidc.Printable(complete)
+	uri, code, complete = idptext.Printable(uri), idptext.Printable(code), idptext.Printable(complete)
 	fmt.Fprintf(w, "kc-agent: to sign in, open %s on any device and enter the code:\n\n    %s\n\n", uri, code)
 	if complete != "" {
 		if qr := renderQR(complete); qr != "" {

@@ -17,7 +17,7 @@ import (
 	"github.com/kc-agent/kc-agent/agent/oidc"
 	"github.com/kc-agent/kc-agent/agent/store"
 	"github.com/kc-agent/kc-agent/internal/loopback"
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
+	"github.com/kc-agent/kc-agent/internal/peer"
 	"github.com/kc-agent/kc-agent/ipc"
 	"github.com/kc-agent/kc-agent/ipc/discovery"
 )
@@ -143,7 +143,7 @@ func cleartextChecks(ctx context.Context, cfg *config.Config) []check {
 			port = "80"
 		}
 		addr := net.JoinHostPort(u.Hostname(), port)
-		if !config.OwnersVisible {
+		if !cfg.OwnersVisible() {
 			checks = append(checks, check{tg.name, "warn", "cleartext to " + addr + ": this system can not tell who listens there (" + tg.optIn + ")", "use https"})
 			continue
 		}
@@ -262,16 +262,16 @@ func proxyChecks(ps ipc.ProxyStatus, cfg *config.Config) []check {
 // portCheck tells whether addr is free, or served by this user, or taken
 // by another user (squatted).
 func portCheck(addr string, cfg *config.Config) check {
-	if !tcpowner.Supported {
+	if !peer.Visible {
 		return check{"proxy port", "ok", addr + " (owner not visible on this system)", ""}
 	}
 	ta, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
 		return check{"proxy port", "FAIL", fmt.Sprintf("%q is not host:port", addr), "fix proxy.listen"}
 	}
-	o, err := tcpowner.Listener(ta)
+	o, err := peer.TCPListener(ta)
 	switch {
-	case errors.Is(err, tcpowner.ErrNoOwner):
+	case errors.Is(err, peer.ErrNoOwner):
 		return check{"proxy port", "FAIL", fmt.Sprintf("can not tell who serves %s: %v", addr, err), "env and exec refuse a proxy whose owner is unknown"}
 	case err != nil:
 		return check{"proxy port", "ok", addr + " is free", ""}

@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kc-agent/kc-agent/agent/config"
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
+	"github.com/kc-agent/kc-agent/internal/peer"
 	"github.com/kc-agent/kc-agent/ipc"
 )
 
@@ -73,15 +73,15 @@ func proxyEnv(ctx context.Context, stderr io.Writer, noAutostart bool) (vars [][
 // proxy address is served by this user: the agent said it listens there,
 // but a client trusts only what it can check.
 func verifyProxyOwner(addr string) error {
-	if !tcpowner.Supported {
+	if !peer.Visible {
 		return nil
 	}
 	ta, err := net.ResolveTCPAddr("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("the agent reported a proxy address %q that is not host:port", addr)
 	}
-	o, err := tcpowner.Listener(ta)
-	if errors.Is(err, tcpowner.ErrNoOwner) {
+	o, err := peer.TCPListener(ta)
+	if errors.Is(err, peer.ErrNoOwner) {
 		return &cliError{code: exitError, err: fmt.Errorf("can not tell who serves the proxy address %s (%v); not using it", addr, err),
 			hint: "see `kc-agent doctor`; the agent's routes are also reachable without env, at the URLs `kc-agent status` lists"}
 	}

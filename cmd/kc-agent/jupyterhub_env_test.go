@@ -23,23 +23,6 @@ import (
 // The harness of TestJupyterHub (jupyterhub_test.go): the hub, its two
 // users, the system file and the API behind the route.
 
-// waitingFor names the issue-25 features whose checks in TestJupyterHub
-// wait for them to land on main; those subtests skip with the feature's
-// name. Remove an entry when its feature lands.
-var waitingFor = map[string]string{
-	"session":   "the store checked before a sign-in: login() fails at once where the store can't write",
-}
-
-// pending skips the running subtest while feature has not landed.
-// KC_AGENT_JUPYTERHUB_PENDING=run runs it anyway, to see where a feature
-// branch stands.
-func pending(t *testing.T, feature string) {
-	t.Helper()
-	if why, ok := waitingFor[feature]; ok && os.Getenv("KC_AGENT_JUPYTERHUB_PENDING") != "run" {
-		t.Skipf("waiting for %q: %s", feature, why)
-	}
-}
-
 // hubUser is one analyst: a Linux user of the hub and the Keycloak user
 // they sign in as.
 type hubUser struct {
@@ -246,12 +229,10 @@ func (e *hubEnv) systemFile() string {
 	// issuer needs the opt-in that an https issuer does not.
 	f = issuerRe.ReplaceAllString(f, "${1}"+e.kc.Issuer(keycloak.RealmTest)+"\n${2}unsafe_cleartext_issuer: true")
 	f = upstreamRe.ReplaceAllString(f, "${1}"+e.api)
-	if _, waiting := waitingFor["lifecycle"]; !waiting {
-		if idleExitRe.MatchString(f) {
-			f = idleExitRe.ReplaceAllString(f, "${1}"+idleTime.String())
-		} else {
-			f += "agent:\n  idle_exit: " + idleTime.String() + "\n"
-		}
+	if idleExitRe.MatchString(f) {
+		f = idleExitRe.ReplaceAllString(f, "${1}"+idleTime.String())
+	} else {
+		f += "agent:\n  idle_exit: " + idleTime.String() + "\n"
 	}
 	return f
 }

@@ -207,7 +207,6 @@ print(json.dumps({"raised": r, "message": m[:300]}))`, pyStr(kept)))
 		}
 	})
 	t.Run("Session", func(t *testing.T) {
-		pending(t, "connections")
 		out := e.py(t, ctx, owner, fmt.Sprintf(`try:
     with kc.session() as s:
         s.post(%s + "/whoami", data="the owner's request body", timeout=10)

@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,8 +25,7 @@ import (
 // admin's kc-agent on PATH, the kc-agent-client wheel in the hub's
 // environment, and the README's system file passed through
 // Spawner.environment. Everything the analysts do goes through the hub's
-// REST API and kernel websockets. Checks of features that have not landed
-// skip, naming the feature (waitingFor).
+// REST API and kernel websockets.
 func TestJupyterHub(t *testing.T) {
 	e := newHubEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -85,7 +83,6 @@ print(json.dumps({"raised": r}))`)
 		}
 	})
 	t.Run("StoreCheckedBeforeSignIn", func(t *testing.T) {
-		pending(t, "session")
 		e.storePreCheck(t, ctx, a)
 	})
 	if !t.Run("SignInFromNotebooks", func(t *testing.T) { e.parallel(t, func(u *hubUser) error { return e.signIn(ctx, u) }) }) {
@@ -105,7 +102,6 @@ print(json.dumps({"raised": r}))`)
 		}
 	})
 	t.Run("AgentEnvironmentScrubbed", func(t *testing.T) {
-		pending(t, "lifecycle")
 		for _, u := range e.users {
 			e.checkAgentEnv(t, u)
 		}
@@ -122,7 +118,6 @@ print(json.dumps({"raised": r}))`)
 		}
 	})
 	t.Run("RestartKeepsProxyAddress", func(t *testing.T) {
-		pending(t, "proxyhost")
 		for _, u := range e.users {
 			before := e.routeURL(t, ctx, u)
 			e.stopAgent(t, ctx, u)
@@ -135,7 +130,6 @@ print(json.dumps({"raised": r}))`)
 	t.Run("KeptRouteURLReachesOnlyItsOwner", func(t *testing.T) { e.keptRouteURL(t, ctx, a, b) })
 	t.Run("SquatterRefused", func(t *testing.T) { e.squatter(t, ctx, a, b) })
 	t.Run("Session", func(t *testing.T) {
-		pending(t, "connections")
 		for _, u := range e.users {
 			out := e.py(t, ctx, u, `
 with kc.session() as s:
@@ -147,11 +141,9 @@ print(json.dumps({"status": r.status_code, "user": r.json().get("user")}))`)
 		}
 	})
 	t.Run("IdleExit", func(t *testing.T) {
-		pending(t, "lifecycle")
 		e.idleExit(t, ctx)
 	})
 	t.Run("DoctorStartsNoBus", func(t *testing.T) {
-		pending(t, "confighost")
 		for _, u := range e.users {
 			e.py(t, ctx, u, `r = subprocess.run(["kc-agent", "doctor"], capture_output=True, text=True, timeout=120)
 print(json.dumps({"rc": r.returncode}))`)
@@ -335,14 +327,10 @@ func (e *hubEnv) stopAgent(t *testing.T, ctx context.Context, u *hubUser) {
 	if pid == 0 {
 		t.Fatalf("%s has no agent to stop", u.Name)
 	}
-	if _, ok := waitingFor["lifecycle"]; ok {
-		syscall.Kill(pid, syscall.SIGTERM)
-	} else {
-		out := e.py(t, ctx, u, `r = subprocess.run(["kc-agent", "stop"], capture_output=True, text=True, timeout=60)
+	out := e.py(t, ctx, u, `r = subprocess.run(["kc-agent", "stop"], capture_output=True, text=True, timeout=60)
 print(json.dumps({"rc": r.returncode, "stderr": r.stderr[-300:]}))`)
-		if out["rc"] != 0.0 {
-			t.Fatalf("%s: kc-agent stop: %v", u.Name, out)
-		}
+	if out["rc"] != 0.0 {
+		t.Fatalf("%s: kc-agent stop: %v", u.Name, out)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for e.agentPID(u) != 0 {

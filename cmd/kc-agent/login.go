@@ -203,7 +203,7 @@ func (opts *loginOptions) profileFor(cfg *config.Config, name string) (config.Pr
 	if prof.Issuer == "" {
 		return prof, usageErr("no issuer URL for profile %q: run `kc-agent login <issuer-url>`, e.g. kc-agent login https://sso.example.com/realms/myrealm", name)
 	}
-	if strings.HasPrefix(prof.Issuer, "http:") && !config.OwnersVisible && !prof.UnsafeCleartextIssuer {
+	if strings.HasPrefix(prof.Issuer, "http:") && !cfg.OwnersVisible() && !prof.UnsafeCleartextIssuer {
 		return prof, &cliError{code: exitError, err: fmt.Errorf("%s: plain http sends the offline token to whoever listens on that port, and this system can not tell who does", prof.Issuer),
 			hint: fmt.Sprintf("use https, or add the profile to the config file with unsafe_cleartext_issuer: true (profiles: %s: {issuer: %s, unsafe_cleartext_issuer: true}) and run login again", name, prof.Issuer)}
 	}

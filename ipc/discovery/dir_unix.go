@@ -5,9 +5,11 @@ package discovery
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 
 	"github.com/kc-agent/kc-agent/internal/filetrust"
+	"github.com/kc-agent/kc-agent/internal/peer"
 )
 
 func currentSID() (string, error) { return "", nil }
@@ -41,11 +43,12 @@ func CheckSocketDir(dir string) error {
 	}
 }
 
-// CheckPeer verifies that the process at the other end of the connected
-// socket fd, dialed at path, runs as this user: file modes alone do not
-// stop another user who created the directory first.
-func CheckPeer(path string, fd uintptr) error {
-	uid, err := PeerUID(fd)
+// CheckPeer verifies that the process at the other end of the connection
+// c, dialed at path, runs as this user: file modes alone do not stop
+// another user who created the directory first.
+func CheckPeer(path string, c net.Conn) error {
+	o, err := peer.Unix(c)
+	uid := o.UID
 	if err != nil {
 		return &UntrustedError{Path: path, Owner: -1, Msg: fmt.Sprintf("can not tell who serves %s: %v", path, err)}
 	}

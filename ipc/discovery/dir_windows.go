@@ -3,9 +3,11 @@ package discovery
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 
 	"github.com/kc-agent/kc-agent/internal/filetrust"
+	"github.com/kc-agent/kc-agent/internal/peer"
 	"github.com/kc-agent/kc-agent/internal/winacl"
 	"github.com/kc-agent/kc-agent/internal/winsid"
 )
@@ -43,15 +45,19 @@ func CheckSocketDir(dir string) error {
 	return err
 }
 
-// CheckPipeServer verifies that the process serving the pipe at path (pid,
-// from GetNamedPipeServerProcessId) runs as this user: a pipe name is
-// first come, first served, and another account may have created it.
-func CheckPipeServer(path string, pid uint32) error {
-	me, err := winsid.Current()
-	if err != nil {
-		return err
+// CheckPipeServer verifies that the process serving the pipe c, dialed at
+// path, runs as this user: a pipe name is first come, first served, and
+// another account may have created it.
+func CheckPipeServer(path string, c net.Conn) error {
+	o, err := peer.PipeServer(c)
+	if err != nil && o.PID == 0 {
+		return err // no process to name: the pipe itself failed
 	}
-	sid, err := winsid.OfProcess(pid)
+	pid, sid := o.PID, o.SID
+	me, merr := winsid.Current()
+	if merr != nil {
+		return merr
+	}
 	if err != nil {
 		return &UntrustedError{Path: path, Owner: -1, Msg: fmt.Sprintf("can not tell who serves %s (pid %d): %v", path, pid, err)}
 	}

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kc-agent/kc-agent/internal/tcpowner"
+	"github.com/kc-agent/kc-agent/internal/peer"
 	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/winsid"
 )
@@ -27,33 +27,33 @@ func UseLinuxOwnersUnderWine() {
 	if !testenv.UnderWine() {
 		return
 	}
-	tcpowner.Unattributed = linuxOwner
+	peer.Unattributed = linuxOwner
 }
 
 // otherAccount is the SID given to a socket of another Linux user: an
 // account of a made-up domain, which is neither this user nor SYSTEM.
 const otherAccount = "S-1-5-21-1-2-3-"
 
-func linuxOwner(local, remote *net.TCPAddr) (tcpowner.Owner, error) {
-	uid, err := tcpowner.LinuxUID(`Z:\proc`, local, remote)
+func linuxOwner(local, remote *net.TCPAddr) (peer.Owner, error) {
+	uid, err := peer.LinuxUID(`Z:\proc`, local, remote)
 	if err != nil {
-		return tcpowner.Owner{UID: -1}, fmt.Errorf("under Wine, Linux's socket tables: %w", err)
+		return peer.Owner{UID: -1}, fmt.Errorf("under Wine, Linux's socket tables: %w", err)
 	}
 	me, err := linuxUID()
 	if err != nil {
-		return tcpowner.Owner{UID: -1}, fmt.Errorf("%w: %v", tcpowner.ErrNoOwner, err)
+		return peer.Owner{UID: -1}, fmt.Errorf("%w: %v", peer.ErrNoOwner, err)
 	}
 	switch uid {
 	case me:
 		sid, err := winsid.Current()
 		if err != nil {
-			return tcpowner.Owner{UID: -1}, fmt.Errorf("%w: %v", tcpowner.ErrNoOwner, err)
+			return peer.Owner{UID: -1}, fmt.Errorf("%w: %v", peer.ErrNoOwner, err)
 		}
-		return tcpowner.Owner{UID: -1, SID: sid}, nil
+		return peer.Owner{UID: -1, SID: sid}, nil
 	case 0:
-		return tcpowner.Owner{UID: -1, SID: winsid.System}, nil
+		return peer.Owner{UID: -1, SID: winsid.System}, nil
 	}
-	return tcpowner.Owner{UID: -1, SID: otherAccount + strconv.Itoa(uid)}, nil
+	return peer.Owner{UID: -1, SID: otherAccount + strconv.Itoa(uid)}, nil
 }
 
 // linuxUID is the Linux uid this Wine process runs as.

@@ -3,7 +3,7 @@ error descriptions and names come from Keycloak through the agent; before a
 terminal or a notebook shows one, control characters (escape sequences,
 carriage returns, newlines that fake a line of ours), the marks that reorder
 text and the line separators are removed. The same rule as the Go side
-(agent/oidc Printable), held to the same vectors
+(internal/idptext Printable), held to the same vectors
 (ipc/testdata/idp_strings.json). _signin applies it to every sign-in answer
 as it reads one."""
 

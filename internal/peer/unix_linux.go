@@ -1,10 +1,10 @@
-package discovery
+package peer
 
 import "syscall"
 
-// PeerUID returns the uid of the process at the other end of the connected
+// unixUID returns the uid of the process at the other end of the connected
 // Unix socket fd (SO_PEERCRED).
-func PeerUID(fd uintptr) (int, error) {
+func unixUID(fd uintptr) (int, error) {
 	cred, err := syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
 	if err != nil {
 		return -1, err

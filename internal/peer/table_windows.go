@@ -1,4 +1,4 @@
-package tcpowner
+package peer
 
 import (
 	"encoding/binary"
@@ -12,8 +12,8 @@ import (
 	"github.com/kc-agent/kc-agent/internal/winsid"
 )
 
-// Supported says whether this system shows socket owners.
-const Supported = true
+// Visible says whether this system shows socket owners.
+const Visible = true
 
 var procGetExtendedTcpTable = windows.NewLazySystemDLL("iphlpapi.dll").NewProc("GetExtendedTcpTable")
 
@@ -113,7 +113,7 @@ func socket(local, remote *net.TCPAddr) (Owner, error) {
 
 // Listener finds the owner of the socket listening on addr (a wildcard
 // listener on the same port counts: it receives the traffic too).
-func Listener(addr *net.TCPAddr) (Owner, error) {
+func TCPListener(addr *net.TCPAddr) (Owner, error) {
 	o, err := find(addr, nil, func(r *tcpRow) bool { return r.state == mibTCPStateListen })
 	if err == nil || !errors.Is(err, ErrNoSocket) {
 		return o, err

@@ -1,4 +1,4 @@
-package tcpowner
+package peer
 
 import (
 	"encoding/binary"

@@ -1,15 +1,20 @@
-// Package tcpowner tells which user owns a local TCP socket. Loopback is
-// shared by every user of a machine, so kc-agent asks before it trusts one:
-// the proxy refuses connections from other users, `env` and `doctor` check
-// that the proxy's port is served by this user, and nothing sends a token
-// in the clear to a loopback port another user listens on.
+// Package peer tells who is on the other end: the user behind a local TCP
+// socket, a Unix socket's peer, a named pipe's client or server. Loopback
+// is shared by every user of a machine, and a pipe name is first come,
+// first served, so kc-agent asks before it trusts one: the socket API and
+// the proxy refuse callers of other users, a client checks the agent it
+// reaches, `env` and `doctor` check that the proxy's port is served by
+// this user, and nothing sends a token in the clear to a loopback port
+// another user listens on. The policy (who is trusted) stays with the
+// callers; this package only answers who.
 //
-// Linux answers with the socket's uid, from sock_diag (one lookup by
+// TCP: Linux answers with the socket's uid, from sock_diag (one lookup by
 // 4-tuple) or /proc/net/tcp as the fallback. Windows answers with the
 // user SID of the process that owns the socket (GetExtendedTcpTable, then
 // that process's token). Other systems report ErrUnsupported (see
-// Supported).
-package tcpowner
+// Visible). Unix sockets answer with the peer's uid (SO_PEERCRED,
+// LOCAL_PEERCRED), pipes with the SID of the process at the other end.
+package peer
 
 import (
 	"errors"
@@ -58,7 +63,7 @@ var (
 
 // Peer finds the owner of the other end of a loopback TCP connection c,
 // whether c was accepted (the caller) or dialed (the server).
-func Peer(c net.Conn) (Owner, error) {
+func TCP(c net.Conn) (Owner, error) {
 	local, ok1 := c.LocalAddr().(*net.TCPAddr)
 	remote, ok2 := c.RemoteAddr().(*net.TCPAddr)
 	if !ok1 || !ok2 {

@@ -1,4 +1,4 @@
-package tcpowner
+package peer
 
 import (
 	"errors"
@@ -18,13 +18,13 @@ func TestListenerWindows(t *testing.T) {
 			continue
 		}
 		a := ln.Addr().(*net.TCPAddr)
-		o, err := Listener(a)
+		o, err := TCPListener(a)
 		skipNoOwnerUnderWine(t, err)
 		if err != nil || !o.Self() || o.PID != os.Getpid() {
 			t.Fatalf("%s: listener %s (pid %d), %v; want this process", addr, o, o.PID, err)
 		}
 		ln.Close()
-		if _, err := Listener(a); !errors.Is(err, ErrNoSocket) {
+		if _, err := TCPListener(a); !errors.Is(err, ErrNoSocket) {
 			t.Fatalf("%s: a closed listener was found: %v", addr, err)
 		}
 	}
@@ -48,13 +48,13 @@ func TestPeerWindows(t *testing.T) {
 	}
 	defer s.Close()
 	// The proxy's question: who is the caller? Wine 8 answers it too.
-	o, err := Peer(s)
+	o, err := TCP(s)
 	if err != nil || !o.Self() || o.Superuser() || o.PID != os.Getpid() {
 		t.Fatalf("accepted: %s (pid %d), %v", o, o.PID, err)
 	}
 	// env's question, from the client side: who serves? Wine 8 shows no
 	// owner for accepted and listening sockets (wineserver holds them).
-	o, err = Peer(c)
+	o, err = TCP(c)
 	skipNoOwnerUnderWine(t, err)
 	if err != nil || !o.Self() || o.PID != os.Getpid() {
 		t.Fatalf("dialed: %s (pid %d), %v", o, o.PID, err)

@@ -1,6 +1,6 @@
 //go:build linux || windows
 
-package tcpowner
+package peer
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package tcpowner
+package peer
 
 import (
 	"errors"
@@ -22,7 +22,7 @@ func procConnUID(local, remote *net.TCPAddr) (int, error) { return LinuxUID("/pr
 
 // Listener finds the owner of the socket listening on addr (a wildcard
 // listener on the same port counts: it receives the traffic too).
-func Listener(addr *net.TCPAddr) (Owner, error) {
+func TCPListener(addr *net.TCPAddr) (Owner, error) {
 	uid, err := LinuxUID("/proc", addr, nil)
 	if err == nil || !errors.Is(err, ErrNoSocket) {
 		return Owner{UID: uid}, err
@@ -35,5 +35,5 @@ func Listener(addr *net.TCPAddr) (Owner, error) {
 	return Owner{UID: -1}, fmt.Errorf("nobody listens on %s: %w", addr, ErrNoSocket)
 }
 
-// Supported says whether this system shows socket owners.
-const Supported = true
+// Visible says whether this system shows socket owners.
+const Visible = true

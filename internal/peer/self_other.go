@@ -1,6 +1,6 @@
 //go:build !windows
 
-package tcpowner
+package peer
 
 import "os"
 

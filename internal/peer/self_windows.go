@@ -1,4 +1,4 @@
-package tcpowner
+package peer
 
 import "github.com/kc-agent/kc-agent/internal/winsid"
 

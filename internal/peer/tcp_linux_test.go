@@ -1,4 +1,4 @@
-package tcpowner
+package peer
 
 import (
 	"errors"
@@ -29,12 +29,12 @@ func TestListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().(*net.TCPAddr)
-	o, err := Listener(addr)
+	o, err := TCPListener(addr)
 	if err != nil || !o.Self() {
 		t.Fatalf("listener %s, %v; want uid %d", o, err, os.Getuid())
 	}
 	ln.Close()
-	if _, err := Listener(addr); !errors.Is(err, ErrNoSocket) {
+	if _, err := TCPListener(addr); !errors.Is(err, ErrNoSocket) {
 		t.Fatal("a closed listener was found")
 	}
 }
@@ -80,7 +80,7 @@ func TestTCPConnUIDSockDiag(t *testing.T) {
 	}
 }
 
-// go test -bench TCPConnUID ./internal/tcpowner: sock_diag against reading /proc/net/tcp,
+// go test -bench TCPConnUID ./internal/peer: sock_diag against reading /proc/net/tcp,
 // in the same run (the /proc cost grows with the sockets on the machine).
 func BenchmarkTCPConnUID(b *testing.B) {
 	server, client := connPair(b, "tcp4", "127.0.0.1:0")
@@ -121,7 +121,7 @@ func TestPeerOfAnotherUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	o, err := Peer(s)
+	o, err := TCP(s)
 	if err != nil || o.UID != 65534 || o.String() != "uid 65534" || o.Self() || o.Superuser() {
 		t.Fatalf("%s, %v; want uid 65534", o, err)
 	}

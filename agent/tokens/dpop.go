@@ -1,0 +1,145 @@
+package tokens
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/agent/dpop"
+	"github.com/kc-agent/kc-agent/agent/oidc"
+	"github.com/kc-agent/kc-agent/agent/store"
+)
+
+// KeysFor is where the manager finds a bound login's DPoP key (a seam
+// for tests).
+var KeysFor = store.KeysForProfile
+
+// prover is a provider client that can prove its requests with a key
+// (*oidc.Client).
+type prover interface {
+	WithDPoP(key crypto.Signer) *oidc.Client
+}
+
+// withLoginKey returns the client to refresh rec with: for a login bound
+// to a key (made with dpop: on), one that proves every request with the
+// key the record names; for an unbound login, client as it is. The
+// binding is the login's, not the profile's: turning dpop off does not
+// break a bound login, it takes effect at the next one.
+func withLoginKey(ctx context.Context, name string, p config.Profile, rec store.Record, client Refresher) (Refresher, error) {
+	if rec.KeyThumbprint == "" {
+		return client, nil
+	}
+	pr, ok := client.(prover)
+	if !ok {
+		return client, nil // a test's fake provider: it checks no proofs
+	}
+	key, err := loginKey(ctx, name, p, rec)
+	if err != nil {
+		return nil, err
+	}
+	return pr.WithDPoP(key), nil
+}
+
+// loginKey loads the key rec is bound to. A key that is missing or is
+// another one is login_required: the login can never be refreshed again,
+// and no retry will change that.
+func loginKey(ctx context.Context, name string, p config.Profile, rec store.Record) (crypto.Signer, error) {
+	ks, err := KeysFor(p)
+	if err != nil {
+		return nil, &oidc.Error{Kind: oidc.KindConfig, Msg: err.Error()}
+	}
+	key, err := ks.Get(ctx, name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, &oidc.Error{Kind: oidc.KindLoginRequired,
+			Msg: fmt.Sprintf("the login of profile %q is bound to a DPoP key that is missing from %s (restored from a backup without it?), and can't be refreshed without it", name, ks.Describe())}
+	case errors.Is(err, store.ErrUnavailable):
+		return nil, &oidc.Error{Kind: oidc.KindTransient, Msg: "can not read the login's DPoP key", Err: err}
+	case err != nil:
+		return nil, &oidc.Error{Kind: oidc.KindLoginRequired, Msg: "can not use the login's DPoP key", Err: err}
+	}
+	if jkt, _ := dpop.Thumbprint(key); jkt != rec.KeyThumbprint {
+		return nil, &oidc.Error{Kind: oidc.KindLoginRequired,
+			Msg: fmt.Sprintf("the login of profile %q is bound to another DPoP key than the one in %s", name, ks.Describe())}
+	}
+	return key, nil
+}
+
+// NewLoginKey is the key a new login of p is made with: a fresh one from
+// the profile's key store with dpop: on, nil (no proofs) with off. It is
+// kept only by KeepLoginKey, once the login is.
+func NewLoginKey(p config.Profile) (crypto.Signer, error) {
+	if !p.DPoPEnabled() {
+		return nil, nil
+	}
+	ks, err := KeysFor(p)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ks.Generate()
+	if err != nil {
+		return nil, fmt.Errorf("making the login's DPoP key: %w", err)
+	}
+	return key, nil
+}
+
+// BindRecord names in rec the key its login was made with (nil: none,
+// the login is unbound).
+func BindRecord(key crypto.Signer, rec *store.Record) error {
+	if key == nil {
+		return nil
+	}
+	jkt, err := dpop.Thumbprint(key)
+	if err != nil {
+		return err
+	}
+	rec.KeyThumbprint = jkt
+	return nil
+}
+
+// KeepLoginKey stores the key a login was made with (nil: none), just
+// before the login's record is stored, under the same lock: a kept token
+// always has its key beside it, and no refresh of the login it replaces
+// runs in between.
+func KeepLoginKey(ctx context.Context, name string, p config.Profile, key crypto.Signer) error {
+	if key == nil {
+		return nil
+	}
+	ks, err := KeysFor(p)
+	if err != nil {
+		return err
+	}
+	if err := ks.Put(ctx, name, key); err != nil {
+		return fmt.Errorf("could not store the login's DPoP key: %w", err)
+	}
+	return nil
+}
+
+// LogoutClient is the client that ends rec's session: one that proves
+// its requests with the login's key when the login is bound. Without
+// its key a bound login is useless anyway; the plain client then tries.
+func LogoutClient(ctx context.Context, name string, p config.Profile, rec store.Record, client *oidc.Client) *oidc.Client {
+	if rec.KeyThumbprint == "" {
+		return client
+	}
+	key, err := loginKey(ctx, name, p, rec)
+	if err != nil {
+		return client
+	}
+	return client.WithDPoP(key)
+}
+
+// ForgetLoginKey deletes the profile's DPoP key (logout). Without it no
+// copy of the login's token can be refreshed, wherever it ended up.
+func ForgetLoginKey(ctx context.Context, name string, p config.Profile) error {
+	ks, err := KeysFor(p)
+	if err != nil {
+		return err
+	}
+	if err := ks.Delete(ctx, name); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("could not delete the login's DPoP key: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+package tokens
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/kc-agent/kc-agent/agent/config"
+	"github.com/kc-agent/kc-agent/agent/dpop"
+	"github.com/kc-agent/kc-agent/agent/oidc"
+	"github.com/kc-agent/kc-agent/agent/store"
+)
+
+func fileKeys(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	old := KeysFor
+	KeysFor = func(config.Profile) (store.KeyStore, error) { return &store.FileKeys{Dir: dir}, nil }
+	t.Cleanup(func() { KeysFor = old })
+}
+
+// A login is made with a fresh key only under dpop: on; the key is kept
+// and named in the record; a bound record refreshes only with that key:
+// a missing or another key is login_required that says why, never a loop
+// of refresh attempts.
+func TestLoginKeyLifecycle(t *testing.T) {
+	fileKeys(t)
+	ctx := context.Background()
+	off := config.Profile{Issuer: "https://x/realms/r"}
+	if k, err := NewLoginKey(off); k != nil || err != nil {
+		t.Fatalf("dpop off made a key: %v", err)
+	}
+	on := off
+	on.DPoP = config.DPoPOn
+	key, err := NewLoginKey(on)
+	if err != nil || key == nil {
+		t.Fatalf("dpop on: no key: %v", err)
+	}
+	if _, err := loginKey(ctx, "p", on, store.Record{KeyThumbprint: "x"}); oidc.KindOf(err) != oidc.KindLoginRequired || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("a bound login without its key: %v (%v)", err, oidc.KindOf(err))
+	}
+	var rec store.Record
+	if err := BindRecord(key, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := KeepLoginKey(ctx, "p", on, key); err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := dpop.Thumbprint(key); rec.KeyThumbprint != want {
+		t.Fatalf("the record names %q, want the key's %q", rec.KeyThumbprint, want)
+	}
+	got, err := loginKey(ctx, "p", on, rec)
+	if err != nil || got == nil {
+		t.Fatalf("the kept key: %v", err)
+	}
+	other, _ := dpop.NewKey()
+	KeepLoginKey(ctx, "p", on, other)
+	if _, err := loginKey(ctx, "p", on, rec); oidc.KindOf(err) != oidc.KindLoginRequired || !strings.Contains(err.Error(), "another DPoP key") {
+		t.Fatalf("a bound login with another key in the store: %v", err)
+	}
+	if err := ForgetLoginKey(ctx, "p", on); err != nil {
+		t.Fatal(err)
+	}
+	if err := ForgetLoginKey(ctx, "p", on); err != nil {
+		t.Fatalf("forgetting a forgotten key: %v", err)
+	}
+	// An unbound login (made before dpop: on) refreshes as it did.
+	if c, err := withLoginKey(ctx, "p", on, store.Record{}, nil); err != nil || c != nil {
+		t.Fatalf("an unbound login: %v", err)
+	}
+}
