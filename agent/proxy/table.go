@@ -67,18 +67,9 @@ func (p *Proxy) compile(cfg *config.Config) (*table, error) {
 			t.warnings = append(t.warnings, fmt.Sprintf("route %s sends your token in the clear to %s, and this system can not tell who listens there (unsafe_cleartext_upstream)", r.Name, u.Host))
 		}
 	}
-	roots, err := x509.SystemCertPool()
-	if err != nil || roots == nil {
-		roots = x509.NewCertPool()
-	}
-	if cfg.Proxy.CAFile != "" {
-		pemData, err := os.ReadFile(cfg.Proxy.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("proxy.ca_file: %w", err)
-		}
-		if !roots.AppendCertsFromPEM(pemData) {
-			return nil, fmt.Errorf("proxy.ca_file %s holds no PEM certificate", cfg.Proxy.CAFile)
-		}
+	roots, err := upstreamRoots(cfg.Proxy.CAFile)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Proxy.UpstreamProxy != "" {
 		t.upstream, _ = url.Parse(cfg.Proxy.UpstreamProxy)
@@ -124,6 +115,26 @@ func (p *Proxy) compile(cfg *config.Config) (*table, error) {
 	}
 	t.rp = p.newReverseProxy(t)
 	return t, nil
+}
+
+// upstreamRoots are the CAs upstreams are verified against: the system's,
+// and proxy.ca_file's when set.
+func upstreamRoots(caFile string) (*x509.CertPool, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if caFile == "" {
+		return roots, nil
+	}
+	pemData, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("proxy.ca_file: %w", err)
+	}
+	if !roots.AppendCertsFromPEM(pemData) {
+		return nil, fmt.Errorf("proxy.ca_file %s holds no PEM certificate", caFile)
+	}
+	return roots, nil
 }
 
 // RoundTrip sends a request that carries a token over plain http through
