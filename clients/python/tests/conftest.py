@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from kc_agent_client import _client
+from kc_agent_client import _cli
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
@@ -149,7 +149,7 @@ def isolated(monkeypatch, tmp_path):
     bindir.mkdir()
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}/usr/bin{os.pathsep}/bin")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(_client, "CLI_LOCATIONS", ())
+    monkeypatch.setattr(_cli, "CLI_LOCATIONS", ())
     yield bindir
     shutil.rmtree(d, ignore_errors=True)
 

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 import pytest
 
 import kc_agent_client as kc
-from kc_agent_client import _client, _discovery
+from kc_agent_client import _answer, _cli, _discovery, _transport
 
 from conftest import FRESH, REPO, TOKEN, FakeAgent, private_dir
 
@@ -369,8 +369,8 @@ def test_cli_found_in_install_location(monkeypatch, tmp_path):
     d.mkdir(parents=True)
     (d / "kc-agent").write_text("#!/bin/sh\n")
     (d / "kc-agent").chmod(0o755)
-    monkeypatch.setattr(_client, "CLI_LOCATIONS", ("~/.local/bin",))
-    assert _client.find_cli() == str(d / "kc-agent")
+    monkeypatch.setattr(_cli, "CLI_LOCATIONS", ("~/.local/bin",))
+    assert _cli.find_cli() == str(d / "kc-agent")
 
 
 # --- routes ---------------------------------------------------------------------------
@@ -532,7 +532,7 @@ def test_a_dripping_agent_meets_one_deadline(monkeypatch):
     drip = DrippingAgent(path, 0.02)
     try:
         monkeypatch.setenv("KC_AGENT_SOCK", path)
-        monkeypatch.setattr(_client, "REQUEST_TIMEOUT", 0.5)
+        monkeypatch.setattr(_transport, "REQUEST_TIMEOUT", 0.5)
         with pytest.raises(kc.AgentUnavailable) as ei:
             kc.get_token()
         assert "did not answer within 0.5 s" in ei.value.message
@@ -606,18 +606,26 @@ def test_answer_key_vectors(case, monkeypatch):
 
 
 def test_answer_keys_cover_what_the_client_reads():
-    # Every key this module reads from an answer (doc.get("…"), r.get("…")) is in
-    # _ANSWER_KEYS, so a case variant of it is refused rather than ignored.
-    from kc_agent_client import _login
+    # Every key the package reads from an answer (doc.get("…"), r.get("…"), …)
+    # is in ANSWER_KEYS, so a case variant of it is refused rather than
+    # ignored; so is every field of the typed sign-in answer (named as the
+    # agent's JSON names them, as Go's answerKeys takes a type's names).
+    import dataclasses
+    import glob
 
-    src = open(_client.__file__, encoding="utf-8").read() + open(_login.__file__, encoding="utf-8").read()
-    read = set(re.findall(r"""(?:doc|r|ident)\.get\(["']([a-z_]+)["']""", src)) | set(re.findall(r"""r\[["']([a-z_]+)["']\]""", src))
-    assert read and read <= _client._ANSWER_KEYS, read - _client._ANSWER_KEYS
+    from kc_agent_client import _signin
+
+    pkg = os.path.dirname(_answer.__file__)
+    src = "".join(open(f, encoding="utf-8").read() for f in sorted(glob.glob(os.path.join(pkg, "*.py"))))
+    read = set(re.findall(r"""\b(?:doc|r|ident|st|s|p|health)\.get\(["']([a-z_]+)["']""", src)) | set(re.findall(r"""\br\[["']([a-z_]+)["']\]""", src))
+    read |= {f.name for t in (_signin.LoginStatus, _signin.LoginIdentity) for f in dataclasses.fields(t)}
+    assert {"access_token", "user_code", "sign_ins", "started_at"} <= read
+    assert read <= _answer.ANSWER_KEYS, read - _answer.ANSWER_KEYS
 
 
 @pytest.mark.parametrize("a,b", [("access_token", "ACCESS_TOKEN"), ("acce\u017f\u017f_token", "access_token"), ("\u212aelvin", "kelvin"), ("\u03c2", "\u03a3")])
 def test_keys_fold_as_in_go(a, b):
-    assert _client._fold(a) == _client._fold(b)
+    assert _answer.fold(a) == _answer.fold(b)
 
 
 def test_an_older_agent_is_named_with_both_versions(agent):
@@ -658,3 +666,29 @@ def test_skew_is_read_from_health_not_from_the_message(agent):
     with pytest.raises(kc_agent_client.KcAgentError) as ei:
         kc_agent_client.login(flow="device", timeout=5, force=True)
     assert ei.value.code != "agent_too_old" and "unknown path" in ei.value.message
+
+
+def test_modules_use_each_others_named_seams_only():
+    # The package's modules talk through each other's public names
+    # (_transport.request, _cli.run, _signin.start, …), never through a
+    # sibling's private ones; and each stays within the size limits.
+    import ast
+    import glob
+
+    pkg = os.path.dirname(_answer.__file__)
+    files = sorted(glob.glob(os.path.join(pkg, "*.py")))
+    mods = {os.path.basename(f)[:-3] for f in files}
+    bad, big = [], []
+    for f in files:
+        text = open(f, encoding="utf-8").read()
+        if text.count("\n") > 450:
+            big.append(os.path.basename(f))
+        for n in ast.walk(ast.parse(text)):
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in mods:
+                if n.attr.startswith("_") and not n.attr.startswith("__"):
+                    bad.append(f"{os.path.basename(f)}:{n.lineno} {n.value.id}.{n.attr}")
+            if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module in mods:
+                bad += [f"{os.path.basename(f)}:{n.lineno} from {n.module} import {a.name}" for a in n.names if a.name.startswith("_")]
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > 80:
+                big.append(f"{os.path.basename(f)}:{n.name}")
+    assert not bad and not big, (bad, big)

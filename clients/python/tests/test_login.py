@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import pickle
+import re
 import signal
 import sys
 import threading
@@ -15,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import kc_agent_client as kc
-from kc_agent_client import _display, _errors, _idp, _login
+from kc_agent_client import _display, _errors, _idp, _login, _signin
 
 from conftest import REPO, TOKEN
 
@@ -335,16 +337,16 @@ def test_bad_flow(signed_out):
 
 
 def test_html_block_escapes_and_carries_link_code_qr():
-    u = _login._update(pending(user_code='<b>"x"</b>', profile="<p>", client_name="<i>Analytics</i>"), "<p>", "pending")
+    u = _login._update(_signin.LoginStatus.from_answer(pending(user_code='<b>"x"</b>', profile="<p>", client_name="<i>Analytics</i>")), "<p>", "pending")
     out = _display.render_html(u)
     assert "&lt;b&gt;" in out and "<b>\"x\"</b>" not in out and "&lt;p&gt;" in out and "&lt;i&gt;Analytics" in out
     assert 'href="https://sso.example.com/realms/a/device?user_code=WXYZ-ABCD"' in out
     assert ">Open the sign-in page</a>" in out and "<svg" in out and f"until {u.until}" in out
     # an SVG with a script is not embedded
-    u = _login._update(pending(qr_svg="<svg><script>alert(1)</script></svg>"), "default", "pending")
+    u = _login._update(_signin.LoginStatus.from_answer(pending(qr_svg="<svg><script>alert(1)</script></svg>")), "default", "pending")
     assert "<script" not in _display.render_html(u)
     # Control characters from the identity provider never reach a terminal.
-    u = _login._update(pending(user_code="AB\x1b[2JCD", client_name="Ana\x1b[2J"), "default", "pending")
+    u = _login._update(_signin.LoginStatus.from_answer(pending(user_code="AB\x1b[2JCD", client_name="Ana\x1b[2J")), "default", "pending")
     assert u.user_code == "AB[2JCD" and u.app == "Ana[2J"
 
 
@@ -378,3 +380,42 @@ def test_login_required_hint_names_login_in_a_notebook(monkeypatch):
     monkeypatch.setattr(_errors, "in_notebook", lambda: False)
     e = kc.LoginRequired("x", hint="run `kc-agent login` to sign in again", code="login_required")
     assert e.hint == "run `kc-agent login` to sign in again"
+
+
+def _go_json_names(struct: str) -> list:
+    # The JSON names of a struct in ipc/protocol.go, in field order.
+    src = open(os.path.join(REPO, "ipc", "protocol.go"), encoding="utf-8").read()
+    body = re.search(r"type " + struct + r" struct \{(.*?)\n\}", src, re.S).group(1)
+    return re.findall(r'json:"([a-z_]+)', body)
+
+
+@pytest.mark.parametrize("go,py", [("LoginStatus", _signin.LoginStatus), ("LoginIdentity", _signin.LoginIdentity)])
+def test_the_typed_sign_in_answer_mirrors_the_go_type(go, py):
+    # A field the agent adds to ipc.LoginStatus shows up here as a failure,
+    # not as a key the client silently never reads.
+    assert _go_json_names(go) == [f.name for f in dataclasses.fields(py)]
+
+
+def test_the_sign_in_answer_is_read_into_its_fields():
+    doc = pending(
+        joined=True,
+        client_name="Analytics",
+        user_code="AB\x1b[2JCD",
+        error="bad\u202e",
+        hint="x\ny",
+        identity={"preferred_username": "ana\x07", "sub": "u-1", "email": "a@x", "name": "Ana"},
+    )
+    st = _signin.LoginStatus.from_answer(json.loads(json.dumps(doc)))
+    assert (st.id, st.profile, st.flow, st.state, st.joined, st.interval) == ("abc123", "default", "device", "pending", True, 5)
+    assert st.pending and st.client_id == "analytics-cli" and st.client_name == "Analytics"
+    assert st.expires_at == datetime.strptime(doc["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) == st.started_at
+    # The identity provider's text is printable as read; the link follows the flow.
+    assert (st.user_code, st.error, st.hint) == ("AB[2JCD", "bad", "xy")
+    assert st.link == doc["verification_uri_complete"]
+    assert st.identity == _signin.LoginIdentity("ana", sub="u-1", email="a@x", name="Ana")
+    assert "u-1" not in repr(st.identity) and "a@x" not in repr(st.identity) and "<svg" not in repr(st)
+    browser = _signin.LoginStatus.from_answer(pending(flow="browser"))
+    assert browser.link.startswith("https://sso.example.com/realms/a/protocol/openid-connect/auth?")
+    # Missing, null or malformed fields are empty, as the dict readers had them.
+    empty = _signin.LoginStatus.from_answer({"state": None, "expires_at": "soon", "interval": "x", "identity": ["not", "an", "object"]})
+    assert empty == _signin.LoginStatus()

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 import kc_agent_client as kc
 from kc_agent_client import _login
 
@@ -26,3 +28,16 @@ def test_login_switch_user_goes_on_the_wire(agent, monkeypatch):
     kc.login(force=True)
     posts = [r[3] for r in agent.requests if r[0] == "POST" and r[1] == "/v1/login"]
     assert posts == [{"profile": "default", "flow": "device", "switch_user": True}, {"profile": "default", "flow": "device"}]
+
+
+def test_logout_without_an_agent_runs_the_cli(fake_cli):
+    # No agent answers on a socket: `kc-agent logout` does the same work in
+    # its own process, and its refusal reaches the caller.
+    fake_cli.configure(0, "")
+    kc.logout("lab")
+    kc.logout("lab", all=True)
+    assert fake_cli.calls() == [["logout", "--profile", "lab"], ["logout", "--profile", "lab", "--all", "--yes"]]
+    fake_cli.configure(1, "", "kc-agent: error: the provider refused\nkc-agent: hint: try again\n")
+    with pytest.raises(kc.KcAgentError) as ei:
+        kc.logout("lab")
+    assert ei.value.message == "the provider refused" and ei.value.hint == "try again"

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from kc_agent_client import AgentUnavailable, KcAgentError, UntrustedAgent, _client, _discovery, _winpipe, agent_socket, get_token
+from kc_agent_client import AgentUnavailable, KcAgentError, UntrustedAgent, _discovery, _transport, _winpipe, agent_socket, get_token
 
 from conftest import TOKEN
 
@@ -176,7 +176,7 @@ def test_a_busy_pipe_is_waited_for(windows, agent):
 
 
 def test_a_pipe_busy_past_the_timeout_counts_as_no_agent(windows, fake_cli, monkeypatch):
-    monkeypatch.setattr(_client, "CONNECT_TIMEOUT", 0.05)
+    monkeypatch.setattr(_transport, "CONNECT_TIMEOUT", 0.05)
     windows.always_busy = True
     assert get_token() == TOKEN  # from the CLI
     assert len(windows.waits) >= 1 and len(fake_cli.calls()) == 1
@@ -208,7 +208,7 @@ def test_no_sid_no_pipe(windows, fake_cli):
 def test_a_hung_agent_is_given_up_on(windows, monkeypatch):
     # A pipe has no timeouts: the read runs aside and the caller stops
     # waiting at the deadline; the pipe is closed once that read ends.
-    monkeypatch.setattr(_client, "REQUEST_TIMEOUT", 0.3)
+    monkeypatch.setattr(_transport, "REQUEST_TIMEOUT", 0.3)
     windows.hang = True
     start = time.monotonic()
     with pytest.raises(AgentUnavailable, match="did not answer within"):

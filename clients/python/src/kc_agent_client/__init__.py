@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, Optional
 
-from . import _client
+from . import _cli, _client, _routes, _signin, _transport
 from ._client import TokenInfo
 from ._errors import AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent
 from ._display import JupyterDisplay, SignInUpdate, TextDisplay
@@ -111,14 +111,7 @@ def logout(profile: Optional[str] = None, *, all: bool = False) -> None:
     for the client, on every machine). With no agent running, the
     ``kc-agent logout`` command does the same. Raises AgentUnavailable or
     KcAgentError."""
-    name = _client.profile_name(profile)
-    body: Dict[str, object] = {"profile": name}
-    if all:
-        body["all"] = True
-    try:
-        _client._request("POST", "/v1/logout", body)
-    except _client._NoAgent as na:
-        _client._run_cli(["logout", "--profile", name] + (["--all", "--yes"] if all else []), na)
+    _signin.logout(_client.profile_name(profile), all)
 
 
 def route_url(name: str) -> str:
@@ -126,19 +119,19 @@ def route_url(name: str) -> str:
     e.g. ``http://127.0.0.1:8421/warehouse``. The agent's proxy adds the
     token to requests sent there; on Linux the client checks that the
     address is served by this user."""
-    return _client.route_url(name)
+    return _routes.route_url(name)
 
 
 def routes() -> Dict[str, str]:
     """Every configured route: name -> local base URL."""
-    return {k: v.rstrip("/") for k, v in _client.fetch_routes().items()}
+    return {k: v.rstrip("/") for k, v in _routes.fetch().items()}
 
 
 def agent_socket() -> Optional[str]:
     """The socket of the verified agent this client talks to, or None when no
     agent answers on a socket (get_token then asks the kc-agent command).
     Raises UntrustedAgent when a candidate belongs to someone else."""
-    return _client.agent_socket()
+    return _transport.agent_socket()
 
 
 def agent_path() -> Optional[str]:
@@ -146,7 +139,7 @@ def agent_path() -> Optional[str]:
     the one its platform wheel brought, else the first on PATH (absolute
     entries only), else a usual install location; None when there is none.
     An agent that already runs is used whichever installation started it."""
-    return _client.find_cli()
+    return _cli.find_cli()
 
 
 def session(profile: Optional[str] = None, scopes: Optional[Iterable[str]] = None, *, unsafe_cleartext: bool = False, **auth_kw):

@@ -21,7 +21,10 @@ import contextlib
 import contextvars
 import functools
 import ipaddress
+import os
+import sys
 from typing import Iterator, Optional
+from urllib.parse import urlsplit
 
 from . import _tcpowner
 from ._errors import KcAgentError, UntrustedAgent
@@ -131,6 +134,41 @@ def _refuse_closing(sock, unsafe_cleartext: bool) -> None:
         except OSError:
             pass
         raise
+
+
+def check_listener(url: str) -> None:
+    """On Linux, checks that a route's address is served by this user (the
+    agent said so; a client trusts what it can check): another user who
+    holds the port would receive the requests. route_url asks before it
+    hands a URL out; the connections made to it are checked again
+    (check_socket)."""
+    if not sys.platform.startswith("linux"):
+        return
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    addrs = ["127.0.0.1", "::1"] if host.lower().rstrip(".") == "localhost" else [host]
+    uid = None
+    for a in addrs:
+        uid = _listener_uid(a, port)
+        if uid is not None:
+            break
+    if uid is None:
+        raise KcAgentError(f"nobody listens on the route address {host}:{port}", hint="the agent's proxy stopped; see `kc-agent status`")
+    if uid != os.getuid():
+        raise UntrustedAgent(
+            f"the route address {host}:{port} is served by uid {uid}, not by you (uid {os.getuid()})",
+            hint="another user holds the port: set proxy.listen to another port in your config (127.0.0.1:0 picks a free one)",
+        )
+
+
+def _listener_uid(ip: str, port: int) -> Optional[int]:
+    # Either spelling of an IPv4 address, either table, or the port's
+    # wildcard address (_tcpowner.listener_owner); None when nobody listens.
+    try:
+        owner = _tcpowner.listener_owner((ip, port))
+    except (ValueError, _tcpowner.Unsupported, _tcpowner.NoOwner):
+        return None
+    return owner if isinstance(owner, int) else None
 
 
 # --- requests ---------------------------------------------------------------

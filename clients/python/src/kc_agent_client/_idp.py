@@ -4,18 +4,14 @@ terminal or a notebook shows one, control characters (escape sequences,
 carriage returns, newlines that fake a line of ours), the marks that reorder
 text and the line separators are removed. The same rule as the Go side
 (internal/idptext Printable), held to the same vectors
-(ipc/testdata/idp_strings.json)."""
+(ipc/testdata/idp_strings.json). _signin applies it to every sign-in answer
+as it reads one."""
 
 from __future__ import annotations
-
-from typing import Any, Dict
 
 # Directional marks, embeddings, overrides, isolates, line and paragraph
 # separators.
 _REORDER = frozenset([0x061C, 0x200E, 0x200F, 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
-
-# The sign-in answer's fields that carry the identity provider's text.
-_TEXT_FIELDS = ("user_code", "verification_uri", "verification_uri_complete", "authorization_url", "error", "hint")
 
 
 def _clean_char(c: str) -> str:
@@ -31,15 +27,3 @@ def printable(s: str) -> str:
     """s without the characters that can steer a terminal or a page."""
     return "".join(_clean_char(c) for c in s)
 
-
-def clean_status(doc: Dict[str, Any]) -> Dict[str, Any]:
-    """A copy of a sign-in answer (POST/GET /v1/login) whose text fields are
-    printable."""
-    out = dict(doc)
-    for k in _TEXT_FIELDS:
-        if isinstance(out.get(k), str):
-            out[k] = printable(out[k])
-    ident = out.get("identity")
-    if isinstance(ident, dict):
-        out["identity"] = {k: printable(v) if isinstance(v, str) else v for k, v in ident.items()}
-    return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from . import _client
+from . import _transport
 from ._errors import KcAgentError
 
 
@@ -19,8 +19,8 @@ def launch_link(sign_in_id: str) -> str:
     if not sign_in_id:
         return ""
     try:
-        _, doc = _client._request("POST", f"/v1/login/{quote(sign_in_id, safe='')}/launch")
-    except (KcAgentError, _client._NoAgent):
+        _, doc = _transport.request("POST", f"/v1/login/{quote(sign_in_id, safe='')}/launch")
+    except (KcAgentError, _transport.NoAgent):
         return ""
     link = str(doc.get("url") or "")
     # The launcher listens on loopback; anything else is not ours to open.

@@ -3,22 +3,23 @@ flow, or browser flow with its own loopback redirect) for a profile its
 config names; login() asks first whether the profile is signed in already
 (then nothing starts), joins a sign-in that already runs (a restarted
 kernel picks its sign-in up again), and hands what to show to a display
-(_display.py). The offline token never leaves the agent; nothing here
-holds one."""
+(_display.py). The calls to the agent and its typed answer are _signin's;
+this module decides what to wait for and what to show. The offline token
+never leaves the agent; nothing here holds one."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Optional
-from urllib.parse import quote
+from typing import Callable, Dict, Optional
 
-from . import _client, _idp, _launch
+from . import _client, _idp, _launch, _signin
 from ._display import DONE, NEXT_LOGIN, PENDING, SIGNED_IN, STILL_OPEN, JupyterDisplay, SignInUpdate, TextDisplay, site_of
-from ._errors import START_HINT, AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent, in_notebook
+from ._errors import KcAgentError, LoginRequired, UntrustedAgent, in_notebook
 from ._token import claims, clock
 
 # How often a pending block is redrawn: the agent answers at once when the
@@ -120,40 +121,6 @@ def shares_desktop(env: Optional[Dict[str, str]] = None, platform: Optional[str]
     return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
-def _start(profile: str, flow: str, switch_user: bool = False) -> dict:
-    body = {"profile": profile, "flow": flow}
-    if switch_user:
-        body["switch_user"] = True
-    try:
-        _, doc = _client._request("POST", "/v1/login", body)
-        return doc
-    except _client._NoAgent as e:
-        na = e
-    # No agent answers: `kc-agent token` starts one (and says the profile
-    # needs a login, which is why we are here).
-    try:
-        _client._run_cli(["token", "--format", "json", "--profile", profile], na)
-    except LoginRequired:
-        pass
-    except AgentUnavailable:
-        raise
-    except KcAgentError:
-        pass
-    try:
-        _, doc = _client._request("POST", "/v1/login", body)
-        return doc
-    except _client._NoAgent:
-        raise AgentUnavailable("no kc-agent answers on a socket, so it can not run the sign-in", hint=START_HINT) from None
-
-
-def _poll(sid: str, wait: float) -> dict:
-    try:
-        _, doc = _client._request("GET", f"/v1/login/{quote(sid, safe='')}?wait={wait:.1f}s")
-    except _client._NoAgent:
-        raise AgentUnavailable("the agent stopped answering during the sign-in", hint=START_HINT) from None
-    return doc
-
-
 def _signed_in(name: str) -> Optional[Identity]:
     """Who is signed in to the profile, when the agent can serve a token
     now (or refresh one); None when a sign-in is needed."""
@@ -166,56 +133,29 @@ def _signed_in(name: str) -> Optional[Identity]:
         # which (and starts the agent).
         return None
     c = {k: _idp.printable(str(v)) for k, v in claims(info.access_token).items() if k in ("preferred_username", "sub", "email", "name")}
-    user = c.get("preferred_username") or _idp.printable(_status_user(name))
+    user = c.get("preferred_username") or _idp.printable(_signin.status_user(name))
     return Identity(user, sub=c.get("sub", ""), email=c.get("email", ""), name=c.get("name", ""), profile=name)
 
 
-def _status_user(name: str) -> str:
-    # A token that is not a JWT: the agent's status knows the user name.
-    try:
-        _, st = _client._request("GET", "/v1/status")
-    except (KcAgentError, _client._NoAgent):
-        return ""
-    for p in st.get("profiles") or []:
-        if isinstance(p, dict) and p.get("name") == name:
-            return str(p.get("user") or "")
-    return ""
-
-
-def _link(doc: dict) -> str:
-    if doc.get("flow") == "browser":
-        return str(doc.get("authorization_url") or "")
-    return str(doc.get("verification_uri_complete") or doc.get("verification_uri") or "")
-
-
-def _expires(doc: dict) -> Optional[datetime]:
-    try:
-        return _client._parse_time(str(doc.get("expires_at", "")))
-    except ValueError:
-        return None
-
-
-def _until_end(doc: dict) -> float:
+def _until_end(st: _signin.LoginStatus) -> float:
     # Negative once past the end: the grace then runs out too.
-    exp = _expires(doc)
-    return 0.0 if exp is None else (exp - datetime.now(timezone.utc)).total_seconds()
+    return 0.0 if st.expires_at is None else (st.expires_at - datetime.now(timezone.utc)).total_seconds()
 
 
-def _update(doc: dict, name: str, state: str, **kw) -> SignInUpdate:
-    """The picture of the agent's sign-in doc in state. Only a pending one
+def _update(st: _signin.LoginStatus, name: str, state: str, **kw) -> SignInUpdate:
+    """The picture of the agent's sign-in in state. Only a pending one
     carries the code, the link and the QR code."""
-    t = _idp.printable
-    link = t(_link(doc))
+    t = _idp.printable  # the identity provider's text is printable already; the profile and client are the config's
     u = dict(
         state=state,
-        profile=t(str(doc.get("profile") or name)),
-        flow=str(doc.get("flow") or "device"),
-        site=t(site_of(str(doc.get("verification_uri") or "") or link)),
-        app=t(str(doc.get("client_name") or doc.get("client_id") or "")),
-        expires_at=_expires(doc),
+        profile=t(st.profile or name),
+        flow=st.flow or "device",
+        site=site_of(st.verification_uri or st.link),
+        app=t(st.client_name or st.client_id),
+        expires_at=st.expires_at,
     )
     if state == PENDING:
-        u.update(link=link, verification_uri=t(str(doc.get("verification_uri") or "")), user_code=t(str(doc.get("user_code") or "")), qr_svg=str(doc.get("qr_svg") or ""))
+        u.update(link=st.link, verification_uri=st.verification_uri, user_code=st.user_code, qr_svg=st.qr_svg)
     u.update(kw)
     return SignInUpdate(**u)
 
@@ -280,89 +220,76 @@ def login(
         if who is not None:
             show(SignInUpdate(SIGNED_IN, profile=name, user=who.preferred_username))
             return who
-        doc = _start(name, flow, switch_user)
+        st = _signin.start(name, flow, switch_user)
     except LoginRequired as e:
         if e.code == "unknown_profile":
             raise ConfigError(e.message, hint=e.hint, code=e.code, profile=name) from None
         raise
     except KeyboardInterrupt:
         raise LoginInterrupted("stopped before the sign-in showed; run login() again") from None
-    doc = _idp.clean_status(doc)
-    if doc.get("flow") == "browser" and not in_notebook():
-        _launch.open_sign_in(str(doc.get("id") or ""))
-    return _wait(doc, name, timeout, show)
+    if st.flow == "browser" and not in_notebook():
+        _launch.open_sign_in(st.id)
+    return _wait(st, name, timeout, show)
 
 
-def _wait(doc: dict, name: str, timeout: Optional[float], show: Display) -> Identity:
-    note = JOINED_NOTE if doc.get("joined") else ""
-    sid = str(doc.get("id") or "")
+def _wait(st: _signin.LoginStatus, name: str, timeout: Optional[float], show: Display) -> Identity:
+    note = JOINED_NOTE if st.joined else ""
+    sid = st.id
     limit = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
     try:
-        while doc.get("state") == "pending":
+        while st.pending:
             # The note stays on every redraw, not only the first.
-            show(_update(doc, name, PENDING, note=note))
-            life = _until_end(doc) + GRACE_SECONDS
+            show(_update(st, name, PENDING, note=note))
+            life = _until_end(st) + GRACE_SECONDS
             left = life if limit is None else min(life, limit - time.monotonic())
             if left <= 0:
-                return _stop_waiting(doc, name, timeout, show, note, by_timeout=limit is not None and left < life)
-            doc = _idp.clean_status(_poll(sid, min(POLL_SECONDS, left)))
+                return _stop_waiting(st, name, timeout, show, note, by_timeout=limit is not None and left < life)
+            st = _signin.poll(sid, min(POLL_SECONDS, left))
     except KeyboardInterrupt:
-        u = _update(doc, name, STILL_OPEN, message="You stopped waiting.")
+        u = _update(st, name, STILL_OPEN, message="You stopped waiting.")
         show(u)
         raise LoginInterrupted(f"stopped waiting; the sign-in is still open until {u.until}") from None
-    return _ended(doc, name, show)
+    return _ended(st, name, show)
 
 
-def _stop_waiting(doc: dict, name: str, timeout: Optional[float], show: Display, note: str, by_timeout: bool) -> Identity:
+def _stop_waiting(st: _signin.LoginStatus, name: str, timeout: Optional[float], show: Display, note: str, by_timeout: bool) -> Identity:
     if not by_timeout:
         # Past its end and the agent never said so: it is over all the same.
-        return _ended(dict(doc, state="expired"), name, show)
-    u = _update(doc, name, STILL_OPEN, message=f"Stopped waiting after {float(timeout or 0):g} s.", note=note)
+        return _ended(dataclasses.replace(st, state="expired"), name, show)
+    u = _update(st, name, STILL_OPEN, message=f"Stopped waiting after {float(timeout or 0):g} s.", note=note)
     show(u)
     raise _shown(LoginTimeout(f"stopped waiting after {float(timeout or 0):g} s; the sign-in is still open until {u.until}", expires_at=u.expires_at))
 
 
-def _ended(doc: dict, name: str, show: Display) -> Identity:
-    state = str(doc.get("state"))
+def _ended(st: _signin.LoginStatus, name: str, show: Display) -> Identity:
+    state = st.state
     if state == "done":
-        ident = doc.get("identity") or {}
-        who = Identity(
-            preferred_username=str(ident.get("preferred_username") or ""),
-            sub=str(ident.get("sub") or ""),
-            email=str(ident.get("email") or ""),
-            name=str(ident.get("name") or ""),
-            profile=name,
-        )
-        show(_update(doc, name, DONE, user=who.preferred_username))
+        ident = st.identity or _signin.LoginIdentity()
+        who = Identity(preferred_username=ident.preferred_username, sub=ident.sub, email=ident.email, name=ident.name, profile=name)
+        show(_update(st, name, DONE, user=who.preferred_username))
         return who
-    until = clock(_expires(doc))
+    until = clock(st.expires_at)
     if state == "expired":
-        show(_update(doc, name, state, message=f"The sign-in ran out of time at {until} before it was approved.", next_step=NEXT_NEW))
+        show(_update(st, name, state, message=f"The sign-in ran out of time at {until} before it was approved.", next_step=NEXT_NEW))
         raise _shown(LoginExpired("the sign-in ran out of time", hint="run kc_agent_client.login() to start a new one", code="expired"))
     if state == "denied":
-        show(_update(doc, name, state, message="The sign-in was refused on the sign-in page.", next_step="Run login() to try again."))
+        show(_update(st, name, state, message="The sign-in was refused on the sign-in page.", next_step="Run login() to try again."))
         raise _shown(LoginDenied("the sign-in was refused", hint="run kc_agent_client.login() to try again", code="denied"))
     if state == "cancelled":
-        show(_update(doc, name, state, message="The sign-in was cancelled.", next_step=NEXT_NEW))
+        show(_update(st, name, state, message="The sign-in was cancelled.", next_step=NEXT_NEW))
         raise _shown(KcAgentError("the sign-in was cancelled", hint="run kc_agent_client.login() to start a new one", code="cancelled"))
-    msg = str(doc.get("error") or f"the sign-in ended: {state}")
-    hint = str(doc.get("hint") or "run kc_agent_client.login() to try again")
-    show(_update(doc, name, "failed", message=f"The sign-in failed: {msg}.", next_step=hint[:1].upper() + hint[1:] + "."))
+    msg = st.error or f"the sign-in ended: {state or 'without a state'}"
+    hint = st.hint or "run kc_agent_client.login() to try again"
+    show(_update(st, name, "failed", message=f"The sign-in failed: {msg}.", next_step=hint[:1].upper() + hint[1:] + "."))
     raise _shown(KcAgentError(msg, hint=hint, code=state))
 
 
 def _cancel(name: str, show: Display) -> None:
     """Ends the profile's open sign-ins at the agent."""
-    try:
-        _, st = _client._request("GET", "/v1/status")
-    except _client._NoAgent:
-        st = {}
-    open_ = [s for s in st.get("sign_ins") or [] if isinstance(s, dict) and s.get("profile") == name and s.get("state") == "pending"]
+    open_ = _signin.open_sign_ins(name)
     if not open_:
         show(SignInUpdate("cancelled", profile=name, message="No sign-in was open, so there was nothing to cancel."))
         return
     for s in open_:
-        _, doc = _client._request("DELETE", f"/v1/login/{quote(str(s.get('id') or ''), safe='')}")
-        doc = _idp.clean_status(doc)
-        show(_update(doc, name, "cancelled", message="The sign-in was cancelled.", next_step=NEXT_NEW))
-
+        st = _signin.cancel(s.id)
+        show(_update(st, name, "cancelled", message="The sign-in was cancelled.", next_step=NEXT_NEW))
