@@ -69,8 +69,9 @@ var underWine = sync.OnceValue(func() bool {
 // The agent connects to it once itself and holds that connection until
 // the listener closes.
 func occupyPlaceholder(ln net.Listener, path string) (net.Listener, error) {
-	// Generous: a cold Wine prefix on a loaded machine took over 2 s.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Generous: a cold Wine prefix on a loaded machine took over 2 s, and
+	// over 10 s with a second Wine test running beside it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := winio.DialPipeContext(ctx, path)
 	if err != nil {

@@ -9,6 +9,8 @@
 # its name carries a hash of the pins, so a changed pin installs anew.
 # Prints the directory. Idempotent; concurrent runs wait for each other.
 set -e
+# Every user reads what is installed here, whatever umask the caller had.
+umask 022
 root=$(cd "$(dirname "$0")/.." && pwd)
 req="$root/internal/testenv/jupyterhub/requirements.txt"
 chp=5.3.0

@@ -172,7 +172,10 @@ func (e *hubEnv) installClient(inst string) {
 	if len(wheels) != 1 {
 		e.t.Fatalf("build-wheels.py made %v, not one pure wheel", wheels)
 	}
-	pip := exec.Command(filepath.Join(inst, "venv", "bin", "pip"), "install", "-q", "--disable-pip-version-check", "--no-deps", "--force-reinstall", wheels[0])
+	// The users' kernels read what root installs here. An in-process agent
+	// of an earlier test left this process's umask at 077 (the agent's),
+	// which pip would give the package's files: set 022 for pip alone.
+	pip := exec.Command("sh", "-c", `umask 022 && exec "$0" "$@"`, filepath.Join(inst, "venv", "bin", "pip"), "install", "-q", "--disable-pip-version-check", "--no-deps", "--force-reinstall", wheels[0])
 	if b, err := pip.CombinedOutput(); err != nil {
 		e.t.Fatalf("pip install %s: %v\n%s", filepath.Base(wheels[0]), err, b)
 	}

@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zalando/go-keyring"
+
+	"github.com/kc-agent/kc-agent/agent/store"
 	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
 	"github.com/kc-agent/kc-agent/ipc"
@@ -63,6 +66,15 @@ func defaultLocation(t *testing.T, e *cliEnv) (home string) {
 	for _, c := range cands {
 		if ipc.NewClientAt(c).Health(context.Background()) == nil {
 			t.Fatalf("an agent already runs at the default location %s; stop it before running the tests", c)
+		}
+	}
+	// The test session's keychain is shared by every test of the run: a
+	// login an earlier test left for the profile would make this one start
+	// signed in (login() then returns at once). Only where a session bus
+	// runs: a keychain call without one would start a bus.
+	for _, name := range []string{e.profile, "default"} {
+		if name != "" && os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" {
+			keyring.Delete(store.Service, store.Account(name))
 		}
 	}
 	// A foreign directory left behind by an earlier run of the plant test.
