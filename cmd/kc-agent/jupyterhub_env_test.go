@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,6 +73,11 @@ func requireJupyterHub(t *testing.T) {
 
 func newHubEnv(t *testing.T) *hubEnv {
 	requireJupyterHub(t)
+	// The hub's users read what this test installs for them (kc-agent, the
+	// system file, the client, the CA); an in-process agent of an earlier
+	// test left this process's umask at the agent's 077.
+	old := syscall.Umask(0o022)
+	t.Cleanup(func() { syscall.Umask(old) })
 	e := &hubEnv{t: t, kc: testenv.Keycloak(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
