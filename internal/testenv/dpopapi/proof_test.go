@@ -58,15 +58,15 @@ func TestParseProof(t *testing.T) {
 	other, _ := dpop.NewKey()
 	otherJWK, _ := dpop.PublicJWK(other)
 	cases := map[string]string{
-		"typ":       jws(t, key, hdr("JWT", "ES256", jwk), claims),
-		"alg":       jws(t, key, hdr("dpop+jwt", "none", jwk), claims),
-		"jwk":       jws(t, key, hdr("dpop+jwt", "ES256", nil), claims),
-		"jwk ":      jws(t, key, hdr("dpop+jwt", "ES256", private), claims),
-		"jwk  ":     jws(t, key, hdr("dpop+jwt", "ES256", rsa), claims),
-		"signature": jws(t, key, hdr("dpop+jwt", "ES256", otherJWK), claims),
-		"malformed": jws(t, key, hdr("dpop+jwt", "ES256", jwk), map[string]any{"htm": "GET", "htu": "https://a/", "iat": 1}),
-		"malformed ": "a.b",
-		"signature ": strings.TrimSuffix(good, good[len(good)-2:]),
+		"typ":         jws(t, key, hdr("JWT", "ES256", jwk), claims),
+		"alg":         jws(t, key, hdr("dpop+jwt", "none", jwk), claims),
+		"jwk":         jws(t, key, hdr("dpop+jwt", "ES256", nil), claims),
+		"jwk ":        jws(t, key, hdr("dpop+jwt", "ES256", private), claims),
+		"jwk  ":       jws(t, key, hdr("dpop+jwt", "ES256", rsa), claims),
+		"signature":   jws(t, key, hdr("dpop+jwt", "ES256", otherJWK), claims),
+		"malformed":   jws(t, key, hdr("dpop+jwt", "ES256", jwk), map[string]any{"htm": "GET", "htu": "https://a/", "iat": 1}),
+		"malformed ":  "a.b",
+		"signature ":  strings.TrimSuffix(good, good[len(good)-2:]),
 		"malformed  ": strings.Repeat("a", MaxProof+1),
 	}
 	for want, proof := range cases {
