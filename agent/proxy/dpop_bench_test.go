@@ -100,7 +100,9 @@ proxy:
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	m := tokens.NewManager(log)
 	m.StoreFor = func(config.Profile) (store.Store, error) { return st, nil }
-	m.NewClient = func(_ context.Context, p config.Profile) (tokens.Refresher, error) { return benchIdP{bound: p.DPoPEnabled()}, nil }
+	m.NewClient = func(_ context.Context, p config.Profile) (tokens.Refresher, error) {
+		return benchIdP{bound: p.DPoPEnabled()}, nil
+	}
 	m.SetConfig(cfg)
 	p, err := New(Options{Config: cfg, Tokens: m, StateDir: testenv.TempDir(tb), Log: log})
 	if err != nil {
