@@ -3,7 +3,8 @@
 package tpmkey
 
 import (
-	"errors"
+	"fmt"
+	"os"
 
 	"github.com/google/go-tpm/tpm2/transport"
 )
@@ -11,6 +12,8 @@ import (
 // DefaultPath names no device here: TPM keys are built for Linux only.
 const DefaultPath = ""
 
+// openDevice finds no TPM outside Linux (os.ErrNotExist: a TPM key copied
+// here can never sign).
 func openDevice(string) (transport.TPMCloser, error) {
-	return nil, errors.New("TPM keys are built for Linux only")
+	return nil, fmt.Errorf("TPM keys are built for Linux only: %w", os.ErrNotExist)
 }

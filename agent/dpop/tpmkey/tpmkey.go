@@ -79,7 +79,7 @@ var keyTemplate = tpm2.TPMTPublic{
 func (d Device) Probe() error {
 	t, err := d.open()
 	if err != nil {
-		return err
+		return &UnavailableError{Device: d, Err: err}
 	}
 	defer t.Close()
 	_, err = tpm2.TestParms{Parameters: tpm2.TPMTPublicParms{Type: tpm2.TPMAlgECC, Parameters: keyTemplate.Parameters}}.Execute(t)
@@ -104,12 +104,12 @@ func srk(t transport.TPM) (tpm2.NamedHandle, func(), error) {
 func (d Device) Generate() (*Key, error) {
 	t, err := d.open()
 	if err != nil {
-		return nil, fmt.Errorf("opening the TPM %s: %w", d, err)
+		return nil, &UnavailableError{Device: d, Err: err}
 	}
 	defer t.Close()
 	parent, flush, err := srk(t)
 	if err != nil {
-		return nil, err
+		return nil, &UnavailableError{Device: d, Err: err}
 	}
 	defer flush()
 	rsp, err := tpm2.Create{ParentHandle: parent, InPublic: tpm2.New2B(keyTemplate)}.Execute(t)
@@ -184,48 +184,79 @@ func (k *Key) Device() Device { return k.dev }
 
 func (k *Key) Public() crypto.PublicKey { return k.public }
 
+// withLoaded loads the key into the TPM under its storage root key, runs
+// f with it, and flushes both.
+func (k *Key) withLoaded(f func(t transport.TPM, key tpm2.NamedHandle) error) error {
+	t, err := k.dev.open()
+	if err != nil {
+		return &UnavailableError{Device: k.dev, Err: err}
+	}
+	defer t.Close()
+	parent, flush, err := srk(t)
+	if err != nil {
+		return &UnavailableError{Device: k.dev, Err: err}
+	}
+	defer flush()
+	loaded, err := tpm2.Load{ParentHandle: parent, InPublic: k.inPub, InPrivate: k.inPriv}.Execute(t)
+	if err != nil {
+		return fmt.Errorf("%w (%v)", ErrOtherTPM, err)
+	}
+	defer tpm2.FlushContext{FlushHandle: loaded.ObjectHandle}.Execute(t)
+	return f(t, tpm2.NamedHandle{Handle: loaded.ObjectHandle, Name: loaded.Name})
+}
+
+// Check says whether this TPM holds the key: ErrOtherTPM when it does not
+// load it, an *UnavailableError when the TPM can't be used right now.
+func (k *Key) Check() error {
+	return k.withLoaded(func(transport.TPM, tpm2.NamedHandle) error { return nil })
+}
+
 // Sign signs a SHA-256 digest in the TPM and returns an ASN.1 DER ECDSA
 // signature, as crypto.Signer promises.
 func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	if opts.HashFunc() != crypto.SHA256 || len(digest) != 32 {
 		return nil, errors.New("a TPM DPoP key signs SHA-256 digests only")
 	}
-	t, err := k.dev.open()
-	if err != nil {
-		return nil, fmt.Errorf("opening the TPM %s: %w", k.dev, err)
-	}
-	defer t.Close()
-	parent, flush, err := srk(t)
+	var sig *tpm2.TPMSSignatureECC
+	err := k.withLoaded(func(t transport.TPM, key tpm2.NamedHandle) error {
+		rsp, err := tpm2.Sign{
+			KeyHandle: key,
+			Digest:    tpm2.TPM2BDigest{Buffer: digest},
+			InScheme: tpm2.TPMTSigScheme{
+				Scheme:  tpm2.TPMAlgECDSA,
+				Details: tpm2.NewTPMUSigScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSchemeHash{HashAlg: tpm2.TPMAlgSHA256}),
+			},
+			Validation: tpm2.TPMTTKHashCheck{Tag: tpm2.TPMSTHashCheck},
+		}.Execute(t)
+		if err != nil {
+			return fmt.Errorf("signing in the TPM: %w", err)
+		}
+		if sig, err = rsp.Signature.Signature.ECDSA(); err != nil {
+			return fmt.Errorf("the TPM's signature is not ECDSA: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer flush()
-	loaded, err := tpm2.Load{ParentHandle: parent, InPublic: k.inPub, InPrivate: k.inPriv}.Execute(t)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrOtherTPM, err)
-	}
-	defer tpm2.FlushContext{FlushHandle: loaded.ObjectHandle}.Execute(t)
-	rsp, err := tpm2.Sign{
-		KeyHandle: tpm2.NamedHandle{Handle: loaded.ObjectHandle, Name: loaded.Name},
-		Digest:    tpm2.TPM2BDigest{Buffer: digest},
-		InScheme: tpm2.TPMTSigScheme{
-			Scheme:  tpm2.TPMAlgECDSA,
-			Details: tpm2.NewTPMUSigScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSchemeHash{HashAlg: tpm2.TPMAlgSHA256}),
-		},
-		Validation: tpm2.TPMTTKHashCheck{Tag: tpm2.TPMSTHashCheck},
-	}.Execute(t)
-	if err != nil {
-		return nil, fmt.Errorf("signing in the TPM: %w", err)
-	}
-	sig, err := rsp.Signature.Signature.ECDSA()
-	if err != nil {
-		return nil, fmt.Errorf("the TPM's signature is not ECDSA: %w", err)
 	}
 	return asn1.Marshal(struct{ R, S *big.Int }{
 		new(big.Int).SetBytes(sig.SignatureR.Buffer),
 		new(big.Int).SetBytes(sig.SignatureS.Buffer),
 	})
 }
+
+// UnavailableError is a TPM that can't be opened or used right now (no
+// device, no permission, a simulator that is down).
+type UnavailableError struct {
+	Device Device
+	Err    error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("the TPM %s can not be used: %v", e.Device, e.Err)
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // ErrOtherTPM is a stored key this TPM does not load: it was made by
 // another TPM (a copy from another machine), or this TPM was cleared

@@ -177,4 +177,3 @@ func TestSimulatorLoopbackOnly(t *testing.T) {
 		t.Error("Probe of a missing device succeeded")
 	}
 }
-
