@@ -177,3 +177,19 @@ func TestSimulatorLoopbackOnly(t *testing.T) {
 		t.Error("Probe of a missing device succeeded")
 	}
 }
+
+// One proof's signature: open the TPM, make the SRK, load the key, sign,
+// flush (swtpm; a hardware TPM is slower, see the README).
+func BenchmarkSign(b *testing.B) {
+	dev := Device(swtpm.Start(b).Device)
+	key, err := dev.Generate()
+	if err != nil {
+		b.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("x"))
+	for b.Loop() {
+		if _, err := key.Sign(nil, digest[:], crypto.SHA256); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

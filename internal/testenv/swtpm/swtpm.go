@@ -36,9 +36,9 @@ func Start(t testing.TB) *TPM {
 	bin, err := exec.LookPath("swtpm")
 	if err != nil {
 		if os.Getenv("KC_AGENT_REQUIRE_SWTPM") == "1" {
-			t.Fatal("swtpm not found (scripts/install-test-deps.sh installs it: apt-get install swtpm swtpm-tools)")
+			t.Fatal("swtpm not found (scripts/install-test-deps.sh installs it: apt-get install swtpm)")
 		}
-		t.Skip("swtpm not installed (apt-get install swtpm swtpm-tools); TPM key tests skipped")
+		t.Skip("swtpm not installed (apt-get install swtpm); TPM key tests skipped")
 	}
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
