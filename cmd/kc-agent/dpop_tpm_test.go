@@ -106,3 +106,23 @@ func tpmBoundLogin(t *testing.T, kind string) {
 		t.Fatalf("logout: exit %d: %s", code, stderr)
 	}
 }
+
+// dpop_key: tpm on a machine without a usable TPM fails the login before
+// the browser step, says why and what to set instead, and stores nothing.
+func TestDPoPKeyTPMWithoutATPM(t *testing.T) {
+	testenv.SecretService(t)
+	t.Setenv(store.TPMEnv, "/nonexistent/tpmrm0")
+	e := newCLIEnv(t)
+	e.writeProfile(config.Profile{Issuer: e.keycloak().Issuer(keycloak.RealmTest), DPoP: config.DPoPOn, DPoPKey: config.DPoPKeyTPM})
+	openURLHook = func(string) error {
+		t.Error("the browser was opened for a login that can't be bound")
+		return nil
+	}
+	code, _, stderr := e.run("login", "--profile", e.profile, "--timeout", "20s")
+	if code == 0 || !strings.Contains(stderr, "dpop_key: tpm") || !strings.Contains(stderr, "/nonexistent/tpmrm0") || !strings.Contains(stderr, "set dpop_key: auto") {
+		t.Fatalf("login with dpop_key: tpm and no TPM: exit %d:\n%s", code, stderr)
+	}
+	if _, err := e.stored(); err == nil {
+		t.Fatal("a failed login stored something")
+	}
+}
