@@ -8,6 +8,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/kc-agent/kc-agent/agent/cleartext"
 )
 
 // mssimPrefix names a TPM simulator (swtpm, the TCG reference simulator)
@@ -28,8 +30,10 @@ const maxResponse = 1 << 16
 // must be started already (swtpm --flags startup-clear,not-need-init).
 type mssim struct{ conn net.Conn }
 
-// openMssim connects to addr, which must be a loopback address: TPM
-// commands are not for the network.
+// openMssim connects to addr, which must be a loopback address (TPM
+// commands are not for the network) where this user's simulator listens:
+// every local user can listen on loopback, and a simulator of theirs would
+// hold the keys it made (cleartext.Check, the rule for loopback peers).
 func openMssim(addr string) (*mssim, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -41,6 +45,10 @@ func openMssim(addr string) (*mssim, error) {
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to the TPM simulator: %w", err)
+	}
+	if err := cleartext.Check(conn, false); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("TPM simulator: %w", err)
 	}
 	return &mssim{conn: conn}, nil
 }

@@ -165,6 +165,19 @@ func TestLoadRefusesExportableKeys(t *testing.T) {
 	}
 }
 
+// A simulator another local user runs on loopback is refused: it would
+// hold the keys it made.
+func TestSimulatorOfAnotherUserRefused(t *testing.T) {
+	theirs := Device(swtpm.StartAsNobody(t).Device)
+	err := theirs.Probe()
+	if err == nil || !strings.Contains(err.Error(), "not by you") {
+		t.Fatalf("another user's simulator: %v", err)
+	}
+	if _, err := theirs.Generate(); err == nil {
+		t.Fatal("made a key in another user's simulator")
+	}
+}
+
 // A simulator is reached on loopback only: TPM commands don't go over the
 // network.
 func TestSimulatorLoopbackOnly(t *testing.T) {

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kc-agent/kc-agent/internal/testenv"
 )
 
 // TPM is a running swtpm.
@@ -33,6 +35,33 @@ type TPM struct {
 // otherwise.
 func Start(t testing.TB) *TPM {
 	t.Helper()
+	return run(t, lookPath(t), t.TempDir(), nil)
+}
+
+// StartAsNobody starts a swtpm run by another user (testenv.Nobody), as a
+// local attacker squatting a port would; it skips (or fails) as
+// testenv.OtherUser says.
+func StartAsNobody(t testing.TB) *TPM {
+	t.Helper()
+	bin := lookPath(t)
+	setpriv := testenv.OtherUser(t)
+	// The state directory must be reachable by nobody: not under the
+	// test's own 0700 temporary directory.
+	dir, err := os.MkdirTemp("", "swtpm-nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	os.Mkdir(filepath.Join(dir, "state"), 0o700)
+	if err := os.Chown(filepath.Join(dir, "state"), testenv.Nobody, testenv.Nobody); err != nil {
+		t.Fatal(err)
+	}
+	return run(t, setpriv, dir, testenv.AsNobody(bin))
+}
+
+func lookPath(t testing.TB) string {
+	t.Helper()
 	bin, err := exec.LookPath("swtpm")
 	if err != nil {
 		if os.Getenv("KC_AGENT_REQUIRE_SWTPM") == "1" {
@@ -40,26 +69,32 @@ func Start(t testing.TB) *TPM {
 		}
 		t.Skip("swtpm not installed (apt-get install swtpm); TPM key tests skipped")
 	}
-	dir := t.TempDir()
+	return bin
+}
+
+// run starts bin with args before swtpm's own (setpriv's), its state
+// and log in dir.
+func run(t testing.TB, bin, dir string, args []string) *TPM {
+	t.Helper()
 	state := filepath.Join(dir, "state")
 	os.Mkdir(state, 0o700)
 	logPath := filepath.Join(dir, "swtpm.log")
 	// swtpm binds a port picked here just before; another process may
 	// take it in between, so a start that fails is tried again.
-	var err2 error
+	var err error
 	for try := 0; try < 3; try++ {
 		var addr string
-		if addr, err2 = start(t, bin, state, logPath); err2 == nil {
+		if addr, err = start(t, bin, args, state, logPath); err == nil {
 			return &TPM{Device: "mssim:" + addr, StateDir: state}
 		}
 	}
 	out, _ := os.ReadFile(logPath)
-	t.Fatalf("swtpm did not start: %v: %s", err2, strings.TrimSpace(string(out)))
+	t.Fatalf("swtpm did not start: %v: %s", err, strings.TrimSpace(string(out)))
 	return nil
 }
 
 // start runs swtpm on a free loopback port and waits until it answers.
-func start(t testing.TB, bin, state, logPath string) (string, error) {
+func start(t testing.TB, bin string, args []string, state, logPath string) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
@@ -72,8 +107,9 @@ func start(t testing.TB, bin, state, logPath string) (string, error) {
 		return "", err
 	}
 	defer log.Close()
-	cmd := exec.Command(bin, "socket", "--tpm2", "--server", "type=tcp,bindaddr=127.0.0.1,port="+port,
+	args = append(append([]string{}, args...), "socket", "--tpm2", "--server", "type=tcp,bindaddr=127.0.0.1,port="+port,
 		"--flags", "not-need-init,startup-clear", "--tpmstate", "dir="+state)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return "", fmt.Errorf("starting swtpm: %w", err)
