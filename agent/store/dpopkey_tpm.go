@@ -33,7 +33,7 @@ type KeyMaker struct {
 
 // Generate makes a key: in the TPM with dpop_key: tpm (or an error that
 // says why not), in software with software, and with auto in the TPM when
-// it opens and makes P-256 keys, else in software.
+// it opens and makes a P-256 key, else in software.
 func (m KeyMaker) Generate() (crypto.Signer, error) {
 	switch m.Mode {
 	case config.DPoPKeySoftware:
@@ -45,10 +45,8 @@ func (m KeyMaker) Generate() (crypto.Signer, error) {
 		}
 		return k, nil
 	}
-	if m.TPM.Probe() == nil {
-		if k, err := m.TPM.Generate(); err == nil {
-			return k, nil
-		}
+	if k, err := m.TPM.Generate(); err == nil {
+		return k, nil
 	}
 	return dpop.NewKey()
 }

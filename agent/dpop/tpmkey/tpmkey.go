@@ -75,20 +75,6 @@ var keyTemplate = tpm2.TPMTPublic{
 	}),
 }
 
-// Probe says whether the TPM opens and can make P-256 signing keys.
-func (d Device) Probe() error {
-	t, err := d.open()
-	if err != nil {
-		return &UnavailableError{Device: d, Err: err}
-	}
-	defer t.Close()
-	_, err = tpm2.TestParms{Parameters: tpm2.TPMTPublicParms{Type: tpm2.TPMAlgECC, Parameters: keyTemplate.Parameters}}.Execute(t)
-	if err != nil {
-		return fmt.Errorf("the TPM does not make ECDSA P-256 keys: %w", err)
-	}
-	return nil
-}
-
 // srk makes the storage root key (the same one every time) and returns
 // it with a function that flushes it.
 func srk(t transport.TPM) (tpm2.NamedHandle, func(), error) {

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -20,9 +21,6 @@ import (
 func newKey(t *testing.T) (*Key, Device) {
 	t.Helper()
 	dev := Device(swtpm.Start(t).Device)
-	if err := dev.Probe(); err != nil {
-		t.Fatalf("Probe of swtpm: %v", err)
-	}
 	key, err := dev.Generate()
 	if err != nil {
 		t.Fatalf("Generate: %v", err)
@@ -165,16 +163,31 @@ func TestLoadRefusesExportableKeys(t *testing.T) {
 	}
 }
 
+// With an owner password on the TPM, kc-agent can't make its storage root
+// key, and says so (auto then uses a software key).
+func TestOwnerPasswordSet(t *testing.T) {
+	dev := Device(swtpm.Start(t).Device)
+	tp, err := dev.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tpm2.HierarchyChangeAuth{AuthHandle: tpm2.TPMRHOwner, NewAuth: tpm2.TPM2BAuth{Buffer: []byte("owner-pw")}}.Execute(tp)
+	tp.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unavailable *UnavailableError
+	if _, err := dev.Generate(); !errors.As(err, &unavailable) || !strings.Contains(err.Error(), "is an owner password set?") {
+		t.Fatalf("Generate under an owner password: %v", err)
+	}
+}
+
 // A simulator another local user runs on loopback is refused: it would
 // hold the keys it made.
 func TestSimulatorOfAnotherUserRefused(t *testing.T) {
 	theirs := Device(swtpm.StartAsNobody(t).Device)
-	err := theirs.Probe()
-	if err == nil || !strings.Contains(err.Error(), "not by you") {
+	if _, err := theirs.Generate(); err == nil || !strings.Contains(err.Error(), "not by you") {
 		t.Fatalf("another user's simulator: %v", err)
-	}
-	if _, err := theirs.Generate(); err == nil {
-		t.Fatal("made a key in another user's simulator")
 	}
 }
 
@@ -182,12 +195,12 @@ func TestSimulatorOfAnotherUserRefused(t *testing.T) {
 // network.
 func TestSimulatorLoopbackOnly(t *testing.T) {
 	for _, d := range []Device{"mssim:10.1.2.3:2321", "mssim:example.com:2321", "mssim:nohost"} {
-		if err := d.Probe(); err == nil || !strings.Contains(err.Error(), "TPM simulator address") {
+		if _, err := d.Generate(); err == nil || !strings.Contains(err.Error(), "TPM simulator address") {
 			t.Errorf("%s: %v", d, err)
 		}
 	}
-	if err := Device("/nonexistent/tpmrm0").Probe(); err == nil {
-		t.Error("Probe of a missing device succeeded")
+	if _, err := Device("/nonexistent/tpmrm0").Generate(); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Generate with a missing device: %v", err)
 	}
 }
 
