@@ -3,7 +3,6 @@
 package tpmkey
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/google/go-tpm/tpm2/transport"
@@ -12,8 +11,11 @@ import (
 // DefaultPath names no device here: TPM keys are built for Linux only.
 const DefaultPath = ""
 
-// openDevice finds no TPM outside Linux (os.ErrNotExist: a TPM key copied
-// here can never sign).
-func openDevice(string) (transport.TPMCloser, error) {
-	return nil, fmt.Errorf("TPM keys are built for Linux only: %w", os.ErrNotExist)
-}
+// notBuilt is os.ErrNotExist (no TPM here: a TPM key copied to this
+// machine can never sign) with a message that says why.
+type notBuilt struct{}
+
+func (notBuilt) Error() string        { return "TPM keys are built for Linux only" }
+func (notBuilt) Is(target error) bool { return target == os.ErrNotExist }
+
+func openDevice(string) (transport.TPMCloser, error) { return nil, notBuilt{} }

@@ -239,6 +239,9 @@ type UnavailableError struct {
 }
 
 func (e *UnavailableError) Error() string {
+	if e.Device.String() == "" {
+		return fmt.Sprintf("the TPM can not be used: %v", e.Err)
+	}
 	return fmt.Sprintf("the TPM %s can not be used: %v", e.Device, e.Err)
 }
 
