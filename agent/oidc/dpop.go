@@ -125,15 +125,11 @@ func DPoPMissing(err error) bool {
 	return errors.As(err, &e) && strings.Contains(e.Description, dpopMissing)
 }
 
-// ErrBoundAccessToken marks a refresh whose access token came back bound
-// (token type DPoP) twice in a row where a Bearer one was needed.
-var ErrBoundAccessToken = errors.New("the access token is bound to the login's key")
-
 // BoundAccessError is the error of a login in dpop: refresh mode whose
 // access tokens come back bound: the realm binds access tokens too, and
 // a bound token served as Bearer would fail at every API.
 func BoundAccessError(clientID string) error {
-	return &Error{Kind: KindConfig, Err: ErrBoundAccessToken,
+	return &Error{Kind: KindConfig,
 		Msg: fmt.Sprintf("the identity provider binds the access tokens of client %s to the login's DPoP key (token type DPoP), and this profile serves Bearer tokens (dpop: refresh)", clientID),
 		Hint: fmt.Sprintf("ask the Keycloak admin to turn on \"Bind only refresh token for public client\" (allow-only-refresh-token-binding) in the realm's client policy executor dpop-bind-enforcer for client %s; "+
 			"or, if this profile's APIs accept DPoP tokens, set `dpop: on` for it", clientID)}

@@ -150,6 +150,7 @@ func (p *profile) forgetLocked() {
 	p.lastErr, p.hint = "", ""
 	p.failures = 0
 	p.persistPending = false
+	p.keyCheck, p.realmDemands = "", false
 	if p.timer != nil {
 		p.timer.Stop()
 	}

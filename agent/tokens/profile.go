@@ -48,6 +48,12 @@ type profile struct {
 	// foreign counts the refusals to send the offline token to an issuer
 	// port another user listened on (agent/cleartext).
 	foreign cleartext.Refusals
+	// keyCheck is what the last use of a bound login's key found
+	// (KeyMatches, KeyUnusable; "" before any).
+	keyCheck string
+	// realmDemands: a refresh without a proof was refused with "DPoP
+	// proof is missing".
+	realmDemands bool
 }
 
 type cached struct {
