@@ -162,9 +162,9 @@ const (
 	KeyOtherToken = "the offline token is bound to another key"
 )
 
-// boundJKT is cnf.jkt of a JWT-shaped token ("" if none); read, not
-// verified.
-func boundJKT(jwt string) string {
+// BoundJKT is cnf.jkt of a JWT-shaped token ("" if none): the thumbprint
+// of the key it is bound to. Read, not verified.
+func BoundJKT(jwt string) string {
 	parts := strings.Split(jwt, ".")
 	if len(parts) != 3 {
 		return ""

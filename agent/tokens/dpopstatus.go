@@ -30,7 +30,7 @@ func (p *profile) dpopStatusLocked() DPoPStatus {
 	s.Login = LoginMode(p.rec)
 	if s.Login != config.DPoPOff {
 		s.Key = p.keyCheck
-		if jkt := boundJKT(p.rec.RefreshToken); jkt != "" && jkt != p.rec.KeyThumbprint {
+		if jkt := BoundJKT(p.rec.RefreshToken); jkt != "" && jkt != p.rec.KeyThumbprint {
 			s.Key = KeyOtherToken
 		}
 	}

@@ -200,21 +200,21 @@ func checkBoundLogout(t *testing.T, kc *keycloak.Server, realm, issuer, rt strin
 }
 
 // The lockout of issue 29: a realm whose client policy requires DPoP for
-// public clients. Without dpop: on the login fails after the browser step
-// with a configuration error whose hint is `dpop: on` (never "sign in
-// again", which can't help), and stores nothing; with dpop: on, a device
-// login succeeds and is bound.
+// public clients. With dpop: off the login fails after the browser step
+// with a configuration error whose hint is to sign in with a key (never
+// "sign in again" as if the session had ended), and stores nothing; with
+// the default (auto), a device login succeeds, bound.
 func TestDPoPRequiredByTheRealm(t *testing.T) {
 	testenv.SecretService(t)
 	e := newCLIEnv(t)
 	kc := e.keycloak()
 	realm := dpopRealm(t, kc, keycloak.RealmTest, true)
 	issuer := kc.Issuer(realm)
-	e.writeProfile(config.Profile{Issuer: issuer})
+	e.writeProfile(config.Profile{Issuer: issuer, DPoP: config.DPoPOff})
 	wait := browse(keycloak.NewFormBrowser("carol", "carol-pw"))
 	code, _, stderr := e.run("login", "--profile", e.profile, "--timeout", "60s")
 	wait()
-	if code != exitError || !strings.Contains(stderr, "requires a DPoP proof") || !strings.Contains(stderr, "set `dpop: on` for this profile") {
+	if code != exitError || !strings.Contains(stderr, "requires a DPoP proof") || !strings.Contains(stderr, "`dpop: auto`") || !strings.Contains(stderr, "dpop-bind-enforcer") {
 		t.Fatalf("login to a realm that requires DPoP, without proofs: exit %d:\n%s", code, stderr)
 	}
 	if strings.Contains(stderr, "sign in again") || strings.Contains(stderr, "no longer valid") {
@@ -224,7 +224,7 @@ func TestDPoPRequiredByTheRealm(t *testing.T) {
 		t.Fatalf("a failed login stored something: %v", err)
 	}
 
-	e.writeProfile(config.Profile{Issuer: issuer, DPoP: config.DPoPOn})
+	e.writeProfile(config.Profile{Issuer: issuer})
 	done := make(chan error, 1)
 	openURLHook = func(u string) error {
 		go func() {
@@ -238,7 +238,7 @@ func TestDPoPRequiredByTheRealm(t *testing.T) {
 		t.Fatalf("device approval: %v", err)
 	}
 	if code != 0 {
-		t.Fatalf("device login with dpop: on: exit %d: %s", code, stderr)
+		t.Fatalf("device login with dpop: auto: exit %d: %s", code, stderr)
 	}
 	rec, key := e.checkBound()
 	if status, _ := refreshAt(t, issuer, rec.RefreshToken, key); status != 200 {
