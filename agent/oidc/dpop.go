@@ -131,6 +131,6 @@ func DPoPMissing(err error) bool {
 func BoundAccessError(clientID string) error {
 	return &Error{Kind: KindConfig,
 		Msg: fmt.Sprintf("the identity provider binds the access tokens of client %s to the login's DPoP key (token type DPoP), and this profile serves Bearer tokens (dpop: refresh)", clientID),
-		Hint: fmt.Sprintf("ask the Keycloak admin to turn on \"Bind only refresh token for public client\" (allow-only-refresh-token-binding) in the realm's client policy executor dpop-bind-enforcer for client %s; "+
+		Hint: fmt.Sprintf("ask the Keycloak admin to turn on \"Bind only refresh token for public client\" (allow-only-refresh-token-binding) in the realm's client policy executor dpop-bind-enforcer for client %s (and to leave the client's own DPoP-bound tokens switch off); "+
 			"or, if this profile's APIs accept DPoP tokens, set `dpop: on` for it", clientID)}
 }

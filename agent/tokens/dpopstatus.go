@@ -46,7 +46,8 @@ func (p *profile) dpopNoteLocked(s DPoPStatus) string {
 	case s.Login == config.DPoPOff && s.Mode == config.DPoPAuto && p.realmDemands:
 		return "the realm demands DPoP proofs of client " + p.cfg.ClientID + " and the stored login is not bound to a key; " + bind
 	case s.Login == config.DPoPOn && s.Mode == config.DPoPAuto:
-		return "the realm binds the access tokens of client " + p.cfg.ClientID + " to the login's key (no \"Bind only refresh token for public client\" in its dpop-bind-enforcer): they are DPoP tokens, which Bearer-only APIs refuse"
+		return "the realm binds the access tokens of client " + p.cfg.ClientID + " to the login's key: they are DPoP tokens, which Bearer-only APIs refuse. " +
+			"For Bearer ones, the Keycloak admin turns off the client's DPoP-bound tokens switch and uses the dpop-bind-enforcer with \"Bind only refresh token for public client\"; then sign in again"
 	case s.Login == config.DPoPOn && s.Mode == config.DPoPRefresh:
 		return "the stored login was made with dpop: on and serves DPoP access tokens; " + fmt.Sprintf("sign in again for Bearer ones: `%s`", loginCommand(p.name))
 	case s.Login != config.DPoPOff && s.Mode == config.DPoPOff:

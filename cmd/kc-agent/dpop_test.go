@@ -12,15 +12,18 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/dpop"
 	"github.com/kc-agent/kc-agent/agent/store"
 	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
+	"github.com/kc-agent/kc-agent/ipc"
 )
 
 // dpopRealm makes a realm of its own for one test, a copy of from with
@@ -258,7 +261,7 @@ func TestDPoPSignInThroughTheAgent(t *testing.T) {
 	realm := dpopRealm(t, kc, keycloak.RealmTest, false)
 	issuer := kc.Issuer(realm)
 	e.writeProfile(config.Profile{Issuer: issuer, DPoP: config.DPoPOn})
-	e.startAgent()
+	agent := e.startAgent()
 	e.login(realm, "carol", "carol-pw")
 	rec, _ := e.checkBound()
 	if _, code, stderr := e.tokenJSON("--force-refresh"); code != 0 {
@@ -275,6 +278,7 @@ func TestDPoPSignInThroughTheAgent(t *testing.T) {
 	if code != exitLoginRequired || !strings.Contains(stderr, "bound to a DPoP key that is missing") || !strings.Contains(stderr, "kc-agent login --profile "+e.profile) {
 		t.Fatalf("a bound login without its key: exit %d:\n%s", code, stderr)
 	}
+	checkLoginRequiredOnce(t, e, agent)
 	if status, _ := refreshAt(t, issuer, rec.RefreshToken, key); status != 200 {
 		t.Fatalf("the agent ended the session on its own: HTTP %d", status)
 	}
@@ -310,5 +314,37 @@ func TestDPoPFileStore(t *testing.T) {
 	}
 	if _, err := os.Stat(keyFile); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the key file survived logout: %v", err)
+	}
+}
+
+// checkLoginRequiredOnce: after a bound login's key went missing, asking
+// again (the CLI, the Python client) is login_required at once, from the
+// agent's memory: no more refresh attempts, no loop; the Python client
+// raises LoginRequired.
+func checkLoginRequiredOnce(t *testing.T, e *cliEnv, agent *agentProc) {
+	t.Helper()
+	for range 3 {
+		if code, _, stderr := e.run("token", "--profile", e.profile); code != exitLoginRequired {
+			t.Fatalf("asking again: exit %d: %s", code, stderr)
+		}
+	}
+	py := exec.Command("python3", "-c", `import sys, kc_agent_client as k
+try:
+    k.get_token(sys.argv[1])
+except k.LoginRequired as e:
+    print("LoginRequired", "missing" in str(e))
+`, e.profile)
+	py.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(repoRoot(t), "clients", "python", "src"))
+	out, err := py.CombinedOutput()
+	e.record(string(out))
+	if err != nil || strings.TrimSpace(string(out)) != "LoginRequired True" {
+		t.Fatalf("the Python client: %v: %s", err, out)
+	}
+	time.Sleep(2 * time.Second)
+	if n := strings.Count(agent.log.String(), `msg="login required"`); n != 1 {
+		t.Fatalf("the agent gave up on the login %d times, want once (no loop of refreshes):\n%s", n, agent.log.String())
+	}
+	if st := e.profileStatus(); st.State != ipc.StateLoginRequired || st.DPoPKey != "missing or another key" {
+		t.Fatalf("status: %s, key %q", st.State, st.DPoPKey)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/store"
 	"github.com/kc-agent/kc-agent/agent/tokens"
@@ -56,6 +58,26 @@ func (e *cliEnv) profileStatus() ipc.ProfileStatus {
 	return ipc.ProfileStatus{}
 }
 
+// bearerAPI checks at as a Bearer-only API does: its signature, issuer
+// and expiry against the realm's keys, and no key binding (cnf), which
+// such an API can not prove. (Keycloak's own userinfo endpoint is no such
+// API: it runs the realm's client policies, and the dpop-bind-enforcer
+// demands a proof there even with refresh-token-only binding.)
+func bearerAPI(t *testing.T, issuer, at string) {
+	t.Helper()
+	ctx := context.Background()
+	prov, err := gooidc.NewProvider(ctx, issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prov.Verifier(&gooidc.Config{SkipClientIDCheck: true}).Verify(ctx, at); err != nil {
+		t.Fatalf("a Bearer API refused the served token: %v", err)
+	}
+	if tokens.BoundJKT(at) != "" {
+		t.Fatal("the served Bearer token is bound to a key")
+	}
+}
+
 // userinfo sends at as a Bearer token to Keycloak's userinfo endpoint.
 func userinfo(t *testing.T, issuer, at string) int {
 	t.Helper()
@@ -92,9 +114,7 @@ func TestDPoPAutoBindsWhereTheRealmDemands(t *testing.T) {
 		if code != 0 || tr.TokenType != "Bearer" || tokens.BoundJKT(tr.AccessToken) != "" {
 			t.Fatalf("token: exit %d, type %q, bound %v: %s", code, tr.TokenType, tokens.BoundJKT(tr.AccessToken) != "", stderr)
 		}
-		if status := userinfo(t, issuer, tr.AccessToken); status != 200 {
-			t.Fatalf("a Bearer API refused the served token: HTTP %d", status)
-		}
+		bearerAPI(t, issuer, tr.AccessToken)
 	}
 	rotated, _ := e.checkBound()
 	if rotated.RefreshToken == rec.RefreshToken {
@@ -104,6 +124,7 @@ func TestDPoPAutoBindsWhereTheRealmDemands(t *testing.T) {
 	if p.DPoPMode != config.DPoPAuto || p.DPoPLogin != config.DPoPRefresh || p.DPoPKey != "matches" || p.DPoPNote != "" {
 		t.Fatalf("status: mode %q, login %q, key %q, note %q", p.DPoPMode, p.DPoPLogin, p.DPoPKey, p.DPoPNote)
 	}
+	e.checkDoctor("demands proofs of client kc-agent (dpop-bind-enforcer): logins are bound", "bound to a key (made in mode refresh); cnf.jkt matches the stored key")
 	code, _, stderr := e.run("logout", "--profile", e.profile, "--all", "--yes")
 	if code != 0 || !strings.Contains(stderr, "revoked") {
 		t.Fatalf("logout --all of a bound login: exit %d: %s", code, stderr)
@@ -141,6 +162,18 @@ func TestDPoPAutoStaysOffForAPlainClient(t *testing.T) {
 	p := e.profileStatus()
 	if p.DPoPMode != config.DPoPAuto || p.DPoPLogin != config.DPoPOff || p.DPoPNote != "" {
 		t.Fatalf("status: mode %q, login %q, note %q", p.DPoPMode, p.DPoPLogin, p.DPoPNote)
+	}
+	e.checkDoctor("auto (the default)", "does not demand proofs of client "+plainClient+": with auto, logins are not bound", "the stored login is not bound to a key")
+}
+
+// checkDoctor: doctor's output has every one of want.
+func (e *cliEnv) checkDoctor(want ...string) {
+	e.t.Helper()
+	_, out, _ := e.run("doctor", "--profile", e.profile)
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			e.t.Errorf("doctor does not say %q:\n%s", w, out)
+		}
 	}
 }
 
@@ -192,16 +225,36 @@ func TestDPoPRefreshMeetsARealmThatBindsAccessTokens(t *testing.T) {
 	}
 }
 
-// auto against a client the realm's policy names without refresh-token-
-// only binding: the realm demands bound access tokens, no Bearer API can
-// work with this client anyway: the login is kept as on, and status says
-// why its tokens are DPoP tokens.
+// auto where the realm binds access tokens. Measured on Keycloak 26.7:
+// the dpop-bind-enforcer without refresh-token-only binding (and without
+// auto-configure) demands no proof of a request that comes without one,
+// so auto stays off there, and the unbound login works as it always did.
+// The client's own switch "require DPoP-bound tokens"
+// (dpop.bound.access.tokens, what the enforcer's auto-configure turns on)
+// demands a proof of every token request: auto binds, the test refresh
+// finds the access tokens bound, and the login is kept as on (no Bearer
+// API can work with that client anyway); status says why its tokens are
+// DPoP tokens.
 func TestDPoPAutoWhereTheRealmBindsAccessTokens(t *testing.T) {
 	testenv.SecretService(t)
 	e := newCLIEnv(t)
 	kc := e.keycloak()
 	realm := modesRealm(t, kc, keycloak.RealmTest, false)
 	e.writeProfile(config.Profile{Issuer: kc.Issuer(realm)})
+	agent := e.startAgent()
+	e.login(realm, "carol", "carol-pw")
+	if rec, err := e.stored(); err != nil || rec.KeyThumbprint != "" {
+		t.Fatalf("auto bound a login where the enforcer demands no proof: %v", err)
+	}
+	if tr, code, stderr := e.tokenJSON("--force-refresh"); code != 0 || tr.TokenType != "Bearer" {
+		t.Fatalf("the unbound login's refresh: exit %d %q: %s", code, tr.TokenType, stderr)
+	}
+	agent.stop()
+	kc.Admin().RevokeOfflineSessions(context.Background(), realm, "carol")
+
+	if err := kc.Admin().SetClientAttributes(context.Background(), realm, "kc-agent", map[string]string{"dpop.bound.access.tokens": "true"}); err != nil {
+		t.Fatal(err)
+	}
 	e.startAgent()
 	e.login(realm, "carol", "carol-pw")
 	rec, _ := e.checkBound()

@@ -30,17 +30,7 @@ const dpopAttribute = "kc-agent-test-dpop"
 // the other clients of the realm send proofs or not, as they like.
 func (a *Admin) RequireDPoPFor(ctx context.Context, realm string, refreshOnly bool, clientIDs ...string) error {
 	for _, id := range clientIDs {
-		rep, err := a.client(ctx, realm, id)
-		if err != nil {
-			return err
-		}
-		attrs, _ := rep["attributes"].(map[string]any)
-		if attrs == nil {
-			attrs = map[string]any{}
-		}
-		attrs[dpopAttribute] = "required"
-		rep["attributes"] = attrs
-		if err := a.send(ctx, http.MethodPut, "/admin/realms/"+realm+"/clients/"+fmt.Sprint(rep["id"]), rep); err != nil {
+		if err := a.SetClientAttributes(ctx, realm, id, map[string]string{dpopAttribute: "required"}); err != nil {
 			return err
 		}
 	}
@@ -58,6 +48,26 @@ func (a *Admin) requireDPoP(ctx context.Context, realm string, refreshOnly bool,
 	policies := map[string]any{"policies": []any{map[string]any{
 		"name": "dpop", "enabled": true, "profiles": []any{"dpop"}, "conditions": []any{condition}}}}
 	return a.send(ctx, http.MethodPut, "/admin/realms/"+realm+"/client-policies/policies", policies)
+}
+
+// SetClientAttributes sets attributes of the client with that client id
+// (e.g. "dpop.bound.access.tokens": "true", the client's own "require
+// DPoP-bound tokens" switch, which the dpop-bind-enforcer's auto-configure
+// turns on).
+func (a *Admin) SetClientAttributes(ctx context.Context, realm, clientID string, set map[string]string) error {
+	rep, err := a.client(ctx, realm, clientID)
+	if err != nil {
+		return err
+	}
+	attrs, _ := rep["attributes"].(map[string]any)
+	if attrs == nil {
+		attrs = map[string]any{}
+	}
+	for k, v := range set {
+		attrs[k] = v
+	}
+	rep["attributes"] = attrs
+	return a.send(ctx, http.MethodPut, "/admin/realms/"+realm+"/clients/"+fmt.Sprint(rep["id"]), rep)
 }
 
 // CopyClient adds client to realm, a copy of the client from (another
