@@ -46,6 +46,17 @@ const (
 	DPoPAuto = "auto"
 )
 
+// Where a profile's DPoP keys are made (Profile.DPoPKey).
+const (
+	// DPoPKeyAuto makes them in the TPM when it opens and makes P-256
+	// keys, in software otherwise.
+	DPoPKeyAuto = "auto"
+	// DPoPKeyTPM makes them in the TPM, or fails the login.
+	DPoPKeyTPM = "tpm"
+	// DPoPKeySoftware makes them in software, kept in the key store.
+	DPoPKeySoftware = "software"
+)
+
 // Profile is one login: an issuer, a client and the scopes asked for.
 type Profile struct {
 	Issuer   string   `yaml:"issuer"`
@@ -69,6 +80,9 @@ type Profile struct {
 	ClientName string `yaml:"client_name,omitempty"`
 	// DPoP is DPoPOff, DPoPRefresh, DPoPOn or DPoPAuto ("", the default).
 	DPoP string `yaml:"dpop,omitempty"`
+	// DPoPKey is where new logins' keys are made: DPoPKeyAuto (the
+	// default, ""), DPoPKeyTPM or DPoPKeySoftware.
+	DPoPKey string `yaml:"dpop_key,omitempty"`
 }
 
 // DPoPMode is the profile's DPoP mode, DPoPAuto when none is set.
