@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -159,5 +160,18 @@ func TestDPoPStatus(t *testing.T) {
 	}
 	if s := (&profile{cfg: config.Profile{}}).dpopStatusLocked(); s.Mode != config.DPoPAuto || s.Login != "" {
 		t.Errorf("no login: %+v", s)
+	}
+	// The key check: from the last use of the key, unless the offline
+	// token itself names another key than the record (cnf.jkt).
+	jwt := func(jkt string) string {
+		return "e30." + base64.RawURLEncoding.EncodeToString([]byte(`{"cnf":{"jkt":"`+jkt+`"}}`)) + ".sig"
+	}
+	p = &profile{rec: store.Record{RefreshToken: jwt("k"), KeyThumbprint: "k", DPoP: config.DPoPRefresh}, keyCheck: KeyMatches}
+	if s := p.dpopStatusLocked(); s.Key != KeyMatches || s.Login != config.DPoPRefresh {
+		t.Errorf("a matching key: %+v", s)
+	}
+	p.rec.RefreshToken = jwt("other")
+	if s := p.dpopStatusLocked(); s.Key != KeyOtherToken {
+		t.Errorf("a token bound to another key: %+v", s)
 	}
 }

@@ -315,3 +315,49 @@ func TestDPoPMigration(t *testing.T) {
 	}
 	kc.Admin().RevokeOfflineSessions(context.Background(), realm, "carol")
 }
+
+// A refresh-mode login whose realm starts binding access tokens (the
+// admin turns on the client's DPoP-bound tokens switch): the agent's next
+// refresh gets a bound access token, refreshes once more, gets another,
+// and fails with the error that names the realm setting, never serving
+// either as Bearer; the rotated offline token is kept (no reuse). With
+// `dpop: on` the same login then serves DPoP tokens without a new
+// sign-in, from the kept offline token (the realm revokes used ones).
+func TestDPoPRefreshModeWhenTheRealmStartsBindingAccessTokens(t *testing.T) {
+	testenv.SecretService(t)
+	e := newCLIEnv(t)
+	kc := e.keycloak()
+	realm := modesRealm(t, kc, keycloak.RealmRotation, true)
+	issuer := kc.Issuer(realm)
+	e.writeProfile(config.Profile{Issuer: issuer, DPoP: config.DPoPRefresh})
+	agent := e.startAgent()
+	e.login(realm, "alice", "alice-pw")
+	if tr, code, stderr := e.tokenJSON(); code != 0 || tr.TokenType != "Bearer" {
+		t.Fatalf("before: exit %d %q: %s", code, tr.TokenType, stderr)
+	}
+	before, _ := e.checkBound()
+
+	if err := kc.Admin().SetClientAttributes(context.Background(), realm, "kc-agent", map[string]string{"dpop.bound.access.tokens": "true"}); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := e.run("token", "--profile", e.profile, "--force-refresh")
+	for _, want := range []string{"binds the access tokens of client kc-agent", "allow-only-refresh-token-binding", "`dpop: on`"} {
+		if code != exitLoginRequired || stdout != "" || !strings.Contains(stderr, want) {
+			t.Fatalf("a refresh-mode login meeting bound access tokens: exit %d, no %q:\n%s", code, want, stderr)
+		}
+	}
+	if n := strings.Count(agent.log.String(), "refreshing once more for a Bearer one"); n != 1 {
+		t.Fatalf("the agent refreshed once more %d times, want 1", n)
+	}
+	if after, _ := e.checkBound(); after.RefreshToken == before.RefreshToken {
+		t.Fatal("the rotated offline token was not kept")
+	}
+	agent.stop() // (the rotation realm: the kept token's use below proves it is the live one)
+
+	e.writeProfile(config.Profile{Issuer: issuer, DPoP: config.DPoPOn})
+	e.startAgent()
+	if tr, code, stderr := e.tokenJSON(); code != 0 || tr.TokenType != "DPoP" {
+		t.Fatalf("under dpop: on: exit %d %q: %s", code, tr.TokenType, stderr)
+	}
+	kc.Admin().RevokeOfflineSessions(context.Background(), realm, "alice")
+}
