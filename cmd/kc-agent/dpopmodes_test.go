@@ -109,6 +109,10 @@ func TestDPoPAutoBindsWhereTheRealmDemands(t *testing.T) {
 	if rec.DPoP != config.DPoPRefresh {
 		t.Fatalf("the login was kept in mode %q, want refresh", rec.DPoP)
 	}
+	// The sign-in's test refresh: one, which gave a Bearer access token.
+	if n, err := kc.Admin().CountEvents(context.Background(), realm, "REFRESH_TOKEN", "alice"); err != nil || n != 1 {
+		t.Fatalf("refreshes during the sign-in: %d (%v), want the one test refresh", n, err)
+	}
 	for range 2 {
 		tr, code, stderr := e.tokenJSON("--force-refresh")
 		if code != 0 || tr.TokenType != "Bearer" || tokens.BoundJKT(tr.AccessToken) != "" {
