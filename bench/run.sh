@@ -57,3 +57,6 @@ go run ./bench/proxybench -n 20000 -c 8 -compare
 echo
 echo "== refresh storm: concurrent token requests across an expiry (rotation on)"
 scripts/with-secret-service.sh go run ./bench/stormbench -bin bin/kc-agent -n 1000
+echo
+echo "== first token of the day: cold agent -> first token, dpop: refresh against off"
+scripts/with-secret-service.sh go run ./bench/firsttoken -bin bin/kc-agent -n 20

@@ -226,6 +226,20 @@ type ProfileStatus struct {
 	// ForeignListeners are the issuer ports the offline token was not
 	// sent to because another user listened there.
 	ForeignListeners []ForeignListener `json:"foreign_listeners,omitempty"`
+	// DPoPMode is the profile's configured DPoP mode: off, refresh, on or
+	// auto (the default).
+	DPoPMode string `json:"dpop_mode,omitempty"`
+	// DPoPLogin is the mode the stored login is in (the one in force):
+	// "refresh" (bound, Bearer access tokens), "on" (bound, DPoP access
+	// tokens) or "off" (not bound); absent without a login.
+	DPoPLogin string `json:"dpop_login,omitempty"`
+	// DPoPKey is, for a bound login, what the agent found of its key:
+	// "matches", "missing or another key", "the offline token is bound to
+	// another key"; absent until the key is first used.
+	DPoPKey string `json:"dpop_key,omitempty"`
+	// DPoPNote says what to do when the login is not what the mode would
+	// make (e.g. a login made before the mode: how to bind it).
+	DPoPNote string `json:"dpop_note,omitempty"`
 }
 
 // ForeignListener is a loopback port kc-agent refused to send a token to

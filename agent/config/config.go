@@ -33,10 +33,17 @@ const (
 const (
 	// DPoPOff sends no proofs: the offline token is a bearer secret.
 	DPoPOff = "off"
-	// DPoPOn binds each login to a key the agent holds (RFC 9449): every
-	// token-endpoint call carries a proof, and a copy of the offline
-	// token can't be refreshed without the key.
+	// DPoPRefresh binds each login to a key the agent holds (RFC 9449):
+	// every token-endpoint call carries a proof, and a copy of the offline
+	// token can't be refreshed without the key. The access tokens served
+	// stay Bearer; it needs the realm's refresh-token-only binding.
+	DPoPRefresh = "refresh"
+	// DPoPOn binds the login as DPoPRefresh does, and the access tokens
+	// too (token type DPoP: each API request needs a proof).
 	DPoPOn = "on"
+	// DPoPAuto (the default) is DPoPRefresh where the realm demands
+	// proofs of the client, DPoPOff elsewhere.
+	DPoPAuto = "auto"
 )
 
 // Where a profile's DPoP keys are made (Profile.DPoPKey).
@@ -71,15 +78,20 @@ type Profile struct {
 	// id). A sign-in's block tells the user to allow access for it. Only
 	// shown, never sent.
 	ClientName string `yaml:"client_name,omitempty"`
-	// DPoP is DPoPOff (the default, "") or DPoPOn.
+	// DPoP is DPoPOff, DPoPRefresh, DPoPOn or DPoPAuto ("", the default).
 	DPoP string `yaml:"dpop,omitempty"`
 	// DPoPKey is where new logins' keys are made: DPoPKeyAuto (the
 	// default, ""), DPoPKeyTPM or DPoPKeySoftware.
 	DPoPKey string `yaml:"dpop_key,omitempty"`
 }
 
-// DPoPEnabled says whether the profile binds its logins to a key.
-func (p Profile) DPoPEnabled() bool { return p.DPoP == DPoPOn }
+// DPoPMode is the profile's DPoP mode, DPoPAuto when none is set.
+func (p Profile) DPoPMode() string {
+	if p.DPoP == "" {
+		return DPoPAuto
+	}
+	return p.DPoP
+}
 
 // Route sends requests to an upstream API with a token injected.
 type Route struct {

@@ -9,13 +9,13 @@ import (
 	"github.com/kc-agent/kc-agent/internal/testenv"
 )
 
-// dpop takes off or on (YAML 1.2: both are strings, not booleans), and
-// names the line of anything else.
+// dpop takes off, refresh, on or auto (YAML 1.2: all strings, not
+// booleans), unset is auto, and anything else names the line and the four.
 func TestProfileDPoP(t *testing.T) {
 	for _, tc := range []struct {
 		value string
-		on    bool
-	}{{"", false}, {"off", false}, {"on", true}, {`"on"`, true}} {
+		mode  string
+	}{{"", "auto"}, {"off", "off"}, {"refresh", "refresh"}, {"on", "on"}, {`"on"`, "on"}, {"auto", "auto"}} {
 		doc := "profiles:\n  a:\n    issuer: https://x/realms/a\n"
 		if tc.value != "" {
 			doc += "    dpop: " + tc.value + "\n"
@@ -24,13 +24,13 @@ func TestProfileDPoP(t *testing.T) {
 		if err != nil {
 			t.Fatalf("dpop: %s: %v", tc.value, err)
 		}
-		if got := c.Profiles["a"].DPoPEnabled(); got != tc.on {
-			t.Errorf("dpop: %s: enabled %v, want %v", tc.value, got, tc.on)
+		if got := c.Profiles["a"].DPoPMode(); got != tc.mode {
+			t.Errorf("dpop: %s: mode %q, want %q", tc.value, got, tc.mode)
 		}
 	}
-	for _, bad := range []string{"true", "yes", "refresh", "ON"} {
+	for _, bad := range []string{"true", "yes", "bearer", "ON"} {
 		_, err := Parse("c.yaml", []byte("profiles:\n  a:\n    issuer: https://x/realms/a\n    dpop: "+bad+"\n"))
-		if err == nil || !strings.Contains(err.Error(), "c.yaml:4: profiles.a.dpop: unknown dpop mode") || !strings.Contains(err.Error(), `use "off" or "on"`) {
+		if err == nil || !strings.Contains(err.Error(), "c.yaml:4: profiles.a.dpop: unknown dpop mode") || !strings.Contains(err.Error(), `use "off", "refresh", "on" or "auto" (the default)`) {
 			t.Errorf("dpop: %s: got %v", bad, err)
 		}
 	}
@@ -50,7 +50,7 @@ func TestSetProfileKeepsDPoP(t *testing.T) {
 		t.Fatal(err)
 	}
 	back, err := Load(path)
-	if err != nil || !back.Profiles["b"].DPoPEnabled() {
+	if err != nil || back.Profiles["b"].DPoPMode() != DPoPOn {
 		out, _ := os.ReadFile(path)
 		t.Fatalf("dpop: on did not survive SetProfile: %v\n%s", err, out)
 	}

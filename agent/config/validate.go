@@ -65,9 +65,9 @@ func (c *Config) validateProfile(name string, p Profile) error {
 		return fail("store", fmt.Sprintf("unknown store %q; use %q or %q", p.Store, StoreKeychain, StoreFile))
 	}
 	switch p.DPoP {
-	case "", DPoPOff, DPoPOn:
+	case "", DPoPOff, DPoPRefresh, DPoPOn, DPoPAuto:
 	default:
-		return fail("dpop", fmt.Sprintf("unknown dpop mode %q; use %q or %q", p.DPoP, DPoPOff, DPoPOn))
+		return fail("dpop", fmt.Sprintf("unknown dpop mode %q; use %q, %q, %q or %q (the default)", p.DPoP, DPoPOff, DPoPRefresh, DPoPOn, DPoPAuto))
 	}
 	switch p.DPoPKey {
 	case "", DPoPKeyAuto, DPoPKeyTPM, DPoPKeySoftware:

@@ -234,6 +234,7 @@ func profileStatus(in []tokens.ProfileStatus) []ipc.ProfileStatus {
 			NextRefresh: timePtr(p.NextRefresh), LastUsed: timePtr(p.LastUsed),
 			Refreshes: p.Refreshes, LastError: p.LastError, Hint: p.Hint, PersistPending: p.PersistPending,
 			Warnings: p.Warnings, ForeignListeners: proxy.WireListeners(p.ForeignListeners),
+			DPoPMode: p.DPoP.Mode, DPoPLogin: p.DPoP.Login, DPoPKey: p.DPoP.Key, DPoPNote: p.DPoP.Note,
 		})
 	}
 	return out

@@ -48,6 +48,7 @@ type metadata struct {
 	RevokeURL   string   `json:"revocation_endpoint"`
 	UserInfoURL string   `json:"userinfo_endpoint"`
 	CodeMethods []string `json:"code_challenge_methods_supported"`
+	DPoPAlgs    []string `json:"dpop_signing_alg_values_supported"`
 }
 
 // Options are a profile's choices about its provider (config.Profile).

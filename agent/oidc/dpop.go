@@ -1,9 +1,13 @@
 package oidc
 
 import (
+	"context"
 	"crypto"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/kc-agent/kc-agent/agent/dpop"
@@ -46,8 +50,10 @@ func dpopError(e *Error) bool {
 	switch {
 	case strings.Contains(e.Description, dpopMissing):
 		e.Kind = KindConfig
-		e.Msg = "the identity provider requires a DPoP proof (RFC 9449) for this login, and this profile sends none"
-		e.Hint = "set `dpop: on` for this profile in your kc-agent config, then run `kc-agent login`"
+		e.Msg = "the identity provider requires a DPoP proof (RFC 9449) for this login, and this login has no key to prove it with"
+		e.Hint = "the realm's client policy (executor dpop-bind-enforcer) demands proofs of this client: run `kc-agent login` to sign in with a key " +
+			"(with `dpop: auto`, the default, or `dpop: refresh` for this profile; not `dpop: off`). " +
+			"The access tokens stay Bearer only if the Keycloak admin turned on \"Bind only refresh token for public client\" (allow-only-refresh-token-binding); else use `dpop: on` if the APIs accept DPoP"
 	case e.Code == "invalid_grant" && strings.Contains(e.Description, "DPoP confirmation"):
 		e.Kind = KindLoginRequired
 		e.Msg = "the stored login is bound to another DPoP key than the one kc-agent holds for it"
@@ -76,4 +82,55 @@ func (c *Client) logoutError(status int, code, desc string) error {
 		e.Code, e.Description = "", ""
 	}
 	return err
+}
+
+// AdvertisesDPoP says whether discovery names DPoP proof algorithms
+// (dpop_signing_alg_values_supported): the provider understands proofs.
+func (c *Client) AdvertisesDPoP() bool { return len(c.meta.DPoPAlgs) > 0 }
+
+// ProbeDPoP asks the token endpoint whether it demands DPoP proofs of
+// this client, at the cost of one refused request: a refresh grant with
+// a token that is no token, sent without a proof. Keycloak runs its
+// client policies before it reads the token: where the dpop-bind-enforcer
+// applies to the client it answers "DPoP proof is missing", elsewhere
+// "Invalid refresh token". Nothing is bound or stored.
+func (c *Client) ProbeDPoP(ctx context.Context) (bool, error) {
+	plain := *c
+	if t, ok := c.HTTP.Transport.(*dpop.Transport); ok {
+		hc := *c.HTTP
+		hc.Transport = t.Base
+		plain.HTTP, plain.key = &hc, nil
+	}
+	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {c.ClientID}, "refresh_token": {"kc-agent-dpop-probe"}}
+	status, body, err := plain.post(ctx, c.meta.TokenURL, form)
+	if err != nil {
+		return false, unreachable("token endpoint", err)
+	}
+	var tr tokenResponse
+	_ = json.Unmarshal(body, &tr)
+	switch {
+	case strings.Contains(tr.ErrorDescription, dpopMissing):
+		return true, nil
+	case status >= 500 || status == http.StatusTooManyRequests:
+		return false, &Error{Kind: KindTransient, Status: status, Msg: fmt.Sprintf("the token endpoint answered HTTP %d to the DPoP probe", status)}
+	}
+	return false, nil
+}
+
+// DPoPMissing says whether err is the provider's refusal of a request
+// without a proof ("DPoP proof is missing"): the realm demands proofs of
+// the client, or the token is bound.
+func DPoPMissing(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && strings.Contains(e.Description, dpopMissing)
+}
+
+// BoundAccessError is the error of a login in dpop: refresh mode whose
+// access tokens come back bound: the realm binds access tokens too, and
+// a bound token served as Bearer would fail at every API.
+func BoundAccessError(clientID string) error {
+	return &Error{Kind: KindConfig,
+		Msg: fmt.Sprintf("the identity provider binds the access tokens of client %s to the login's DPoP key (token type DPoP), and this profile serves Bearer tokens (dpop: refresh)", clientID),
+		Hint: fmt.Sprintf("ask the Keycloak admin to turn on \"Bind only refresh token for public client\" (allow-only-refresh-token-binding) in the realm's client policy executor dpop-bind-enforcer for client %s (and to leave the client's own DPoP-bound tokens switch off); "+
+			"or, if this profile's APIs accept DPoP tokens, set `dpop: on` for it", clientID)}
 }

@@ -116,16 +116,17 @@ func TestWithDPoPProvesEveryCall(t *testing.T) {
 
 // The lockout of issue 29: a realm that requires DPoP answers a login
 // without proofs "DPoP proof is missing". That is a configuration error
-// whose hint names dpop: on, never "sign in again".
+// whose hint says to sign in with a key (dpop auto or refresh) and names
+// the realm's setting, never "sign in again" as if the session had ended.
 func TestDPoPMissingIsAConfigError(t *testing.T) {
 	for _, code := range []string{"invalid_grant", "invalid_dpop_proof", "invalid_request"} {
 		err := classifyTokenError(400, code, "DPoP proof is missing")
-		if KindOf(err) != KindConfig || !strings.Contains(HintOf(err), "`dpop: on`") {
+		if KindOf(err) != KindConfig || !strings.Contains(HintOf(err), "`dpop: refresh`") || !strings.Contains(HintOf(err), "allow-only-refresh-token-binding") {
 			t.Fatalf("%s: got %v (%v), hint %q", code, err, KindOf(err), HintOf(err))
 		}
 	}
 	err := classifyTokenError(400, "invalid_grant", "DPoP proof is missing")
-	if KindOf(err) != KindConfig || !strings.Contains(HintOf(err), "`dpop: on`") || strings.Contains(HintOf(err), "sign in again") {
+	if KindOf(err) != KindConfig || !strings.Contains(HintOf(err), "dpop-bind-enforcer") || strings.Contains(HintOf(err), "sign in again") || !DPoPMissing(err) {
 		t.Fatalf("got %v (%v), hint %q", err, KindOf(err), HintOf(err))
 	}
 	if strings.Contains(err.Error(), "no longer valid") {
@@ -159,5 +160,39 @@ func TestLogoutOfABoundSession(t *testing.T) {
 	}
 	if err := plain.Logout(context.Background(), "rt"); KindOf(err) != KindConfig || errors.Is(err, ErrLogoutNeedsProof) {
 		t.Fatalf("logout without a key: got %v (%v)", err, KindOf(err))
+	}
+}
+
+// The probe is one refresh grant with no token and no proof, even from a
+// client that holds a key: "DPoP proof is missing" means the realm demands
+// proofs of the client; any other refusal means it does not; a server
+// error is no answer.
+func TestProbeDPoP(t *testing.T) {
+	answer := `{"error":"invalid_dpop_proof","error_description":"DPoP proof is missing"}`
+	status := http.StatusBadRequest
+	var ps proofServer
+	issuer := ps.start(t, func(w http.ResponseWriter, path, proof string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		w.Write([]byte(answer))
+	})
+	key, _ := dpop.NewKey()
+	c := testClient(t, issuer).WithDPoP(key)
+	if demands, err := c.ProbeDPoP(context.Background()); !demands || err != nil {
+		t.Fatalf("enforcing realm: %v %v", demands, err)
+	}
+	if proof := ps.proof("/realms/r/protocol/openid-connect/token"); proof != "" {
+		t.Fatal("the probe sent a proof")
+	}
+	answer = `{"error":"invalid_grant","error_description":"Invalid refresh token"}`
+	if demands, err := c.ProbeDPoP(context.Background()); demands || err != nil {
+		t.Fatalf("plain realm: %v %v", demands, err)
+	}
+	status, answer = http.StatusServiceUnavailable, ``
+	if _, err := c.ProbeDPoP(context.Background()); KindOf(err) != KindTransient {
+		t.Fatalf("server error: %v", err)
+	}
+	if c.AdvertisesDPoP() {
+		t.Fatal("a discovery without dpop_signing_alg_values_supported advertises DPoP")
 	}
 }

@@ -115,7 +115,7 @@ proxy:
 	m := tokens.NewManager(log)
 	m.StoreFor = func(config.Profile) (store.Store, error) { return st, nil }
 	m.NewClient = func(_ context.Context, p config.Profile) (tokens.Refresher, error) {
-		return benchIdP{bound: p.DPoPEnabled()}, nil
+		return benchIdP{bound: p.DPoPMode() == config.DPoPOn}, nil
 	}
 	m.SetConfig(cfg)
 	p, err := New(Options{Config: cfg, Tokens: m, StateDir: testenv.TempDir(tb), Log: log})

@@ -154,10 +154,10 @@ func (s *Service) startFlow(ctx context.Context, si *signIn, prof config.Profile
 	if err != nil {
 		return nil, nil, err
 	}
-	if key, err := tokens.NewLoginKey(prof); err != nil {
+	if key, err := tokens.NewLoginKey(sctx, prof, client); err != nil {
 		return nil, nil, err
 	} else if key != nil {
-		client = client.WithDPoP(key) // dpop: on: the login is bound to key
+		client = client.WithDPoP(key) // the login is bound to key
 	}
 	si.mu.Lock()
 	defer si.mu.Unlock()
@@ -232,15 +232,19 @@ func (s *Service) run(ctx context.Context, si *signIn, prof config.Profile, clie
 // replaced. A login that is not kept is ended at the provider at once.
 func (s *Service) keep(ctx context.Context, si *signIn, prof config.Profile, client *oidc.Client, res *oidc.LoginResult) {
 	st := si.status(false)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 45*time.Second)
+	defer cancel()
+	mode, ok := s.settle(sctx, si, prof, client, res)
+	if !ok {
+		return
+	}
 	id := res.Identity
 	rec := store.Record{
 		RefreshToken: res.Token.RefreshToken, Issuer: prof.Issuer, ClientID: prof.ClientID, Scopes: prof.Scopes,
 		Subject: id.Subject, Username: id.Username, SavedAt: time.Now().UTC().Round(time.Second),
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 45*time.Second)
-	defer cancel()
 	var refused *switchRefused
-	err := tokens.BindRecord(client.DPoPKey(), &rec)
+	err := tokens.BindRecord(client.DPoPKey(), mode, &rec)
 	var previous store.Record
 	if err == nil {
 		previous, err = s.Keeper.Replace(sctx, st.Profile, rec, func(prev store.Record) error {
@@ -273,6 +277,25 @@ func (s *Service) keep(ctx context.Context, si *signIn, prof config.Profile, cli
 	si.mu.Unlock()
 	si.finish(ipc.LoginDone, "", "", &ipc.LoginIdentity{PreferredUsername: id.Username, Subject: id.Subject, Email: id.Email, Name: id.Name})
 	s.log().Info("sign-in done", "profile", st.Profile, "id", st.ID, "user", id.Username)
+}
+
+// settle gives a login bound to a key its mode (tokens.SettleLogin: a test
+// refresh, so that a refresh-mode login is known to get Bearer access
+// tokens before the sign-in is done); res.Token becomes the newest token.
+// ok is false when the sign-in failed: its session is then ended.
+func (s *Service) settle(ctx context.Context, si *signIn, prof config.Profile, client *oidc.Client, res *oidc.LoginResult) (mode string, ok bool) {
+	if client.DPoPKey() == nil {
+		return "", true
+	}
+	tok, mode, err := tokens.SettleLogin(ctx, prof, client, client.ClientID, res.Token)
+	res.Token = tok
+	if err == nil {
+		return mode, true
+	}
+	_ = client.Logout(ctx, tok.RefreshToken)
+	si.finish(ipc.LoginFailed, "signed in, but "+err.Error(), oidc.HintOf(err), nil)
+	s.log().Warn("sign-in failed after the grant: its DPoP mode does not fit the realm", "profile", si.status(false).Profile, "err", err.Error())
+	return "", false
 }
 
 // switchRefused: the sign-in returned another user than the stored login.

@@ -44,7 +44,7 @@ type KeyStore interface {
 // the keychain for keychain profiles, a file next to the token file for
 // `store: file`. New keys are made where the profile's dpop_key says.
 func KeysForProfile(p config.Profile) (KeyStore, error) {
-	maker := KeyMaker{Mode: p.DPoPKey, TPM: TPMDevice()}
+	maker := KeyMaker{Mode: keyMode(p), TPM: TPMDevice()}
 	switch p.Store {
 	case config.StoreFile:
 		dir, err := config.StateDir()
@@ -56,6 +56,17 @@ func KeysForProfile(p config.Profile) (KeyStore, error) {
 		return &KeychainKeys{Keychain: NewKeychain(), Maker: maker}, nil
 	}
 	return nil, fmt.Errorf("unknown store %q", p.Store)
+}
+
+// keyMode is where a profile's new keys are made. `dpop_key: auto` picks
+// a software key for `dpop: on`: that mode signs a proof for every API
+// request, and a TPM signs one in tens of milliseconds (a request would
+// wait for it). `dpop_key: tpm` still puts it in the TPM.
+func keyMode(p config.Profile) string {
+	if (p.DPoPKey == "" || p.DPoPKey == config.DPoPKeyAuto) && p.DPoPMode() == config.DPoPOn {
+		return config.DPoPKeySoftware
+	}
+	return p.DPoPKey
 }
 
 // keyRecord is a stored key: a software key (Key), or a TPM's key as the

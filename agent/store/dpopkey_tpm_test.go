@@ -122,3 +122,33 @@ func TestKeychainKeysTPM(t *testing.T) {
 	testenv.SecretService(t)
 	keyRoundTrip(t, &store.KeychainKeys{Keychain: store.NewKeychain(), Maker: store.KeyMaker{Mode: config.DPoPKeyTPM, TPM: tpmkey.Device(swtpm.Start(t).Device)}})
 }
+
+// dpop_key: auto makes a software key for a dpop: on profile (a proof per
+// API request; a TPM would make every request wait) and a TPM key for the
+// modes that sign only at refresh; dpop_key: tpm keeps it in the TPM.
+func TestKeysForProfileAutoPrefersSoftwareForOn(t *testing.T) {
+	t.Setenv(store.TPMEnv, swtpm.Start(t).Device)
+	t.Setenv("KC_AGENT_STATE_DIR", testenv.TempDir(t))
+	for _, tc := range []struct {
+		dpop, key string
+		inTPM     bool
+	}{
+		{config.DPoPOn, "", false},
+		{config.DPoPOn, config.DPoPKeyAuto, false},
+		{config.DPoPOn, config.DPoPKeyTPM, true},
+		{config.DPoPRefresh, "", true},
+		{"", config.DPoPKeyAuto, true},
+	} {
+		ks, err := store.KeysForProfile(config.Profile{Issuer: "https://idp.example", Store: config.StoreFile, DPoP: tc.dpop, DPoPKey: tc.key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := ks.Generate()
+		if err != nil {
+			t.Fatalf("dpop %q, dpop_key %q: %v", tc.dpop, tc.key, err)
+		}
+		if _, ok := key.(*tpmkey.Key); ok != tc.inTPM {
+			t.Errorf("dpop %q, dpop_key %q made a %T", tc.dpop, tc.key, key)
+		}
+	}
+}

@@ -25,6 +25,10 @@ type Record struct {
 	// KeyThumbprint is the DPoP key's thumbprint (cnf.jkt) when the login
 	// is bound to a key (KeyStore); empty for an unbound login.
 	KeyThumbprint string `json:"jkt,omitempty"`
+	// DPoP is the mode a bound login was made in: "refresh" (its access
+	// tokens are served Bearer only) or "on"; empty for an unbound login
+	// and for one bound before modes existed (those were "on").
+	DPoP string `json:"dpop,omitempty"`
 }
 
 // String never shows the token.

@@ -67,12 +67,13 @@ func loginKey(ctx context.Context, name string, p config.Profile, rec store.Reco
 	return key, nil
 }
 
-// NewLoginKey is the key a new login of p is made with: a fresh one from
-// the profile's key store with dpop: on, nil (no proofs) with off. It is
-// kept only by KeepLoginKey, once the login is.
-func NewLoginKey(p config.Profile) (crypto.Signer, error) {
-	if !p.DPoPEnabled() {
-		return nil, nil
+// NewLoginKey is the key a new login of p is made with through c: a
+// fresh one from the profile's key store where the mode binds logins
+// (bindsNewLogin), nil (no proofs) where it does not. It is kept only by
+// KeepLoginKey, once the login is.
+func NewLoginKey(ctx context.Context, p config.Profile, c *oidc.Client) (crypto.Signer, error) {
+	if bind, err := bindsNewLogin(ctx, p, c); !bind || err != nil {
+		return nil, err
 	}
 	ks, err := KeysFor(p)
 	if err != nil {
@@ -86,8 +87,8 @@ func NewLoginKey(p config.Profile) (crypto.Signer, error) {
 }
 
 // BindRecord names in rec the key its login was made with (nil: none,
-// the login is unbound).
-func BindRecord(key crypto.Signer, rec *store.Record) error {
+// the login is unbound) and the mode it was settled in (SettleLogin).
+func BindRecord(key crypto.Signer, mode string, rec *store.Record) error {
 	if key == nil {
 		return nil
 	}
@@ -95,7 +96,7 @@ func BindRecord(key crypto.Signer, rec *store.Record) error {
 	if err != nil {
 		return err
 	}
-	rec.KeyThumbprint = jkt
+	rec.KeyThumbprint, rec.DPoP = jkt, mode
 	return nil
 }
 

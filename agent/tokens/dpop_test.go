@@ -19,7 +19,9 @@ func fileKeys(t *testing.T) {
 	t.Cleanup(func() { KeysFor = old })
 }
 
-// A login is made with a fresh key only under dpop: on; the key is kept
+// A login is made with a fresh key under dpop: refresh and on, and under
+// auto only where the realm demands proofs (no client: no probe, no key);
+// the key is kept
 // and named in the record; a bound record refreshes only with that key:
 // a missing or another key is login_required that says why, never a loop
 // of refresh attempts.
@@ -27,12 +29,21 @@ func TestLoginKeyLifecycle(t *testing.T) {
 	fileKeys(t)
 	ctx := context.Background()
 	off := config.Profile{Issuer: "https://x/realms/r"}
-	if k, err := NewLoginKey(off); k != nil || err != nil {
+	off.DPoP = config.DPoPOff
+	if k, err := NewLoginKey(ctx, off, nil); k != nil || err != nil {
 		t.Fatalf("dpop off made a key: %v", err)
+	}
+	auto := config.Profile{Issuer: off.Issuer}
+	if k, err := NewLoginKey(ctx, auto, nil); k != nil || err != nil {
+		t.Fatalf("dpop auto made a key without asking the realm: %v", err)
+	}
+	refresh := config.Profile{Issuer: off.Issuer, DPoP: config.DPoPRefresh}
+	if k, err := NewLoginKey(ctx, refresh, nil); k == nil || err != nil {
+		t.Fatalf("dpop refresh: no key: %v", err)
 	}
 	on := off
 	on.DPoP = config.DPoPOn
-	key, err := NewLoginKey(on)
+	key, err := NewLoginKey(ctx, on, nil)
 	if err != nil || key == nil {
 		t.Fatalf("dpop on: no key: %v", err)
 	}
@@ -40,13 +51,13 @@ func TestLoginKeyLifecycle(t *testing.T) {
 		t.Fatalf("a bound login without its key: %v (%v)", err, oidc.KindOf(err))
 	}
 	var rec store.Record
-	if err := BindRecord(key, &rec); err != nil {
+	if err := BindRecord(key, config.DPoPOn, &rec); err != nil {
 		t.Fatal(err)
 	}
 	if err := KeepLoginKey(ctx, "p", on, key); err != nil {
 		t.Fatal(err)
 	}
-	if want, _ := dpop.Thumbprint(key); rec.KeyThumbprint != want {
+	if want, _ := dpop.Thumbprint(key); rec.KeyThumbprint != want || LoginMode(rec) != config.DPoPOn {
 		t.Fatalf("the record names %q, want the key's %q", rec.KeyThumbprint, want)
 	}
 	got, err := loginKey(ctx, "p", on, rec)

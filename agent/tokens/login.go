@@ -151,6 +151,7 @@ func (p *profile) forgetLocked() {
 	p.failures = 0
 	p.persistPending = false
 	p.key.drop()
+	p.keyCheck, p.realmDemands = "", false
 	if p.timer != nil {
 		p.timer.Stop()
 	}

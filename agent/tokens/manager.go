@@ -149,7 +149,7 @@ func (m *Manager) SetConfig(cfg *config.Config) {
 
 func equalProfile(a, b config.Profile) bool {
 	return a.Issuer == b.Issuer && a.ClientID == b.ClientID && a.Store == b.Store && slices.Equal(a.Scopes, b.Scopes) &&
-		a.UnsafeCleartextIssuer == b.UnsafeCleartextIssuer && a.AllowForeignEndpoints == b.AllowForeignEndpoints
+		a.UnsafeCleartextIssuer == b.UnsafeCleartextIssuer && a.AllowForeignEndpoints == b.AllowForeignEndpoints && a.DPoPMode() == b.DPoPMode()
 }
 
 // goLoad reads the stored login in the background, so a slow keychain
@@ -328,6 +328,7 @@ type ProfileStatus struct {
 	PersistPending                      bool
 	Warnings                            []string
 	ForeignListeners                    []cleartext.ForeignListener
+	DPoP                                DPoPStatus
 }
 
 // profileWarnings names the risky settings a profile uses, on a system
@@ -366,6 +367,7 @@ func (m *Manager) Status() []ProfileStatus {
 		}
 		s.Warnings = profileWarnings(p.cfg, ownersVisible)
 		s.ForeignListeners = p.foreign.Snapshot()
+		s.DPoP = p.dpopStatusLocked()
 		if s.State == StateLoginRequired && s.Hint == "" || s.State == StateLoggedOut {
 			s.Hint = loginHint(p.name)
 		}

@@ -49,6 +49,12 @@ type profile struct {
 	// port another user listened on (agent/cleartext).
 	foreign cleartext.Refusals
 	key     keyCache // the login's DPoP key, once loaded (proof.go)
+	// keyCheck is what the last use of a bound login's key found
+	// (KeyMatches, KeyUnusable; "" before any).
+	keyCheck string
+	// realmDemands: a refresh without a proof was refused with "DPoP
+	// proof is missing".
+	realmDemands bool
 }
 
 type cached struct {

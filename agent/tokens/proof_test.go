@@ -35,9 +35,9 @@ func (b *boundIdP) Refresh(ctx context.Context, rt string, scopes []string) (*oi
 	return &oidc.Token{AccessToken: "bound-at-" + string(rune('0'+n)), RefreshToken: rt, TokenType: "DPoP", ExpiresIn: time.Hour}, nil
 }
 
-// boundHarness: the default profile's login is bound to a key in a
+// proofHarness: the default profile's login is bound to a key in a
 // counting store; the provider issues DPoP tokens.
-func boundHarness(t *testing.T) (*harness, *countingKeys, crypto.Signer) {
+func proofHarness(t *testing.T) (*harness, *countingKeys, crypto.Signer) {
 	h := newHarness(t, time.Hour)
 	keys := &countingKeys{KeyStore: &store.FileKeys{Dir: t.TempDir()}}
 	old := KeysFor
@@ -48,7 +48,7 @@ func boundHarness(t *testing.T) (*harness, *countingKeys, crypto.Signer) {
 		t.Fatal(err)
 	}
 	rec, _ := h.st.Get(context.Background(), "default")
-	BindRecord(key, &rec)
+	BindRecord(key, config.DPoPOn, &rec)
 	h.st.Put(context.Background(), "default", rec)
 	h.m.NewClient = func(context.Context, config.Profile) (Refresher, error) { return &boundIdP{}, nil }
 	h.m.Reload("default")
@@ -67,7 +67,7 @@ func (h *harness) proof(t *testing.T, method, url, nonce string) (Proved, error)
 // the key is read from its store once, and again only after a reload or
 // a logout drops it.
 func TestProofSignsWithTheCachedLoginKey(t *testing.T) {
-	h, keys, key := boundHarness(t)
+	h, keys, key := proofHarness(t)
 	got, err := h.proof(t, "POST", "https://api.example/items?q=1", "n-1")
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +123,7 @@ func TestProofBearerAndMissingKey(t *testing.T) {
 	if err != nil || got.Bound() || got.Proof != "" || got.Type != "Bearer" {
 		t.Fatalf("an unbound login: %v, proof %t, err %v", got, got.Proof != "", err)
 	}
-	h, keys, _ := boundHarness(t)
+	h, keys, _ := proofHarness(t)
 	keys.Delete(context.Background(), "default")
 	_, err = h.proof(t, "GET", "https://api.example/", "")
 	var te *Error

@@ -50,11 +50,14 @@ func (p *profile) refresh(ctx context.Context, gen int, key string, scopes []str
 	}
 	client, err := p.m.NewClient(ctx, p.cfg)
 	if err == nil {
-		client, err = withLoginKey(ctx, p.name, p.cfg, rec, client)
+		client, err = p.withKey(ctx, rec, client)
 	}
 	var tok *oidc.Token
 	if err == nil {
 		tok, err = client.Refresh(ctx, rec.RefreshToken, scopes)
+	}
+	if err == nil && bound(tok) && p.wantsBearer(rec) {
+		rec, tok, err = p.bearerAgain(ctx, gen, client, rec, tok, scopes)
 	}
 	if err != nil {
 		return p.failed(gen, key, err)
@@ -167,6 +170,7 @@ func (p *profile) failed(gen int, key string, err error) error {
 	case oidc.KindScope:
 		return p.scopeRefusedLocked(key, err)
 	case oidc.KindLoginRequired, oidc.KindConfig:
+		p.realmDemands = p.realmDemands || oidc.DPoPMissing(err)
 		p.state = StateLoginRequired
 		p.lastErr = err.Error()
 		p.hint = oidc.HintOf(err)

@@ -65,6 +65,8 @@ func doctorChecks(ctx context.Context, name string) []check {
 	checks = append(checks, cfgChecks...)
 
 	var prof config.Profile
+	var client *oidc.Client
+	var rec *store.Record
 	haveProfile := false
 	if cfg != nil {
 		prof, haveProfile = cfg.Profile(name)
@@ -74,8 +76,9 @@ func doctorChecks(ctx context.Context, name string) []check {
 	} else {
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		start := time.Now()
-		_, err := oidc.ForProfile(dctx, prof)
+		c, err := oidc.ForProfile(dctx, prof)
 		cancel()
+		client = c
 		if err != nil {
 			add(check{"issuer discovery", "FAIL", err.Error(), oidc.HintOf(err)})
 		} else {
@@ -91,9 +94,10 @@ func doctorChecks(ctx context.Context, name string) []check {
 	if haveProfile {
 		st, _ := store.ForProfile(prof, nil)
 		if st != nil {
-			switch _, err := st.Get(ctx, name); {
+			switch r, err := st.Get(ctx, name); {
 			case err == nil:
 				add(check{"stored login", "ok", "present in the " + st.Describe(), ""})
+				rec = &r
 			case errors.Is(err, store.ErrNotFound):
 				add(check{"stored login", "warn", "none for profile " + name, "run `kc-agent login`"})
 			default:
@@ -102,6 +106,9 @@ func doctorChecks(ctx context.Context, name string) []check {
 		}
 	}
 
+	if haveProfile {
+		checks = append(checks, dpopChecks(ctx, name, prof, client, rec)...)
+	}
 	if browserAvailable() {
 		add(check{"browser", "ok", "login opens a browser", ""})
 	} else {

@@ -12,15 +12,18 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/dpop"
 	"github.com/kc-agent/kc-agent/agent/store"
 	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/testenv/keycloak"
+	"github.com/kc-agent/kc-agent/ipc"
 )
 
 // dpopRealm makes a realm of its own for one test, a copy of from with
@@ -200,21 +203,21 @@ func checkBoundLogout(t *testing.T, kc *keycloak.Server, realm, issuer, rt strin
 }
 
 // The lockout of issue 29: a realm whose client policy requires DPoP for
-// public clients. Without dpop: on the login fails after the browser step
-// with a configuration error whose hint is `dpop: on` (never "sign in
-// again", which can't help), and stores nothing; with dpop: on, a device
-// login succeeds and is bound.
+// public clients. With dpop: off the login fails after the browser step
+// with a configuration error whose hint is to sign in with a key (never
+// "sign in again" as if the session had ended), and stores nothing; with
+// the default (auto), a device login succeeds, bound.
 func TestDPoPRequiredByTheRealm(t *testing.T) {
 	testenv.SecretService(t)
 	e := newCLIEnv(t)
 	kc := e.keycloak()
 	realm := dpopRealm(t, kc, keycloak.RealmTest, true)
 	issuer := kc.Issuer(realm)
-	e.writeProfile(config.Profile{Issuer: issuer})
+	e.writeProfile(config.Profile{Issuer: issuer, DPoP: config.DPoPOff})
 	wait := browse(keycloak.NewFormBrowser("carol", "carol-pw"))
 	code, _, stderr := e.run("login", "--profile", e.profile, "--timeout", "60s")
 	wait()
-	if code != exitError || !strings.Contains(stderr, "requires a DPoP proof") || !strings.Contains(stderr, "set `dpop: on` for this profile") {
+	if code != exitError || !strings.Contains(stderr, "requires a DPoP proof") || !strings.Contains(stderr, "`dpop: auto`") || !strings.Contains(stderr, "dpop-bind-enforcer") {
 		t.Fatalf("login to a realm that requires DPoP, without proofs: exit %d:\n%s", code, stderr)
 	}
 	if strings.Contains(stderr, "sign in again") || strings.Contains(stderr, "no longer valid") {
@@ -224,7 +227,7 @@ func TestDPoPRequiredByTheRealm(t *testing.T) {
 		t.Fatalf("a failed login stored something: %v", err)
 	}
 
-	e.writeProfile(config.Profile{Issuer: issuer, DPoP: config.DPoPOn})
+	e.writeProfile(config.Profile{Issuer: issuer})
 	done := make(chan error, 1)
 	openURLHook = func(u string) error {
 		go func() {
@@ -238,7 +241,7 @@ func TestDPoPRequiredByTheRealm(t *testing.T) {
 		t.Fatalf("device approval: %v", err)
 	}
 	if code != 0 {
-		t.Fatalf("device login with dpop: on: exit %d: %s", code, stderr)
+		t.Fatalf("device login with dpop: auto: exit %d: %s", code, stderr)
 	}
 	rec, key := e.checkBound()
 	if status, _ := refreshAt(t, issuer, rec.RefreshToken, key); status != 200 {
@@ -258,7 +261,7 @@ func TestDPoPSignInThroughTheAgent(t *testing.T) {
 	realm := dpopRealm(t, kc, keycloak.RealmTest, false)
 	issuer := kc.Issuer(realm)
 	e.writeProfile(config.Profile{Issuer: issuer, DPoP: config.DPoPOn})
-	e.startAgent()
+	agent := e.startAgent()
 	e.login(realm, "carol", "carol-pw")
 	rec, _ := e.checkBound()
 	if code, stderr := e.boundToken("--force-refresh"); code != 0 {
@@ -275,6 +278,7 @@ func TestDPoPSignInThroughTheAgent(t *testing.T) {
 	if code != exitLoginRequired || !strings.Contains(stderr, "bound to a DPoP key that is missing") || !strings.Contains(stderr, "kc-agent login --profile "+e.profile) {
 		t.Fatalf("a bound login without its key: exit %d:\n%s", code, stderr)
 	}
+	checkLoginRequiredOnce(t, e, agent)
 	if status, _ := refreshAt(t, issuer, rec.RefreshToken, key); status != 200 {
 		t.Fatalf("the agent ended the session on its own: HTTP %d", status)
 	}
@@ -310,5 +314,38 @@ func TestDPoPFileStore(t *testing.T) {
 	}
 	if _, err := os.Stat(keyFile); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the key file survived logout: %v", err)
+	}
+}
+
+// checkLoginRequiredOnce: after a bound login's key went missing, asking
+// again (the CLI, the Python client) is login_required at once, from the
+// agent's memory: no more refresh attempts, no loop; the Python client
+// raises LoginRequired.
+func checkLoginRequiredOnce(t *testing.T, e *cliEnv, agent *agentProc) {
+	t.Helper()
+	for range 3 {
+		if code, _, stderr := e.run("token", "--profile", e.profile); code != exitLoginRequired {
+			t.Fatalf("asking again: exit %d: %s", code, stderr)
+		}
+	}
+	py := exec.Command("python3", "-c", `import sys, kc_agent_client as k
+try:
+    k.get_token(sys.argv[1])
+except k.LoginRequired as e:
+    print("LoginRequired", "missing" in str(e))
+`, e.profile)
+	src, _ := filepath.Abs(filepath.Join("..", "..", "clients", "python", "src"))
+	py.Env = append(os.Environ(), "PYTHONPATH="+src)
+	out, err := py.CombinedOutput()
+	e.record(string(out))
+	if err != nil || strings.TrimSpace(string(out)) != "LoginRequired True" {
+		t.Fatalf("the Python client: %v: %s", err, out)
+	}
+	time.Sleep(2 * time.Second)
+	if n := strings.Count(agent.log.String(), `msg="login required"`); n != 1 {
+		t.Fatalf("the agent gave up on the login %d times, want once (no loop of refreshes):\n%s", n, agent.log.String())
+	}
+	if st := e.profileStatus(); st.State != ipc.StateLoginRequired || st.DPoPKey != "missing or another key" {
+		t.Fatalf("status: %s, key %q", st.State, st.DPoPKey)
 	}
 }

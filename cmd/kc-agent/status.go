@@ -103,6 +103,8 @@ func printStatus(w io.Writer, st *ipc.StatusResponse) {
 		row("issuer", p.Issuer)
 		row("client", p.ClientID)
 		row("store", p.Store)
+		row("dpop", dpopLine(p))
+		row("dpop note", p.DPoPNote)
 		if st.SystemConfig != "" {
 			row("from", p.Source)
 		}
@@ -123,6 +125,30 @@ func printStatus(w io.Writer, st *ipc.StatusResponse) {
 		}
 		tw.Flush()
 	}
+}
+
+// dpopLine says which DPoP mode is configured and which the stored
+// login is in.
+func dpopLine(p ipc.ProfileStatus) string {
+	if p.DPoPMode == "" {
+		return ""
+	}
+	line := p.DPoPMode
+	if p.DPoPMode == config.DPoPAuto {
+		line += " (the default)"
+	}
+	switch p.DPoPLogin {
+	case config.DPoPOff:
+		line += "; the login is not bound to a key"
+	case config.DPoPRefresh:
+		line += "; the login is bound to a key (refresh: Bearer access tokens)"
+	case config.DPoPOn:
+		line += "; the login is bound to a key (on: DPoP access tokens)"
+	}
+	if p.DPoPKey != "" {
+		line += "; key: " + p.DPoPKey
+	}
+	return line
 }
 
 func printProxy(w io.Writer, ps ipc.ProxyStatus) {
