@@ -213,7 +213,7 @@ func TestDPoPRefreshMeetsARealmThatBindsAccessTokens(t *testing.T) {
 	e.startAgent()
 	e.login(realm, "carol", "carol-pw")
 	rec, key := e.checkBound()
-	tr, code, stderr := e.tokenJSON("--force-refresh")
+	tr, code, stderr := e.dpopToken("--force-refresh")
 	if code != 0 || tr.TokenType != "DPoP" || tokens.BoundJKT(tr.AccessToken) != rec.KeyThumbprint {
 		t.Fatalf("on: exit %d, type %q: %s", code, tr.TokenType, stderr)
 	}
@@ -265,7 +265,7 @@ func TestDPoPAutoWhereTheRealmBindsAccessTokens(t *testing.T) {
 	if rec.DPoP != config.DPoPOn {
 		t.Fatalf("kept in mode %q, want on", rec.DPoP)
 	}
-	if tr, code, stderr := e.tokenJSON(); code != 0 || tr.TokenType != "DPoP" {
+	if tr, code, stderr := e.dpopToken(); code != 0 || tr.TokenType != "DPoP" {
 		t.Fatalf("token: exit %d %q: %s", code, tr.TokenType, stderr)
 	}
 	if p := e.profileStatus(); p.DPoPLogin != config.DPoPOn || !strings.Contains(p.DPoPNote, "Bind only refresh token for public client") {
@@ -360,8 +360,23 @@ func TestDPoPRefreshModeWhenTheRealmStartsBindingAccessTokens(t *testing.T) {
 
 	e.writeProfile(config.Profile{Issuer: issuer, DPoP: config.DPoPOn})
 	e.startAgent()
-	if tr, code, stderr := e.tokenJSON(); code != 0 || tr.TokenType != "DPoP" {
+	if tr, code, stderr := e.dpopToken(); code != 0 || tr.TokenType != "DPoP" {
 		t.Fatalf("under dpop: on: exit %d %q: %s", code, tr.TokenType, stderr)
 	}
 	kc.Admin().RevokeOfflineSessions(context.Background(), realm, "alice")
+}
+
+// dpopToken is the profile's access token as `kc-agent token --format
+// dpop` prints it (the other formats refuse a bound token): its type is
+// the Authorization header's scheme.
+func (e *cliEnv) dpopToken(args ...string) (ipc.TokenResponse, int, string) {
+	e.t.Helper()
+	code, stdout, stderr := e.run(append([]string{"token", "--profile", e.profile, "--format", "dpop", "--url", "https://api.example/"}, args...)...)
+	var tr ipc.TokenResponse
+	for _, line := range strings.Split(stdout, "\n") {
+		if v, ok := strings.CutPrefix(line, "Authorization: "); ok {
+			tr.TokenType, tr.AccessToken, _ = strings.Cut(strings.TrimSpace(v), " ")
+		}
+	}
+	return tr, code, stderr
 }
