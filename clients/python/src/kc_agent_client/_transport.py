@@ -24,6 +24,16 @@ CONNECT_TIMEOUT = 2.0
 # read: an agent dripping a byte at a time must not hold a caller forever.
 REQUEST_TIMEOUT = 50.0
 MAX_ANSWER = 4 << 20
+# What the agent's catch-all answers for a path it has no handler for
+# (ipc.NoSuchEndpoint): no_such_endpoint, or bad_request before that code.
+NO_ENDPOINT_CODES = ("no_such_endpoint", "bad_request")
+
+
+class NoEndpoint(KcAgentError):
+    """The agent has no handler for the path: an agent older than this
+    client (404 no_such_endpoint; agents before that code said 404
+    bad_request). A caller with another way (the proof endpoint's caller
+    falls back to /v1/token) catches this; others see a KcAgentError."""
 
 
 class NoAgent(Exception):
@@ -35,12 +45,15 @@ class NoAgent(Exception):
         self.why = why
 
 
-def request(method: str, path: str, body: Optional[dict] = None) -> Tuple[int, dict]:
+def request(method: str, path: str, body: Optional[dict] = None, *, skew: bool = True) -> Tuple[int, dict]:
     """Sends one request to the first verified agent that answers, in
     discovery order. Raises NoAgent when none does, UntrustedAgent when the
     first candidate (where this user's agent belongs) is someone else's. A
     later candidate someone else planted is never contacted, as in the Go
-    CLI (ipc.clientFor)."""
+    CLI (ipc.clientFor). An agent without the endpoint raises NoEndpoint;
+    with skew, one whose /v1/health names another version raises it with
+    code agent_too_old and both versions (a caller with a fallback passes
+    skew=False and saves that round trip)."""
     if not _discovery.can_connect():
         raise NoAgent([], "this Python has no Unix sockets")
     paths = _discovery.candidates()
@@ -57,7 +70,7 @@ def request(method: str, path: str, body: Optional[dict] = None) -> Tuple[int, d
             if i == 0:
                 raise
             continue
-        return _exchange(sock, p, method, path, body)
+        return _exchange(sock, p, method, path, body, skew)
     raise NoAgent(paths, why)
 
 
@@ -104,7 +117,7 @@ class _DeadlineReader(io.RawIOBase):
         return self._sock.recv_into(buf)
 
 
-def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]) -> Tuple[int, dict]:
+def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict], skew: bool = True) -> Tuple[int, dict]:
     conn = http.client.HTTPConnection(HOST, timeout=REQUEST_TIMEOUT)
     # Already connected and verified: connect() is never called.
     conn.sock = _DeadlineSocket(sock, REQUEST_TIMEOUT)
@@ -134,18 +147,20 @@ def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]
         if status >= 300:
             raise KcAgentError(f"the agent answered HTTP {status}", code="internal")
         raise KcAgentError("the agent's answer is not a JSON object")
-    if status == 404 and doc.get("error") == "bad_request":
+    if status == 404 and doc.get("error") in NO_ENDPOINT_CODES:
         # Only the agent's catch-all answers so (an endpoint's own "not
         # found" is not_found); the message is prose, never matched.
-        skew = _older_agent(sock_path, method, path)
-        if skew is not None:
-            raise skew
+        older = _older_agent(sock_path, method, path) if skew else None
+        if older is not None:
+            raise older
+        e = api_error(status, doc)
+        raise NoEndpoint(e.message, hint=e.hint, code=e.code)
     if status >= 300:
         raise api_error(status, doc)
     return status, doc
 
 
-def _older_agent(sock_path: str, method: str, path: str) -> Optional[KcAgentError]:
+def _older_agent(sock_path: str, method: str, path: str) -> Optional[NoEndpoint]:
     """The running agent lacks an endpoint this client uses: when its
     /v1/health reports another version than this client's, it is older (the
     socket API is versioned by path, so everything it does know keeps
@@ -161,7 +176,7 @@ def _older_agent(sock_path: str, method: str, path: str) -> Optional[KcAgentErro
     agent = str(health.get("version") or "")
     if not agent or agent == __version__:
         return None
-    return KcAgentError(
+    return NoEndpoint(
         f"the agent at {sock_path} (kc-agent {agent}) does not know {method} {path}: it is older than this client (kc-agent-client {__version__})",
         hint="restart the agent so that the newer kc-agent runs: `kc-agent service restart`, or stop it (the client starts its own kc-agent)",
         code="agent_too_old",
