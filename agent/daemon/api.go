@@ -21,6 +21,7 @@ func (d *Daemon) routes() http.Handler {
 		ipc.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "version": d.opts.Version, "pid": os.Getpid()})
 	})
 	mux.HandleFunc("POST "+ipc.PathToken, d.handleToken)
+	mux.HandleFunc("POST "+ipc.PathProof, d.handleProof)
 	mux.HandleFunc("GET "+ipc.PathStatus, d.handleStatus)
 	mux.HandleFunc("POST "+ipc.PathReload, d.handleReload)
 	mux.HandleFunc("GET "+ipc.PathProxy, d.handleProxy)

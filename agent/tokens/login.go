@@ -150,6 +150,7 @@ func (p *profile) forgetLocked() {
 	p.lastErr, p.hint = "", ""
 	p.failures = 0
 	p.persistPending = false
+	p.key.drop()
 	if p.timer != nil {
 		p.timer.Stop()
 	}

@@ -48,6 +48,7 @@ type profile struct {
 	// foreign counts the refusals to send the offline token to an issuer
 	// port another user listened on (agent/cleartext).
 	foreign cleartext.Refusals
+	key     keyCache // the login's DPoP key, once loaded (proof.go)
 }
 
 type cached struct {
