@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 MAX_ORIGINS = 256
 # RFC 9449's nonce: 1*NQCHAR (visible ASCII but '"' and '\'); a longer or
 # other one is not kept.
-_NONCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,1024}")
+_NONCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,512}")
 
 _lock = threading.Lock()
 _nonces: "OrderedDict[str, str]" = OrderedDict()
