@@ -628,6 +628,14 @@ def test_keys_fold_as_in_go(a, b):
     assert _answer.fold(a) == _answer.fold(b)
 
 
+def test_the_ascii_fold_is_the_general_one():
+    # fold() takes a shortcut for ASCII keys (every answer's every key goes
+    # through it); it must give what the character-by-character rule gives.
+    general = lambda k: "".join(_answer._fold_char(c) for c in k)  # noqa: E731
+    for k in [chr(i) for i in range(128)] + sorted(_answer.ANSWER_KEYS) + ["Access_Token", "x-Y_z 0~"]:
+        assert _answer.fold(k) == general(k), repr(k)
+
+
 def test_an_older_agent_is_named_with_both_versions(agent):
     # An agent from before /v1/login answers "no such endpoint": the client
     # says which versions meet, and how to get the newer agent running.

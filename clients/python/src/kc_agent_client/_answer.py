@@ -44,6 +44,13 @@ def fold(key: str) -> str:
     """One spelling per simple case-folding class, as Go's strings.EqualFold
     (and so encoding/json) compares keys: "Access_Token", "ACCESS_TOKEN" and
     "acce\u017f\u017f_token" (long s) all fold to one."""
+    if key.isascii():
+        # Every answer's every key comes here: an ASCII key folds to its
+        # upper case (an ASCII letter's class holds its two cases and at
+        # most a non-ASCII letter, which sorts after them), at a fraction
+        # of the cost of the general loop (tests/test_client.py holds the
+        # two to the same answers).
+        return key.upper()
     return "".join(_fold_char(c) for c in key)
 
 
