@@ -80,15 +80,24 @@ func CheckProofTarget(method, rawURL, nonce string) error {
 	if strings.ContainsAny(rawURL, " \t\r\n") {
 		return errors.New("url must not contain spaces or line breaks")
 	}
-	if len(nonce) > MaxProofNonce {
-		return fmt.Errorf("nonce must be at most %d characters", MaxProofNonce)
-	}
-	for i := 0; i < len(nonce); i++ {
-		if c := nonce[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
-			return errors.New(`nonce must be printable ASCII without spaces, '"' or '\' (RFC 9449 NQCHAR)`)
-		}
+	if nonce != "" && !ValidNonce(nonce) {
+		return fmt.Errorf(`nonce must be at most %d printable ASCII characters without spaces, '"' or '\' (RFC 9449 NQCHAR)`, MaxProofNonce)
 	}
 	return nil
+}
+
+// ValidNonce says whether s is a DPoP nonce a proof may carry: 1 to
+// MaxProofNonce of RFC 9449's NQCHARs.
+func ValidNonce(s string) bool {
+	if s == "" || len(s) > MaxProofNonce {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // isHTTPToken: RFC 9110 token characters.

@@ -65,11 +65,10 @@ func (p *Proxy) handleForwardHTTP(w http.ResponseWriter, r *http.Request, t *tab
 		if !p.tokenAllowed(w, r, rt, &url.URL{Scheme: "http", Host: r.URL.Host, Path: rt.upstream.Path}) {
 			return
 		}
-		tok, ok := p.token(w, r, rt)
-		if !ok {
+		if !p.token(w, r, rt, ob) {
 			return
 		}
-		ob.token, ob.sandbox, ob.unsafeCleartext = tok, true, rt.UnsafeCleartextUpstream
+		ob.sandbox, ob.unsafeCleartext = true, rt.UnsafeCleartextUpstream
 	}
 	t.forward(w, r, ob)
 }
@@ -266,11 +265,10 @@ func (p *Proxy) intercept(conn net.Conn, host, port string, rt *route) {
 		ob := &outbound{upstream: upstream, path: r.URL.Path, rawPath: r.URL.RawPath}
 		// A token only inside the route's base path.
 		if routepath.Under(r.URL.Path, cur.upstream.Path) {
-			tok, ok := p.token(w, r, cur)
-			if !ok {
+			if !p.token(w, r, cur, ob) {
 				return
 			}
-			ob.token, ob.sandbox = tok, true
+			ob.sandbox = true
 		}
 		t.forward(w, r, ob)
 	})

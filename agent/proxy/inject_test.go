@@ -73,6 +73,12 @@ func startProxy(t *testing.T, yaml string) *fixture {
 // that shows who owns a TCP socket (ownersVisible) or not.
 func startProxyWhere(t *testing.T, yaml string, ownersVisible bool) *fixture {
 	t.Helper()
+	return startProxyTokens(t, yaml, ownersVisible, fakeTokens{})
+}
+
+// startProxyTokens is startProxyWhere with the tokens of src.
+func startProxyTokens(t *testing.T, yaml string, ownersVisible bool, src TokenSource) *fixture {
+	t.Helper()
 	if !strings.Contains(yaml, "proxy:") {
 		yaml = "proxy:\n  listen: 127.0.0.1:0\n" + yaml
 	}
@@ -81,7 +87,7 @@ func startProxyWhere(t *testing.T, yaml string, ownersVisible bool) *fixture {
 		t.Fatal(err)
 	}
 	state := testenv.TempDir(t)
-	p, err := New(Options{Config: cfg, Tokens: fakeTokens{}, StateDir: state, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	p, err := New(Options{Config: cfg, Tokens: src, StateDir: state, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

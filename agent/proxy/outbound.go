@@ -18,7 +18,11 @@ import (
 // outbound is a handler's decision about one request: where it goes and
 // with which token. It reaches Rewrite through the request context.
 type outbound struct {
-	token    string // "" only for forward requests no rule names
+	token string // "" only for forward requests no rule names
+	// dpop: the token is DPoP-bound; it goes with a proof signed for the
+	// upstream request with profile's key (dpop.go).
+	dpop     bool
+	profile  string
 	upstream *url.URL
 	path     string
 	rawPath  string
@@ -63,11 +67,15 @@ func (p *Proxy) newReverseProxy(tr http.RoundTripper) *httputil.ReverseProxy {
 			// With a rule, the agent's token replaces whatever the client
 			// sent; without one (forward proxy, no rule) the client's own
 			// Authorization goes through untouched.
-			if ob.token != "" {
+			switch {
+			case ob.token != "" && ob.dpop:
+				pr.Out.Header.Set("Authorization", "DPoP "+ob.token)
+				pr.Out.Header.Del("DPoP") // the proof is signed in the transport
+			case ob.token != "":
 				pr.Out.Header.Set("Authorization", "Bearer "+ob.token)
 			}
 		},
-		Transport: tr,
+		Transport: &proofTransport{p: p, base: tr},
 		// 0: Go flushes at once anyway for text/event-stream and for bodies of
 		// unknown length (streams); known-length bodies are written in bulk.
 		FlushInterval: 0,
@@ -89,7 +97,7 @@ func (p *Proxy) newReverseProxy(tr http.RoundTripper) *httputil.ReverseProxy {
 			if errors.Is(err, context.Canceled) {
 				return
 			}
-			if p.refusedUpstream(w, err) {
+			if p.refusedUpstream(w, err) || proofFailed(w, err) {
 				return
 			}
 			p.log.Warn("upstream request failed", "host", r.URL.Host, "err", err.Error())

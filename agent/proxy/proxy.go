@@ -68,6 +68,7 @@ type Proxy struct {
 	secret   string
 	table    atomic.Pointer[table]
 	refusals refusals
+	nonces   nonceBook // DPoP-Nonce by profile and upstream origin
 	// foreign counts, by destination, the tokens not sent in the clear
 	// because another user listened on the upstream's port.
 	foreign cleartext.Refusals
@@ -401,8 +402,10 @@ func (p *Proxy) ownPortHandler(key string) http.Handler {
 	})
 }
 
-// token gets the route's token or answers the error itself.
-func (p *Proxy) token(w http.ResponseWriter, r *http.Request, rt *route) (string, bool) {
+// token gets the route's token, with what the outbound request needs to
+// know of it (a bound token goes with a proof), or answers the error
+// itself.
+func (p *Proxy) token(w http.ResponseWriter, r *http.Request, rt *route, ob *outbound) bool {
 	a, err := p.tokens.Token(r.Context(), tokens.Request{Profile: rt.ProfileName(), Scopes: rt.Scopes})
 	if err != nil {
 		code, hint := ipc.CodeUnavailable, ""
@@ -412,9 +415,10 @@ func (p *Proxy) token(w http.ResponseWriter, r *http.Request, rt *route) (string
 		}
 		msg, hint := tokenFailureWords(r, code, "kc-agent has no valid token for this route: "+err.Error(), hint)
 		writeError(w, code, msg, hint)
-		return "", false
+		return false
 	}
-	return a.Token, true
+	ob.token, ob.dpop, ob.profile = a.Token, a.Bound(), rt.ProfileName()
+	return true
 }
 
 // WireListeners puts cleartext's refusal records on the wire (the agent's

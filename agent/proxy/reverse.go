@@ -41,12 +41,12 @@ func (p *Proxy) serveReverse(w http.ResponseWriter, r *http.Request, t *table, r
 	if prefix != "" && rest == r.URL.Path {
 		rest = "/"
 	}
-	tok, ok := p.token(w, r, rt)
-	if !ok {
+	ob := &outbound{upstream: rt.upstream, path: rest, rawPath: rawRest,
+		prefix: prefix, local: "http://" + r.Host, sandbox: true, unsafeCleartext: rt.UnsafeCleartextUpstream}
+	if !p.token(w, r, rt, ob) {
 		return
 	}
-	t.forward(w, r, &outbound{token: tok, upstream: rt.upstream, path: rest, rawPath: rawRest,
-		prefix: prefix, local: "http://" + r.Host, sandbox: true, unsafeCleartext: rt.UnsafeCleartextUpstream})
+	t.forward(w, r, ob)
 }
 
 func routeName(p string) string {

@@ -152,12 +152,12 @@ func TestDPoPStolenOfflineTokenIsWorthless(t *testing.T) {
 	}
 
 	agent := e.startAgent()
-	if _, code, stderr := e.tokenJSON("--force-refresh"); code != 0 {
+	if code, stderr := e.boundToken("--force-refresh"); code != 0 {
 		t.Fatalf("the agent's refresh with its key: exit %d: %s", code, stderr)
 	}
 	agent.stop()
 	agent = e.startAgent() // restarted: it loads the key from the store
-	if _, code, stderr := e.tokenJSON("--force-refresh"); code != 0 {
+	if code, stderr := e.boundToken("--force-refresh"); code != 0 {
 		t.Fatalf("the restarted agent's refresh: exit %d: %s", code, stderr)
 	}
 	rotated, _ := e.checkBound()
@@ -261,7 +261,7 @@ func TestDPoPSignInThroughTheAgent(t *testing.T) {
 	e.startAgent()
 	e.login(realm, "carol", "carol-pw")
 	rec, _ := e.checkBound()
-	if _, code, stderr := e.tokenJSON("--force-refresh"); code != 0 {
+	if code, stderr := e.boundToken("--force-refresh"); code != 0 {
 		t.Fatalf("the agent's refresh of its own bound sign-in: exit %d: %s", code, stderr)
 	}
 	rec, key := e.checkBound()

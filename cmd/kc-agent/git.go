@@ -253,6 +253,9 @@ func gitCredentialRun(ctx context.Context, streams *IOStreams, op string, opts *
 	if err != nil {
 		return err
 	}
+	if err := refuseBound(tok, route.ProfileName(), "git", boundHint(route.ProfileName())); err != nil {
+		return err
+	}
 	out, err := gitAnswer(req, route, tok)
 	if err != nil {
 		return err

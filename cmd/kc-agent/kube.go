@@ -132,6 +132,10 @@ func kubeCredentialRun(ctx context.Context, streams *IOStreams, opts *kubeCreden
 	if err != nil {
 		return err
 	}
+	if err := refuseBound(tok, req.Profile, "kubectl",
+		"use the ID token (--token-type id, the default): it is never bound; or set `dpop: refresh` for profile "+req.Profile); err != nil {
+		return err
+	}
 	// A margin no token could leave room for (tokens shorter-lived than it)
 	// shrinks to half the token's remaining life.
 	margin := max(min(opts.margin, time.Until(tok.ExpiresAt)/2), 0)
