@@ -58,7 +58,7 @@ def test_an_older_agent_serving_a_bound_token_is_not_sent(agent, api):
     # as Bearer, and nothing goes to the API.
     agent.proof_endpoint = False
     agent.token_answer = (200, dict(agent.token_answer[1], token_type="DPoP"))
-    with pytest.raises(kc.KcAgentError, match="can not sign proofs") as e:
+    with pytest.raises(kc.KcAgentError, match="can not sign proofs for them: it is older") as e:
         with kc.session() as s:
             s.get(api.url + "/x")
     assert e.value.code == "agent_too_old" and "kc-agent service restart" in e.value.hint
@@ -98,9 +98,10 @@ def test_without_sockets_the_cli_token_is_used_as_bearer(monkeypatch, fake_cli, 
     assert [c[:3] for c in fake_cli.calls()] == [["token", "--format", "json"]]
     # A bound token from the command can not be used: refused, not sent.
     fake_cli.configure(0, json.dumps({"access_token": TOKEN, "token_type": "DPoP", "expires_at": "2030-01-02T03:04:05Z", "expires_in": 300}))
-    with pytest.raises(kc.KcAgentError, match="can not sign proofs"):
+    with pytest.raises(kc.KcAgentError, match="no agent answers on a socket") as e:
         with kc.session() as s:
             s.get(api.url + "/cli")
+    assert e.value.code == "unreachable" and "kc-agent run" in e.value.hint
     assert len(api.seen) == 1
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from . import _cli, _client, _discovery, _transport
-from ._errors import KcAgentError
+from ._errors import START_HINT, KcAgentError
 
 PATH = "/v1/proof"
 
@@ -85,8 +85,10 @@ def fetch(
             # the agent itself answers below).
             _cli.start_agent(name, na)
             _, doc = _transport.request("POST", PATH, body, skew=False)
-    except (_transport.NoEndpoint, _transport.NoAgent):
-        return _bearer(name, scopes, min_valid, force_refresh)
+    except _transport.NoEndpoint:
+        return _bearer(name, scopes, min_valid, force_refresh, older=True)
+    except _transport.NoAgent:
+        return _bearer(name, scopes, min_valid, force_refresh, older=False)
     return _read(doc, name)
 
 
@@ -103,14 +105,21 @@ def _read(doc: dict, name: str) -> Proof:
     return Proof(info.access_token, "DPoP", proof, name)
 
 
-def _bearer(name: str, scopes: Optional[List[str]], min_valid: Optional[float], force: bool) -> Proof:
-    """An agent without /v1/proof (or none on a socket): its token, which
-    is of use only as Bearer."""
+def _bearer(name: str, scopes: Optional[List[str]], min_valid: Optional[float], force: bool, older: bool) -> Proof:
+    """An agent without /v1/proof (older), or none on a socket (the CLI
+    answers; it refuses a bound token itself): a token, of use only as
+    Bearer."""
     info = _client.fetch_token(name, scopes, min_valid, force)
-    if is_dpop(info.token_type):
+    if not is_dpop(info.token_type):
+        return Proof(info.access_token, info.token_type, "", name)
+    if older:
         raise KcAgentError(
-            f"the agent serves profile {name!r} DPoP-bound tokens but can not sign proofs for them (it is older than this client, or no agent answers on a socket)",
+            f"the agent serves profile {name!r} DPoP-bound tokens but can not sign proofs for them: it is older than this client",
             hint="restart the agent so that the newer kc-agent runs: `kc-agent service restart`, or stop it (the client starts its own kc-agent)",
             code="agent_too_old",
         )
-    return Proof(info.access_token, info.token_type, "", name)
+    raise KcAgentError(
+        f"profile {name!r} serves DPoP-bound tokens, whose proofs only a running agent signs, and no agent answers on a socket here",
+        hint=START_HINT,
+        code="unreachable",
+    )
