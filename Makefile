@@ -11,7 +11,7 @@ build:
 # Chromium/curl/python, the Windows build under Wine. CI runs exactly this.
 test: deps
 	KC_AGENT_REQUIRE_SECRET_SERVICE=1 KC_AGENT_REQUIRE_CHROMIUM=1 KC_AGENT_REQUIRE_PYTHON=1 KC_AGENT_REQUIRE_JUPYTER=1 KC_AGENT_REQUIRE_OTHER_UID=1 \
-		KC_AGENT_REQUIRE_WINE=1 KC_AGENT_REQUIRE_JUPYTERHUB=1 \
+		KC_AGENT_REQUIRE_WINE=1 KC_AGENT_REQUIRE_JUPYTERHUB=1 KC_AGENT_REQUIRE_SWTPM=1 \
 		scripts/with-secret-service.sh $(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 # The Windows part of test alone: every package's Windows test binary under

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs what the test suite and the demo need, when missing:
-# Debian packages (Secret Service, D-Bus, Chromium, curl, git, kubectl,
+# Debian packages (Secret Service, D-Bus, Chromium, curl, git, kubectl, swtpm,
 # python3 with requests/httpx/pytest/ipykernel/venv, nbconvert, Wine and mingw
 # for the Windows tests), Python requests, JupyterLab (PyPI, in a venv), and
 # JupyterHub with configurable-http-proxy (scripts/install-jupyterhub.sh).
@@ -16,6 +16,8 @@ command -v curl >/dev/null 2>&1 || need="$need curl"
 command -v setpriv >/dev/null 2>&1 || need="$need util-linux"
 command -v git >/dev/null 2>&1 || need="$need git"
 command -v kubectl >/dev/null 2>&1 || need="$need kubernetes-client"
+# The TPM-backed DPoP key's tests (agent/dpop/tpmkey, internal/testenv/swtpm).
+command -v swtpm >/dev/null 2>&1 || need="$need swtpm"
 # The Windows tests (internal/testenv/wine): Wine runs the Windows binaries,
 # mingw builds the ProcessPrng DLL that Go needs and Wine 8 lacks.
 command -v wine >/dev/null 2>&1 || need="$need wine"

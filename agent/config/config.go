@@ -39,6 +39,17 @@ const (
 	DPoPOn = "on"
 )
 
+// Where a profile's DPoP keys are made (Profile.DPoPKey).
+const (
+	// DPoPKeyAuto makes them in the TPM when it opens and makes P-256
+	// keys, in software otherwise.
+	DPoPKeyAuto = "auto"
+	// DPoPKeyTPM makes them in the TPM, or fails the login.
+	DPoPKeyTPM = "tpm"
+	// DPoPKeySoftware makes them in software, kept in the key store.
+	DPoPKeySoftware = "software"
+)
+
 // Profile is one login: an issuer, a client and the scopes asked for.
 type Profile struct {
 	Issuer   string   `yaml:"issuer"`
@@ -62,6 +73,9 @@ type Profile struct {
 	ClientName string `yaml:"client_name,omitempty"`
 	// DPoP is DPoPOff (the default, "") or DPoPOn.
 	DPoP string `yaml:"dpop,omitempty"`
+	// DPoPKey is where new logins' keys are made: DPoPKeyAuto (the
+	// default, ""), DPoPKeyTPM or DPoPKeySoftware.
+	DPoPKey string `yaml:"dpop_key,omitempty"`
 }
 
 // DPoPEnabled says whether the profile binds its logins to a key.

@@ -69,6 +69,11 @@ func (c *Config) validateProfile(name string, p Profile) error {
 	default:
 		return fail("dpop", fmt.Sprintf("unknown dpop mode %q; use %q or %q", p.DPoP, DPoPOff, DPoPOn))
 	}
+	switch p.DPoPKey {
+	case "", DPoPKeyAuto, DPoPKeyTPM, DPoPKeySoftware:
+	default:
+		return fail("dpop_key", fmt.Sprintf("unknown dpop_key %q; use %q, %q or %q", p.DPoPKey, DPoPKeyAuto, DPoPKeyTPM, DPoPKeySoftware))
+	}
 	for _, s := range p.Scopes {
 		if s == "" || strings.ContainsAny(s, " \t\"\\") {
 			return fail("scopes", fmt.Sprintf("invalid scope %q", s))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/dpop"
+	"github.com/kc-agent/kc-agent/agent/dpop/tpmkey"
 	"github.com/kc-agent/kc-agent/internal/atomicfile"
 	"github.com/kc-agent/kc-agent/internal/privatefile"
 )
@@ -21,9 +22,10 @@ import (
 // KeyStore keeps the DPoP key of each profile, apart from its token: a
 // copy of the token store alone (a keychain export, a backup of the token
 // file) then holds nothing that can be refreshed. Keys are crypto.Signers
-// so a store whose keys never leave hardware (a TPM, a platform key store)
-// can take the place of the software one: Generate makes the key there and
-// Put keeps only a reference to it.
+// of either kind: a software key, kept whole in the store, or a key made
+// in the TPM (tpmkey.Key), of which the store keeps only what the TPM
+// wrapped for itself. Generate makes one of the kind the store's KeyMaker
+// says; Get returns whichever kind was kept.
 type KeyStore interface {
 	// Generate makes a fresh key for a login. It is not kept until Put,
 	// so a login that fails leaves the previous login's key in place.
@@ -40,63 +42,78 @@ type KeyStore interface {
 
 // KeysForProfile returns the key store beside the profile's token store:
 // the keychain for keychain profiles, a file next to the token file for
-// `store: file`.
+// `store: file`. New keys are made where the profile's dpop_key says.
 func KeysForProfile(p config.Profile) (KeyStore, error) {
+	maker := KeyMaker{Mode: p.DPoPKey, TPM: TPMDevice()}
 	switch p.Store {
 	case config.StoreFile:
 		dir, err := config.StateDir()
 		if err != nil {
 			return nil, err
 		}
-		return &FileKeys{Dir: filepath.Join(dir, "tokens")}, nil
+		return &FileKeys{Dir: filepath.Join(dir, "tokens"), Maker: maker}, nil
 	case config.StoreKeychain, "":
-		return &KeychainKeys{Keychain: NewKeychain()}, nil
+		return &KeychainKeys{Keychain: NewKeychain(), Maker: maker}, nil
 	}
 	return nil, fmt.Errorf("unknown store %q", p.Store)
 }
 
-// keyRecord is a stored software key. Kind leaves room for a record that
-// names a hardware key instead of holding one.
+// keyRecord is a stored key: a software key (Key), or a TPM's key as the
+// TPM wrapped it (Public, Private), usable only in that TPM.
 type keyRecord struct {
 	Version int    `json:"v"`
 	Kind    string `json:"kind"`
-	Key     string `json:"key"` // dpop.MarshalKey
+	Key     string `json:"key,omitempty"`     // software: dpop.MarshalKey
+	Public  string `json:"public,omitempty"`  // TPM: TPM2B_PUBLIC, base64url
+	Private string `json:"private,omitempty"` // TPM: TPM2B_PRIVATE, base64url
 }
 
 const softwareP256 = "software-p256"
 
 func encodeKey(key crypto.Signer) ([]byte, error) {
-	ec, ok := key.(*ecdsa.PrivateKey)
-	if !ok {
-		return nil, errors.New("this key store keeps software P-256 keys only")
+	switch k := key.(type) {
+	case *ecdsa.PrivateKey:
+		s, err := dpop.MarshalKey(k)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(keyRecord{Version: 1, Kind: softwareP256, Key: s})
+	case *tpmkey.Key:
+		return json.Marshal(tpmRecord(k))
 	}
-	s, err := dpop.MarshalKey(ec)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(keyRecord{Version: 1, Kind: softwareP256, Key: s})
+	return nil, fmt.Errorf("this key store keeps software P-256 and TPM keys, not %T", key)
 }
 
-func decodeKey(data []byte) (crypto.Signer, error) {
+// decodeKey reads a stored key; a TPM's key is to be used with tpm.
+func decodeKey(data []byte, tpm tpmkey.Device) (crypto.Signer, error) {
 	var r keyRecord
-	if err := json.Unmarshal(data, &r); err != nil || r.Kind != softwareP256 {
+	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, errors.New("the stored DPoP key is corrupt; run `kc-agent login` again")
 	}
-	k, err := dpop.ParseKey(r.Key)
-	if err != nil {
-		return nil, fmt.Errorf("%w; run `kc-agent login` again", err)
+	switch r.Kind {
+	case softwareP256:
+		k, err := dpop.ParseKey(r.Key)
+		if err != nil {
+			return nil, fmt.Errorf("%w; run `kc-agent login` again", err)
+		}
+		return k, nil
+	case tpmP256:
+		return fromTPMRecord(r, tpm)
 	}
-	return k, nil
+	return nil, errors.New("the stored DPoP key is corrupt; run `kc-agent login` again")
 }
 
 // KeychainKeys keeps each profile's key as a second keychain item of the
 // service, next to the token's.
-type KeychainKeys struct{ Keychain *Keychain }
+type KeychainKeys struct {
+	Keychain *Keychain
+	Maker    KeyMaker
+}
 
 // KeyAccount is the keychain account of a profile's DPoP key.
 func KeyAccount(profile string) string { return Account(profile) + "#dpop" }
 
-func (k *KeychainKeys) Generate() (crypto.Signer, error) { return dpop.NewKey() }
+func (k *KeychainKeys) Generate() (crypto.Signer, error) { return k.Maker.Generate() }
 
 func (k *KeychainKeys) Describe() string { return k.Keychain.Describe() }
 
@@ -118,7 +135,7 @@ func (k *KeychainKeys) Get(ctx context.Context, profile string) (crypto.Signer, 
 	if err != nil {
 		return nil, err
 	}
-	return decodeKey([]byte(secret))
+	return usable(decodeKey([]byte(secret), k.Maker.TPM))
 }
 
 func (k *KeychainKeys) Delete(ctx context.Context, profile string) error {
@@ -128,11 +145,14 @@ func (k *KeychainKeys) Delete(ctx context.Context, profile string) error {
 // FileKeys keeps each profile's key in an owner-only file beside its
 // token file (`store: file`). Token files end in .json and key files in
 // .dpop-key, so no profile name makes one the other.
-type FileKeys struct{ Dir string }
+type FileKeys struct {
+	Dir   string
+	Maker KeyMaker
+}
 
 func (f *FileKeys) path(profile string) string { return filepath.Join(f.Dir, profile+".dpop-key") }
 
-func (f *FileKeys) Generate() (crypto.Signer, error) { return dpop.NewKey() }
+func (f *FileKeys) Generate() (crypto.Signer, error) { return f.Maker.Generate() }
 
 func (f *FileKeys) Describe() string { return "file " + f.Dir + " (owner only, opted in)" }
 
@@ -165,7 +185,7 @@ func (f *FileKeys) Get(ctx context.Context, profile string) (crypto.Signer, erro
 	if err := privatefile.Check(f.path(profile)); errors.As(err, &exposed) {
 		return nil, fmt.Errorf("DPoP key file %s is readable by others (%s); delete it and run `kc-agent login` again", f.path(profile), exposed.Detail)
 	}
-	return decodeKey(data)
+	return usable(decodeKey(data, f.Maker.TPM))
 }
 
 func (f *FileKeys) Delete(ctx context.Context, profile string) error {
