@@ -18,8 +18,11 @@ if [ -n "$need" ]; then
 fi
 # Built as released (goreleaser: CGO_ENABLED=0 -trimpath).
 CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/kc-agent
-echo "== Go benchmark: token round trip over the socket"
-go test -run '^$' -bench TokenRoundTrip -benchtime 3000x ./agent/daemon/
+echo "== Go benchmark: token round trip over the socket, and a DPoP proof's (POST /v1/proof)"
+go test -run '^$' -bench 'TokenRoundTrip|ProofRoundTrip' -benchtime 3000x ./agent/daemon/
+echo
+echo "== DPoP: route requests/s with dpop: on against off, alternating rounds (issue 29; goal on/off >= 0.9)"
+go test -run '^$' -bench DPoPRouteRatio -benchtime 1x ./agent/proxy/
 echo
 echo "== keychain read the agent does before every refresh (real Secret Service), beside the write it already did"
 scripts/with-secret-service.sh go test -run '^$' -bench KeychainGet -benchtime 200x ./agent/store/

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -63,12 +65,24 @@ func (b benchIdP) Refresh(context.Context, string, []string) (*oidc.Token, error
 // bound to a key in a file key store, DPoP tokens) and "off" (an unbound
 // login, Bearer tokens).
 func dpopBenchProxy(tb testing.TB, delay time.Duration) (string, func()) {
-	const issuer = "https://sso.example.com/realms/r"
-	keys := &store.FileKeys{Dir: testenv.TempDir(tb)}
-	oldKeys := tokens.KeysFor
-	tokens.KeysFor = func(config.Profile) (store.KeyStore, error) { return keys, nil }
 	key, _ := dpop.NewKey()
-	keys.Put(context.Background(), "bound", key)
+	return dpopBenchProxyKey(tb, delay, key)
+}
+
+// oneKey is a key store holding one key (a software or a TPM one).
+type oneKey struct{ key crypto.Signer }
+
+func (k oneKey) Generate() (crypto.Signer, error)                   { return nil, errors.New("not here") }
+func (k oneKey) Put(context.Context, string, crypto.Signer) error   { return nil }
+func (k oneKey) Get(context.Context, string) (crypto.Signer, error) { return k.key, nil }
+func (k oneKey) Delete(context.Context, string) error               { return nil }
+func (k oneKey) Describe() string                                   { return "one key" }
+
+// dpopBenchProxyKey is dpopBenchProxy with the bound login's key.
+func dpopBenchProxyKey(tb testing.TB, delay time.Duration, key crypto.Signer) (string, func()) {
+	const issuer = "https://sso.example.com/realms/r"
+	oldKeys := tokens.KeysFor
+	tokens.KeysFor = func(config.Profile) (store.KeyStore, error) { return oneKey{key}, nil }
 	jkt, _ := dpop.Thumbprint(key)
 	st := &memStore{rec: map[string]store.Record{
 		"bound": {RefreshToken: "rt", Issuer: issuer, ClientID: "kc-agent", KeyThumbprint: jkt, SavedAt: time.Now()},

@@ -6,15 +6,18 @@ import (
 	"crypto"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/dpop"
 	"github.com/kc-agent/kc-agent/agent/tokens"
 	"github.com/kc-agent/kc-agent/internal/peer"
+	"github.com/kc-agent/kc-agent/internal/testenv"
 	"github.com/kc-agent/kc-agent/internal/testenv/dpopapi"
 )
 
@@ -195,4 +198,26 @@ func TestDPoPForwardProxy(t *testing.T) {
 	if got := api.seen(); strings.Join(got, ",") != "challenge,ok" {
 		t.Fatalf("the API saw %q", got)
 	}
+}
+
+// startProxyTokens is startProxyWhere with the tokens of src.
+func startProxyTokens(t *testing.T, yaml string, ownersVisible bool, src TokenSource) *fixture {
+	t.Helper()
+	if !strings.Contains(yaml, "proxy:") {
+		yaml = "proxy:\n  listen: 127.0.0.1:0\n" + yaml
+	}
+	cfg, err := config.ParseWhere("c.yaml", []byte("profiles:\n  default:\n    issuer: https://sso.example.com/realms/r\n  other:\n    issuer: https://sso.example.com/realms/r\n"+yaml), ownersVisible)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := testenv.TempDir(t)
+	p, err := New(Options{Config: cfg, Tokens: src, StateDir: state, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return &fixture{p: p, main: p.Addr(), secret: p.secret}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -74,28 +73,6 @@ func startProxy(t *testing.T, yaml string) *fixture {
 func startProxyWhere(t *testing.T, yaml string, ownersVisible bool) *fixture {
 	t.Helper()
 	return startProxyTokens(t, yaml, ownersVisible, fakeTokens{})
-}
-
-// startProxyTokens is startProxyWhere with the tokens of src.
-func startProxyTokens(t *testing.T, yaml string, ownersVisible bool, src TokenSource) *fixture {
-	t.Helper()
-	if !strings.Contains(yaml, "proxy:") {
-		yaml = "proxy:\n  listen: 127.0.0.1:0\n" + yaml
-	}
-	cfg, err := config.ParseWhere("c.yaml", []byte("profiles:\n  default:\n    issuer: https://sso.example.com/realms/r\n  other:\n    issuer: https://sso.example.com/realms/r\n"+yaml), ownersVisible)
-	if err != nil {
-		t.Fatal(err)
-	}
-	state := testenv.TempDir(t)
-	p, err := New(Options{Config: cfg, Tokens: src, StateDir: state, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	return &fixture{p: p, main: p.Addr(), secret: p.secret}
 }
 
 func (f *fixture) do(t *testing.T, req *http.Request) *http.Response {

@@ -48,8 +48,9 @@ func newDPoPAPIs(t *testing.T) *dpopAPIs {
 	opts.Mode = dpopapi.ModeBearer
 	f.bearer, f.bURL = dpopapi.Start(t, opts)
 	f.proxy = freeAddr(t)
-	e.appendConfig(fmt.Sprintf("routes:\n  - name: dpop\n    upstream: %s/v1\n    profile: %s\n  - name: bearer\n    upstream: %s/v1\n    profile: %s\nproxy:\n  listen: %s\n",
-		f.apiURL, e.profile, f.bURL, f.off, f.proxy))
+	e.appendConfig(fmt.Sprintf("routes:\n  - name: dpop\n    upstream: %s/v1\n    profile: %s\n  - name: bearer\n    upstream: %s/v1\n    profile: %s\n"+
+		"  - name: git\n    upstream: https://git.example.test/team\n    profile: %s\nproxy:\n  listen: %s\n",
+		f.apiURL, e.profile, f.bURL, f.off, e.profile, f.proxy))
 	f.agent = e.startAgent()
 	return f
 }
@@ -140,8 +141,8 @@ func TestDPoPRoutes(t *testing.T) {
 // The socket endpoint's proofs, as `kc-agent token --format dpop` prints
 // them into real curl: the API's nonce challenge, then accepted; the same
 // proof sent twice is refused by the API (jti replay). `token` in its
-// other formats refuses the bound token, and kube-credential the bound
-// access token.
+// other formats refuses the bound token, and so do kube-credential (for
+// the access token) and git-credential.
 func TestDPoPTokenCommand(t *testing.T) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
@@ -202,6 +203,10 @@ func TestDPoPTokenCommand(t *testing.T) {
 	code2, _, stderr := e.run("kube-credential", "--profile", e.profile, "--token-type", "access")
 	if code2 != exitError || !strings.Contains(stderr, "DPoP-bound") || !strings.Contains(stderr, "--token-type id") {
 		t.Fatalf("kube-credential with a bound access token: exit %d:\n%s", code2, stderr)
+	}
+	code2, stdout, stderr := e.runHelper("protocol=https\nhost=git.example.test\npath=team/repo.git\n\n", "git-credential", "get")
+	if code2 != exitError || stdout != "" || !strings.Contains(stderr, "git can not send the proof") || !strings.Contains(stderr, "route") {
+		t.Fatalf("git-credential with a bound token: exit %d, stdout %d bytes:\n%s", code2, len(stdout), stderr)
 	}
 }
 
