@@ -4,7 +4,8 @@
 // against a warm agent, side by side with whole-process `kc-agent token`,
 // a whole Python process that calls get_token() once, and oidc-agent's
 // oidc-token, all in the same run against the same Keycloak, user and
-// client. Run it through bench/run.sh.
+// client; and KcAgentAuth's per-request cost with a DPoP-bound login
+// against a Bearer one (dpop.go). Run it through bench/run.sh.
 package main
 
 import (
@@ -28,11 +29,12 @@ import (
 func main() {
 	n := flag.Int("n", 300, "whole-process calls to time")
 	nIn := flag.Int("inprocess", 3000, "in-process get_token() calls to time")
+	nAuth := flag.Int("auth", 2000, "KcAgentAuth calls to time per library and profile")
 	bin := flag.String("bin", "bin/kc-agent", "kc-agent binary")
 	python := flag.String("python", "/usr/bin/python3", "Python interpreter")
 	flag.Parse()
 	fmt.Println("\n== Python client: get_token() in-process vs whole-process kc-agent token and oidc-token")
-	if err := run(*bin, *python, *n, *nIn); err != nil {
+	if err := run(*bin, *python, *n, *nIn, *nAuth); err != nil {
 		fmt.Fprintln(os.Stderr, "pyclient: error:", err)
 		os.Exit(1)
 	}
@@ -46,7 +48,7 @@ type pyResult struct {
 	ImportMS float64 `json:"import_ms"`
 }
 
-func run(bin, python string, n, nIn int) error {
+func run(bin, python string, n, nIn, nAuth int) error {
 	ctx := context.Background()
 	kc, err := keycloak.Ensure(ctx, func(f string, a ...any) { fmt.Fprintf(os.Stderr, "pyclient: "+f+"\n", a...) })
 	if err != nil {
@@ -68,6 +70,9 @@ func run(bin, python string, n, nIn int) error {
 	issuer := kc.Issuer(keycloak.RealmDemo)
 	if err := keycloak.LoginWithCLI(bin, issuer, "demo", "demo"); err != nil {
 		return fmt.Errorf("login: %w", err)
+	}
+	if err := loginBound(bin, issuer); err != nil {
+		return err
 	}
 	agent := exec.Command(bin, "run", "--log-level", "warn")
 	agent.Stderr = os.Stderr
@@ -120,7 +125,7 @@ func run(bin, python string, n, nIn int) error {
 	if oidcErr == nil {
 		fmt.Printf("ratio: oidc-token p50 / get_token() p50 = %.0fx (target >= 3x)\n", float64(timing.Pct(oidc, 50))/float64(inP50))
 	}
-	return nil
+	return authCost(python, nAuth)
 }
 
 // oidcToken configures Debian's oidc-agent non-interactively for the same

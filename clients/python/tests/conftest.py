@@ -4,6 +4,7 @@ and a fake `kc-agent` command for the CLI fallback."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from kc_agent_client import _cli
+from kc_agent_client import _cli, _nonce
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 
@@ -36,6 +37,13 @@ class FakeAgent:
         self.fresh_answer = (200, {"access_token": FRESH, "token_type": "Bearer", "expires_at": "2030-01-02T03:09:05Z", "expires_in": 600})
         self.proxy_answer = (200, {"configured": False, "running": False, "routes": []})
         self.delay = 0.0
+        # /v1/proof: answered from token_answer/fresh_answer; with dpop,
+        # as a DPoP-bound token with a fake proof (fake_proof) per request.
+        # proof_endpoint=False: an older agent, which answers 404 old_code.
+        self.dpop = False
+        self.proof_endpoint = True
+        self.old_code = "no_such_endpoint"
+        self.proofs = []  # the proofs answered, in order
         self.connections = 0
         # (method, path prefix) -> function(path, body) -> (status, doc)
         self.handlers = {}
@@ -80,6 +88,10 @@ class FakeAgent:
                         self._answer(*agent.fresh_answer)
                     else:
                         self._answer(*agent.token_answer)
+                elif self.path == "/v1/proof" and agent.proof_endpoint:
+                    self._answer(*agent.proof(body or {}))
+                elif self.path == "/v1/proof" and agent.old_code:
+                    self._answer(404, {"error": agent.old_code, "message": "no such endpoint"})
                 else:
                     self._answer(404, {"error": "bad_request", "message": "no such endpoint"})
 
@@ -127,9 +139,39 @@ class FakeAgent:
     def token_requests(self):
         return [r for r in self.requests if r[1] == "/v1/token"]
 
+    def proof_requests(self):
+        return [r for r in self.requests if r[1] == "/v1/proof"]
+
+    def proof(self, body):
+        status, doc = self.fresh_answer if body.get("force_refresh") else self.token_answer
+        doc = dict(doc)
+        if status == 200 and self.dpop:
+            doc["token_type"] = "DPoP"
+            doc["proof"] = fake_proof(body, len(self.proofs))
+            self.proofs.append(doc["proof"])
+        return status, doc
+
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def _b64(doc) -> str:
+    return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+
+
+def fake_proof(body, n) -> str:
+    """A proof-shaped JWT whose payload says what it was signed for (the
+    fake API reads it back): htm, htu, nonce and a jti unique per proof."""
+    claims = {"htm": body.get("method"), "htu": body.get("url"), "jti": f"jti-{n}", "profile": body.get("profile")}
+    if body.get("nonce"):
+        claims["nonce"] = body["nonce"]
+    return f"{_b64({'typ': 'dpop+jwt', 'alg': 'ES256'})}.{_b64(claims)}.c2lnbmVk"
+
+
+def proof_claims(proof: str) -> dict:
+    part = proof.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
 def private_dir() -> str:
@@ -150,6 +192,7 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}/usr/bin{os.pathsep}/bin")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setattr(_cli, "CLI_LOCATIONS", ())
+    _nonce.forget_all()  # the nonces servers sent earlier tests
     yield bindir
     shutil.rmtree(d, ignore_errors=True)
 

@@ -78,7 +78,9 @@ def api():
 
 
 def forced(agent):
-    return [bool(r[3].get("force_refresh")) for r in agent.token_requests()]
+    """Whether each token the auth asked the agent for (one proof request
+    per request sent) was to be issued anew."""
+    return [bool(r[3].get("force_refresh")) for r in agent.proof_requests()]
 
 
 # --- requests -----------------------------------------------------------------
@@ -178,7 +180,7 @@ def test_requests_gives_up_after_one_retry(agent, api):
     assert r.status_code == 401
     assert len(api.seen) == 2
     assert forced(agent) == [False, True]
-    assert agent.token_requests()[0][3] == {"profile": "p", "scopes": ["openid"], "min_valid": 10.0}
+    assert agent.proof_requests()[0][3] == {"profile": "p", "scopes": ["openid"], "min_valid": 10.0, "method": "GET", "url": api.url + "/denied"}
 
 
 def test_requests_login_required_raises(agent, api):
@@ -290,7 +292,7 @@ def test_plain_clients_get_no_token_for_cleartext_loopback(agent, api):
     assert "kc_agent_client.session()" in e.value.hint
     with pytest.raises(kc.KcAgentError, match="not checked"):
         httpx.get(api.url + "/x", auth=kc.KcAgentAuth())
-    assert api.seen == [] and agent.token_requests() == []
+    assert api.seen == [] and agent.proof_requests() == [] and agent.token_requests() == []
 
 
 def test_no_token_to_a_loopback_port_another_user_holds(agent, api, monkeypatch):

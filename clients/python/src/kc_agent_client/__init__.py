@@ -87,9 +87,21 @@ def get_token(
     Out[] and the saved .ipynb show ``<access token for carol, expires
     14:32>`` and no token.
 
+    A DPoP-bound token (a profile with ``dpop: on``) is of no use without
+    a proof only the agent can sign: get_token() raises KcAgentError (code
+    ``dpop_bound``) instead of handing it out as if it were a Bearer
+    token. Send such requests with ``KcAgentAuth`` (``session()``,
+    ``httpx_client()``) or through a route (``route_url``).
+
     Raises LoginRequired, AgentUnavailable, UntrustedAgent or KcAgentError.
     """
     info = _client.fetch_token(profile, scopes, min_valid, force_refresh)
+    if info.token_type.lower() == "dpop":
+        raise KcAgentError(
+            f"profile {info.profile!r} serves DPoP-bound access tokens (dpop: on): an API refuses one without a proof that only the agent can sign",
+            hint="send the request with auth=KcAgentAuth(), kc_agent_client.session() or httpx_client(), which ask the agent for a proof per request, or through a route (route_url)",
+            code="dpop_bound",
+        )
     return AccessToken(info.access_token, info.expires_at)
 
 
@@ -101,7 +113,9 @@ def get_token_info(
     force_refresh: bool = False,
 ) -> TokenInfo:
     """Like get_token, with ``token_type``, ``expires_at`` (an aware datetime)
-    and ``expires_in``. Its repr hides the token."""
+    and ``expires_in``. Its repr hides the token. A DPoP-bound token comes
+    back too, with ``token_type`` ``"DPoP"``: check it before sending the
+    token, which is of no use without the agent's proof (see get_token)."""
     return _client.fetch_token(profile, scopes, min_valid, force_refresh)
 
 

@@ -1,14 +1,15 @@
 """KcAgentAuth: one object that works as ``auth=`` for requests and for
-httpx (sync and async). Each request gets ``Authorization`` from the agent;
-on a 401 the auth asks the agent for a freshly issued token once and sends
-the request once more."""
+httpx (sync and async). Each request gets ``Authorization`` (and, for a
+DPoP-bound token, a ``DPoP`` proof for that request) from the agent; on a
+401 the auth sends the request once more: with the server's DPoP nonce
+when it asked for one, else with a freshly issued token."""
 
 from __future__ import annotations
 
 from typing import Iterable, Optional
 from urllib.parse import urlsplit
 
-from . import _client, _connguard
+from . import _client, _connguard, _nonce, _proof
 from ._errors import KcAgentError
 
 try:  # optional extra [requests]
@@ -57,10 +58,17 @@ _BASES = tuple(b for b in (_RequestsAuthBase, _HttpxAuthBase) if b is not object
 class KcAgentAuth(*_BASES):  # type: ignore[misc]
     """``auth=KcAgentAuth()`` for requests and httpx.
 
-    Every request carries ``Authorization: Bearer <token>`` for the profile
-    (``$KC_AGENT_PROFILE``, else ``default``). When the server answers 401,
-    the auth gets a token issued after that answer (``force_refresh``) and
-    retries once; a second 401 is returned to the caller as is.
+    Every request carries the profile's token (``$KC_AGENT_PROFILE``, else
+    ``default``): ``Authorization: Bearer <token>``, or, when the login's
+    access tokens are DPoP-bound (``dpop: on``), ``Authorization: DPoP
+    <token>`` and a ``DPoP`` proof the agent signs for this request's
+    method and URL (the key stays in the agent; a proof is never reused).
+
+    On a 401 the request is sent once more, and only once: with a proof
+    that carries the server's nonce when the answer is a ``use_dpop_nonce``
+    challenge (the nonce is kept per origin for the next requests), else
+    with a token issued after that answer (``force_refresh``). A second 401
+    is returned to the caller as is, as is a 401 to a streamed body.
     """
 
     # httpx: the body is not buffered for us; a streamed body is not retried.
@@ -75,15 +83,20 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
     def __repr__(self) -> str:
         return f"KcAgentAuth(profile={_client.profile_name(self.profile)!r}, scopes={self.scopes!r}, min_valid={self.min_valid!r})"
 
-    def _header(self, force: bool = False) -> str:
-        info = _client.fetch_token(self.profile, self.scopes, self.min_valid, force_refresh=force)
-        return f"{info.token_type or 'Bearer'} {info.access_token}"
+    def _apply(self, headers, method: str, url: str, force: bool = False) -> None:
+        """Sets this request's Authorization (and DPoP) headers, from a proof
+        the agent signs for method and url with the origin's last nonce."""
+        p = _proof.fetch(self.profile, self.scopes, self.min_valid, method, url, _nonce.get(url), force)
+        h = p.headers()
+        if "DPoP" not in h:
+            headers.pop("DPoP", None)
+        headers.update(h)
 
     # --- requests ----------------------------------------------------------
 
     def __call__(self, r):
         _check_destination(r.url, _connguard.in_checked_client())
-        r.headers["Authorization"] = self._header()
+        self._apply(r.headers, r.method, r.url)
         # The retry on 401 is for this request only: requests copies the
         # hook onto redirected requests (another host, maybe), not this mark.
         r._kc_agent_url = r.url
@@ -95,10 +108,11 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
         return r
 
     def _requests_retry_on_401(self, r, **kwargs):
-        if r.status_code != 401 or getattr(r.request, "_kc_agent_retried", False):
-            return r
         if getattr(r.request, "_kc_agent_url", None) != r.request.url or r.history:
             return r  # a redirect's answer: never send a token after it
+        nonce = _after(r.request.headers, r.request.url, r.status_code, r.headers)
+        if r.status_code != 401 or getattr(r.request, "_kc_agent_retried", False):
+            return r
         _check_destination(r.request.url, _connguard.is_checked_adapter(r.connection))
         body = r.request.body
         if body is not None and not isinstance(body, (bytes, str)):
@@ -106,16 +120,16 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
             if pos is None or not hasattr(body, "seek"):
                 return r  # a streamed body can not be sent twice
             body.seek(pos)
-        header = self._header(force=True)
-        r.content  # read the 401 so the connection can be reused
-        r.close()
         prep = r.request.copy()
         prep._kc_agent_retried = True
+        self._apply(prep.headers, prep.method, prep.url, force=not nonce)
+        r.content  # read the 401 so the connection can be reused
+        r.close()
         if _extract_cookies is not None:
             _extract_cookies(prep._cookies, r.request, r.raw)
             prep.prepare_cookies(prep._cookies)
-        prep.headers["Authorization"] = header
         retry = r.connection.send(prep, **kwargs)
+        _after(prep.headers, prep.url, retry.status_code, retry.headers)
         retry.history.append(r)
         retry.request = prep
         return retry
@@ -123,22 +137,39 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
     # --- httpx -------------------------------------------------------------
 
     def sync_auth_flow(self, request):
-        _check_destination(str(request.url), _connguard.in_checked_client())
-        request.headers["Authorization"] = self._header()
+        url = str(request.url)
+        _check_destination(url, _connguard.in_checked_client())
+        self._apply(request.headers, request.method, url)
         response = yield request
+        nonce = _after(request.headers, url, response.status_code, response.headers)
         if response.status_code == 401 and _replayable(request):
-            request.headers["Authorization"] = self._header(force=True)
-            yield request
+            self._apply(request.headers, request.method, url, not nonce)
+            response = yield request
+            _after(request.headers, url, response.status_code, response.headers)
 
     async def async_auth_flow(self, request):
-        _check_destination(str(request.url), _connguard.in_checked_client())
+        url = str(request.url)
+        _check_destination(url, _connguard.in_checked_client())
         # The socket call blocks; it runs in a worker thread so the event
         # loop keeps serving other tasks meanwhile.
-        request.headers["Authorization"] = await _in_thread(self._header)
+        await _in_thread(self._apply, request.headers, request.method, url)
         response = yield request
+        nonce = _after(request.headers, url, response.status_code, response.headers)
         if response.status_code == 401 and _replayable(request):
-            request.headers["Authorization"] = await _in_thread(self._header, True)
-            yield request
+            await _in_thread(self._apply, request.headers, request.method, url, not nonce)
+            response = yield request
+            _after(request.headers, url, response.status_code, response.headers)
+
+
+def _after(sent, url: str, status: int, headers) -> str:
+    """After the answer to a request sent with a DPoP proof: keeps the
+    nonce the server sent for url's origin (RFC 9449 lets any answer carry
+    the next one), and returns the nonce when the answer is a
+    use_dpop_nonce challenge ("" otherwise: a 401 then means the token)."""
+    if "DPoP" not in sent:
+        return ""
+    _nonce.remember(url, headers.get("DPoP-Nonce"))
+    return _nonce.challenge(status, headers)
 
 
 def _replayable(request) -> bool:

@@ -48,7 +48,7 @@ def profile_name(profile: Optional[str]) -> str:
 _BEARER = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
-def _token_info(doc: dict, profile: str) -> TokenInfo:
+def token_info(doc: dict, profile: str) -> TokenInfo:
     tok = doc.get("access_token")
     if not isinstance(tok, str) or not tok:
         raise KcAgentError("the agent answered without a token")
@@ -92,7 +92,7 @@ def fetch_token(
         body["force_refresh"] = True
     try:
         _, doc = _transport.request("POST", "/v1/token", body)
-        info = _token_info(doc, name)
+        info = token_info(doc, name)
         log.debug("token for profile %s from the agent's socket, expires %s", name, info.expires_at.isoformat())
         return info
     except _transport.NoAgent as na:
@@ -108,6 +108,6 @@ def _token_via_cli(name: str, scopes: List[str], min_valid: Optional[float], for
         args += ["--scope", s]
     if force:
         args.append("--force-refresh")
-    info = _token_info(_cli.json_answer(args, na), name)
+    info = token_info(_cli.json_answer(args, na), name)
     log.debug("token for profile %s from the kc-agent CLI, expires %s", name, info.expires_at.isoformat())
     return info

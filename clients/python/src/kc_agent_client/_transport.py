@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import re
 import socket
 import time
 from typing import Optional, Sequence, Tuple
@@ -24,6 +25,16 @@ CONNECT_TIMEOUT = 2.0
 # read: an agent dripping a byte at a time must not hold a caller forever.
 REQUEST_TIMEOUT = 50.0
 MAX_ANSWER = 4 << 20
+# What the agent's catch-all answers for a path it has no handler for
+# (ipc.NoSuchEndpoint): no_such_endpoint, or bad_request before that code.
+NO_ENDPOINT_CODES = ("no_such_endpoint", "bad_request")
+
+
+class NoEndpoint(KcAgentError):
+    """The agent has no handler for the path: an agent older than this
+    client (404 no_such_endpoint; agents before that code said 404
+    bad_request). A caller with another way (the proof endpoint's caller
+    falls back to /v1/token) catches this; others see a KcAgentError."""
 
 
 class NoAgent(Exception):
@@ -35,12 +46,15 @@ class NoAgent(Exception):
         self.why = why
 
 
-def request(method: str, path: str, body: Optional[dict] = None) -> Tuple[int, dict]:
+def request(method: str, path: str, body: Optional[dict] = None, *, skew: bool = True) -> Tuple[int, dict]:
     """Sends one request to the first verified agent that answers, in
     discovery order. Raises NoAgent when none does, UntrustedAgent when the
     first candidate (where this user's agent belongs) is someone else's. A
     later candidate someone else planted is never contacted, as in the Go
-    CLI (ipc.clientFor)."""
+    CLI (ipc.clientFor). An agent without the endpoint raises NoEndpoint;
+    with skew, one whose /v1/health names another version raises it with
+    code agent_too_old and both versions (a caller with a fallback passes
+    skew=False and saves that round trip)."""
     if not _discovery.can_connect():
         raise NoAgent([], "this Python has no Unix sockets")
     paths = _discovery.candidates()
@@ -57,7 +71,7 @@ def request(method: str, path: str, body: Optional[dict] = None) -> Tuple[int, d
             if i == 0:
                 raise
             continue
-        return _exchange(sock, p, method, path, body)
+        return _exchange(sock, p, method, path, body, skew)
     raise NoAgent(paths, why)
 
 
@@ -104,15 +118,34 @@ class _DeadlineReader(io.RawIOBase):
         return self._sock.recv_into(buf)
 
 
-def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]) -> Tuple[int, dict]:
-    conn = http.client.HTTPConnection(HOST, timeout=REQUEST_TIMEOUT)
-    # Already connected and verified: connect() is never called.
-    conn.sock = _DeadlineSocket(sock, REQUEST_TIMEOUT)
+_PATH = re.compile(r"/[\x21-\x7e]*")
+
+
+def _request_bytes(method: str, path: str, body: Optional[dict]) -> bytes:
+    """The whole request, for one write: a request whose head and body
+    came in two writes would wake the agent twice (http.client writes
+    them apart), which a loaded machine makes a good part of a call's
+    time. path is the package's own, checked all the same."""
+    if not _PATH.fullmatch(path):
+        raise KcAgentError(f"internal: refusing to ask the agent for a path with spaces or control characters ({len(path)} characters)")
+    head = f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nAccept-Encoding: identity\r\n"
+    if body is None:
+        return (head + "\r\n").encode("ascii")
+    data = json.dumps(body).encode()
+    head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    return head.encode("ascii") + data
+
+
+def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict], skew: bool = True) -> Tuple[int, dict]:
+    # Already connected and verified: the request goes in one write, and
+    # http.client reads the answer (status, headers, length or chunks).
+    conn = _DeadlineSocket(sock, REQUEST_TIMEOUT)
+    resp = None
     try:
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if data is not None else {}
-        conn.request(method, path, body=data, headers=headers)
-        resp = conn.getresponse()
+        request_bytes = _request_bytes(method, path, body)
+        conn.sendall(request_bytes)
+        resp = http.client.HTTPResponse(conn, method=method)  # type: ignore[arg-type]
+        resp.begin()
         raw = resp.read(MAX_ANSWER)
         status = resp.status
     except socket.timeout:
@@ -125,6 +158,8 @@ def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]
     except http.client.HTTPException as e:
         raise KcAgentError(f"the agent at {sock_path} sent a malformed answer: {type(e).__name__}") from None
     finally:
+        if resp is not None:
+            resp.close()
         conn.close()
     try:
         doc = loads_answer(raw) if raw else {}
@@ -134,18 +169,20 @@ def _exchange(sock, sock_path: str, method: str, path: str, body: Optional[dict]
         if status >= 300:
             raise KcAgentError(f"the agent answered HTTP {status}", code="internal")
         raise KcAgentError("the agent's answer is not a JSON object")
-    if status == 404 and doc.get("error") == "bad_request":
+    if status == 404 and doc.get("error") in NO_ENDPOINT_CODES:
         # Only the agent's catch-all answers so (an endpoint's own "not
         # found" is not_found); the message is prose, never matched.
-        skew = _older_agent(sock_path, method, path)
-        if skew is not None:
-            raise skew
+        older = _older_agent(sock_path, method, path) if skew else None
+        if older is not None:
+            raise older
+        e = api_error(status, doc)
+        raise NoEndpoint(e.message, hint=e.hint, code=e.code)
     if status >= 300:
         raise api_error(status, doc)
     return status, doc
 
 
-def _older_agent(sock_path: str, method: str, path: str) -> Optional[KcAgentError]:
+def _older_agent(sock_path: str, method: str, path: str) -> Optional[NoEndpoint]:
     """The running agent lacks an endpoint this client uses: when its
     /v1/health reports another version than this client's, it is older (the
     socket API is versioned by path, so everything it does know keeps
@@ -161,7 +198,7 @@ def _older_agent(sock_path: str, method: str, path: str) -> Optional[KcAgentErro
     agent = str(health.get("version") or "")
     if not agent or agent == __version__:
         return None
-    return KcAgentError(
+    return NoEndpoint(
         f"the agent at {sock_path} (kc-agent {agent}) does not know {method} {path}: it is older than this client (kc-agent-client {__version__})",
         hint="restart the agent so that the newer kc-agent runs: `kc-agent service restart`, or stop it (the client starts its own kc-agent)",
         code="agent_too_old",
