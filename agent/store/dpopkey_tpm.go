@@ -101,3 +101,13 @@ func usable(key crypto.Signer, err error) (crypto.Signer, error) {
 	}
 	return k, nil
 }
+
+// KeyKind says where a DPoP key lives, for status and doctor: "tpm" (made
+// in this machine's TPM, not exportable) or "software" (kept whole in the
+// key store).
+func KeyKind(key crypto.Signer) string {
+	if _, ok := key.(*tpmkey.Key); ok {
+		return "tpm"
+	}
+	return "software"
+}

@@ -83,5 +83,9 @@ func loginBindingCheck(ctx context.Context, name string, prof config.Profile, re
 	if bound := tokens.BoundJKT(rec.RefreshToken); jkt != rec.KeyThumbprint || bound != "" && bound != jkt {
 		return check{"login binding", "FAIL", detail + ", but the stored key is another one", again}
 	}
-	return check{"login binding", "ok", detail + "; cnf.jkt matches the stored key", ""}
+	where := "a software key in " + ks.Describe()
+	if store.KeyKind(key) == "tpm" {
+		where = "a key in this machine's TPM (not exportable; the store holds its TPM-wrapped blob)"
+	}
+	return check{"login binding", "ok", detail + "; cnf.jkt matches the stored key, " + where, ""}
 }

@@ -67,6 +67,7 @@ func tpmBoundLogin(t *testing.T, kind string) {
 	if _, code, stderr := e.tokenJSON("--force-refresh"); code != 0 {
 		t.Fatalf("the agent's refresh with the TPM key: exit %d: %s", code, stderr)
 	}
+	e.checkDoctor("cnf.jkt matches the stored key, a key in this machine's TPM")
 	agent.stop()
 	home := saveEnv()
 
