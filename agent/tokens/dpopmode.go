@@ -165,21 +165,25 @@ const (
 // BoundJKT is cnf.jkt of a JWT-shaped token ("" if none): the thumbprint
 // of the key it is bound to. Read, not verified.
 func BoundJKT(jwt string) string {
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		return ""
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return ""
-	}
 	var claims struct {
 		Cnf struct {
 			JKT string `json:"jkt"`
 		} `json:"cnf"`
 	}
-	if json.Unmarshal(payload, &claims) != nil {
+	if !readClaims(jwt, &claims) {
 		return ""
 	}
 	return claims.Cnf.JKT
+}
+
+// readClaims decodes a JWT's payload into v, unverified (tokens come
+// from the provider over TLS, and only read here). False when jwt is not
+// JWT-shaped or its payload is not JSON.
+func readClaims(jwt string, v any) bool {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	return err == nil && json.Unmarshal(payload, v) == nil
 }

@@ -2,8 +2,6 @@ package tokens
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -135,19 +133,11 @@ func (p *profile) publishLocked(now time.Time, key string, rec store.Record, tok
 // it. The token came from the provider over TLS; it is read, not verified.
 // Without usable claims the access token's lifetime stands in.
 func jwtLifetime(jwt string, fallback time.Duration) time.Duration {
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		return fallback
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return fallback
-	}
 	var claims struct {
 		Exp float64 `json:"exp"`
 		Iat float64 `json:"iat"`
 	}
-	if json.Unmarshal(payload, &claims) != nil || claims.Exp <= claims.Iat || claims.Iat <= 0 {
+	if !readClaims(jwt, &claims) || claims.Exp <= claims.Iat || claims.Iat <= 0 {
 		return fallback
 	}
 	return time.Duration((claims.Exp - claims.Iat) * float64(time.Second))
