@@ -130,7 +130,7 @@ func (p Proof) Sign(signer crypto.Signer) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	htu, err := targetURI(p.URL)
+	htu, err := TargetURI(p.URL)
 	if err != nil {
 		return "", err
 	}
@@ -158,15 +158,70 @@ func (p Proof) Sign(signer crypto.Signer) (string, error) {
 	return input + "." + base64.RawURLEncoding.EncodeToString(sig), nil
 }
 
-// targetURI is the htu claim: scheme, host and path, without query and
-// fragment.
-func targetURI(raw string) (string, error) {
+// TargetURI is the htu claim of a proof for a request to raw (RFC 9449
+// 4.2): the URL without query, fragment and userinfo, normalised as RFC
+// 3986 6.2.2-6.2.3 says where it can not change what the server sees:
+// scheme and host in lower case, the scheme's default port and an empty
+// port dropped, an empty path as "/", dot segments removed (every client
+// that sends such a path removes them first: curl, browsers, urllib3;
+// the proxy refuses them). Percent-encoding stays as the request carries
+// it: a server that normalises does so on both sides, and one that
+// compares raw paths (Keycloak: java.net.URI.equals) would refuse a proof
+// whose %7E became "~". A host that is not ASCII is refused: which IDNA
+// form the client sends is not ours to guess.
+func TargetURI(raw string) (string, error) {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return "", fmt.Errorf("dpop: %q is not an absolute URL", raw)
+	if err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "" {
+		return "", errors.New("dpop: the request's URL is not an absolute URL with a host")
 	}
-	u.RawQuery, u.Fragment, u.RawFragment, u.User = "", "", "", nil
-	return u.String(), nil
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	for i := 0; i < len(host); i++ {
+		if host[i] >= 0x80 {
+			return "", errors.New("dpop: the request's host is not ASCII; give its IDNA (xn--) form")
+		}
+	}
+	if port == defaultPorts[scheme] {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]" // IPv6
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	path := removeDotSegments(u.EscapedPath())
+	if path == "" {
+		path = "/"
+	}
+	return scheme + "://" + host + path, nil
+}
+
+var defaultPorts = map[string]string{"http": "80", "https": "443"}
+
+// removeDotSegments resolves "." and ".." segments of an absolute path
+// (RFC 3986 5.2.4).
+func removeDotSegments(p string) string {
+	if !strings.Contains(p, "/.") {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	out := make([]string, 0, len(segs))
+	for i, s := range segs {
+		switch s {
+		case ".":
+		case "..":
+			if len(out) > 1 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, s)
+			continue
+		}
+		if i == len(segs)-1 {
+			out = append(out, "") // "/a/.." is "/a/"
+		}
+	}
+	return strings.Join(out, "/")
 }
 
 // rawSignature turns an ASN.1 ECDSA signature (what crypto.Signer returns)
