@@ -21,12 +21,17 @@ const maxErrorBody = 64 << 10
 // used for nothing else that needs a proof, and a proof on discovery is
 // harmless). When the server answers use_dpop_nonce, the request is sent
 // once more with the nonce; the last nonce of each origin is kept for the
-// next request.
+// next request. Proofs are dated by the server's clock once its answers
+// have told it (clock.go); when the server refuses a proof and its answer
+// shows the proof was dated by a clock off from its own, the request is
+// sent once more, dated by the server's clock.
 type Transport struct {
 	Base http.RoundTripper
 	Key  crypto.Signer
-	// Now is the clock proofs are dated by (iat); nil is time.Now.
+	// Now is the local clock; nil is time.Now.
 	Now func() time.Time
+	// Clocks keeps the servers' clocks; nil is ProviderClocks.
+	Clocks *Clocks
 
 	mu     sync.Mutex
 	nonces map[string]string // origin -> last nonce it sent
@@ -37,6 +42,13 @@ func (t *Transport) now() time.Time {
 		return t.Now()
 	}
 	return time.Now()
+}
+
+func (t *Transport) clocks() *Clocks {
+	if t.Clocks != nil {
+		return t.Clocks
+	}
+	return ProviderClocks
 }
 
 func (t *Transport) base() http.RoundTripper {
@@ -65,27 +77,39 @@ func (t *Transport) remember(origin string, resp *http.Response) {
 	t.nonces[origin] = n
 }
 
-// RoundTrip signs r, sends it, and retries once with the server's nonce
-// when it asks for one.
+// RoundTrip signs r, sends it, and sends it once more when the server
+// asks for a nonce or refused a proof dated by a clock off from its own.
 func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
-	origin := r.URL.Scheme + "://" + r.URL.Host
-	resp, err := t.send(r, t.nonce(origin))
+	origin := strings.ToLower(r.URL.Scheme + "://" + r.URL.Host)
+	clocks := t.clocks()
+	offset := clocks.Offset(origin)
+	resp, err := t.send(r, t.nonce(origin), offset)
 	if err != nil {
 		return nil, err
 	}
 	t.remember(origin, resp)
-	if !asksForNonce(resp) || resp.Header.Get("DPoP-Nonce") == "" {
-		return resp, nil
+	measured := clocks.observe(origin, resp, t.now())
+	code := proofError(resp)
+	nonce := resp.Header.Get("DPoP-Nonce")
+	retry := (code == "use_dpop_nonce" && nonce != "") || (code == "invalid_dpop_proof" && measured != offset)
+	if !retry || (r.Body != nil && r.GetBody == nil) {
+		return resp, nil // nothing to retry, or can't send the body again: the caller sees the refusal
 	}
-	if r.Body != nil && r.GetBody == nil {
-		return resp, nil // can't send the body again; the caller sees the challenge
-	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody)) // keeps the connection
 	resp.Body.Close()
-	return t.send(r, resp.Header.Get("DPoP-Nonce"))
+	if code != "use_dpop_nonce" {
+		nonce = t.nonce(origin)
+	}
+	resp, err = t.send(r, nonce, measured)
+	if err == nil {
+		t.remember(origin, resp)
+		clocks.observe(origin, resp, t.now())
+	}
+	return resp, err
 }
 
-func (t *Transport) send(r *http.Request, nonce string) (*http.Response, error) {
-	proof, err := Proof{Method: r.Method, URL: r.URL.String(), Nonce: nonce, Now: t.now()}.Sign(t.Key)
+func (t *Transport) send(r *http.Request, nonce string, offset time.Duration) (*http.Response, error) {
+	proof, err := Proof{Method: r.Method, URL: r.URL.String(), Nonce: nonce, Now: t.now().Add(offset)}.Sign(t.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -101,26 +125,40 @@ func (t *Transport) send(r *http.Request, nonce string) (*http.Response, error) 
 	return t.base().RoundTrip(r2)
 }
 
-// asksForNonce reads whether resp is a use_dpop_nonce challenge: a token
-// endpoint's 400 with that error in its JSON body, or a resource server's
-// 401 with it in WWW-Authenticate. A 400's body is read and put back.
-func asksForNonce(resp *http.Response) bool {
+// proofError reads which of its DPoP errors resp is: "use_dpop_nonce"
+// (a challenge), "invalid_dpop_proof" (the proof was refused), or "".
+// A token endpoint says so with a 400 and the error in its JSON body
+// (Keycloak: invalid_dpop_proof, or invalid_request with a description
+// that names the DPoP proof); a resource server with a 401 and the error
+// in WWW-Authenticate. A 400's body is read and put back.
+func proofError(resp *http.Response) string {
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
-		return strings.Contains(resp.Header.Get("WWW-Authenticate"), "use_dpop_nonce")
+		h := strings.Join(resp.Header.Values("WWW-Authenticate"), ", ")
+		for _, code := range []string{"use_dpop_nonce", "invalid_dpop_proof"} {
+			if strings.Contains(h, code) {
+				return code
+			}
+		}
 	case http.StatusBadRequest:
 		data, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		resp.Body.Close()
 		resp.Body = io.NopCloser(bytes.NewReader(data))
-		if err != nil {
-			return false
-		}
 		var e struct {
-			Error string `json:"error"`
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
 		}
-		return json.Unmarshal(data, &e) == nil && e.Error == "use_dpop_nonce"
+		if err != nil || json.Unmarshal(data, &e) != nil {
+			return ""
+		}
+		switch {
+		case e.Error == "use_dpop_nonce", e.Error == "invalid_dpop_proof":
+			return e.Error
+		case e.Error == "invalid_request" && strings.Contains(e.Description, "DPoP proof"):
+			return "invalid_dpop_proof"
+		}
 	}
-	return false
+	return ""
 }
 
 // ErrNoKey is returned where a bound login's key is missing: the login
