@@ -60,9 +60,9 @@ func (p ProofResponse) String() string {
 }
 
 // CheckProofTarget checks what a ProofRequest says of the request to
-// prove: the method an HTTP token, the URL absolute http(s) without
-// userinfo, the nonce RFC 9449's NQCHARs, all within the limits. The
-// error names the field.
+// prove: the method an HTTP token, the URL absolute http(s) with an ASCII
+// host (the IDNA form a client sends) and without userinfo, the nonce RFC
+// 9449's NQCHARs, all within the limits. The error names the field.
 func CheckProofTarget(method, rawURL, nonce string) error {
 	if method == "" || len(method) > MaxProofMethod || !isHTTPToken(method) {
 		return fmt.Errorf("method must be an HTTP method (1-%d token characters, e.g. GET)", MaxProofMethod)
@@ -76,6 +76,9 @@ func CheckProofTarget(method, rawURL, nonce string) error {
 	}
 	if u.User != nil {
 		return errors.New("url must not carry a user name or password")
+	}
+	if !isASCII(u.Hostname()) {
+		return errors.New("url's host must be ASCII: give an internationalised name in its IDNA form (xn--...), as the request sends it")
 	}
 	if strings.ContainsAny(rawURL, " \t\r\n") {
 		return errors.New("url must not contain spaces or line breaks")
@@ -94,6 +97,15 @@ func ValidNonce(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
 			return false
 		}
 	}

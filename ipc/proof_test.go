@@ -29,6 +29,8 @@ func TestCheckProofTarget(t *testing.T) {
 		{"GET", "https:opaque", "", "url"},
 		{"GET", "https://user:pw@a/", "", "url"},
 		{"GET", "https://a/x y", "", "url"},
+		{"GET", "https://bücher.example/", "", "url"},
+		{"GET", "https://b%C3%BCcher.example/", "", "url"},
 		{"GET", "https://a/" + strings.Repeat("x", MaxProofURL), "", "url"},
 		{"GET", "https://a/", strings.Repeat("n", MaxProofNonce+1), "nonce"},
 		{"GET", "https://a/", "a b", "nonce"},
@@ -55,7 +57,7 @@ func FuzzCheckProofTarget(f *testing.F) {
 			return
 		}
 		u, err := url.Parse(raw)
-		if err != nil || u.Host == "" || u.User != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		if err != nil || u.Host == "" || u.User != nil || (u.Scheme != "http" && u.Scheme != "https") || !isASCII(u.Hostname()) {
 			t.Fatalf("accepted url %q", raw)
 		}
 		if strings.ContainsAny(method+nonce, " \r\n\t\"\\\x00") || strings.ContainsAny(raw, " \r\n\t") {

@@ -40,15 +40,20 @@ type Client struct {
 }
 
 type metadata struct {
-	Issuer      string   `json:"issuer"`
-	AuthURL     string   `json:"authorization_endpoint"`
-	TokenURL    string   `json:"token_endpoint"`
-	DeviceURL   string   `json:"device_authorization_endpoint"`
-	EndSession  string   `json:"end_session_endpoint"`
-	RevokeURL   string   `json:"revocation_endpoint"`
-	UserInfoURL string   `json:"userinfo_endpoint"`
-	CodeMethods []string `json:"code_challenge_methods_supported"`
-	DPoPAlgs    []string `json:"dpop_signing_alg_values_supported"`
+	Issuer      string `json:"issuer"`
+	AuthURL     string `json:"authorization_endpoint"`
+	TokenURL    string `json:"token_endpoint"`
+	DeviceURL   string `json:"device_authorization_endpoint"`
+	EndSession  string `json:"end_session_endpoint"`
+	RevokeURL   string `json:"revocation_endpoint"`
+	UserInfoURL string `json:"userinfo_endpoint"`
+	// Named only so the agent signs no proof for them (GrantEndpoints).
+	IntrospectURL string            `json:"introspection_endpoint"`
+	PARURL        string            `json:"pushed_authorization_request_endpoint"`
+	CIBAURL       string            `json:"backchannel_authentication_endpoint"`
+	MTLSAliases   map[string]string `json:"mtls_endpoint_aliases"`
+	CodeMethods   []string          `json:"code_challenge_methods_supported"`
+	DPoPAlgs      []string          `json:"dpop_signing_alg_values_supported"`
 }
 
 // Options are a profile's choices about its provider (config.Profile).

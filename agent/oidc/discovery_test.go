@@ -83,3 +83,30 @@ func TestDiscoveryRefusesForeignEndpoints(t *testing.T) {
 		t.Error("a token endpoint on https while the issuer is http was accepted")
 	}
 }
+
+// GrantEndpoints names every endpoint discovery gives where a proof would
+// let a token copy be used (the agent signs none for them), userinfo and
+// the authorization endpoint not among them.
+func TestGrantEndpoints(t *testing.T) {
+	issuer := discoveryServer(t, func(iss string, doc map[string]any) {
+		base := iss + "/protocol/openid-connect"
+		doc["introspection_endpoint"] = base + "/token/introspect"
+		doc["pushed_authorization_request_endpoint"] = base + "/ext/par/request"
+		doc["backchannel_authentication_endpoint"] = base + "/ext/ciba/auth"
+		doc["mtls_endpoint_aliases"] = map[string]string{"token_endpoint": iss + "/mtls/token", "userinfo_endpoint": iss + "/mtls/userinfo"}
+	})
+	c, err := discover(context.Background(), issuer, "kc-agent", Options{}, NewHTTPClient(Options{}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(c.GrantEndpoints(), " ")
+	base := issuer + "/protocol/openid-connect"
+	for _, want := range []string{"/token", "/revoke", "/logout", "/auth/device", "/ext/par/request", "/token/introspect", "/ext/ciba/auth"} {
+		if !strings.Contains(" "+got+" ", " "+base+want+" ") {
+			t.Errorf("GrantEndpoints lacks %s: %s", want, got)
+		}
+	}
+	if !strings.Contains(got, issuer+"/mtls/token") || strings.Contains(got, "userinfo") || strings.Contains(" "+got+" ", " "+base+"/auth ") {
+		t.Errorf("GrantEndpoints: %s", got)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/kc-agent/kc-agent/agent/dpop"
@@ -82,6 +83,23 @@ func (c *Client) logoutError(status int, code, desc string) error {
 		e.Code, e.Description = "", ""
 	}
 	return err
+}
+
+// GrantEndpoints are the provider's endpoints where a proof of the
+// login's key would let a copy of its tokens be used: those that take a
+// refresh token, a code or a device grant, or end or inspect a session
+// (token, revocation, end-session, device authorization, PAR,
+// introspection, CIBA, and their mTLS aliases). The agent signs proofs
+// for APIs, never for these.
+func (c *Client) GrantEndpoints() []string {
+	m := c.meta
+	out := []string{m.TokenURL, m.RevokeURL, m.EndSession, m.DeviceURL, m.PARURL, m.IntrospectURL, m.CIBAURL}
+	for name, u := range m.MTLSAliases {
+		if name != "userinfo_endpoint" {
+			out = append(out, u)
+		}
+	}
+	return slices.DeleteFunc(out, func(u string) bool { return u == "" })
 }
 
 // AdvertisesDPoP says whether discovery names DPoP proof algorithms

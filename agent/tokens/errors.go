@@ -18,6 +18,8 @@ const (
 	CodeUnavailable    Code = "unavailable"     // try again later (provider or keychain trouble)
 	CodeConfig         Code = "config_error"    // the profile can not work as configured
 	CodeInvalidScope   Code = "invalid_scope"   // the provider refused the request's scopes
+	CodeForbidden      Code = "forbidden"       // the agent does not do this (a proof for the provider's token endpoint)
+	CodeBadRequest     Code = "bad_request"     // the request itself is wrong
 )
 
 // Error is a token request's failure: a code, a message and what to do.

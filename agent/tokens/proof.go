@@ -50,12 +50,21 @@ func (m *Manager) Proof(ctx context.Context, req ProofRequest) (Proved, error) {
 	return Proved{Access: a, Proof: proof}, nil
 }
 
-// SignProof signs p (dated now) with the key the profile's login is
-// bound to. The key is read from its store once and kept in memory
-// until the login is replaced, logged out or reloaded.
+// SignProof signs p (dated now, by the local clock: an API has its own)
+// with the key the profile's login is bound to. It refuses a proof for
+// the provider's own grant endpoints (prooftarget.go). The key is read
+// from its store once and kept in memory until the login is replaced,
+// logged out or reloaded.
 func (m *Manager) SignProof(ctx context.Context, profile string, p dpop.Proof) (string, error) {
 	pr, err := m.profile(profile)
 	if err != nil {
+		return "", err
+	}
+	htu, err := dpop.TargetURI(p.URL)
+	if err != nil {
+		return "", &Error{Code: CodeBadRequest, Msg: fmt.Sprintf("can not sign a DPoP proof for profile %q: %v", profile, strings.TrimPrefix(err.Error(), "dpop: "))}
+	}
+	if err := m.checkProofTarget(ctx, profile, pr.cfg, htu); err != nil {
 		return "", err
 	}
 	key, err := pr.signer(ctx)
