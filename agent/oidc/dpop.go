@@ -44,6 +44,10 @@ var ErrLogoutNeedsProof = errors.New("the identity provider can not end a DPoP-b
 // the token was bound by a login with dpop: on.
 const dpopMissing = "DPoP proof is missing"
 
+// dpopNotActive is Keycloak's error_description for a proof whose iat is
+// outside the time it accepts.
+const dpopNotActive = "DPoP proof is not active"
+
 // dpopError classifies the token endpoint's DPoP refusals; ok is false for
 // every other error. A missing proof is a configuration matter, never "sign
 // in again": signing in again without proofs fails the same way.
@@ -59,6 +63,13 @@ func dpopError(e *Error) bool {
 		e.Kind = KindLoginRequired
 		e.Msg = "the stored login is bound to another DPoP key than the one kc-agent holds for it"
 		e.Hint = "run `kc-agent login` to sign in again with a new key"
+	case strings.Contains(e.Description, dpopNotActive):
+		// A clock matter, not the login's: once the clock is right the
+		// next retry works.
+		e.Kind = KindTransient
+		e.Msg = "the identity provider refused kc-agent's DPoP proof as dated outside the time it accepts: this machine's clock and the provider's differ by more than it allows (Keycloak: 15 s ahead, 25 s behind)"
+		e.Hint = "set this machine's clock right (`timedatectl set-ntp true`; on Windows `w32tm /resync`). " +
+			"kc-agent dates its proofs by the provider's clock once the provider's answers show it (a Date header, or a token it issued), and retries by itself"
 	case e.Code == "invalid_dpop_proof":
 		e.Kind = KindConfig
 		e.Msg = "the identity provider refused kc-agent's DPoP proof"

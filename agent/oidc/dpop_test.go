@@ -139,6 +139,14 @@ func TestDPoPMissingIsAConfigError(t *testing.T) {
 	if KindOf(classifyTokenError(400, "invalid_dpop_proof", "DPoP proof is not valid")) != KindConfig {
 		t.Fatal("an invalid proof is not a configuration error")
 	}
+	// A proof dated outside Keycloak's window: the clock, retried once it
+	// is right, never "sign in again".
+	for _, code := range []string{"invalid_request", "invalid_dpop_proof"} {
+		skew := classifyTokenError(400, code, "DPoP proof is not active")
+		if KindOf(skew) != KindTransient || !strings.Contains(skew.Error(), "clock") || !strings.Contains(HintOf(skew), "timedatectl") {
+			t.Fatalf("%s DPoP proof is not active: got %v (%v), hint %q", code, skew, KindOf(skew), HintOf(skew))
+		}
+	}
 }
 
 // Keycloak's logout endpoint ignores the proof (keycloak/keycloak#50306):

@@ -109,3 +109,13 @@ func TestProofRefusesDiscoveredEndpoints(t *testing.T) {
 		t.Errorf("an API while discovery fails: %v", err)
 	}
 }
+
+// A URL no proof can name (a host that is not ASCII: its IDNA form is the
+// caller's to give) is bad_request, never "try again".
+func TestProofOfAnUnsignableURL(t *testing.T) {
+	h, _, _ := proofHarness(t)
+	var te *Error
+	if _, err := h.proof(t, "GET", "https://bücher.example/x", ""); !errors.As(err, &te) || te.Code != CodeBadRequest || !strings.Contains(te.Msg, "IDNA") {
+		t.Fatalf("a non-ASCII host: %v", err)
+	}
+}

@@ -200,6 +200,15 @@ func TestDPoPTokenCommand(t *testing.T) {
 	if code, stdout, stderr := e.run("token", "--profile", f.off, "--format", "dpop", "--url", f.bURL+"/v1/x"); code != 0 || !strings.HasPrefix(stdout, "Authorization: Bearer ") || strings.Contains(stdout, "DPoP:") {
 		t.Fatalf("token --format dpop of an unbound login: exit %d: %s", code, stderr)
 	}
+	// No proof for Keycloak's own token endpoint, however spelled: it reads
+	// no ath there, so with a copy of the offline token such a proof would
+	// refresh it anywhere.
+	for _, u := range []string{f.issuer + "/protocol/openid-connect/token", strings.ToUpper(f.issuer[:8]) + f.issuer[8:] + "/protocol/./openid-connect/%74oken"} {
+		code, stdout, stderr := e.run("token", "--profile", e.profile, "--format", "dpop", "--url", u, "--method", "POST")
+		if code != exitError || stdout != "" || !strings.Contains(stderr, "signs no DPoP proof") || !strings.Contains(stderr, "hint:") {
+			t.Fatalf("token --format dpop --url %s: exit %d, stdout %d bytes:\n%s", u, code, len(stdout), stderr)
+		}
+	}
 	code2, _, stderr := e.run("kube-credential", "--profile", e.profile, "--token-type", "access")
 	if code2 != exitError || !strings.Contains(stderr, "DPoP-bound") || !strings.Contains(stderr, "--token-type id") {
 		t.Fatalf("kube-credential with a bound access token: exit %d:\n%s", code2, stderr)
