@@ -171,7 +171,7 @@ func (p Proof) Sign(signer crypto.Signer) (string, error) {
 // form the client sends is not ours to guess.
 func TargetURI(raw string) (string, error) {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" || u.Host == "" || u.Opaque != "" {
+	if err != nil || u.Scheme == "" || u.Hostname() == "" || u.Opaque != "" {
 		return "", errors.New("dpop: the request's URL is not an absolute URL with a host")
 	}
 	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
@@ -184,7 +184,7 @@ func TargetURI(raw string) (string, error) {
 		port = ""
 	}
 	if strings.Contains(host, ":") {
-		host = "[" + host + "]" // IPv6
+		host = "[" + strings.ReplaceAll(host, "%", "%25") + "]" // IPv6, its zone escaped
 	}
 	if port != "" {
 		host += ":" + port
@@ -193,7 +193,11 @@ func TargetURI(raw string) (string, error) {
 	if path == "" {
 		path = "/"
 	}
-	return scheme + "://" + host + path, nil
+	out := scheme + "://" + host + path
+	if v, err := url.Parse(out); err != nil || v.Hostname() == "" {
+		return "", errors.New("dpop: the request's URL has no valid host")
+	}
+	return out, nil
 }
 
 var defaultPorts = map[string]string{"http": "80", "https": "443"}

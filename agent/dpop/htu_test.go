@@ -3,6 +3,7 @@ package dpop
 import (
 	"encoding/base64"
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,7 @@ func TestTargetURIIsNormalised(t *testing.T) {
 		"https://api.example/a..b/.x": "https://api.example/a..b/.x",
 		"https://[FE80::1]:443/x":     "https://[fe80::1]/x",
 		"https://[::1]:8443/x":        "https://[::1]:8443/x",
+		"http://[fe80::1%25eth0]:80/": "http://[fe80::1%25eth0]/",
 	} {
 		if got := signedHTU(t, raw); got != want {
 			t.Errorf("htu of %s = %s, want %s", raw, got, want)
@@ -71,4 +73,25 @@ func TestTargetURIRefuses(t *testing.T) {
 			t.Errorf("the error repeats the URL: %v", err)
 		}
 	}
+}
+
+// Whatever TargetURI makes parses back as an absolute URL without query,
+// fragment or userinfo, and is its own normal form.
+func FuzzTargetURI(f *testing.F) {
+	for _, s := range []string{"https://api.example:443/a/../b?q#f", "http://[fe80::1%25eth0]:80/", "https://u@h:/./x/..", "https://h/%7e/%2F"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		htu, err := TargetURI(raw)
+		if err != nil {
+			return
+		}
+		u, err := url.Parse(htu)
+		if err != nil || u.Host == "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.User != nil {
+			t.Fatalf("TargetURI(%q) = %q, which is no bare absolute URL (%v)", raw, htu, err)
+		}
+		if again, err := TargetURI(htu); err != nil || again != htu {
+			t.Fatalf("TargetURI(%q) = %q, but TargetURI of that = %q (%v)", raw, htu, again, err)
+		}
+	})
 }
