@@ -214,3 +214,55 @@ func TestDPoPRouteRetryRules(t *testing.T) {
 		}
 	}
 }
+
+// Through a route, with and without DPoP, the upstream reads a streamed
+// body as the client sends it: a client that waits for the upstream to
+// take its first line before it sends the rest gets its answer.
+func TestDPoPRouteStreamsUploads(t *testing.T) {
+	took := make(chan string)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lines := bufio.NewScanner(r.Body)
+		for lines.Scan() {
+			took <- lines.Text()
+		}
+		io.WriteString(w, "done")
+	}))
+	defer up.Close()
+	key, _ := dpop.NewKey()
+	for _, src := range []TokenSource{fakeTokens{}, &boundTokens{key: key}} {
+		f := startProxyTokens(t, fmt.Sprintf("routes:\n  - name: api\n    upstream: %s\n", up.URL), peer.Visible, src)
+		body, w := io.Pipe()
+		answer := make(chan string, 1)
+		go func() {
+			req, _ := http.NewRequest("POST", "http://"+f.main+"/api/upload", body)
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			if err != nil {
+				answer <- err.Error()
+				return
+			}
+			data, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			answer <- string(data)
+		}()
+		for _, line := range []string{"one", "two"} {
+			go io.WriteString(w, line+"\n")
+			select {
+			case got := <-took:
+				if got != line {
+					t.Fatalf("%T: the upstream took %q, want %q", src, got, line)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%T: the upstream did not get the line %q the client sent", src, line)
+			}
+		}
+		w.Close()
+		select {
+		case got := <-answer:
+			if got != "done" {
+				t.Fatalf("%T: the client got %q, want the upstream's answer", src, got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%T: no answer after the body ended", src)
+		}
+	}
+}
