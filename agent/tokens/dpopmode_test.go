@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"io"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -34,22 +36,26 @@ func (b *bindFirst) Refresh(ctx context.Context, rt string, scopes []string) (*o
 // boundHarness: the harness's login, bound in mode login, under a
 // profile configured with mode; the provider binds the first n tokens.
 func boundHarness(t *testing.T, login, mode string, n int32) (*harness, *bindFirst) {
-	h := newHarness(t, time.Hour)
+	// Built whole before its one SetConfig: a harness configured first
+	// and then changed would race its first configuration's background
+	// work against the change.
+	h := &harness{
+		idp: &fakeIdP{current: "rt-0", lifetime: time.Hour},
+		st: &fakeStore{rec: map[string]store.Record{"default": {RefreshToken: "rt-0", Issuer: issuer, ClientID: "kc-agent", Username: "alice",
+			SavedAt: time.Now(), KeyThumbprint: "jkt", DPoP: login}}},
+	}
 	b := &bindFirst{Refresher: h.idp}
 	b.n.Store(n)
-	h.st.mu.Lock()
-	rec := h.st.rec["default"]
-	rec.KeyThumbprint, rec.DPoP = "jkt", login
-	h.st.rec["default"] = rec
-	h.st.mu.Unlock()
-	h.m.mu.Lock()
+	h.m = NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.m.Now = func() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) }
 	h.m.NewClient = func(context.Context, config.Profile) (Refresher, error) { return b, nil }
-	h.m.mu.Unlock()
+	h.m.StoreFor = func(config.Profile) (store.Store, error) { return h.st, nil }
 	cfg, err := config.Parse("c.yaml", []byte("profiles:\n  default:\n    issuer: "+issuer+"\n    dpop: "+mode+"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.m.SetConfig(cfg)
+	t.Cleanup(h.m.Close)
 	return h, b
 }
 
