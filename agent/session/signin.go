@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"strings"
@@ -244,16 +245,22 @@ func (s *Service) keep(ctx context.Context, si *signIn, prof config.Profile, cli
 		Subject: id.Subject, Username: id.Username, SavedAt: time.Now().UTC().Round(time.Second),
 	}
 	var refused *switchRefused
+	var swap *tokens.KeySwap
 	err := tokens.BindRecord(client.DPoPKey(), mode, &rec)
 	var previous store.Record
 	if err == nil {
-		previous, err = s.Keeper.Replace(sctx, st.Profile, rec, func(prev store.Record) error {
+		previous, err = s.Keeper.Replace(sctx, st.Profile, rec, func(prev store.Record) (func(), error) {
 			if !si.switchUser && prev.Issuer == rec.Issuer && prev.Subject != "" && prev.Subject != rec.Subject {
 				refused = &switchRefused{was: prev.Username, now: rec.Username}
-				return refused
+				return nil, refused
 			}
-			// The key goes in just before the token, under the same slot.
-			return tokens.KeepLoginKey(sctx, st.Profile, prof, client.DPoPKey())
+			// The key goes in just before the token, under the same slot,
+			// and out again if the token can't be stored.
+			var err error
+			if swap, err = tokens.SwapLoginKey(sctx, st.Profile, prof, prev, client.DPoPKey()); err != nil {
+				return nil, err
+			}
+			return func() { s.undoKey(sctx, st.Profile, swap) }, nil
 		})
 	}
 	if err != nil {
@@ -268,15 +275,58 @@ func (s *Service) keep(ctx context.Context, si *signIn, prof config.Profile, cli
 		s.log().Error("sign-in: could not store the login", "profile", st.Profile, "id", st.ID, "err", err.Error())
 		return
 	}
-	// The old login is replaced; end its session so it does not linger.
-	if previous.RefreshToken != "" && previous.Issuer == prof.Issuer && previous.RefreshToken != rec.RefreshToken {
-		_ = client.Logout(sctx, previous.RefreshToken)
+	if err := swap.Done(sctx); err != nil {
+		s.log().Warn("sign-in: "+err.Error(), "profile", st.Profile)
 	}
+	s.endReplaced(sctx, st.Profile, prof, client, previous, rec, swap.Replaced())
 	si.mu.Lock()
 	si.st.KeptIn, si.st.OfflineExpiresIn = s.Keeper.Describe(st.Profile), int64(res.Token.RefreshExpiresIn/time.Second)
 	si.mu.Unlock()
 	si.finish(ipc.LoginDone, "", "", &ipc.LoginIdentity{PreferredUsername: id.Username, Subject: id.Subject, Email: id.Email, Name: id.Name})
 	s.log().Info("sign-in done", "profile", st.Profile, "id", st.ID, "user", id.Username)
+}
+
+// undoKey puts back the key store as it was before the login that could
+// not be stored: the kept login keeps its key.
+func (s *Service) undoKey(ctx context.Context, name string, swap *tokens.KeySwap) {
+	if err := swap.Undo(ctx); err != nil {
+		s.log().Error("sign-in: could not put back the stored login's DPoP key; that login now needs a new sign-in", "profile", name, "err", err.Error())
+	}
+}
+
+// endReplaced ends the session of the login rec replaced, so that it does
+// not linger: with the replaced login's own key when it was bound (key,
+// read before the new login's overwrote it), else without proofs, as
+// before keys. Not by revocation: for an offline token, Keycloak's
+// revocation ends every offline session of the user for the client, the
+// new login's too. A bound session's logout fails today (Keycloak ignores
+// the proof: keycloak/keycloak#50306); its key is gone from the key store
+// by then (overwritten, or deleted by KeySwap.Done), so no copy of its
+// token can be refreshed, and it idles out.
+func (s *Service) endReplaced(ctx context.Context, name string, prof config.Profile, client *oidc.Client, previous, rec store.Record, key crypto.Signer) {
+	if previous.RefreshToken == "" || previous.Issuer != prof.Issuer || previous.RefreshToken == rec.RefreshToken {
+		return
+	}
+	if previous.KeyThumbprint != "" || client.DPoPKey() != nil {
+		p := prof
+		p.ClientID = previous.ClientID
+		plain, err := s.NewClient(ctx, p)
+		if err != nil {
+			s.log().Warn("sign-in: could not end the replaced session", "profile", name, "err", err.Error())
+			return
+		}
+		client = plain
+		if key != nil {
+			client = plain.WithDPoP(key)
+		}
+	}
+	err := client.Logout(ctx, previous.RefreshToken)
+	switch {
+	case errors.Is(err, oidc.ErrLogoutNeedsProof):
+		s.log().Info("sign-in: the replaced DPoP-bound session stays at Keycloak until it idles out (keycloak/keycloak#50306); its key is deleted", "profile", name)
+	case err != nil:
+		s.log().Warn("sign-in: could not end the replaced session", "profile", name, "err", err.Error())
+	}
 }
 
 // settle gives a login bound to a key its mode (tokens.SettleLogin: a test
