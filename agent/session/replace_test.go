@@ -233,3 +233,26 @@ func TestFailedReplaceLeavesNoNewKey(t *testing.T) {
 		t.Fatalf("the key of a login that was not kept stayed in the key store (err %v)", err)
 	}
 }
+
+// lockedStore holds prev and can't write (a locked keychain).
+type lockedStore struct {
+	store.Store
+	prev store.Record
+}
+
+func (s lockedStore) Get(context.Context, string) (store.Record, error) { return s.prev, nil }
+func (s lockedStore) Put(context.Context, string, store.Record) error {
+	return errors.New("the keychain is locked")
+}
+
+// StoreKeeper.Replace runs accept's undo when the record can't be stored.
+func TestStoreKeeperUndoesWhenTheRecordCanNotBeStored(t *testing.T) {
+	k := StoreKeeper{Store: func(string) (store.Store, error) { return lockedStore{prev: store.Record{RefreshToken: "old-rt"}}, nil }}
+	undone := false
+	_, err := k.Replace(context.Background(), "lab", store.Record{RefreshToken: "new-rt"}, func(prev store.Record) (func(), error) {
+		return func() { undone = true }, nil
+	})
+	if err == nil || !undone {
+		t.Fatalf("Replace: %v; undo ran: %v", err, undone)
+	}
+}
