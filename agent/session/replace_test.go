@@ -49,17 +49,18 @@ func (k *replaceKeeper) Replace(_ context.Context, _ string, rec store.Record, a
 	return k.prev, nil
 }
 
-// logoutIdP: discovery, and a logout endpoint that answers as Keycloak
-// 26.7 does for a bound session (keycloak#50306) and notes the public key
-// of each logout's DPoP proof ("" for none), by refresh token.
-type logoutIdP struct {
+// endIdP: discovery, and logout and revocation endpoints that note the
+// public key of each request's DPoP proof ("" for none), by endpoint and
+// token, and answer as Keycloak 26.7 does to a bound session's logout
+// (keycloak#50306).
+type endIdP struct {
 	issuer string
 	mu     sync.Mutex
-	proofs map[string]string // refresh token -> the proof's jwk x
+	proofs map[string]string // "logout rt" or "revoke rt" -> the proof's jwk x
 }
 
-func newLogoutIdP(t *testing.T) *logoutIdP {
-	idp := &logoutIdP{proofs: map[string]string{}}
+func newEndIdP(t *testing.T) *endIdP {
+	idp := &endIdP{proofs: map[string]string{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/realms/r/.well-known/openid-configuration" {
 			base := idp.issuer + "/protocol/openid-connect"
@@ -68,12 +69,17 @@ func newLogoutIdP(t *testing.T) *logoutIdP {
 				"revocation_endpoint": base + "/revoke", "jwks_uri": base + "/certs"})
 			return
 		}
-		if strings.HasSuffix(r.URL.Path, "/logout") {
-			r.ParseForm()
-			idp.mu.Lock()
-			idp.proofs[r.PostForm.Get("refresh_token")] = proofJWKX(r.Header.Get("DPoP"))
+		r.ParseForm()
+		idp.mu.Lock()
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/logout"):
+			idp.proofs["logout "+r.PostForm.Get("refresh_token")] = proofJWKX(r.Header.Get("DPoP"))
+		case strings.HasSuffix(r.URL.Path, "/revoke"):
+			idp.proofs["revoke "+r.PostForm.Get("token")] = proofJWKX(r.Header.Get("DPoP"))
 			idp.mu.Unlock()
+			return // 200
 		}
+		idp.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(400)
 		w.Write([]byte(`{"error":"invalid_grant","error_description":"DPoP proof is missing"}`))
@@ -92,13 +98,25 @@ func proofJWKX(proof string) string {
 	return h.JWK.X
 }
 
-// logoutProof is the jwk x of the proof that came with rt's logout;
-// ok is false when rt was not logged out.
-func (idp *logoutIdP) logoutProof(rt string) (x string, ok bool) {
+// proof is the jwk x of the proof that came with the request to endpoint
+// ("logout", "revoke") for rt; ok is false when there was none.
+func (idp *endIdP) proof(endpoint, rt string) (x string, ok bool) {
 	idp.mu.Lock()
 	defer idp.mu.Unlock()
-	x, ok = idp.proofs[rt]
+	x, ok = idp.proofs[endpoint+" "+rt]
 	return x, ok
+}
+
+// ended says how rt's session was ended: "logout", "revoke", or "".
+func (idp *endIdP) ended(rt string) string {
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	for _, e := range []string{"logout", "revoke"} {
+		if _, ok := idp.proofs[e+" "+rt]; ok {
+			return e
+		}
+	}
+	return ""
 }
 
 func jwkX(t *testing.T, key crypto.Signer) string {
@@ -149,12 +167,12 @@ func boundPrev(issuer, jkt string) store.Record {
 
 // A bound login replaced by an unbound one (dpop: off now, or auto
 // against a realm without the enforcer): the old key is deleted once the
-// new login is stored, as logout deletes it (Keycloak can't end the
-// bound session: keycloak#50306); the old session's logout carries a
+// new login is stored, as logout deletes it; the old session is revoked
+// (Keycloak's logout can't end a bound session: keycloak#50306) with a
 // proof by its own key.
 func TestReplacingABoundLoginWithAnUnboundOneDeletesTheOldKey(t *testing.T) {
 	keys, oldKey, jkt := replaceSetup(t)
-	idp := newLogoutIdP(t)
+	idp := newEndIdP(t)
 	k := &replaceKeeper{prev: boundPrev(idp.issuer, jkt)}
 	replaceKeep(t, k, idp.issuer, nil)
 	if k.kept == nil || k.kept.KeyThumbprint != "" {
@@ -163,38 +181,38 @@ func TestReplacingABoundLoginWithAnUnboundOneDeletesTheOldKey(t *testing.T) {
 	if _, err := keys.Get(context.Background(), "lab"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the replaced bound login's key is still in the key store (err %v)", err)
 	}
-	if x, ok := idp.logoutProof("old-rt"); !ok || x != jwkX(t, oldKey) {
-		t.Fatalf("the replaced bound session's logout (sent: %v) did not carry a proof by its own key", ok)
+	if x, ok := idp.proof("revoke", "old-rt"); !ok || x != jwkX(t, oldKey) {
+		t.Fatalf("the replaced bound session was not revoked with a proof by its own key (ended by %q)", idp.ended("old-rt"))
 	}
 }
 
-// A bound login replaced by another: the old session's logout carries a
+// A bound login replaced by another: the old session is revoked with a
 // proof by the old key (read before the new one overwrote it), and the
 // new login's key is kept.
-func TestReplacingABoundLoginEndsItWithItsOwnKey(t *testing.T) {
+func TestReplacingABoundLoginRevokesItWithItsOwnKey(t *testing.T) {
 	keys, oldKey, jkt := replaceSetup(t)
-	idp := newLogoutIdP(t)
+	idp := newEndIdP(t)
 	k := &replaceKeeper{prev: boundPrev(idp.issuer, jkt)}
 	newKey, _ := dpop.NewKey()
 	replaceKeep(t, k, idp.issuer, newKey)
 	if got, err := keys.Get(context.Background(), "lab"); err != nil || jwkX(t, got) != jwkX(t, newKey) {
 		t.Fatalf("the new login's key is not kept (%v)", err)
 	}
-	if x, ok := idp.logoutProof("old-rt"); !ok || x != jwkX(t, oldKey) {
-		t.Fatalf("the replaced bound session's logout (sent: %v) did not carry a proof by its own key", ok)
+	if x, ok := idp.proof("revoke", "old-rt"); !ok || x != jwkX(t, oldKey) {
+		t.Fatalf("the replaced bound session was not revoked with a proof by its own key (ended by %q)", idp.ended("old-rt"))
 	}
 }
 
-// An unbound login replaced by a bound one is ended as before keys:
-// without a proof.
-func TestReplacingAnUnboundLoginSendsNoProof(t *testing.T) {
+// An unbound login replaced by a bound one is ended as before keys: a
+// logout without a proof.
+func TestReplacingAnUnboundLoginLogsItOut(t *testing.T) {
 	replaceSetup(t)
-	idp := newLogoutIdP(t)
+	idp := newEndIdP(t)
 	k := &replaceKeeper{prev: store.Record{RefreshToken: "old-rt", Issuer: idp.issuer, ClientID: "kc-agent", Subject: "s"}}
 	newKey, _ := dpop.NewKey()
 	replaceKeep(t, k, idp.issuer, newKey)
-	if x, ok := idp.logoutProof("old-rt"); !ok || x != "" {
-		t.Fatalf("the replaced unbound session's logout (sent: %v) carried a proof", ok)
+	if x, ok := idp.proof("logout", "old-rt"); !ok || x != "" || idp.ended("old-rt") != "logout" {
+		t.Fatalf("the replaced unbound session was not logged out without a proof (ended by %q)", idp.ended("old-rt"))
 	}
 }
 
@@ -203,7 +221,7 @@ func TestReplacingAnUnboundLoginSendsNoProof(t *testing.T) {
 // went in just before is replaced by the old one again.
 func TestFailedReplaceKeepsThePreviousLoginsKey(t *testing.T) {
 	keys, _, jkt := replaceSetup(t)
-	idp := newLogoutIdP(t)
+	idp := newEndIdP(t)
 	k := &replaceKeeper{prev: boundPrev(idp.issuer, jkt), putErr: errors.New("the keychain is locked")}
 	newKey, _ := dpop.NewKey()
 	if st := replaceKeep(t, k, idp.issuer, newKey); st.State != ipc.LoginFailed || !strings.Contains(st.Error, "the keychain is locked") {
@@ -216,8 +234,8 @@ func TestFailedReplaceKeepsThePreviousLoginsKey(t *testing.T) {
 	if g, _ := dpop.Thumbprint(got); g != jkt {
 		t.Fatal("a sign-in that could not be kept replaced the kept login's key: that login can not be refreshed any more")
 	}
-	if _, ok := idp.logoutProof("old-rt"); ok {
-		t.Fatal("the kept login's session was ended")
+	if e := idp.ended("old-rt"); e != "" {
+		t.Fatalf("the kept login's session was ended (%s)", e)
 	}
 }
 
@@ -225,7 +243,7 @@ func TestFailedReplaceKeepsThePreviousLoginsKey(t *testing.T) {
 func TestFailedReplaceLeavesNoNewKey(t *testing.T) {
 	keys, _, _ := replaceSetup(t)
 	keys.Delete(context.Background(), "lab")
-	idp := newLogoutIdP(t)
+	idp := newEndIdP(t)
 	k := &replaceKeeper{prev: store.Record{RefreshToken: "old-rt", Issuer: idp.issuer, ClientID: "kc-agent", Subject: "s"}, putErr: errors.New("the keychain is locked")}
 	newKey, _ := dpop.NewKey()
 	replaceKeep(t, k, idp.issuer, newKey)

@@ -295,37 +295,35 @@ func (s *Service) undoKey(ctx context.Context, name string, swap *tokens.KeySwap
 }
 
 // endReplaced ends the session of the login rec replaced, so that it does
-// not linger: with the replaced login's own key when it was bound (key,
-// read before the new login's overwrote it), else without proofs, as
-// before keys. Not by revocation: for an offline token, Keycloak's
-// revocation ends every offline session of the user for the client, the
-// new login's too. A bound session's logout fails today (Keycloak ignores
-// the proof: keycloak/keycloak#50306); its key is gone from the key store
-// by then (overwritten, or deleted by KeySwap.Done), so no copy of its
-// token can be refreshed, and it idles out.
+// not linger. A bound one is revoked, with a proof by its own key (key,
+// read before the new login's overwrote it) when there is one: Keycloak's
+// logout endpoint can't end a bound session (it ignores the proof:
+// keycloak/keycloak#50306), while its revocation endpoint ends it, with or
+// without a proof, and (measured on Keycloak 26.7) only it, not the new
+// login's session. An unbound one is logged out, as before keys.
 func (s *Service) endReplaced(ctx context.Context, name string, prof config.Profile, client *oidc.Client, previous, rec store.Record, key crypto.Signer) {
 	if previous.RefreshToken == "" || previous.Issuer != prof.Issuer || previous.RefreshToken == rec.RefreshToken {
 		return
 	}
-	if previous.KeyThumbprint != "" || client.DPoPKey() != nil {
-		p := prof
-		p.ClientID = previous.ClientID
-		plain, err := s.NewClient(ctx, p)
-		if err != nil {
+	if previous.KeyThumbprint == "" && client.DPoPKey() == nil {
+		if err := client.Logout(ctx, previous.RefreshToken); err != nil {
 			s.log().Warn("sign-in: could not end the replaced session", "profile", name, "err", err.Error())
-			return
 		}
-		client = plain
-		if key != nil {
-			client = plain.WithDPoP(key)
-		}
+		return
 	}
-	err := client.Logout(ctx, previous.RefreshToken)
-	switch {
-	case errors.Is(err, oidc.ErrLogoutNeedsProof):
-		s.log().Info("sign-in: the replaced DPoP-bound session stays at Keycloak until it idles out (keycloak/keycloak#50306); its key is deleted", "profile", name)
-	case err != nil:
-		s.log().Warn("sign-in: could not end the replaced session", "profile", name, "err", err.Error())
+	p := prof
+	p.ClientID = previous.ClientID
+	c, err := s.NewClient(ctx, p)
+	if err == nil && previous.KeyThumbprint == "" {
+		err = c.Logout(ctx, previous.RefreshToken)
+	} else if err == nil {
+		if key != nil {
+			c = c.WithDPoP(key)
+		}
+		err = c.Revoke(ctx, previous.RefreshToken)
+	}
+	if err != nil {
+		s.log().Warn("sign-in: could not end the replaced session", "profile", name, "bound", previous.KeyThumbprint != "", "err", err.Error())
 	}
 }
 
