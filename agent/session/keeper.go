@@ -40,7 +40,7 @@ func (k StoreKeeper) CheckWritable(ctx context.Context, name string) error {
 }
 
 // Replace writes rec over the stored login, when accept agrees.
-func (k StoreKeeper) Replace(ctx context.Context, name string, rec store.Record, accept func(store.Record) error) (store.Record, error) {
+func (k StoreKeeper) Replace(ctx context.Context, name string, rec store.Record, accept func(store.Record) (func(), error)) (store.Record, error) {
 	st, err := k.Store(name)
 	if err != nil {
 		return store.Record{}, err
@@ -50,10 +50,14 @@ func (k StoreKeeper) Replace(ctx context.Context, name string, rec store.Record,
 		// Unreadable is as good as none: the new login replaces it.
 		previous = store.Record{}
 	}
-	if err := accept(previous); err != nil {
+	undo, err := accept(previous)
+	if err != nil {
 		return store.Record{}, err
 	}
 	if err := st.Put(ctx, name, rec); err != nil {
+		if undo != nil {
+			undo()
+		}
 		return store.Record{}, err
 	}
 	return previous, nil

@@ -43,8 +43,10 @@ type Keeper interface {
 	CheckWritable(ctx context.Context, name string) error
 	// Replace reads the profile's stored login, asks accept whether rec
 	// may replace it (nothing is written when it says no), writes rec and
-	// returns the login it replaced (empty when none).
-	Replace(ctx context.Context, name string, rec store.Record, accept func(previous store.Record) error) (store.Record, error)
+	// returns the login it replaced (empty when none). When writing rec
+	// fails, it calls the undo accept returned (if any), still under the
+	// profile's slot.
+	Replace(ctx context.Context, name string, rec store.Record, accept func(previous store.Record) (undo func(), err error)) (store.Record, error)
 	// Remove deletes the profile's login and returns the newest record of
 	// it (store.ErrNotFound when there was none).
 	Remove(ctx context.Context, name string) (store.Record, error)

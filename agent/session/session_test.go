@@ -17,7 +17,7 @@ import (
 type refusingKeeper struct{ err error }
 
 func (k refusingKeeper) CheckWritable(context.Context, string) error { return k.err }
-func (k refusingKeeper) Replace(context.Context, string, store.Record, func(store.Record) error) (store.Record, error) {
+func (k refusingKeeper) Replace(context.Context, string, store.Record, func(store.Record) (func(), error)) (store.Record, error) {
 	return store.Record{}, errors.New("Replace called after CheckWritable failed")
 }
 func (k refusingKeeper) Remove(context.Context, string) (store.Record, error) {

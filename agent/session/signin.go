@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"strings"
@@ -244,16 +245,22 @@ func (s *Service) keep(ctx context.Context, si *signIn, prof config.Profile, cli
 		Subject: id.Subject, Username: id.Username, SavedAt: time.Now().UTC().Round(time.Second),
 	}
 	var refused *switchRefused
+	var swap *tokens.KeySwap
 	err := tokens.BindRecord(client.DPoPKey(), mode, &rec)
 	var previous store.Record
 	if err == nil {
-		previous, err = s.Keeper.Replace(sctx, st.Profile, rec, func(prev store.Record) error {
+		previous, err = s.Keeper.Replace(sctx, st.Profile, rec, func(prev store.Record) (func(), error) {
 			if !si.switchUser && prev.Issuer == rec.Issuer && prev.Subject != "" && prev.Subject != rec.Subject {
 				refused = &switchRefused{was: prev.Username, now: rec.Username}
-				return refused
+				return nil, refused
 			}
-			// The key goes in just before the token, under the same slot.
-			return tokens.KeepLoginKey(sctx, st.Profile, prof, client.DPoPKey())
+			// The key goes in just before the token, under the same slot,
+			// and out again if the token can't be stored.
+			var err error
+			if swap, err = tokens.SwapLoginKey(sctx, st.Profile, prof, prev, client.DPoPKey()); err != nil {
+				return nil, err
+			}
+			return func() { s.undoKey(sctx, st.Profile, swap) }, nil
 		})
 	}
 	if err != nil {
@@ -268,15 +275,56 @@ func (s *Service) keep(ctx context.Context, si *signIn, prof config.Profile, cli
 		s.log().Error("sign-in: could not store the login", "profile", st.Profile, "id", st.ID, "err", err.Error())
 		return
 	}
-	// The old login is replaced; end its session so it does not linger.
-	if previous.RefreshToken != "" && previous.Issuer == prof.Issuer && previous.RefreshToken != rec.RefreshToken {
-		_ = client.Logout(sctx, previous.RefreshToken)
+	if err := swap.Done(sctx); err != nil {
+		s.log().Warn("sign-in: "+err.Error(), "profile", st.Profile)
 	}
+	s.endReplaced(sctx, st.Profile, prof, client, previous, rec, swap.Replaced())
 	si.mu.Lock()
 	si.st.KeptIn, si.st.OfflineExpiresIn = s.Keeper.Describe(st.Profile), int64(res.Token.RefreshExpiresIn/time.Second)
 	si.mu.Unlock()
 	si.finish(ipc.LoginDone, "", "", &ipc.LoginIdentity{PreferredUsername: id.Username, Subject: id.Subject, Email: id.Email, Name: id.Name})
 	s.log().Info("sign-in done", "profile", st.Profile, "id", st.ID, "user", id.Username)
+}
+
+// undoKey puts back the key store as it was before the login that could
+// not be stored: the kept login keeps its key.
+func (s *Service) undoKey(ctx context.Context, name string, swap *tokens.KeySwap) {
+	if err := swap.Undo(ctx); err != nil {
+		s.log().Error("sign-in: could not put back the stored login's DPoP key; that login now needs a new sign-in", "profile", name, "err", err.Error())
+	}
+}
+
+// endReplaced ends the session of the login rec replaced, so that it does
+// not linger. A bound one is revoked, with a proof by its own key (key,
+// read before the new login's overwrote it) when there is one: Keycloak's
+// logout endpoint can't end a bound session (it ignores the proof:
+// keycloak/keycloak#50306), while its revocation endpoint ends it, with or
+// without a proof, and (measured on Keycloak 26.7) only it, not the new
+// login's session. An unbound one is logged out, as before keys.
+func (s *Service) endReplaced(ctx context.Context, name string, prof config.Profile, client *oidc.Client, previous, rec store.Record, key crypto.Signer) {
+	if previous.RefreshToken == "" || previous.Issuer != prof.Issuer || previous.RefreshToken == rec.RefreshToken {
+		return
+	}
+	if previous.KeyThumbprint == "" && client.DPoPKey() == nil {
+		if err := client.Logout(ctx, previous.RefreshToken); err != nil {
+			s.log().Warn("sign-in: could not end the replaced session", "profile", name, "err", err.Error())
+		}
+		return
+	}
+	p := prof
+	p.ClientID = previous.ClientID
+	c, err := s.NewClient(ctx, p)
+	if err == nil && previous.KeyThumbprint == "" {
+		err = c.Logout(ctx, previous.RefreshToken)
+	} else if err == nil {
+		if key != nil {
+			c = c.WithDPoP(key)
+		}
+		err = c.Revoke(ctx, previous.RefreshToken)
+	}
+	if err != nil {
+		s.log().Warn("sign-in: could not end the replaced session", "profile", name, "bound", previous.KeyThumbprint != "", "err", err.Error())
+	}
 }
 
 // settle gives a login bound to a key its mode (tokens.SettleLogin: a test

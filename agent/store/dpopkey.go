@@ -32,13 +32,33 @@ type KeyStore interface {
 	Generate() (crypto.Signer, error)
 	// Put keeps key as profile's, replacing any earlier one.
 	Put(ctx context.Context, profile string, key crypto.Signer) error
-	// Get returns profile's key, or ErrNotFound.
+	// Get returns profile's key, or ErrNotFound. An error wrapping
+	// ErrKeyUnusable says that what is stored is not a key this machine can
+	// use (corrupt, exposed, another TPM's): only a new login helps. Any
+	// other error (wrapping ErrUnavailable: the keychain or file could
+	// not be read, the TPM is busy) may pass.
 	Get(ctx context.Context, profile string) (crypto.Signer, error)
 	// Delete forgets profile's key; ErrNotFound when there was none.
 	Delete(ctx context.Context, profile string) error
 	// Describe says where keys live, for status and doctor output.
 	Describe() string
 }
+
+// ErrKeyUnusable marks a stored DPoP key that can never be used here: its
+// data is not a key, its file is readable by others, or it is a TPM key
+// that this machine's TPM does not load. A new login makes a new one.
+var ErrKeyUnusable = errors.New("unusable DPoP key")
+
+// keyError is a stored key that is not usable (kind ErrKeyUnusable) or
+// can not be read right now (kind ErrUnavailable); Error is err's.
+type keyError struct {
+	kind, err error
+}
+
+func (e *keyError) Error() string   { return e.err.Error() }
+func (e *keyError) Unwrap() []error { return []error{e.kind, e.err} }
+
+func unusableKey(err error) error { return &keyError{ErrKeyUnusable, err} }
 
 // KeysForProfile returns the key store beside the profile's token store:
 // the keychain for keychain profiles, a file next to the token file for
@@ -99,19 +119,19 @@ func encodeKey(key crypto.Signer) ([]byte, error) {
 func decodeKey(data []byte, tpm tpmkey.Device) (crypto.Signer, error) {
 	var r keyRecord
 	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, errors.New("the stored DPoP key is corrupt; run `kc-agent login` again")
+		return nil, unusableKey(errors.New("the stored DPoP key is corrupt; run `kc-agent login` again"))
 	}
 	switch r.Kind {
 	case softwareP256:
 		k, err := dpop.ParseKey(r.Key)
 		if err != nil {
-			return nil, fmt.Errorf("%w; run `kc-agent login` again", err)
+			return nil, unusableKey(fmt.Errorf("%w; run `kc-agent login` again", err))
 		}
 		return k, nil
 	case tpmP256:
 		return fromTPMRecord(r, tpm)
 	}
-	return nil, errors.New("the stored DPoP key is corrupt; run `kc-agent login` again")
+	return nil, unusableKey(errors.New("the stored DPoP key is corrupt; run `kc-agent login` again"))
 }
 
 // KeychainKeys keeps each profile's key as a second keychain item of the
@@ -190,11 +210,13 @@ func (f *FileKeys) Get(ctx context.Context, profile string) (crypto.Signer, erro
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading DPoP key file: %w", err)
+		// EMFILE, EIO, ESTALE on an NFS home...: the file is there and
+		// may read fine at the next try.
+		return nil, &keyError{ErrUnavailable, fmt.Errorf("reading DPoP key file: %w", err)}
 	}
 	var exposed *privatefile.ExposedError
 	if err := privatefile.Check(f.path(profile)); errors.As(err, &exposed) {
-		return nil, fmt.Errorf("DPoP key file %s is readable by others (%s); delete it and run `kc-agent login` again", f.path(profile), exposed.Detail)
+		return nil, unusableKey(fmt.Errorf("DPoP key file %s is readable by others (%s); delete it and run `kc-agent login` again", f.path(profile), exposed.Detail))
 	}
 	return usable(decodeKey(data, f.Maker.TPM))
 }

@@ -103,8 +103,22 @@ func TestKeyFileCorrupt(t *testing.T) {
 	} {
 		os.WriteFile(filepath.Join(dir, name+".dpop-key"), []byte(data), 0o600)
 		_, err := (&store.FileKeys{Dir: dir}).Get(context.Background(), name)
-		if err == nil || !strings.Contains(err.Error(), "kc-agent login") {
-			t.Errorf("%s: got %v, want an error that says to log in again", name, err)
+		if !errors.Is(err, store.ErrKeyUnusable) || errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "kc-agent login") {
+			t.Errorf("%s: got %v, want an ErrKeyUnusable that says to log in again", name, err)
 		}
+	}
+}
+
+// A key file that can not be read (here a directory in its place: EISDIR,
+// as EIO, EMFILE or ESTALE on an NFS home) is ErrUnavailable, retried
+// later, not ErrKeyUnusable (a new login).
+func TestKeyFileReadErrorIsUnavailable(t *testing.T) {
+	dir := testenv.TempDir(t)
+	if err := os.Mkdir(filepath.Join(dir, "p.dpop-key"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := (&store.FileKeys{Dir: dir}).Get(context.Background(), "p")
+	if !errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrKeyUnusable) || errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an unreadable key file: %v; want ErrUnavailable", err)
 	}
 }

@@ -64,27 +64,21 @@ func fromTPMRecord(r keyRecord, tpm tpmkey.Device) (crypto.Signer, error) {
 	pub, err1 := base64.RawURLEncoding.DecodeString(r.Public)
 	priv, err2 := base64.RawURLEncoding.DecodeString(r.Private)
 	if err := errors.Join(err1, err2); err != nil {
-		return nil, errors.New("the stored TPM DPoP key is corrupt; run `kc-agent login` again")
+		return nil, unusableKey(errors.New("the stored TPM DPoP key is corrupt; run `kc-agent login` again"))
 	}
 	k, err := tpm.Load(pub, priv)
 	if err != nil {
-		return nil, fmt.Errorf("%w; run `kc-agent login` again", err)
+		return nil, unusableKey(fmt.Errorf("%w; run `kc-agent login` again", err))
 	}
 	return k, nil
 }
 
-// tpmUnavailableError is a TPM key whose TPM can't be used right now:
-// ErrUnavailable, so that the agent retries later rather than ask for a
-// new login.
-type tpmUnavailableError struct{ err error }
-
-func (e *tpmUnavailableError) Error() string   { return e.err.Error() }
-func (e *tpmUnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
-
 // usable passes on what decodeKey returned, once a TPM key is known to
 // load in this machine's TPM: a key another TPM made (the state directory
-// and keychain copied from another machine) is an error that asks for a
-// new login, never a signature failure at every refresh.
+// and keychain copied from another machine) is ErrKeyUnusable, which asks
+// for a new login, never a signature failure at every refresh; a TPM that
+// can't be used right now is ErrUnavailable, so that the agent retries
+// later rather than ask for a new login.
 func usable(key crypto.Signer, err error) (crypto.Signer, error) {
 	k, ok := key.(*tpmkey.Key)
 	if err != nil || !ok {
@@ -93,11 +87,11 @@ func usable(key crypto.Signer, err error) (crypto.Signer, error) {
 	var unavailable *tpmkey.UnavailableError
 	switch err := k.Check(); {
 	case errors.Is(err, tpmkey.ErrOtherTPM):
-		return nil, fmt.Errorf("%w; run `kc-agent login` again to make a key in this machine's TPM", err)
+		return nil, unusableKey(fmt.Errorf("%w; run `kc-agent login` again to make a key in this machine's TPM", err))
 	case errors.As(err, &unavailable) && errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("the login's DPoP key is in a TPM, and this machine has none (%w); run `kc-agent login` again", err)
+		return nil, unusableKey(fmt.Errorf("the login's DPoP key is in a TPM, and this machine has none (%w); run `kc-agent login` again", err))
 	case err != nil:
-		return nil, &tpmUnavailableError{err}
+		return nil, &keyError{ErrUnavailable, err}
 	}
 	return k, nil
 }

@@ -100,16 +100,16 @@ func TestTPMKeyElsewhere(t *testing.T) {
 	}
 	other := &store.FileKeys{Dir: dir, Maker: store.KeyMaker{TPM: tpmkey.Device(swtpm.Start(t).Device)}}
 	_, err := other.Get(ctx, "p")
-	if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "made by another TPM") || !strings.Contains(err.Error(), "kc-agent login") {
+	if !errors.Is(err, store.ErrKeyUnusable) || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "made by another TPM") || !strings.Contains(err.Error(), "kc-agent login") {
 		t.Fatalf("another machine's TPM: %v", err)
 	}
 	none := &store.FileKeys{Dir: dir, Maker: store.KeyMaker{TPM: "/nonexistent/tpmrm0"}}
 	_, err = none.Get(ctx, "p")
-	if err == nil || errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "this machine has none") {
+	if !errors.Is(err, store.ErrKeyUnusable) || errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "this machine has none") {
 		t.Fatalf("a machine without a TPM: %v", err)
 	}
 	down := &store.FileKeys{Dir: dir, Maker: store.KeyMaker{TPM: downTPM(t)}}
-	if _, err = down.Get(ctx, "p"); !errors.Is(err, store.ErrUnavailable) {
+	if _, err = down.Get(ctx, "p"); !errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrKeyUnusable) {
 		t.Fatalf("a TPM that is down: %v", err)
 	}
 	if got, err := home.Get(ctx, "p"); err != nil || thumb(t, got) != thumb(t, key) {

@@ -4,6 +4,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,7 +40,7 @@ func checkKeyFileProtection(t *testing.T, ks *store.FileKeys, path string) {
 		t.Fatalf("key file mode %v, want 0600 (%v)", fi.Mode().Perm(), err)
 	}
 	os.Chmod(path, 0o640)
-	if _, err := ks.Get(context.Background(), "p"); err == nil || !strings.Contains(err.Error(), "readable by others") {
+	if _, err := ks.Get(context.Background(), "p"); !errors.Is(err, store.ErrKeyUnusable) || !strings.Contains(err.Error(), "readable by others") {
 		t.Fatalf("group-readable key file accepted: %v", err)
 	}
 }

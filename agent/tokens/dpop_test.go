@@ -54,7 +54,7 @@ func TestLoginKeyLifecycle(t *testing.T) {
 	if err := BindRecord(key, config.DPoPOn, &rec); err != nil {
 		t.Fatal(err)
 	}
-	if err := KeepLoginKey(ctx, "p", on, key); err != nil {
+	if _, err := SwapLoginKey(ctx, "p", on, store.Record{}, key); err != nil {
 		t.Fatal(err)
 	}
 	if want, _ := dpop.Thumbprint(key); rec.KeyThumbprint != want || LoginMode(rec) != config.DPoPOn {
@@ -65,7 +65,7 @@ func TestLoginKeyLifecycle(t *testing.T) {
 		t.Fatalf("the kept key: %v", err)
 	}
 	other, _ := dpop.NewKey()
-	KeepLoginKey(ctx, "p", on, other)
+	SwapLoginKey(ctx, "p", on, rec, other)
 	if _, err := loginKey(ctx, "p", on, rec); oidc.KindOf(err) != oidc.KindLoginRequired || !strings.Contains(err.Error(), "another DPoP key") {
 		t.Fatalf("a bound login with another key in the store: %v", err)
 	}

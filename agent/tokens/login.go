@@ -64,14 +64,19 @@ func (m *Manager) CheckWritable(ctx context.Context, name string) error {
 // Replace keeps a new login's record for a profile, when accept agrees
 // to replace the stored one (the newest this agent knows), and returns
 // the record it replaced (empty if none), whose session the caller may
-// end.
-func (m *Manager) Replace(ctx context.Context, name string, rec store.Record, accept func(store.Record) error) (previous store.Record, err error) {
+// end. When the record can't be stored, the undo accept returned runs,
+// still under the slot.
+func (m *Manager) Replace(ctx context.Context, name string, rec store.Record, accept func(store.Record) (func(), error)) (previous store.Record, err error) {
 	err = m.withSlot(ctx, name, func(p *profile, st store.Store) error {
 		previous = p.newest(ctx, st)
-		if err := accept(previous); err != nil {
+		undo, err := accept(previous)
+		if err != nil {
 			return err
 		}
 		if err := st.Put(ctx, name, rec); err != nil {
+			if undo != nil {
+				undo()
+			}
 			return err
 		}
 		// Served at once: the next token request refreshes from it.

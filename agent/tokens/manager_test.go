@@ -453,7 +453,7 @@ func TestNewLoginDuringRefreshIsKept(t *testing.T) {
 		h.idp.mu.Unlock()
 		rec := store.Record{RefreshToken: "new-login", Issuer: issuer, ClientID: "kc-agent", Username: "alice", SavedAt: time.Now()}
 		var previous store.Record
-		prev, err := h.m.Replace(context.Background(), "default", rec, func(p store.Record) error { previous = p; return nil })
+		prev, err := h.m.Replace(context.Background(), "default", rec, func(p store.Record) (func(), error) { previous = p; return nil, nil })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -76,6 +76,8 @@ func loginBindingCheck(ctx context.Context, name string, prof config.Profile, re
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return check{"login binding", "FAIL", detail + ", but the key is missing (restored from a backup without it?)", again}
+	case errors.Is(err, store.ErrKeyUnusable):
+		return check{"login binding", "FAIL", detail + ", but the stored key is not usable here: " + err.Error(), again}
 	case err != nil:
 		return check{"login binding", "warn", detail + "; could not read the key: " + err.Error(), ""}
 	}

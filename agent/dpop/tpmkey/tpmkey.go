@@ -184,11 +184,27 @@ func (k *Key) withLoaded(f func(t transport.TPM, key tpm2.NamedHandle) error) er
 	}
 	defer flush()
 	loaded, err := tpm2.Load{ParentHandle: parent, InPublic: k.inPub, InPrivate: k.inPriv}.Execute(t)
-	if err != nil {
+	if refusesBlobs(err) {
 		return fmt.Errorf("%w (%v)", ErrOtherTPM, err)
+	}
+	if err != nil {
+		return &UnavailableError{Device: k.dev, Err: fmt.Errorf("loading the key: %w", err)}
 	}
 	defer tpm2.FlushContext{FlushHandle: loaded.ObjectHandle}.Execute(t)
 	return f(t, tpm2.NamedHandle{Handle: loaded.ObjectHandle, Name: loaded.Name})
+}
+
+// refusesBlobs says whether err is the TPM's refusal of the stored blobs
+// themselves, an answer that will not change however often it is asked: a
+// format-1 response code (the TPM names the parent handle, a parameter or
+// the parent's authorization as wrong: TPM_RC_INTEGRITY when another TPM's
+// storage root key wrapped the private part, TPM_RC_BAD_AUTH, TPM_RC_VALUE,
+// TPM_RC_SIZE, TPM_RC_HIERARCHY...), or TPM_RC_SENSITIVE (the private part
+// does not decrypt). Anything else (the connection dropped, the TPM is busy,
+// in lockout or in failure mode) may pass: the key is then unavailable.
+func refusesBlobs(err error) bool {
+	var fmt1 tpm2.TPMFmt1Error
+	return errors.As(err, &fmt1) || errors.Is(err, tpm2.TPMRCSensitive)
 }
 
 // Check says whether this TPM holds the key: ErrOtherTPM when it does not
