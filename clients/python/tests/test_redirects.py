@@ -1,9 +1,9 @@
-"""KcAgentAuth with DPoP-bound tokens and redirects: a proof is made for one
-request (its method and URL), a redirect's request is another, and neither
-library asks the auth again for it. So a redirect's request goes without
-the proof and the DPoP token (same origin or not), its answer is never a
-reason to send the first request again, and a nonce is kept only for the
-server that sent it."""
+"""KcAgentAuth and redirects. A DPoP proof is made for one request (its
+method and URL), a redirect's request is another, and neither library asks
+the auth again for it: so a redirect's request goes without the proof and
+the DPoP token (same origin or not), and a nonce is kept only for the
+server that sent it. With any token, a redirect's answer is never a reason
+to send the first request again (its server handled it)."""
 
 from __future__ import annotations
 
@@ -119,6 +119,14 @@ def test_httpx_async_after_a_cross_origin_redirect(dagent, a, b):  # noqa: F811
     assert _nonce.get(a.url + "/") == "nonce-of-a"
     assert len(a.seen) == 1 and _no_token_or_proof(b) == []
     assert len(asked(dagent)) == 1
+
+
+def test_httpx_never_resends_after_a_redirect_with_a_bearer_token(agent, a, b):
+    # requests has never done it (test_auth); httpx did, with a fresh token.
+    with kc.httpx_client(follow_redirects=True) as c:
+        assert c.post(a.url + "/jobs", content=b"launch").status_code == 401
+    assert len(a.seen) == 1 and [auth for _, _, auth, _, _ in b.seen] == [None]
+    assert asked(agent) == [("POST", a.url + "/jobs", "", False)]
 
 
 def test_requests_sends_no_proof_to_a_redirect_target(dagent, a, b):  # noqa: F811
