@@ -116,8 +116,8 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
             return r  # a redirect's answer: never send a token after it
         nonce = _after(r.request.headers, r.request.url, r.status_code, r.headers)
         if r.is_redirect:
-            # requests builds the redirect's request from this request's
-            # headers after this hook: what goes here never reaches it.
+            # requests builds the redirect's request from a copy of this
+            # one after this hook: what is dropped here never goes there.
             _drop_proof(r.request.headers)
             return r
         if r.status_code != 401 or getattr(r.request, "_kc_agent_retried", False):
