@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kc-agent/kc-agent/agent/dpop"
 	"github.com/kc-agent/kc-agent/agent/tokens"
@@ -19,11 +21,19 @@ import (
 // the agent, for the very request that goes upstream (its method and URL,
 // and ath of the token). When the API answers a use_dpop_nonce challenge
 // the request is sent once more with its nonce, if the body can be sent
-// again; the last nonce of each upstream origin is used from then on.
+// again; the last nonce of each upstream origin is used from then on, so
+// a client that gets a challenge passed on succeeds when it retries.
 
-// maxReplayBody bounds the request bodies kept in memory to be sent again
-// after a nonce challenge; a larger one passes the challenge to the client.
-const maxReplayBody = 1 << 20
+// maxReplayBody bounds a request body kept in memory to be sent again
+// after a nonce challenge: only a body of known length (Content-Length)
+// up to this is kept; a larger one, or one of unknown length (a chunked
+// upload, a stream), goes on at once, and a challenge for it is passed
+// on to the client.
+const maxReplayBody = 128 << 10
+
+// maxReplayHeld bounds the bytes kept for replays across all requests in
+// flight; a body that does not fit goes on streaming, not replayable.
+const maxReplayHeld = 4 << 20
 
 // maxNonces bounds the remembered nonces (profile and origin pairs).
 const maxNonces = 1024
@@ -77,10 +87,11 @@ func (pt *proofTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if ob == nil || !ob.dpop {
 		return pt.base.RoundTrip(r)
 	}
-	body, replay, err := replayableBody(r)
+	body, replay, release, err := pt.p.replay.replayableBody(r)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	key := ob.profile + " " + originKey(r.URL.Scheme, r.URL.Host)
 	resp, err := pt.send(r, ob, body, pt.p.nonces.get(key))
 	if err != nil {
@@ -119,29 +130,44 @@ func (pt *proofTransport) send(r *http.Request, ob *outbound, body []byte, nonce
 	return pt.base.RoundTrip(r2)
 }
 
-// replayableBody reads a small body into memory, so the request can be
-// sent again (replay). A larger one (or one of unknown length that turns
-// out larger) is left streaming, with what was read put back in front.
-func replayableBody(r *http.Request) (body []byte, replay bool, err error) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, true, nil
+// replayBudget counts the bytes of request bodies kept for a replay, by
+// all requests in flight.
+type replayBudget struct{ held atomic.Int64 }
+
+func (b *replayBudget) reserve(n int64) bool {
+	for {
+		h := b.held.Load()
+		if h+n > maxReplayHeld {
+			return false
+		}
+		if b.held.CompareAndSwap(h, h+n) {
+			return true
+		}
 	}
-	if r.ContentLength > maxReplayBody {
-		return nil, false, nil
+}
+
+// replayableBody reads a body of known length up to maxReplayBody into
+// memory, when the budget has room for it, so that the request can be
+// sent again (replay). Any other body is left streaming and goes upstream
+// at once: a body of unknown length is never waited for, as its client
+// may wait for an answer before it sends more. release gives back what
+// the body took of the budget (call it when the round trip is over).
+func (b *replayBudget) replayableBody(r *http.Request) (body []byte, replay bool, release func(), err error) {
+	switch {
+	case r.Body == nil || r.Body == http.NoBody:
+		return nil, true, func() {}, nil
+	case r.ContentLength <= 0 || r.ContentLength > maxReplayBody || !b.reserve(r.ContentLength):
+		return nil, false, func() {}, nil
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxReplayBody+1))
-	if err != nil {
-		return nil, false, err
-	}
-	if len(data) > maxReplayBody {
-		r.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(data), r.Body), r.Body}
-		return nil, false, nil
+	n := r.ContentLength
+	release = func() { b.held.Add(-n) }
+	data := make([]byte, n)
+	if _, err := io.ReadFull(r.Body, data); err != nil {
+		release()
+		return nil, false, nil, fmt.Errorf("reading the request body from the client: %w", err)
 	}
 	r.Body.Close()
-	return data, true, nil
+	return data, true, release, nil
 }
 
 // asksForNonce: a resource server's use_dpop_nonce challenge.

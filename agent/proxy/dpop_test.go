@@ -96,6 +96,13 @@ func (a *nonceAPI) check(r *http.Request) string {
 	return "ok"
 }
 
+// rotate makes the API want nonce n from now on.
+func (a *nonceAPI) rotate(n string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.nonce = n
+}
+
 func (a *nonceAPI) seen() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -119,9 +126,9 @@ func (f *fixture) send(t *testing.T, method, path string, body io.Reader, length
 
 // A route with a bound token sends it as DPoP with a proof for the
 // upstream request; the API's nonce challenge is answered once and the
-// nonce used from then on; a body up to the bound (known length or
-// chunked) is sent again after a challenge, a larger one passes the
-// challenge to the client.
+// nonce used from then on; a body of known length up to the bound is sent
+// again after a challenge, a larger one or a chunked one passes the
+// challenge to the client, whose retry then succeeds.
 func TestDPoPRouteProofsAndNonce(t *testing.T) {
 	key, _ := dpop.NewKey()
 	api := newNonceAPI(t, key)
@@ -137,9 +144,7 @@ func TestDPoPRouteProofsAndNonce(t *testing.T) {
 		t.Fatal("the next request did not use the remembered nonce")
 	}
 
-	api.mu.Lock()
-	api.nonce = "n-2" // the API rotates its nonce
-	api.mu.Unlock()
+	api.rotate("n-2")
 	small := bytes.Repeat([]byte("x"), 1000)
 	if code, body := f.send(t, "POST", "/api/items", bytes.NewReader(small), int64(len(small))); code != 200 || body != "got 1000 bytes" {
 		t.Fatalf("POST after a rotation: HTTP %d %s", code, body)
@@ -148,28 +153,43 @@ func TestDPoPRouteProofsAndNonce(t *testing.T) {
 		t.Fatalf("POST: the API saw %q", got)
 	}
 
-	api.mu.Lock()
-	api.nonce = "n-3"
-	api.mu.Unlock()
-	chunked := io.MultiReader(bytes.NewReader(small), strings.NewReader("y")) // length unknown
-	if code, body := f.send(t, "PUT", "/api/items", chunked, -1); code != 200 || body != "got 1001 bytes" {
-		t.Fatalf("chunked PUT after a rotation: HTTP %d %s", code, body)
+	// A body of unknown length goes on at once and is not kept: the
+	// challenge is passed on, and the client's retry carries the nonce the
+	// proxy learnt from it.
+	api.rotate("n-3")
+	for i, want := range []string{"challenge", "ok"} {
+		chunked := io.MultiReader(bytes.NewReader(small), strings.NewReader("y"))
+		code, body := f.send(t, "PUT", "/api/items", chunked, -1)
+		if got := api.seen(); strings.Join(got, ",") != want || len(api.body[len(api.body)-1]) != 1001 {
+			t.Fatalf("chunked PUT %d after a rotation: the API saw %q with %d bytes, want %s", i, got, len(api.body[len(api.body)-1]), want)
+		}
+		if want == "challenge" && (code != 401 || !strings.Contains(body, "use_dpop_nonce")) {
+			t.Fatalf("chunked PUT: HTTP %d %s, want the challenge passed on", code, body)
+		}
+		if want == "ok" && (code != 200 || body != "got 1001 bytes") {
+			t.Fatalf("chunked PUT retried by the client: HTTP %d %s", code, body)
+		}
 	}
-	api.seen()
 
-	api.mu.Lock()
-	api.nonce = "n-4"
-	api.mu.Unlock()
-	big := bytes.Repeat([]byte("z"), maxReplayBody+10)
-	code, body := f.send(t, "POST", "/api/items", bytes.NewReader(big), -1)
-	if code != 401 || !strings.Contains(body, "use_dpop_nonce") {
-		t.Fatalf("a body over the bound: HTTP %d %s, want the challenge passed on", code, body)
+	// A known length up to the bound is kept and sent again; over it, the
+	// challenge is passed on and the client's retry succeeds.
+	for _, size := range []int{maxReplayBody, maxReplayBody + 1} {
+		api.rotate(fmt.Sprintf("n-%d", size))
+		big := bytes.Repeat([]byte("z"), size)
+		code, body := f.send(t, "POST", "/api/items", bytes.NewReader(big), int64(size))
+		got := strings.Join(api.seen(), ",")
+		if size == maxReplayBody && (code != 200 || got != "challenge,ok" || !bytes.Equal(api.body[len(api.body)-1], big)) {
+			t.Fatalf("a body of %d bytes: HTTP %d, the API saw %q", size, code, got)
+		}
+		if size > maxReplayBody && (code != 401 || !strings.Contains(body, "use_dpop_nonce") || got != "challenge") {
+			t.Fatalf("a body of %d bytes: HTTP %d %s, the API saw %q, want the challenge passed on", size, code, body, got)
+		}
 	}
-	if got := api.seen(); len(got) != 1 || len(api.body[len(api.body)-1]) != len(big) {
-		t.Fatalf("a body over the bound: the API saw %q with %d bytes", got, len(api.body[len(api.body)-1]))
-	}
-	if code, _ := f.send(t, "POST", "/api/items", bytes.NewReader(big), int64(len(big))); code != 200 {
+	if code, _ := f.send(t, "POST", "/api/items", bytes.NewReader(make([]byte, maxReplayBody+1)), maxReplayBody+1); code != 200 {
 		t.Fatalf("a large body with the nonce learnt from the passed-on challenge: HTTP %d", code)
+	}
+	if n := f.p.replay.held.Load(); n != 0 {
+		t.Fatalf("%d bytes still counted as kept for a replay after the requests", n)
 	}
 }
 

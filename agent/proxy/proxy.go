@@ -68,7 +68,8 @@ type Proxy struct {
 	secret   string
 	table    atomic.Pointer[table]
 	refusals refusals
-	nonces   nonceBook // DPoP-Nonce by profile and upstream origin
+	nonces   nonceBook    // DPoP-Nonce by profile and upstream origin
+	replay   replayBudget // request bodies kept for a DPoP nonce retry
 	// foreign counts, by destination, the tokens not sent in the clear
 	// because another user listened on the upstream's port.
 	foreign cleartext.Refusals
