@@ -177,12 +177,18 @@ def session(profile: Optional[str] = None, scopes: Optional[Iterable[str]] = Non
 def httpx_client(profile: Optional[str] = None, scopes: Optional[Iterable[str]] = None, *, asynchronous: bool = False, unsafe_cleartext: bool = False, **client_kw):
     """An ``httpx.Client`` (``asynchronous=True``: an ``httpx.AsyncClient``)
     with ``KcAgentAuth(profile, scopes)`` whose connections are checked as
-    ``session()``'s are. Other keywords go to the client."""
-    from . import _connguard
-    from ._auth import KcAgentAuth
+    ``session()``'s are. Other keywords go to the client.
 
-    client_kw.setdefault("auth", KcAgentAuth(profile, scopes))
-    return _connguard.httpx_client(asynchronous, unsafe_cleartext, **client_kw)
+    Its last request hook sends a redirect's request without the DPoP
+    proof and token KcAgentAuth put on the first one (httpx would copy
+    them there: it runs no auth for a redirect)."""
+    from . import _auth, _connguard
+
+    client_kw.setdefault("auth", _auth.KcAgentAuth(profile, scopes))
+    hooks = dict(client_kw.pop("event_hooks", None) or {})
+    drop = _auth.drop_redirected_proof_async if asynchronous else _auth.drop_redirected_proof
+    hooks["request"] = [*hooks.get("request", ()), drop]
+    return _connguard.httpx_client(asynchronous, unsafe_cleartext, event_hooks=hooks, **client_kw)
 
 
 def __getattr__(name: str):

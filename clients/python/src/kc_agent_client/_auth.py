@@ -69,6 +69,10 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
     challenge (the nonce is kept per origin for the next requests), else
     with a token issued after that answer (``force_refresh``). A second 401
     is returned to the caller as is, as is a 401 to a streamed body.
+
+    A redirect's request goes without the DPoP proof and token (they name
+    the first URL), and its answer is never retried: the first request is
+    not sent twice. With httpx that takes ``httpx_client()``'s hook.
     """
 
     # httpx: the body is not buffered for us; a streamed body is not retried.
@@ -111,6 +115,11 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
         if getattr(r.request, "_kc_agent_url", None) != r.request.url or r.history:
             return r  # a redirect's answer: never send a token after it
         nonce = _after(r.request.headers, r.request.url, r.status_code, r.headers)
+        if r.is_redirect:
+            # requests builds the redirect's request from a copy of this
+            # one after this hook: what is dropped here never goes there.
+            _drop_proof(r.request.headers)
+            return r
         if r.status_code != 401 or getattr(r.request, "_kc_agent_retried", False):
             return r
         _check_destination(r.request.url, _connguard.is_checked_adapter(r.connection))
@@ -130,6 +139,8 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
             prep.prepare_cookies(prep._cookies)
         retry = r.connection.send(prep, **kwargs)
         _after(prep.headers, prep.url, retry.status_code, retry.headers)
+        if retry.is_redirect:
+            _drop_proof(r.request.headers)  # the redirect is built from the first request
         retry.history.append(r)
         retry.request = prep
         return retry
@@ -140,12 +151,14 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
         url = str(request.url)
         _check_destination(url, _connguard.in_checked_client())
         self._apply(request.headers, request.method, url)
+        _mark_signed(request)
         response = yield request
-        nonce = _after(request.headers, url, response.status_code, response.headers)
-        if response.status_code == 401 and _replayable(request):
+        nonce = _httpx_after(request, url, response)
+        if nonce is not None and response.status_code == 401 and _replayable(request):
             self._apply(request.headers, request.method, url, not nonce)
+            _mark_signed(request)
             response = yield request
-            _after(request.headers, url, response.status_code, response.headers)
+            _httpx_after(request, url, response)
 
     async def async_auth_flow(self, request):
         url = str(request.url)
@@ -153,12 +166,14 @@ class KcAgentAuth(*_BASES):  # type: ignore[misc]
         # The socket call blocks; it runs in a worker thread so the event
         # loop keeps serving other tasks meanwhile.
         await _in_thread(self._apply, request.headers, request.method, url)
+        _mark_signed(request)
         response = yield request
-        nonce = _after(request.headers, url, response.status_code, response.headers)
-        if response.status_code == 401 and _replayable(request):
+        nonce = _httpx_after(request, url, response)
+        if nonce is not None and response.status_code == 401 and _replayable(request):
             await _in_thread(self._apply, request.headers, request.method, url, not nonce)
+            _mark_signed(request)
             response = yield request
-            _after(request.headers, url, response.status_code, response.headers)
+            _httpx_after(request, url, response)
 
 
 def _after(sent, url: str, status: int, headers) -> str:
@@ -170,6 +185,66 @@ def _after(sent, url: str, status: int, headers) -> str:
         return ""
     _nonce.remember(url, headers.get("DPoP-Nonce"))
     return _nonce.challenge(status, headers)
+
+
+def _drop_proof(headers) -> None:
+    """A redirect's request goes without the DPoP proof and the DPoP-bound
+    token: the proof names the first request's method and URL, and the
+    libraries copy it to the redirect's target, same origin or not
+    (requests and httpx strip only Authorization, and only across
+    origins). A Bearer token is left to the library's rules."""
+    if "DPoP" in headers:
+        del headers["DPoP"]
+        if (headers.get("Authorization") or "").lower().startswith("dpop "):
+            del headers["Authorization"]
+
+
+# httpx: a request KcAgentAuth put a proof on carries itself under this key
+# of its extensions. A redirect's request gets the same extensions and a
+# copy of the headers from httpx, never a new call of the auth flow: a
+# request that carries the mark but is not the marked one is a redirect's.
+_SIGNED = "kc_agent_client.signed"
+
+
+def _mark_signed(request) -> None:
+    if "DPoP" in request.headers:
+        request.extensions = {**request.extensions, _SIGNED: request}
+
+
+def drop_redirected_proof(request) -> None:
+    """httpx_client()'s request hook: drops the token and proof KcAgentAuth
+    put on a request from httpx's copy of it for a redirect."""
+    signed = request.extensions.get(_SIGNED)
+    if signed is not None and signed is not request:
+        _drop_proof(request.headers)
+
+
+async def drop_redirected_proof_async(request) -> None:
+    drop_redirected_proof(request)
+
+
+def _httpx_after(request, url: str, response) -> Optional[str]:
+    """_after for httpx, which follows redirects inside the auth flow: the
+    answer may be to another request, to another URL. A nonce is kept for
+    the server that sent it. Returns the challenge's nonce ("" for none),
+    or None for an answer that came through redirects: the request is then
+    never sent again (its server handled it and answered the redirect; the
+    401 is another's)."""
+    final = response.request
+    if final is request:
+        return _after(request.headers, url, response.status_code, response.headers)
+    ours = next((r for r in reversed(response.history) if r.request is request), None)
+    if ours is not None:
+        _after(request.headers, url, ours.status_code, ours.headers)
+    if "DPoP" in final.headers:
+        _client.log.warning(
+            "httpx followed a redirect from %s to %s with the DPoP proof made for the first request; "
+            "send through kc_agent_client.httpx_client(), which leaves it off a redirect's request, or don't follow redirects",
+            _nonce.origin(url),
+            _nonce.origin(str(final.url)),
+        )
+    _after(final.headers, str(final.url), response.status_code, response.headers)
+    return None
 
 
 def _replayable(request) -> bool:
