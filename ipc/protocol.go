@@ -133,6 +133,9 @@ const (
 	RemoteEnded        = "ended"
 	RemoteAlreadyEnded = "already_ended"
 	RemoteFailed       = "failed"
+	// RemoteEndedHere: a logout with all ended this login's session but
+	// could not end the user's others (RemoteError says why and where to).
+	RemoteEndedHere = "ended_here_only"
 )
 
 // LogoutResponse says what a logout did. The stored token is gone either

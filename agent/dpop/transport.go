@@ -109,7 +109,13 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func (t *Transport) send(r *http.Request, nonce string, offset time.Duration) (*http.Response, error) {
-	proof, err := Proof{Method: r.Method, URL: r.URL.String(), Nonce: nonce, Now: t.now().Add(offset)}.Sign(t.Key)
+	// A request that carries a DPoP access token gets its hash (ath) in
+	// the proof (RFC 9449 4.2).
+	at, bound := strings.CutPrefix(r.Header.Get("Authorization"), "DPoP ")
+	if !bound {
+		at = ""
+	}
+	proof, err := Proof{Method: r.Method, URL: r.URL.String(), Nonce: nonce, AccessToken: at, Now: t.now().Add(offset)}.Sign(t.Key)
 	if err != nil {
 		return nil, err
 	}

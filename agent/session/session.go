@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/kc-agent/kc-agent/agent/config"
@@ -151,6 +152,8 @@ func (s *Service) Logout(ctx context.Context, req ipc.LogoutRequest) (*ipc.Logou
 		s.log().Warn("logout: could not delete the login's DPoP key", "profile", name, "err", kerr.Error())
 	}
 	switch {
+	case errors.As(err, new(*onlyHereError)):
+		out.Remote, out.RemoteError = ipc.RemoteEndedHere, onlyHereNote(err, rec)
 	case errors.Is(err, oidc.ErrLogoutNeedsProof):
 		out.Remote, out.RemoteError = ipc.RemoteFailed, boundLogoutNote
 	case err == nil:
@@ -174,9 +177,39 @@ func (s *Service) endRemote(ctx context.Context, name string, p config.Profile, 
 	}
 	client = tokens.LogoutClient(ctx, name, p, rec, client)
 	if all {
-		return client.Revoke(ctx, rec.RefreshToken)
+		return endAll(ctx, client, rec.RefreshToken)
 	}
 	return client.Logout(ctx, rec.RefreshToken)
+}
+
+// endAll ends every offline session of the user for the client through
+// the account API, and revokes the stored token too. Where the account
+// API can't (refused: the user lacks manage-account; or the refresh for
+// its access token failed), the revocation still ends this machine's
+// session: that is an *onlyHereError.
+func endAll(ctx context.Context, client *oidc.Client, refreshToken string) error {
+	errAll := client.EndAllSessions(ctx, refreshToken)
+	errRevoke := client.Revoke(ctx, refreshToken)
+	switch {
+	case errAll == nil:
+		return nil
+	case errRevoke == nil:
+		return &onlyHereError{reason: errAll}
+	default:
+		return errAll
+	}
+}
+
+// onlyHereError: a logout with all ended this machine's session, not the
+// user's others.
+type onlyHereError struct{ reason error }
+
+func (e *onlyHereError) Error() string { return e.reason.Error() }
+
+// onlyHereNote says why the other sessions live on and where to end them.
+func onlyHereNote(err error, rec store.Record) string {
+	return fmt.Sprintf("%v. To end them, remove %s's access in the Keycloak account console (%s/account, Applications), "+
+		"or ask a Keycloak administrator (the user's Sessions or Consents)", err, rec.ClientID, strings.TrimRight(rec.Issuer, "/"))
 }
 
 // boundLogoutNote says why a DPoP-bound session outlives its logout, and

@@ -202,3 +202,16 @@ func (e *cliEnv) record(out string) {
 	e.outputs = append(e.outputs, out)
 	e.mu.Unlock()
 }
+
+// storedAs returns the stored record of another profile of the env.
+func (e *cliEnv) storedAs(name string) store.Record {
+	e.t.Helper()
+	saved := e.profile
+	e.profile = name
+	defer func() { e.profile = saved }()
+	rec, err := e.stored()
+	if err != nil {
+		e.t.Fatalf("no stored login for profile %q: %v", name, err)
+	}
+	return rec
+}

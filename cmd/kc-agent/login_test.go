@@ -202,37 +202,6 @@ func TestLogoutEndsSessionAtKeycloak(t *testing.T) {
 	}
 }
 
-func TestLogoutAllRevokesEverySession(t *testing.T) {
-	testenv.SecretService(t)
-	e := newCLIEnv(t)
-	kc := e.keycloak()
-	// Two logins of the same user: two offline sessions ("two machines").
-	e.login(keycloak.RealmTest, "alice", "alice-pw")
-	first, _ := e.stored()
-	other := e.profile + "-b"
-	wait := browse(keycloak.NewFormBrowser("alice", "alice-pw"))
-	if code, _, stderr := e.run("login", kc.Issuer(keycloak.RealmTest), "--profile", other); code != 0 {
-		t.Fatalf("second login: %s", stderr)
-	}
-	wait()
-	defer e.run("logout", "--profile", other)
-
-	code, _, stderr := e.run("logout", "--profile", e.profile, "--all")
-	if code != exitUsage || !strings.Contains(stderr, "--yes") {
-		t.Fatalf("--all without a terminal or --yes: exit %d %s", code, stderr)
-	}
-	if _, err := e.stored(); err != nil {
-		t.Fatal("refused --all still deleted the token")
-	}
-	code, _, stderr = e.run("logout", "--profile", e.profile, "--all", "--yes")
-	if code != 0 || !strings.Contains(stderr, "revoked all offline sessions") {
-		t.Fatalf("logout --all: %d %s", code, stderr)
-	}
-	if status, _, _ := kc.DirectRefresh(context.Background(), keycloak.RealmTest, first.RefreshToken); status != 400 {
-		t.Fatalf("first session survived --all: HTTP %d", status)
-	}
-}
-
 func TestLogoutWithKeycloakUnreachable(t *testing.T) {
 	testenv.SecretService(t)
 	e := newCLIEnv(t)

@@ -99,7 +99,10 @@ func (opts *logoutOptions) report(out *ipc.LogoutResponse) {
 	case !out.LoggedIn:
 		fmt.Fprintf(w, "kc-agent: profile %q is not logged in; nothing to do\n", out.Profile)
 	case out.Remote == ipc.RemoteEnded && out.All:
-		fmt.Fprintf(w, "kc-agent: revoked all offline sessions of %s for client %s and deleted the local token\n", out.User, out.ClientID)
+		fmt.Fprintf(w, "kc-agent: ended all offline sessions of %s for client %s, on every machine, and deleted the local token\n", out.User, out.ClientID)
+	case out.Remote == ipc.RemoteEndedHere:
+		fmt.Fprintf(w, "kc-agent: warning: revoked this machine's session of %s (profile %q) and deleted the local token, "+
+			"but the user's sessions on other machines are NOT ended: %s\n", out.User, out.Profile, out.RemoteError)
 	case out.Remote == ipc.RemoteEnded:
 		fmt.Fprintf(w, "kc-agent: logged out %s (profile %q): session ended at the server, local token deleted\n", out.User, out.Profile)
 	case out.Remote == ipc.RemoteAlreadyEnded:
