@@ -51,7 +51,7 @@ func TestEndAllSessionsDeletesTheConsent(t *testing.T) {
 func TestEndAllSessionsRefused(t *testing.T) {
 	for status, want := range map[int]string{401: "no role of the realm's account client", 403: "lacks the manage-account role", 404: "no account API"} {
 		var ps proofServer
-			issuer := accountServer(t, &ps, "Bearer", status)
+		issuer := accountServer(t, &ps, "Bearer", status)
 		err := testClient(t, issuer).EndAllSessions(context.Background(), fakeRefresh)
 		if !errors.Is(err, ErrAccountRefused) || !strings.Contains(err.Error(), want) {
 			t.Errorf("HTTP %d: %v, want ErrAccountRefused saying %q", status, err, want)

@@ -28,15 +28,18 @@ func newLogoutCmd(streams *IOStreams) *cobra.Command {
 		Use:   "logout",
 		Short: "End this login at Keycloak and forget the offline token",
 		Long: `End this machine's offline session at Keycloak and delete the stored token.
-With --all, revoke every offline session of the user for this client, on every
-machine (asks for confirmation unless --yes). If Keycloak can not be reached,
+With --all, end every offline session of the user for this client, on every
+machine, through Keycloak's account API (asks for confirmation unless --yes);
+this needs the user's manage-account role of the realm's account client, which
+the realm's default roles give. Without it only this machine's session ends,
+and you are told where to end the others. If Keycloak can not be reached,
 the token is still deleted here and you are warned. While an agent runs, it
 does the logout (it is the one writer of the stored tokens).`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error { return logoutRun(cmd.Context(), opts) },
 	}
 	profileFlag(cmd, &opts.profile)
-	cmd.Flags().BoolVar(&opts.all, "all", false, "revoke all of the user's offline sessions for this client, on every machine")
+	cmd.Flags().BoolVar(&opts.all, "all", false, "end all of the user's offline sessions for this client, on every machine")
 	cmd.Flags().BoolVarP(&opts.yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
 }

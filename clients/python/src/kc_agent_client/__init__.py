@@ -122,7 +122,8 @@ def get_token_info(
 def logout(profile: Optional[str] = None, *, all: bool = False) -> None:
     """Ends the profile's login: the agent deletes the stored token and ends
     the session at Keycloak (with ``all``, every offline session of the user
-    for the client, on every machine). With no agent running, the
+    for the client, on every machine, where the user has Keycloak's
+    manage-account role; without it only this machine's). With no agent running, the
     ``kc-agent logout`` command does the same. Raises AgentUnavailable or
     KcAgentError."""
     _signin.logout(_client.profile_name(profile), all)
