@@ -139,3 +139,20 @@ func TestLogoutAllBoundLogin(t *testing.T) {
 		t.Fatal("the other machine's bound session survived --all")
 	}
 }
+
+// With an agent running, it does the logout --all, the same way.
+func TestLogoutAllThroughTheAgent(t *testing.T) {
+	testenv.SecretService(t)
+	e := newCLIEnv(t)
+	realm := accountRealm(t, e.keycloak(), keycloak.RealmTest)
+	second := e.twoMachines(realm, config.Profile{})
+	agent := e.startAgent()
+	defer agent.stop()
+	code, _, stderr := e.run("logout", "--profile", e.profile, "--all", "--yes")
+	if code != 0 || !strings.Contains(stderr, "ended all offline sessions") {
+		t.Fatalf("logout --all through the agent: %d %s", code, stderr)
+	}
+	if e.alive(realm, second, e.profile+"-b") {
+		t.Fatal("the other machine's session survived --all through the agent")
+	}
+}
