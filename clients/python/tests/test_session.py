@@ -41,3 +41,22 @@ def test_logout_without_an_agent_runs_the_cli(fake_cli):
     with pytest.raises(kc.KcAgentError) as ei:
         kc.logout("lab")
     assert ei.value.message == "the provider refused" and ei.value.hint == "try again"
+
+
+@pytest.mark.parametrize("remote, words", [
+    ("ended_here_only", "only this machine's session was ended"),
+    ("failed", "not ended at the identity provider"),
+])
+def test_logout_warns_when_keycloak_did_not_end_every_session(agent, remote, words):
+    answer = {"profile": "lab", "logged_in": True, "remote": remote, "remote_error": "the account API refused (no manage-account role)"}
+    agent.handlers[("POST", "/v1/logout")] = lambda path, body: (200, answer)
+    with pytest.warns(kc.KcAgentWarning) as caught:
+        kc.logout("lab", all=True)
+    text = str(caught[0].message)
+    assert words in text and "manage-account" in text
+
+
+def test_logout_that_ended_the_session_is_silent(agent, recwarn):
+    agent.handlers[("POST", "/v1/logout")] = lambda path, body: (200, {"profile": "lab", "logged_in": True, "remote": "ended"})
+    kc.logout("lab", all=True)
+    assert not [w for w in recwarn if issubclass(w.category, kc.KcAgentWarning)]

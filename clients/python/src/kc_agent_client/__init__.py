@@ -17,7 +17,7 @@ from typing import Dict, Iterable, Optional
 
 from . import _cli, _client, _routes, _signin, _transport
 from ._client import TokenInfo
-from ._errors import AgentUnavailable, KcAgentError, LoginRequired, UntrustedAgent
+from ._errors import AgentUnavailable, KcAgentError, KcAgentWarning, LoginRequired, UntrustedAgent
 from ._display import JupyterDisplay, SignInUpdate, TextDisplay
 from ._login import ConfigError, Identity, LoginDenied, LoginExpired, LoginInterrupted, LoginTimeout, login
 from ._token import AccessToken
@@ -50,6 +50,7 @@ __all__ = [
     "LoginRequired",
     "AgentUnavailable",
     "UntrustedAgent",
+    "KcAgentWarning",
     "login",
     "logout",
     "Identity",
@@ -124,7 +125,9 @@ def logout(profile: Optional[str] = None, *, all: bool = False) -> None:
     the session at Keycloak (with ``all``, every offline session of the user
     for the client, on every machine, where the user has Keycloak's
     manage-account role; without it only this machine's). With no agent running, the
-    ``kc-agent logout`` command does the same. Raises AgentUnavailable or
+    ``kc-agent logout`` command does the same. A session Keycloak did not end
+    (or, with ``all``, ended on this machine only) is a KcAgentWarning saying
+    why; the local token is gone either way. Raises AgentUnavailable or
     KcAgentError."""
     _signin.logout(_client.profile_name(profile), all)
 

@@ -94,3 +94,9 @@ START_HINT = (
     "start the agent with `kc-agent run` (or once: `kc-agent service install`), "
     "or put kc-agent on PATH so that this client can start it"
 )
+
+
+class KcAgentWarning(UserWarning):
+    """Something the user should know that did not stop the call: e.g. a
+    logout whose session the identity provider did not end (the local
+    token is gone all the same)."""

@@ -7,6 +7,7 @@ one."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Dict, List, Optional
@@ -14,7 +15,7 @@ from urllib.parse import quote
 
 from . import _cli, _idp, _transport
 from ._answer import parse_time
-from ._errors import START_HINT, AgentUnavailable, KcAgentError
+from ._errors import START_HINT, AgentUnavailable, KcAgentError, KcAgentWarning
 
 PENDING = "pending"
 
@@ -211,6 +212,21 @@ def logout(profile: str, all_sessions: bool = False) -> None:
     if all_sessions:
         body["all"] = True
     try:
-        _transport.request("POST", "/v1/logout", body)
+        _, answer = _transport.request("POST", "/v1/logout", body)
     except _transport.NoAgent as na:
         _cli.run(["logout", "--profile", profile] + (["--all", "--yes"] if all_sessions else []), na)
+        return
+    _warn_remote(answer)
+
+
+def _warn_remote(answer: Dict[str, object]) -> None:
+    """The local token is gone whatever the provider said; a session the
+    provider did not end (or, with all, ended on this machine only) is
+    said as a warning, in the agent's words (which never hold a token)."""
+    remote = answer.get("remote")
+    if remote not in ("failed", "ended_here_only"):
+        return
+    what = "the session was not ended at the identity provider" if remote == "failed" else \
+        "only this machine's session was ended; the user's sessions on other machines were not"
+    why = answer.get("remote_error")
+    warnings.warn("kc-agent logout: " + what + (": " + str(why) if why else ""), KcAgentWarning, stacklevel=3)
