@@ -57,7 +57,7 @@ func (p *Proxy) newReverseProxy(tr http.RoundTripper) *httputil.ReverseProxy {
 			if ob.rawPath != "" {
 				pr.Out.URL.RawPath = joinPath(u.EscapedPath(), ob.rawPath)
 			}
-			pr.Out.Host = u.Host
+			pr.Out.Host = hostHeader(u)
 			pr.Out.Header.Del("Proxy-Authorization")
 			if ob.local != "" {
 				// A reverse route: only the route's own cookies go on
@@ -176,4 +176,19 @@ func rewriteLoc(loc string, ob *outbound) string {
 // originKey is the exact scheme+host+port a rule names.
 func originKey(scheme, hostport string) string {
 	return config.OriginKey(&url.URL{Scheme: scheme, Host: hostport})
+}
+
+// hostHeader is u's host as clients write it in the Host header: without
+// the scheme's default port (or an empty one). An upstream configured as
+// https://api:443 is then named as curl and browsers name it, and an API
+// that rebuilds its URL from Host to check a DPoP proof's htu (which drops
+// the default port, RFC 3986 6.2.3) finds the same URL.
+func hostHeader(u *url.URL) string {
+	switch port := u.Port(); {
+	case port == "" && strings.HasSuffix(u.Host, ":"),
+		port == "443" && u.Scheme == "https",
+		port == "80" && u.Scheme == "http":
+		return strings.TrimSuffix(u.Host, ":"+port)
+	}
+	return u.Host
 }
