@@ -15,7 +15,6 @@ import (
 	"github.com/kc-agent/kc-agent/agent/config"
 	"github.com/kc-agent/kc-agent/agent/dpop"
 	"github.com/kc-agent/kc-agent/agent/dpop/tpmkey"
-	"github.com/kc-agent/kc-agent/internal/atomicfile"
 	"github.com/kc-agent/kc-agent/internal/privatefile"
 )
 
@@ -192,16 +191,7 @@ func (f *FileKeys) Put(ctx context.Context, profile string, key crypto.Signer) e
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
-		return fmt.Errorf("creating token directory: %w", err)
-	}
-	if err := privatefile.ProtectDir(f.Dir); err != nil {
-		return fmt.Errorf("securing token directory: %w", err)
-	}
-	if err := atomicfile.Write(f.path(profile), data, 0o600); err != nil {
-		return fmt.Errorf("writing DPoP key file: %w", err)
-	}
-	return nil
+	return writePrivate(f.Dir, f.path(profile), data, "DPoP key file")
 }
 
 func (f *FileKeys) Get(ctx context.Context, profile string) (crypto.Signer, error) {

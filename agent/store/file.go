@@ -69,14 +69,21 @@ func (f *File) Put(ctx context.Context, profile string, r Record) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
+	return writePrivate(f.Dir, f.path(profile), data, "token file")
+}
+
+// writePrivate writes data to path, a file only its owner may read, in
+// dir, which it creates (owner only) when missing: the token files and
+// the DPoP key files alike. what names the file in errors.
+func writePrivate(dir, path string, data []byte, what string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating token directory: %w", err)
 	}
-	if err := privatefile.ProtectDir(f.Dir); err != nil {
+	if err := privatefile.ProtectDir(dir); err != nil {
 		return fmt.Errorf("securing token directory: %w", err)
 	}
-	if err := atomicfile.Write(f.path(profile), data, 0o600); err != nil {
-		return fmt.Errorf("writing token file: %w", err)
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", what, err)
 	}
 	return nil
 }
