@@ -17,13 +17,15 @@ func TestDoctorSaysWhatItChecked(t *testing.T) {
 	dir := testenv.TempDir(t)
 	t.Setenv("KC_AGENT_CONFIG", filepath.Join(dir, "config.yaml"))
 	t.Setenv("KC_AGENT_STATE_DIR", filepath.Join(dir, "state"))
-	t.Setenv("KC_AGENT_SOCK", fmt.Sprintf(`\\.\pipe\kc-agent-doctor-%d-%d`, os.Getpid(), time.Now().UnixNano()))
+	pipe := fmt.Sprintf(`\\.\pipe\kc-agent-doctor-%d-%d`, os.Getpid(), time.Now().UnixNano())
+	t.Setenv("KC_AGENT_SOCK", pipe)
 	t.Setenv("KC_AGENT_NO_AUTOSTART", "1")
 	var out, errb strings.Builder
 	run([]string{"doctor"}, &IOStreams{In: strings.NewReader(""), Out: &out, Err: &errb})
 	text := out.String() + errb.String()
+	// (The pipe's name is left out: its digits may hold "0600".)
 	for _, bad := range []string{"0700", "0600"} {
-		if strings.Contains(text, bad) {
+		if strings.Contains(strings.ReplaceAll(text, pipe, ""), bad) {
 			t.Errorf("doctor claims %s on Windows:\n%s", bad, text)
 		}
 	}
